@@ -1,0 +1,1 @@
+//! The procmon agent (being written).

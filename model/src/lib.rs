@@ -1,0 +1,18 @@
+//! The procmon wire format: what an agent sends and what the server answers.
+//!
+//! Agent, server and tests all use these types, so they cannot disagree about
+//! the format. Every struct here is plain data with a documented field for
+//! each thing on the wire; times are UTC and serialise as RFC 3339.
+//!
+//! The format is versioned ([`WIRE_VERSION`]): a server rejects a snapshot of
+//! a version it does not know, with a message that says which it speaks.
+
+mod api;
+mod snapshot;
+
+pub use api::{ErrorBody, HealthStatus, HostSummary, IngestResponse, ProcessListing};
+pub use snapshot::{HostInfo, ProcessSample, ProcessStatus, Snapshot};
+
+/// The version of the snapshot format this crate describes. Bump it when a
+/// change would make an older server misread a newer agent's snapshot.
+pub const WIRE_VERSION: u32 = 1;

@@ -1,0 +1,146 @@
+//! What an agent sends: one snapshot of one host's processes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// All processes of one host at one moment, as an agent delivers them in
+/// `POST /api/processes/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Snapshot {
+    /// Wire format version; see [`crate::WIRE_VERSION`].
+    pub version: u32,
+    /// Made by the agent when it takes the snapshot. The server stores a
+    /// snapshot id once, so an agent may retry a send without duplicating it.
+    pub id: Uuid,
+    /// When the agent took the snapshot, by the agent's clock (which may be
+    /// wrong; the server also records when it received it).
+    pub collected_at: DateTime<Utc>,
+    /// How often this agent sends, in milliseconds. The server calls a host
+    /// offline when nothing arrived for three of its intervals.
+    pub interval_ms: u64,
+    /// The machine the processes run on.
+    pub host: HostInfo,
+    /// Every process the agent could see, in no particular order.
+    pub processes: Vec<ProcessSample>,
+}
+
+/// Facts about the machine an agent runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HostInfo {
+    /// Stable machine identity (Linux `/etc/machine-id`, Windows
+    /// `MachineGuid`), not the hostname: hostnames are not unique.
+    pub id: String,
+    /// The host's name as the OS reports it; shown to people.
+    pub hostname: String,
+    /// Operating system name, e.g. "Debian GNU/Linux" or "Windows 10 Pro".
+    pub os_name: String,
+    /// Operating system version or build, e.g. "12" or "19045".
+    pub os_version: String,
+    /// Kernel version, e.g. "6.1.0-18-amd64" or the Windows NT build.
+    pub kernel: String,
+    /// CPU architecture, e.g. "x86_64" or "aarch64".
+    pub arch: String,
+    /// Logical CPUs; a process can use up to `cpu_count * 100` CPU %.
+    pub cpu_count: u32,
+    /// Physical memory in bytes.
+    pub memory_total_bytes: u64,
+    /// When the host last booted.
+    pub boot_time: DateTime<Utc>,
+    /// Version of the procmon agent that took the snapshot.
+    pub agent_version: String,
+}
+
+/// One process as seen in one snapshot.
+///
+/// A pid alone is not an identity, since pids are reused: a process is
+/// (host, `pid`, `start_time`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProcessSample {
+    /// Process id.
+    pub pid: u32,
+    /// Parent's pid as the OS reports it. The parent may have exited, or its
+    /// pid may have been reused, so it can point at an unrelated process.
+    pub parent_pid: Option<u32>,
+    /// Short name, e.g. "sshd" or "svchost.exe".
+    pub name: String,
+    /// Full path of the executable, when it could be read.
+    pub exe: Option<String>,
+    /// Command line as a list of arguments; empty when it could not be read.
+    /// May hold secrets, so the server only shows it to readers it trusts.
+    pub cmd: Vec<String>,
+    /// Owner: "name" on Unix, "DOMAIN\name" on Windows; absent when denied.
+    pub user: Option<String>,
+    /// When the process started.
+    pub start_time: DateTime<Utc>,
+    /// Scheduling state.
+    pub status: ProcessStatus,
+    /// CPU use since the previous snapshot, 100 = one full core (as in top).
+    pub cpu_percent: f32,
+    /// Resident memory in bytes (the working set on Windows).
+    pub memory_rss_bytes: u64,
+    /// Virtual memory size in bytes.
+    pub memory_virtual_bytes: u64,
+    /// Private bytes (Windows' commit charge); absent where the OS has no
+    /// such figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_private_bytes: Option<u64>,
+    /// Number of threads, when it could be read.
+    pub threads: Option<u32>,
+    /// Number of open handles (Windows) or file descriptors, when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handles: Option<u32>,
+    /// Bytes read from storage since the process started.
+    pub disk_read_bytes: u64,
+    /// Bytes written to storage since the process started.
+    pub disk_written_bytes: u64,
+}
+
+/// A process's scheduling state, in the words of `ps` and Process Explorer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessStatus {
+    Running,
+    Sleeping,
+    /// Waiting on I/O, not interruptible (`D` in ps).
+    DiskSleep,
+    Idle,
+    Stopped,
+    Zombie,
+    Dead,
+    /// Any state this version of the format has no name for.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ProcessStatus {
+    /// The name used on the wire, e.g. "running".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Sleeping => "sleeping",
+            Self::DiskSleep => "disk_sleep",
+            Self::Idle => "idle",
+            Self::Stopped => "stopped",
+            Self::Zombie => "zombie",
+            Self::Dead => "dead",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The inverse of [`as_str`](Self::as_str); unknown names map to
+    /// `Unknown` rather than failing, as on the wire.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "running" => Self::Running,
+            "sleeping" => Self::Sleeping,
+            "disk_sleep" => Self::DiskSleep,
+            "idle" => Self::Idle,
+            "stopped" => Self::Stopped,
+            "zombie" => Self::Zombie,
+            "dead" => Self::Dead,
+            _ => Self::Unknown,
+        }
+    }
+}

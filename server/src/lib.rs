@@ -1,0 +1,1 @@
+//! The procmon server (being written).
