@@ -1,0 +1,365 @@
+// Starts the page: wires the components to the state, and polls the server
+// every 2 s (the agents' default interval). Live pushes from the server will
+// replace the polling later; everything else stays as it is.
+
+import { ApiError, fetchHosts, fetchProcesses, serverNow, setViewerKey, viewerKey } from "./api.js";
+import { createDetails } from "./details.js";
+import { formatAgo, formatDateTime } from "./format.js";
+import { createHostList } from "./hosts.js";
+import { collapsedKeys, readHash, state, subscribe, update, writeHash } from "./state.js";
+import { buildTree, matcher, parentKeys, visibleRows } from "./tree.js";
+import { createTreeView } from "./tree-view.js";
+
+const POLL_MS = 2000;
+const $ = (id) => document.getElementById(id);
+
+const hostList = createHostList($("host-list"), (hostId) => chooseHost(hostId));
+const treeView = createTreeView($("process-rows"), $("tree-scroll"), {
+  toggle: (key, expand) => toggle(key, expand),
+  select: (key) => select(key),
+});
+const details = createDetails($("details"), {
+  select: (key) => select(key, { reveal: true }),
+  close: () => select(null),
+});
+
+// ---- actions: the only places that change the state -------------------------
+
+function chooseHost(hostId) {
+  if (hostId === state.hostId) {
+    if (matchMedia("(max-width: 700px)").matches) update({ hostsFolded: true });
+    return;
+  }
+  treeView.reset();
+  update({
+    hostId,
+    listing: null,
+    tree: null,
+    listingError: null,
+    selectedKey: null,
+    selectedProcess: null,
+    hostsFolded: true,
+  });
+  pollNow();
+}
+
+function toggle(key, expand) {
+  // While searching, every ancestor of a match stays open so no match hides.
+  if (matcher(state.query)) return;
+  const collapsed = collapsedKeys();
+  const open = expand ?? collapsed.has(key);
+  if (open) collapsed.delete(key);
+  else collapsed.add(key);
+  update({});
+}
+
+function select(key, { reveal = false } = {}) {
+  const node = key && state.tree?.nodes.get(key);
+  if (reveal && node) {
+    for (let n = node.parent; n; n = n.parent) collapsedKeys().delete(n.key);
+  }
+  update({ selectedKey: key, selectedProcess: node ? node.process : null });
+  if (reveal) {
+    queueMicrotask(() =>
+      document.querySelector(`tr[data-key="${CSS.escape(key)}"]`)?.scrollIntoView({ block: "nearest" }),
+    );
+  }
+}
+
+// ---- polling ----------------------------------------------------------------
+
+let timer = null;
+let polling = false;
+let pollAgain = false;
+
+/** Polls at once (a new host was chosen, a key entered, the tab came back). */
+function pollNow() {
+  clearTimeout(timer);
+  if (polling) pollAgain = true;
+  else poll();
+}
+
+async function poll() {
+  polling = true;
+  try {
+    await refresh();
+  } finally {
+    polling = false;
+    if (pollAgain) {
+      pollAgain = false;
+      poll();
+    } else {
+      clearTimeout(timer);
+      timer = setTimeout(poll, document.hidden ? POLL_MS * 5 : POLL_MS);
+    }
+  }
+}
+
+async function refresh() {
+  const hostId = state.hostId;
+  try {
+    const [hosts, listing] = await Promise.all([
+      fetchHosts(),
+      hostId ? fetchProcesses(hostId).catch((error) => error) : null,
+    ]);
+    const changes = {
+      hosts,
+      hostsLoaded: true,
+      connection: "live",
+      connectionMessage: "",
+      lastSuccessAt: Date.now(),
+      keyRefused: false,
+    };
+    if (!state.hostId && hosts.length > 0) {
+      // Nothing chosen yet: show the first online host, as a start.
+      const first = hosts.find((h) => h.online) ?? hosts[0];
+      changes.hostId = first.host.id;
+      update(changes);
+      pollNow();
+      return;
+    }
+    if (listing instanceof ApiError) {
+      if (listing.kind === "unauthorized" || listing.kind === "unreachable") throw listing;
+      if (hostId === state.hostId) {
+        changes.listingError = listing.message;
+        changes.listing = null;
+        changes.tree = null;
+      }
+    } else if (listing && hostId === state.hostId) {
+      const tree = buildTree(listing.processes);
+      changes.listing = listing;
+      changes.tree = tree;
+      changes.listingError = null;
+      const node = state.selectedKey ? tree.nodes.get(state.selectedKey) : null;
+      if (node) changes.selectedProcess = node.process;
+    }
+    update(changes);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.kind === "unauthorized") {
+      update({ connection: "unauthorized", connectionMessage: error.message, keyRefused: viewerKey() !== "" });
+    } else {
+      update({ connection: error.kind === "unreachable" ? "unreachable" : "error", connectionMessage: error.message });
+    }
+  }
+}
+
+// ---- rendering --------------------------------------------------------------
+
+function render() {
+  const now = serverNow();
+  renderConnection(now);
+  renderAuth();
+
+  $("hosts-pane").classList.toggle("folded", state.hostsFolded);
+  $("hosts-toggle").setAttribute("aria-expanded", String(!state.hostsFolded));
+  hostList.render(state.hosts, state.hostId, now);
+  $("hosts-empty").hidden = !state.hostsLoaded || state.hosts.length > 0;
+
+  const listing = state.listing;
+  const summary = state.hosts.find((h) => h.host.id === state.hostId) ?? listing?.host ?? null;
+  $("hosts-toggle-current").textContent = summary ? summary.display_name : "choose a host";
+  $("host-title").textContent = summary ? summary.display_name : state.hostsLoaded ? "No host chosen" : "Loading…";
+  $("host-meta").textContent = summary ? hostMeta(summary) : "";
+  document.title = summary ? `${summary.display_name} · procmon` : "procmon";
+  renderBanner(summary, now);
+
+  const tree = state.tree;
+  const match = matcher(state.query);
+  const rows = tree
+    ? visibleRows(tree, { collapsed: collapsedKeys(), sort: state.sort, match })
+    : [];
+  treeView.render(rows, tree ? tree.nodes : new Map(), state.selectedKey);
+  renderCounts(tree, rows, match);
+  renderSortHeaders();
+
+  const node = state.selectedKey && tree ? tree.nodes.get(state.selectedKey) ?? null : null;
+  details.render(node, state.selectedProcess, tree, now);
+  document.body.classList.toggle("with-details", state.selectedProcess != null);
+
+  writeHash();
+}
+
+function renderConnection(now) {
+  const badge = $("connection");
+  let text;
+  let level;
+  switch (state.connection) {
+    case "live": {
+      const online = state.listing ? state.listing.host.online : true;
+      text = online ? "Live" : "Host offline";
+      level = online ? "ok" : "warn";
+      break;
+    }
+    case "unreachable":
+      text = "Server unreachable";
+      level = "bad";
+      break;
+    case "unauthorized":
+      text = "Viewer key needed";
+      level = "warn";
+      break;
+    case "error":
+      text = "Server error";
+      level = "bad";
+      break;
+    default:
+      text = "Connecting…";
+      level = "idle";
+  }
+  badge.dataset.level = level;
+  $("connection-text").textContent = text;
+  badge.title = state.lastSuccessAt
+    ? `Last answer from the server ${formatAgo(state.lastSuccessAt, Date.now())}`
+    : "No answer from the server yet";
+  $("forget-key").hidden = viewerKey() === "";
+  void now;
+}
+
+function renderAuth() {
+  const form = $("auth");
+  const needed = state.connection === "unauthorized";
+  if (form.hidden === needed) {
+    form.hidden = !needed;
+    if (needed) $("viewer-key").focus();
+  }
+  $("auth-error").textContent = state.keyRefused ? "That key was refused. Check the viewer key in the server's configuration." : "";
+}
+
+function hostMeta(summary) {
+  const h = summary.host;
+  const parts = [
+    [h.os_name, h.os_version].filter(Boolean).join(" "),
+    h.kernel ? `kernel ${h.kernel}` : "",
+    h.cpu_count ? `${h.cpu_count} CPUs` : "",
+    h.agent_version ? `agent ${h.agent_version}` : "",
+  ];
+  return parts.filter(Boolean).join(" · ");
+}
+
+function renderBanner(summary, now) {
+  const banner = $("banner");
+  let text = "";
+  let level = "warn";
+  if (state.connection === "unreachable" || state.connection === "error") {
+    const age = state.lastSuccessAt ? `; shown data is from ${formatAgo(state.lastSuccessAt, Date.now())}` : "";
+    text = `${state.connectionMessage} Retrying every ${POLL_MS / 1000} s${age}.`;
+    level = "bad";
+  } else if (state.listingError) {
+    text = state.listingError;
+    level = "bad";
+  } else if (summary && !summary.online) {
+    const listing = state.listing;
+    const taken = listing ? ` Showing its last snapshot, taken ${formatDateTime(new Date(listing.collected_at))}.` : "";
+    text = `This host is offline: nothing received since ${formatAgo(Date.parse(summary.last_seen), now)}.${taken}`;
+  } else if (state.hostsLoaded && state.hosts.length === 0) {
+    text = "No agent has sent a snapshot yet. Start procmon-agent on a machine with this server's URL and agent key.";
+    level = "info";
+  }
+  banner.hidden = text === "";
+  banner.dataset.level = level;
+  if (banner.textContent !== text) banner.textContent = text;
+}
+
+function renderCounts(tree, rows, match) {
+  let text = "";
+  if (tree) {
+    const total = tree.nodes.size;
+    text = match
+      ? `${rows.filter((r) => r.matched).length} of ${total} match`
+      : `${total} processes`;
+  }
+  $("process-count").textContent = text;
+  $("tree-empty").hidden = !(tree && rows.length === 0);
+}
+
+function renderSortHeaders() {
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    const active = th.dataset.sort === state.sort.column;
+    th.setAttribute("aria-sort", active ? (state.sort.descending ? "descending" : "ascending") : "none");
+  }
+}
+
+// ---- wiring -----------------------------------------------------------------
+
+/** Takes host, selection and search from the URL hash (a link, Back, Forward). */
+function applyHash({ poll: pollOnChange = true } = {}) {
+  const { host, p, q } = readHash();
+  const changes = {};
+  if (host && host !== state.hostId) {
+    treeView.reset();
+    Object.assign(changes, { hostId: host, listing: null, tree: null, listingError: null });
+  }
+  changes.selectedKey = p;
+  changes.selectedProcess = p && state.tree ? state.tree.nodes.get(p)?.process ?? null : null;
+  if ((q ?? "") !== state.query) {
+    changes.query = q ?? "";
+    $("search").value = changes.query;
+  }
+  update(changes);
+  if (changes.hostId && pollOnChange) pollNow();
+}
+
+function wire() {
+  subscribe(render);
+
+  $("search").addEventListener("input", (event) => update({ query: event.target.value }));
+  $("search").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.target.value = "";
+      update({ query: "" });
+    }
+  });
+  $("expand-all").addEventListener("click", () => {
+    collapsedKeys().clear();
+    update({});
+  });
+  $("collapse-all").addEventListener("click", () => {
+    if (!state.tree) return;
+    const collapsed = collapsedKeys();
+    for (const key of parentKeys(state.tree)) collapsed.add(key);
+    update({});
+  });
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    th.querySelector("button").addEventListener("click", () => {
+      const column = th.dataset.sort;
+      const same = state.sort.column === column;
+      // Numbers read best biggest first, text A to Z first.
+      const numeric = th.classList.contains("num");
+      update({ sort: { column, descending: same ? !state.sort.descending : numeric && column !== "pid" } });
+    });
+  }
+  $("hosts-toggle").addEventListener("click", () => update({ hostsFolded: !state.hostsFolded }));
+  $("auth-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("viewer-key").value.trim();
+    if (!key) return;
+    setViewerKey(key);
+    $("viewer-key").value = "";
+    update({ connection: "connecting", keyRefused: false });
+    pollNow();
+  });
+  $("forget-key").addEventListener("click", () => {
+    setViewerKey("");
+    pollNow();
+  });
+  document.addEventListener("keydown", (event) => {
+    // "/" jumps to the search box, as in many consoles and web apps.
+    if (event.key === "/" && document.activeElement?.tagName !== "INPUT") {
+      event.preventDefault();
+      $("search").focus();
+    }
+  });
+  window.addEventListener("hashchange", () => applyHash());
+  window.addEventListener("popstate", () => applyHash());
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) pollNow();
+  });
+
+  // Start with the host list folded on a phone when the link already names a host.
+  update({ hostsFolded: readHash().host != null });
+  applyHash({ poll: false });
+  pollNow();
+}
+
+wire();

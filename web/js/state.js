@@ -1,0 +1,93 @@
+// The page's state, in one place. Components never keep their own copy of
+// what the server said: they read it from here when the page renders, and
+// change it only through update(), which schedules one render.
+
+export const state = {
+  /** HostSummary[] from the newest GET /api/hosts/. */
+  hosts: [],
+  /** Whether the host list has been fetched at least once. */
+  hostsLoaded: false,
+  /** The chosen host's id (kept in the URL hash as `host=`). */
+  hostId: null,
+  /** ProcessListing of the chosen host, or null until one arrives. */
+  listing: null,
+  /** The tree built from `listing` (see tree.js). */
+  tree: null,
+  /** Why the chosen host's processes could not be shown, e.g. unknown host. */
+  listingError: null,
+  /** Keys of collapsed nodes, one Set per host id, kept across refreshes. */
+  collapsedByHost: new Map(),
+  /** Sibling order: a column of tree.js SORT_COLUMNS, and its direction. */
+  sort: { column: "pid", descending: false },
+  /** The search box's text (kept in the URL hash as `q=`). */
+  query: "",
+  /** Key (pid@start) of the selected process (kept in the URL hash as `p=`). */
+  selectedKey: null,
+  /** The selected process as last seen, so its details outlive its exit. */
+  selectedProcess: null,
+  /** "connecting", "live", "unreachable", "unauthorized" or "error". */
+  connection: "connecting",
+  /** Message of the last failed poll, for people. */
+  connectionMessage: "",
+  /** When (browser clock, ms) the server last answered a poll. */
+  lastSuccessAt: null,
+  /** True after a viewer key was sent and refused. */
+  keyRefused: false,
+  /** Whether the host list is folded away (phone width). */
+  hostsFolded: false,
+};
+
+const listeners = [];
+let scheduled = false;
+
+/** Calls `render` after every batch of updates. */
+export function subscribe(render) {
+  listeners.push(render);
+}
+
+/** Merges `changes` into the state and schedules one render for the batch. */
+export function update(changes) {
+  Object.assign(state, changes);
+  if (scheduled) return;
+  scheduled = true;
+  queueMicrotask(() => {
+    scheduled = false;
+    for (const render of listeners) render(state);
+  });
+}
+
+/** The collapsed-node keys of the chosen host (created on first use). */
+export function collapsedKeys() {
+  let keys = state.collapsedByHost.get(state.hostId);
+  if (!keys) {
+    keys = new Set();
+    state.collapsedByHost.set(state.hostId, keys);
+  }
+  return keys;
+}
+
+/** What the URL hash says: { host, p, q }, each a string or null. */
+export function readHash() {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+  return { host: params.get("host"), p: params.get("p"), q: params.get("q") };
+}
+
+/**
+ * Writes host, selection and search into the URL hash, so a reload or a shared
+ * link shows the same view. A new host adds a history entry (Back returns to
+ * the previous host); selection and search changes replace the current one.
+ */
+export function writeHash() {
+  const params = new URLSearchParams();
+  if (state.hostId) params.set("host", state.hostId);
+  if (state.selectedKey) params.set("p", state.selectedKey);
+  if (state.query) params.set("q", state.query);
+  const hash = `#${params.toString()}`;
+  if (hash === location.hash || (hash === "#" && location.hash === "")) return;
+  const previousHost = readHash().host;
+  if (previousHost && previousHost !== state.hostId) {
+    history.pushState(null, "", hash);
+  } else {
+    history.replaceState(null, "", hash);
+  }
+}
