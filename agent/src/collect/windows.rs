@@ -1,0 +1,125 @@
+//! Windows: the machine GUID, the product name from the registry, and per
+//! process what sysinfo lacks (threads, handles, private bytes, virtual
+//! size, the owner as DOMAIN\name). See the contract in `mod.rs`.
+//!
+//! Nothing here uses PDH performance counters: they are slow, and Wine
+//! does not implement them.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::PlatformExtras;
+use crate::windows::owner::AccountNames;
+use crate::windows::process_table::{self, TableEntry};
+use crate::windows::{privilege, registry};
+
+const CRYPTOGRAPHY_KEY: &str = r"SOFTWARE\Microsoft\Cryptography";
+const CURRENT_VERSION_KEY: &str = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion";
+
+/// `MachineGuid`, which Windows setup creates once per installation (and
+/// Wine once per prefix). Images cloned without sysprep share it; the saved
+/// id is the fallback only for a registry without one.
+pub(super) fn host_id() -> String {
+    registry::machine_string(CRYPTOGRAPHY_KEY, "MachineGuid")
+        .map(|guid| guid.to_ascii_lowercase())
+        .unwrap_or_else(super::saved_id::load_or_create)
+}
+
+/// E.g. ("Windows 11 Pro 23H2", "22631.2861"): the product name with its
+/// release, and the build with its update revision, as `winver` shows them.
+pub(super) fn os_name_and_version() -> (String, String) {
+    let build = registry::machine_string(CURRENT_VERSION_KEY, "CurrentBuild")
+        .or_else(|| registry::machine_string(CURRENT_VERSION_KEY, "CurrentBuildNumber"))
+        .unwrap_or_default();
+    let mut name = registry::machine_string(CURRENT_VERSION_KEY, "ProductName")
+        .unwrap_or_else(|| "Windows".to_owned());
+    // Windows 11 kept Windows 10's ProductName; its builds start at 22000.
+    if build.parse::<u32>().is_ok_and(|b| b >= 22000) && name.starts_with("Windows 10") {
+        name = name.replacen("Windows 10", "Windows 11", 1);
+    }
+    if let Some(release) = registry::machine_string(CURRENT_VERSION_KEY, "DisplayVersion") {
+        name = format!("{name} {release}");
+    }
+    let version = match registry::machine_dword(CURRENT_VERSION_KEY, "UBR") {
+        Some(revision) if !build.is_empty() => format!("{build}.{revision}"),
+        _ => build,
+    };
+    (name, version)
+}
+
+/// A table row older than this is read again for a process it lacks; within
+/// one snapshot the table is read once.
+const TABLE_MAX_AGE: Duration = Duration::from_millis(100);
+
+/// Reads the kernel's process table once per snapshot (one system call for
+/// all processes) and looks each process up in it; owners are read from
+/// the process token once per process and kept while it lives.
+pub(super) struct ProcessDetails {
+    table: HashMap<u32, TableEntry>,
+    table_read_at: Option<Instant>,
+    /// Pids asked for since the table was read: `read` is called once per
+    /// process per snapshot, so a pid asked for again means a new snapshot.
+    asked: HashSet<u32>,
+    /// Owners by (pid, creation time): a process's owner never changes.
+    owners: HashMap<(u32, i64), Option<String>>,
+    accounts: AccountNames,
+    table_error_logged: bool,
+}
+
+impl ProcessDetails {
+    pub(super) fn new() -> Self {
+        privilege::enable_debug_privilege();
+        ProcessDetails {
+            table: HashMap::new(),
+            table_read_at: None,
+            asked: HashSet::new(),
+            owners: HashMap::new(),
+            accounts: AccountNames::default(),
+            table_error_logged: false,
+        }
+    }
+
+    pub(super) fn read(&mut self, pid: u32) -> PlatformExtras {
+        let stale = self.table_read_at.is_none_or(|at| at.elapsed() >= TABLE_MAX_AGE);
+        if self.asked.contains(&pid) || (stale && !self.table.contains_key(&pid)) {
+            self.refresh_table();
+        }
+        self.asked.insert(pid);
+        let Some(entry) = self.table.get(&pid).copied() else {
+            // Started after the table was read, or already gone: only the
+            // owner can still be read.
+            return PlatformExtras { user: self.accounts.owner_of(pid), ..PlatformExtras::default() };
+        };
+        let accounts = &mut self.accounts;
+        let user = self
+            .owners
+            .entry((pid, entry.create_time))
+            .or_insert_with(|| accounts.owner_of(pid))
+            .clone();
+        PlatformExtras {
+            threads: Some(entry.threads),
+            handles: Some(entry.handles),
+            private_bytes: Some(entry.private_bytes),
+            virtual_bytes: Some(entry.virtual_bytes),
+            user,
+        }
+    }
+
+    fn refresh_table(&mut self) {
+        match process_table::read() {
+            Ok(table) => self.table = table,
+            Err(error) => {
+                if !self.table_error_logged {
+                    tracing::warn!(%error, "cannot read the process table; threads, handles and private bytes will be missing");
+                    self.table_error_logged = true;
+                }
+                self.table.clear();
+            }
+        }
+        self.table_read_at = Some(Instant::now());
+        self.asked.clear();
+        // Forget owners of exited processes, so the map stays the table's size.
+        let table = &self.table;
+        self.owners.retain(|(pid, created), _| table.get(pid).is_some_and(|e| e.create_time == *created));
+    }
+}
