@@ -14,7 +14,7 @@ const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
 
 const hostList = createHostList($("host-list"), (hostId) => chooseHost(hostId));
-const treeView = createTreeView($("process-rows"), $("tree-scroll"), {
+const treeView = createTreeView($("process-table"), $("tree-scroll"), {
   toggle: (key, expand) => toggle(key, expand),
   select: (key) => select(key),
 });
@@ -53,17 +53,14 @@ function toggle(key, expand) {
   update({});
 }
 
+// A process to open the way to and scroll into view at the next render that
+// has it (a link with a process in its hash waits for the tree to arrive).
+let revealKey = null;
+
 function select(key, { reveal = false } = {}) {
   const node = key && state.tree?.nodes.get(key);
-  if (reveal && node) {
-    for (let n = node.parent; n; n = n.parent) collapsedKeys().delete(n.key);
-  }
+  if (reveal) revealKey = key;
   update({ selectedKey: key, selectedProcess: node ? node.process : null });
-  if (reveal) {
-    queueMicrotask(() =>
-      document.querySelector(`tr[data-key="${CSS.escape(key)}"]`)?.scrollIntoView({ block: "nearest" }),
-    );
-  }
 }
 
 // ---- polling ----------------------------------------------------------------
@@ -165,11 +162,19 @@ function render() {
   renderBanner(summary, now);
 
   const tree = state.tree;
+  const revealNode = revealKey && tree ? tree.nodes.get(revealKey) : null;
+  if (revealNode) {
+    for (let n = revealNode.parent; n; n = n.parent) collapsedKeys().delete(n.key);
+  }
   const match = matcher(state.query);
   const rows = tree
     ? visibleRows(tree, { collapsed: collapsedKeys(), sort: state.sort, match })
     : [];
   treeView.render(rows, tree ? tree.nodes : new Map(), state.selectedKey);
+  if (revealNode) {
+    treeView.reveal(revealKey);
+    revealKey = null;
+  }
   renderCounts(tree, rows, match);
   renderSortHeaders();
 
@@ -291,6 +296,7 @@ function applyHash({ poll: pollOnChange = true } = {}) {
     Object.assign(changes, { hostId: host, listing: null, tree: null, listingError: null });
   }
   changes.selectedKey = p;
+  if (p && p !== state.selectedKey) revealKey = p;
   changes.selectedProcess = p && state.tree ? state.tree.nodes.get(p)?.process ?? null : null;
   if ((q ?? "") !== state.query) {
     changes.query = q ?? "";
@@ -303,10 +309,15 @@ function applyHash({ poll: pollOnChange = true } = {}) {
 function wire() {
   subscribe(render);
 
-  $("search").addEventListener("input", (event) => update({ query: event.target.value }));
+  $("search").addEventListener("input", (event) => {
+    // Keep the selected process in view as the rows around it come and go.
+    revealKey = state.selectedKey;
+    update({ query: event.target.value });
+  });
   $("search").addEventListener("keydown", (event) => {
     if (event.key === "Escape") {
       event.target.value = "";
+      revealKey = state.selectedKey;
       update({ query: "" });
     }
   });

@@ -1,20 +1,33 @@
 // Draws the process tree as table rows. It is given the rows to show (from
-// tree.js visibleRows) and makes the table match them: a row element is kept
-// per process (pid@start) and reused across refreshes, so expansion, focus
-// and scroll position survive and only changed text is touched.
-// Values from a machine are only ever set with textContent or attributes.
+// tree.js visibleRows) and makes the table match them. Only the rows in and
+// near the visible part of the table are in the DOM (spacer rows stand in for
+// the rest), so a host with thousands of processes stays quick. A row element
+// is kept per process (pid@start) and reused across refreshes, so only
+// changed text is touched. Values from a machine are only ever set with
+// textContent or attributes.
 
 import { formatBytes, formatCpu, formatDateTime } from "./format.js";
 
+/** Rows drawn beyond each edge of the view, so a fast scroll shows no gap. */
+const OVERSCAN = 30;
+const COLUMNS = 7;
+
 /**
- * @param {HTMLTableSectionElement} body  the <tbody> to fill
- * @param {HTMLElement} scroller          the element that scrolls the table
+ * @param {HTMLTableElement} table
+ * @param {HTMLElement} scroller  the element that scrolls the table (on a
+ *                                phone the window scrolls instead)
  * @param {object} actions  { toggle(key, expand?), select(key) }
  */
-export function createTreeView(body, scroller, actions) {
+export function createTreeView(table, scroller, actions) {
+  const body = table.tBodies[0];
   const rowsByKey = new Map();
-  let shown = []; // the TreeRow list last rendered, for keyboard moves
+  const topSpacer = makeSpacer();
+  const bottomSpacer = makeSpacer();
+  body.replaceChildren(topSpacer, bottomSpacer);
+  let shown = []; // the TreeRow list last rendered, top to bottom
+  let nodes = new Map();
   let selectedKey = null;
+  let rowHeight = 0;
 
   body.addEventListener("click", (event) => {
     const tr = event.target.closest("tr[data-key]");
@@ -31,17 +44,30 @@ export function createTreeView(body, scroller, actions) {
   });
   scroller.addEventListener("keydown", (event) => onKey(event));
 
+  // Scrolling shows other rows: draw them once per frame.
+  let frame = 0;
+  const redrawSoon = () => {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      drawWindow();
+    });
+  };
+  scroller.addEventListener("scroll", redrawSoon, { passive: true });
+  window.addEventListener("scroll", redrawSoon, { passive: true });
+  window.addEventListener("resize", redrawSoon);
+
   // Arrow keys move the selection, Left/Right fold and unfold, as in a file tree.
   function onKey(event) {
     if (event.altKey || event.ctrlKey || event.metaKey || shown.length === 0) return;
     const index = shown.findIndex((row) => row.node.key === selectedKey);
     const row = shown[index];
     const go = (i) => {
-      const target = shown[Math.max(0, Math.min(shown.length - 1, i))];
-      actions.select(target.node.key);
-      rowsByKey.get(target.node.key)?.tr.scrollIntoView({ block: "nearest" });
+      const target = Math.max(0, Math.min(shown.length - 1, i));
+      actions.select(shown[target].node.key);
+      scrollToIndex(target);
     };
-    const page = Math.max(1, Math.floor(scroller.clientHeight / 24) - 1);
+    const page = Math.max(1, Math.floor(viewport().height / (rowHeight || 24)) - 1);
     switch (event.key) {
       case "ArrowDown": go(index + 1); break;
       case "ArrowUp": go(index < 0 ? 0 : index - 1); break;
@@ -72,44 +98,119 @@ export function createTreeView(body, scroller, actions) {
 
   /**
    * Makes the table show `rows`.
-   * @param {object[]} rows       TreeRow list, top to bottom
-   * @param {Map} nodes           every node of the current tree (to forget exited ones)
+   * @param {object[]} rows        TreeRow list, top to bottom
+   * @param {Map} treeNodes        every node of the current tree (to forget exited ones)
    * @param {string|null} selected key of the selected process
    */
-  function render(rows, nodes, selected) {
+  function render(rows, treeNodes, selected) {
     shown = rows;
+    nodes = treeNodes;
     selectedKey = selected;
-    let cursor = body.firstChild;
-    for (const row of rows) {
-      let entry = rowsByKey.get(row.node.key);
-      if (!entry) {
-        entry = makeRow(row.node.key);
-        rowsByKey.set(row.node.key, entry);
-      }
-      fill(entry, row, row.node.key === selected);
-      if (entry.tr !== cursor) body.insertBefore(entry.tr, cursor);
-      else cursor = cursor.nextSibling;
-    }
-    while (cursor) {
-      const next = cursor.nextSibling;
-      cursor.remove();
-      cursor = next;
-    }
+    // The header row counts as a row for assistive technology.
+    table.setAttribute("aria-rowcount", String(rows.length + 1));
+    drawWindow();
     // Rows of processes that have exited are dropped; rows merely folded away
-    // are kept for when their parent opens again.
+    // or scrolled out are kept for when they show again.
     for (const key of rowsByKey.keys()) {
       if (!nodes.has(key)) rowsByKey.delete(key);
     }
   }
 
+  // The part of the screen where table rows can be seen, in viewport pixels.
+  function viewport() {
+    const box = scroller.getBoundingClientRect();
+    const header = table.tHead ? table.tHead.getBoundingClientRect().height : 0;
+    const top = Math.max(box.top + (scrollsItself() ? header : 0), 0);
+    const bottom = Math.min(box.bottom, window.innerHeight);
+    return { top, bottom, height: Math.max(0, bottom - top) };
+  }
+
+  function scrollsItself() {
+    return scroller.scrollHeight > scroller.clientHeight + 1;
+  }
+
+  function drawWindow() {
+    const height = rowHeight || 24;
+    const view = viewport();
+    const bodyTop = body.getBoundingClientRect().top;
+    let first = Math.floor((view.top - bodyTop) / height) - OVERSCAN;
+    let last = Math.ceil((view.bottom - bodyTop) / height) + OVERSCAN;
+    first = Math.max(0, Math.min(first, shown.length));
+    last = Math.max(first, Math.min(last, shown.length));
+    if (last - first < OVERSCAN && shown.length > 0) {
+      // Table scrolled out of sight: keep a few rows near where it was.
+      last = Math.min(shown.length, first + OVERSCAN);
+    }
+
+    let cursor = topSpacer.nextSibling;
+    for (let i = first; i < last; i += 1) {
+      const row = shown[i];
+      let entry = rowsByKey.get(row.node.key);
+      if (!entry) {
+        entry = makeRow(row.node.key);
+        rowsByKey.set(row.node.key, entry);
+      }
+      fill(entry, row, i, row.node.key === selectedKey);
+      if (entry.tr !== cursor) body.insertBefore(entry.tr, cursor);
+      else cursor = cursor.nextSibling;
+    }
+    while (cursor !== bottomSpacer) {
+      const next = cursor.nextSibling;
+      cursor.remove();
+      cursor = next;
+    }
+    if (!rowHeight && last > first) {
+      rowHeight = topSpacer.nextSibling.getBoundingClientRect().height || 0;
+    }
+    setSpacer(topSpacer, first * (rowHeight || height));
+    setSpacer(bottomSpacer, (shown.length - last) * (rowHeight || height));
+  }
+
+  /** Scrolls just enough that the row at `index` is in view. */
+  function scrollToIndex(index) {
+    if (index < 0 || index >= shown.length) return;
+    const height = rowHeight || 24;
+    const view = viewport();
+    const top = body.getBoundingClientRect().top + index * height;
+    let delta = 0;
+    if (top < view.top) delta = top - view.top;
+    else if (top + height > view.bottom) delta = top + height - view.bottom;
+    if (delta === 0) return;
+    if (scrollsItself()) scroller.scrollTop += delta;
+    else window.scrollBy(0, delta);
+    drawWindow();
+  }
+
+  /** Scrolls the row of process `key` into view, if it is shown. */
+  function reveal(key) {
+    scrollToIndex(shown.findIndex((row) => row.node.key === key));
+  }
+
   /** Forgets every row (another host was chosen). */
   function reset() {
     rowsByKey.clear();
-    body.replaceChildren();
+    body.replaceChildren(topSpacer, bottomSpacer);
     shown = [];
+    scroller.scrollTop = 0;
   }
 
-  return { render, reset };
+  return { render, reveal, reset };
+}
+
+function makeSpacer() {
+  const tr = document.createElement("tr");
+  tr.className = "spacer";
+  tr.setAttribute("aria-hidden", "true");
+  const td = document.createElement("td");
+  td.colSpan = COLUMNS;
+  tr.append(td);
+  tr.hidden = true;
+  return tr;
+}
+
+function setSpacer(tr, pixels) {
+  tr.hidden = pixels <= 0;
+  tr.firstChild.style.height = `${pixels}px`;
 }
 
 function makeRow(key) {
@@ -144,11 +245,16 @@ function makeRow(key) {
   return { tr, nameCell, toggle, name, folded, cells, last: {} };
 }
 
-function fill(entry, row, selected) {
+function fill(entry, row, index, selected) {
   const { node, depth, hasChildren, expanded, matched, searching } = row;
   const p = node.process;
   const { tr, last } = entry;
 
+  if (last.index !== index) {
+    // Position among all rows, counting the header, as ARIA numbers them.
+    tr.setAttribute("aria-rowindex", String(index + 2));
+    last.index = index;
+  }
   if (last.depth !== depth) {
     entry.nameCell.style.setProperty("--depth", depth);
     tr.setAttribute("aria-level", depth + 1);
