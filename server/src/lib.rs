@@ -1,1 +1,15 @@
-//! The procmon server (being written).
+//! The procmon server: receives agents' snapshots over HTTP, stores them in
+//! SQLite, and serves the API and the web page.
+//!
+//! [`startup::Application`] is the whole server; `main.rs` only reads the
+//! configuration and runs it, so tests start exactly what users run.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod retention;
+pub mod startup;
+pub mod store;
+pub mod web;

@@ -1,1 +1,46 @@
-fn main() {}
+//! `procmon-server`: reads the settings, starts the server (and the agent
+//! for this machine inside it), and says where to find it.
+
+use std::process::ExitCode;
+
+use procmon_server::config::Settings;
+use procmon_server::startup::Application;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn")),
+        )
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("procmon-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let embedded_agent = settings.embedded_agent;
+    let database = settings.database_path.clone();
+    let application = Application::build(settings).await?;
+
+    println!("procmon is running at {}", application.local_url());
+    println!("  database: {}", database.display());
+    for file in &application.state().keys.files {
+        println!("  key file: {}", file.display());
+    }
+    if application.state().viewer_key_required {
+        println!("  listening beyond this machine: readers need the viewer key");
+    }
+    if embedded_agent {
+        println!("  this machine's agent runs inside the server (--no-agent turns it off)");
+    }
+    println!("  Ctrl-C stops it");
+    application.run_until_stopped().await
+}

@@ -1,0 +1,129 @@
+//! `GET /api/hosts/`: every host, online or not, with its newest totals.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use procmon_model::{ErrorBody, HostSummary};
+
+use crate::auth::ViewerAuth;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::HostRecord;
+
+/// A host is offline once this many of its agent's intervals pass with no
+/// snapshot.
+pub const OFFLINE_AFTER_INTERVALS: u32 = 3;
+
+/// Every host the server has snapshots from, sorted by display name.
+#[utoipa::path(
+    get,
+    path = "/api/hosts/",
+    tag = "hosts",
+    security((), ("viewer_key" = [])),
+    responses(
+        (status = 200, description = "Every host, sorted by display name", body = Vec<HostSummary>),
+        (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
+        (status = 500, description = "The database failed", body = ErrorBody),
+    ),
+)]
+#[tracing::instrument(skip_all)]
+pub async fn list(State(state): State<AppState>, _viewer: ViewerAuth) -> Result<Json<Vec<HostSummary>>, ApiError> {
+    let records = state.store.hosts().await?;
+    let mut names = display_names(records.iter().map(|r| (r.info.id.as_str(), r.info.hostname.as_str())));
+    let now = Utc::now();
+    let mut hosts: Vec<HostSummary> = records
+        .into_iter()
+        .map(|record| {
+            let name = names.remove(&record.info.id).unwrap_or_else(|| record.info.id.clone());
+            summarize(record, name, now)
+        })
+        .collect();
+    hosts.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.host.id.cmp(&b.host.id)));
+    Ok(Json(hosts))
+}
+
+/// The summary of one host, or `UnknownHost`.
+pub async fn summary_of(state: &AppState, host_id: &str) -> Result<HostSummary, ApiError> {
+    let record = state
+        .store
+        .host(host_id)
+        .await?
+        .ok_or_else(|| ApiError::UnknownHost(host_id.to_owned()))?;
+    let namesakes = state.store.hosts_named(&record.info.hostname).await?;
+    let hostname = record.info.hostname.clone();
+    let names = display_names(namesakes.iter().map(|id| (id.as_str(), hostname.as_str())));
+    // The host is among its namesakes, since it is stored.
+    let name = names.get(host_id).cloned().unwrap_or(hostname);
+    Ok(summarize(record, name, Utc::now()))
+}
+
+fn summarize(record: HostRecord, display_name: String, now: DateTime<Utc>) -> HostSummary {
+    let silence = now.signed_duration_since(record.last_seen);
+    let limit = chrono::Duration::milliseconds((record.interval_ms * OFFLINE_AFTER_INTERVALS as u64) as i64);
+    HostSummary {
+        online: silence <= limit,
+        display_name,
+        first_seen: record.first_seen,
+        last_seen: record.last_seen,
+        process_count: record.totals.process_count,
+        cpu_percent_total: record.totals.cpu_percent,
+        memory_rss_total_bytes: record.totals.memory_rss_bytes,
+        host: record.info,
+    }
+}
+
+/// Hostname for each host id; where hosts share a hostname, each gets the
+/// shortest prefix of its id (at least 8 characters) that tells them apart,
+/// e.g. "web (3f2a9c1d)". A host with no hostname is shown by its id.
+pub fn display_names<'a>(hosts: impl IntoIterator<Item = (&'a str, &'a str)>) -> HashMap<String, String> {
+    let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (id, hostname) in hosts {
+        by_name.entry(hostname.trim()).or_default().push(id);
+    }
+    let mut names = HashMap::new();
+    for (hostname, ids) in by_name {
+        if hostname.is_empty() {
+            names.extend(ids.into_iter().map(|id| (id.to_owned(), id.to_owned())));
+        } else if ids.len() == 1 {
+            names.insert(ids[0].to_owned(), hostname.to_owned());
+        } else {
+            let longest = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
+            let width = (8..=longest)
+                .find(|&n| {
+                    let mut seen = std::collections::HashSet::new();
+                    ids.iter().all(|id| seen.insert(prefix(id, n)))
+                })
+                .unwrap_or(longest);
+            names.extend(
+                ids.into_iter()
+                    .map(|id| (id.to_owned(), format!("{hostname} ({})", prefix(id, width)))),
+            );
+        }
+    }
+    names
+}
+
+fn prefix(id: &str, chars: usize) -> &str {
+    id.char_indices().nth(chars).map_or(id, |(end, _)| &id[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_hostnames_get_distinct_names() {
+        let names = display_names([
+            ("aaaaaaaa1111", "web"),
+            ("aaaaaaaa2222", "web"),
+            ("bbbbbbbbbbbb", "db"),
+            ("cccc", ""),
+        ]);
+        assert_eq!(names["aaaaaaaa1111"], "web (aaaaaaaa1)");
+        assert_eq!(names["aaaaaaaa2222"], "web (aaaaaaaa2)");
+        assert_eq!(names["bbbbbbbbbbbb"], "db");
+        assert_eq!(names["cccc"], "cccc");
+    }
+}

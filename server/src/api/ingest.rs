@@ -1,0 +1,74 @@
+//! `POST /api/processes/`: an agent delivers a snapshot.
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use procmon_model::{ErrorBody, IngestResponse, Snapshot};
+
+use crate::auth::AgentAuth;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::IngestOutcome;
+
+/// A snapshot read from a JSON body, with every way that can fail turned
+/// into an [`ApiError`] that says what was wrong.
+pub struct SnapshotBody(pub Snapshot);
+
+impl FromRequest<AppState> for SnapshotBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        Json::<Snapshot>::from_request(request, state)
+            .await
+            .map(|Json(snapshot)| Self(snapshot))
+            .map_err(|rejection| ApiError::from_json_rejection(rejection, state.body_limit))
+    }
+}
+
+/// Stores a snapshot. A snapshot id that was stored before is not stored
+/// again (`stored: false`), so agents may retry freely.
+#[utoipa::path(
+    post,
+    path = "/api/processes/",
+    tag = "processes",
+    request_body(content = Snapshot, content_type = "application/json"),
+    security(("agent_key" = [])),
+    responses(
+        (status = 201, description = "Accepted: stored now, or stored before (`stored` says which)", body = IngestResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "Agent key missing or wrong", body = ErrorBody),
+        (status = 409, description = "The snapshot id was already used by another host", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server's limit", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
+        (status = 422, description = "The JSON is not a valid snapshot (missing field, wrong type, unknown version, too long, ...)", body = ErrorBody),
+        (status = 500, description = "The database failed", body = ErrorBody),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(host, snapshot, processes))]
+pub async fn ingest(
+    State(state): State<AppState>,
+    _agent: AgentAuth,
+    SnapshotBody(snapshot): SnapshotBody,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    let span = tracing::Span::current();
+    span.record("host", snapshot.host.id.as_str());
+    span.record("snapshot", snapshot.id.to_string());
+    span.record("processes", snapshot.processes.len());
+
+    super::validate::validate(&snapshot).map_err(ApiError::InvalidSnapshot)?;
+    let started = std::time::Instant::now();
+    let stored = match state.store.ingest(&snapshot, Utc::now()).await? {
+        IngestOutcome::Stored => true,
+        IngestOutcome::AlreadyStored => false,
+        IngestOutcome::IdTakenByOtherHost => return Err(ApiError::SnapshotIdConflict(snapshot.id)),
+    };
+    tracing::debug!(stored, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot received");
+    Ok((
+        StatusCode::CREATED,
+        Json(IngestResponse {
+            snapshot_id: snapshot.id,
+            stored,
+        }),
+    ))
+}

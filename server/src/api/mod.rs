@@ -1,0 +1,47 @@
+//! The HTTP API under `/api`. Routes are registered together with their
+//! OpenAPI description, so the document cannot miss one.
+
+pub mod health;
+pub mod hosts;
+pub mod ingest;
+pub mod openapi;
+pub mod processes;
+pub mod validate;
+
+use axum::http::{Method, Uri};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Every API route with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ingest::ingest, processes::list))
+        .routes(routes!(hosts::list))
+        .routes(routes!(health::health))
+        .routes(routes!(openapi::serve))
+}
+
+/// A JSON 404 for a path under `/api` that has no route, pointing at the
+/// route the caller probably meant.
+pub async fn no_route(uri: Uri) -> ApiError {
+    let path = uri.path();
+    let with_slash = format!("{path}/");
+    let known = openapi::document().paths.paths.contains_key(&with_slash);
+    ApiError::NoRoute(if known {
+        format!("{path} (did you mean {with_slash}?)")
+    } else {
+        format!("{path} (see /api/openapi.json for the API)")
+    })
+}
+
+/// A JSON 405 for a known path called with the wrong method.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

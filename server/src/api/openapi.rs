@@ -1,0 +1,65 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document of the API, built from
+//! the same route list the server serves.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+
+/// The parts of the document that are not routes: title, auth schemes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "procmon",
+        description = "Agents send snapshots of their host's processes; readers get hosts and process lists. \
+            Times are UTC, RFC 3339. Every error is an ErrorBody."
+    ),
+    modifiers(&KeySchemes),
+    tags(
+        (name = "processes", description = "Snapshots of a host's processes"),
+        (name = "hosts", description = "The machines that send snapshots"),
+        (name = "server", description = "The server itself"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Names of the two auth schemes, as the paths refer to them.
+pub const AGENT_KEY: &str = "agent_key";
+pub const VIEWER_KEY: &str = "viewer_key";
+
+struct KeySchemes;
+
+impl Modify for KeySchemes {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut agent = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        agent.description = Some("The agent key (agent.key in the server's data directory)".into());
+        components.add_security_scheme(AGENT_KEY, SecurityScheme::Http(agent));
+        let mut viewer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        viewer.description = Some(
+            "The viewer key (viewer.key in the server's data directory); needed only when the \
+             server listens beyond loopback"
+                .into(),
+        );
+        components.add_security_scheme(VIEWER_KEY, SecurityScheme::Http(viewer));
+    }
+}
+
+/// The whole document, built once.
+pub fn document() -> &'static Document {
+    static DOCUMENT: OnceLock<Document> = OnceLock::new();
+    DOCUMENT.get_or_init(|| super::router().split_for_parts().1)
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "server",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = Object)),
+)]
+pub async fn serve() -> Json<&'static Document> {
+    Json(document())
+}

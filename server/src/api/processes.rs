@@ -1,0 +1,94 @@
+//! `GET /api/processes/?host=…[&at=…]`: one snapshot of one host's
+//! processes, the newest or the newest at or before a time.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use procmon_model::{ErrorBody, ProcessListing};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::ViewerAuth;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Which host, and optionally which moment.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProcessQuery {
+    /// The host's stable id (`host.id` in `GET /api/hosts/`).
+    pub host: String,
+    /// Show the newest snapshot collected at or before this time (RFC 3339,
+    /// e.g. `2024-05-01T12:00:00Z`) instead of the newest one.
+    pub at: Option<String>,
+}
+
+/// The processes of one host, flat, each with its parent pid.
+#[utoipa::path(
+    get,
+    path = "/api/processes/",
+    tag = "processes",
+    params(ProcessQuery),
+    security((), ("viewer_key" = [])),
+    responses(
+        (status = 200, description = "The snapshot asked for", body = ProcessListing),
+        (status = 400, description = "`host` missing or empty, or `at` not an RFC 3339 time", body = ErrorBody),
+        (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
+        (status = 404, description = "Unknown host, or no snapshot of it at or before `at`", body = ErrorBody),
+        (status = 500, description = "The database failed", body = ErrorBody),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(host, at))]
+pub async fn list(
+    State(state): State<AppState>,
+    _viewer: ViewerAuth,
+    query: Result<Query<ProcessQuery>, QueryRejection>,
+) -> Result<Json<ProcessListing>, ApiError> {
+    let Query(query) = query.map_err(|e| match ApiError::from(e) {
+        ApiError::InvalidQuery(m) if m.contains("`host`") => {
+            ApiError::InvalidQuery(format!("{m}: give the host's id as ?host=<id>"))
+        }
+        other => other,
+    })?;
+    let host_id = query.host.trim();
+    if host_id.is_empty() {
+        return Err(ApiError::InvalidQuery("`host` is empty: give the host's id as ?host=<id>".into()));
+    }
+    let at = query.at.as_deref().map(parse_at).transpose()?;
+    tracing::Span::current().record("host", host_id);
+
+    let summary = super::hosts::summary_of(&state, host_id).await?;
+    let snapshot = state.store.snapshot(host_id, at).await?.ok_or_else(|| {
+        ApiError::NoSnapshot(match at {
+            Some(at) => format!("no snapshot of host {host_id:?} was collected at or before {}", at.to_rfc3339()),
+            None => format!("no snapshot of host {host_id:?} is kept any more"),
+        })
+    })?;
+    Ok(Json(ProcessListing {
+        host: summary,
+        snapshot_id: snapshot.id,
+        collected_at: snapshot.collected_at,
+        received_at: snapshot.received_at,
+        processes: snapshot.processes,
+    }))
+}
+
+fn parse_at(text: &str) -> Result<DateTime<Utc>, ApiError> {
+    let text = text.trim();
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|e| {
+            // An unescaped "+02:00" arrives as " 02:00" (a query string's
+            // '+' means space): read it as meant.
+            match text.rsplit_once(' ') {
+                Some((time, offset)) => DateTime::parse_from_rfc3339(&format!("{time}+{offset}")),
+                None => Err(e),
+            }
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError::InvalidQuery(format!(
+                "`at` is not an RFC 3339 time like 2024-05-01T12:00:00Z: {e}"
+            ))
+        })
+}

@@ -1,0 +1,192 @@
+//! Checks on a snapshot beyond its JSON shape: what the schema cannot say.
+//! Each message names the field (and the process) that is wrong.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use procmon_model::{Snapshot, WIRE_VERSION};
+
+/// Most processes one snapshot may hold; far above any real machine.
+pub const MAX_PROCESSES: usize = 200_000;
+/// Longest host id, hostname and other host facts, in bytes.
+pub const MAX_HOST_FIELD: usize = 256;
+/// Longest process name and user name, in bytes.
+pub const MAX_NAME: usize = 1024;
+/// Longest executable path, in bytes.
+pub const MAX_PATH: usize = 4096;
+/// Most bytes of one process's command line, all arguments together
+/// (Linux allows up to 2 MiB; agents should cut longer ones).
+pub const MAX_CMD_BYTES: usize = 256 * 1024;
+/// Shortest and longest agent interval accepted, in milliseconds.
+pub const INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=86_400_000;
+
+/// `Ok` when the snapshot can be stored, else what is wrong with it.
+pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
+    if snapshot.version != WIRE_VERSION {
+        return Err(format!(
+            "version {} is not spoken here: this server speaks snapshot version {WIRE_VERSION}; \
+             update the agent or the server so they match",
+            snapshot.version
+        ));
+    }
+    let host = &snapshot.host;
+    if host.id.trim().is_empty() {
+        return Err("host.id is empty: it must be the machine's stable id".into());
+    }
+    for (field, value) in [
+        ("host.id", &host.id),
+        ("host.hostname", &host.hostname),
+        ("host.os_name", &host.os_name),
+        ("host.os_version", &host.os_version),
+        ("host.kernel", &host.kernel),
+        ("host.arch", &host.arch),
+        ("host.agent_version", &host.agent_version),
+    ] {
+        at_most(field, value, MAX_HOST_FIELD)?;
+    }
+    if !INTERVAL_MS.contains(&snapshot.interval_ms) {
+        return Err(format!(
+            "interval_ms is {}: it must be between {} and {}",
+            snapshot.interval_ms,
+            INTERVAL_MS.start(),
+            INTERVAL_MS.end()
+        ));
+    }
+    storable_time("collected_at", snapshot.collected_at)?;
+    storable_time("host.boot_time", host.boot_time)?;
+    if snapshot.processes.len() > MAX_PROCESSES {
+        return Err(format!(
+            "{} processes is more than the {MAX_PROCESSES} one snapshot may hold",
+            snapshot.processes.len()
+        ));
+    }
+
+    let mut first_index = HashMap::with_capacity(snapshot.processes.len());
+    for (i, p) in snapshot.processes.iter().enumerate() {
+        let at = |field: &str| format!("processes[{i}] (pid {}).{field}", p.pid);
+        if let Some(earlier) = first_index.insert(p.pid, i) {
+            return Err(format!(
+                "pid {} appears twice, at processes[{earlier}] and processes[{i}]",
+                p.pid
+            ));
+        }
+        at_most(&at("name"), &p.name, MAX_NAME)?;
+        if let Some(exe) = &p.exe {
+            at_most(&at("exe"), exe, MAX_PATH)?;
+        }
+        if let Some(user) = &p.user {
+            at_most(&at("user"), user, MAX_NAME)?;
+        }
+        let cmd_bytes: usize = p.cmd.iter().map(String::len).sum();
+        if cmd_bytes > MAX_CMD_BYTES {
+            return Err(format!(
+                "{} is {cmd_bytes} bytes long, more than the {MAX_CMD_BYTES} allowed",
+                at("cmd")
+            ));
+        }
+        if !(p.cpu_percent.is_finite() && p.cpu_percent >= 0.0) {
+            return Err(format!("{} is {}: it must be 0 or more", at("cpu_percent"), p.cpu_percent));
+        }
+        storable_time(&at("start_time"), p.start_time)?;
+    }
+    Ok(())
+}
+
+fn at_most(field: &str, value: &str, limit: usize) -> Result<(), String> {
+    if value.len() > limit {
+        return Err(format!("{field} is {} bytes long, more than the {limit} allowed", value.len()));
+    }
+    Ok(())
+}
+
+/// Times are stored as nanoseconds in 64 bits: years 1677 to 2262.
+fn storable_time(field: &str, time: DateTime<Utc>) -> Result<(), String> {
+    match time.timestamp_nanos_opt() {
+        Some(_) => Ok(()),
+        None => Err(format!("{field} is {time}, outside the years 1677 to 2262")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procmon_model::{HostInfo, ProcessSample, ProcessStatus};
+
+    fn snapshot(pids: &[u32]) -> Snapshot {
+        let now = Utc::now();
+        Snapshot {
+            version: WIRE_VERSION,
+            id: uuid::Uuid::new_v4(),
+            collected_at: now,
+            interval_ms: 2000,
+            host: HostInfo {
+                id: "host-1".into(),
+                hostname: "box".into(),
+                os_name: "Linux".into(),
+                os_version: "12".into(),
+                kernel: "6.1".into(),
+                arch: "x86_64".into(),
+                cpu_count: 2,
+                memory_total_bytes: 1 << 30,
+                boot_time: now,
+                agent_version: "0.1.0".into(),
+            },
+            processes: pids
+                .iter()
+                .map(|&pid| ProcessSample {
+                    pid,
+                    parent_pid: Some(1),
+                    name: format!("p{pid}"),
+                    exe: None,
+                    cmd: vec![],
+                    user: None,
+                    start_time: now,
+                    status: ProcessStatus::Running,
+                    cpu_percent: 0.0,
+                    memory_rss_bytes: 0,
+                    memory_virtual_bytes: 0,
+                    memory_private_bytes: None,
+                    threads: None,
+                    handles: None,
+                    disk_read_bytes: 0,
+                    disk_written_bytes: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_snapshot_passes() {
+        assert_eq!(validate(&snapshot(&[1, 2, 3])), Ok(()));
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let mut s = snapshot(&[1]);
+        s.version = 99;
+        assert!(validate(&s).unwrap_err().contains("speaks snapshot version 1"));
+
+        let mut s = snapshot(&[1]);
+        s.host.id = " ".into();
+        assert!(validate(&s).unwrap_err().contains("host.id is empty"));
+
+        let s = snapshot(&[1, 7, 7]);
+        assert!(validate(&s).unwrap_err().contains("pid 7 appears twice, at processes[1] and processes[2]"));
+
+        let mut s = snapshot(&[1, 2]);
+        s.processes[1].name = "x".repeat(MAX_NAME + 1);
+        assert!(validate(&s).unwrap_err().contains("processes[1] (pid 2).name"));
+
+        let mut s = snapshot(&[1]);
+        s.processes[0].cpu_percent = -1.0;
+        assert!(validate(&s).unwrap_err().contains("cpu_percent"));
+
+        let mut s = snapshot(&[1]);
+        s.interval_ms = 0;
+        assert!(validate(&s).unwrap_err().contains("interval_ms"));
+
+        let mut s = snapshot(&[1]);
+        s.processes[0].start_time = DateTime::parse_from_rfc3339("1500-01-01T00:00:00Z").unwrap().to_utc();
+        assert!(validate(&s).unwrap_err().contains("start_time"));
+    }
+}

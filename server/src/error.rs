@@ -1,0 +1,156 @@
+//! Every error the API can answer, and the one place that turns an error
+//! into a status code and an [`ErrorBody`].
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use procmon_model::ErrorBody;
+
+/// Which key a request needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The key agents send snapshots with.
+    Agent,
+    /// The key that lets people read processes when the server listens
+    /// beyond this machine.
+    Viewer,
+}
+
+impl std::fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Agent => "agent",
+            Self::Viewer => "viewer",
+        })
+    }
+}
+
+/// What went wrong with a request. The message of each variant is what the
+/// client reads, so it says what is wrong and, where it helps, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no API key: send the {0} key as `Authorization: Bearer <key>`")]
+    MissingKey(KeyKind),
+    #[error("the Authorization header is not `Bearer <key>`")]
+    MalformedAuthorization,
+    #[error("the {0} key was refused: check that it matches the server's {0} key")]
+    WrongKey(KeyKind),
+    #[error("malformed JSON: {0}")]
+    InvalidJson(String),
+    #[error("the snapshot does not match the schema: {0}")]
+    SchemaMismatch(String),
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshot(String),
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("expected a JSON body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    #[error("unknown host {0:?}: no snapshot from it has been received (or it was deleted by retention)")]
+    UnknownHost(String),
+    #[error("{0}")]
+    NoSnapshot(String),
+    #[error("snapshot {0} was already received from another host")]
+    SnapshotIdConflict(uuid::Uuid),
+    #[error("no such endpoint: {0}")]
+    NoRoute(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("the database is not answering")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error; the server log has the details")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// The status code and the stable kind written into [`ErrorBody::error`].
+    pub fn status_and_kind(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::MissingKey(_) | Self::MalformedAuthorization | Self::WrongKey(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            Self::SchemaMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch"),
+            Self::InvalidSnapshot(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot"),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            Self::UnknownHost(_) => (StatusCode::NOT_FOUND, "unknown_host"),
+            Self::NoSnapshot(_) => (StatusCode::NOT_FOUND, "no_snapshot"),
+            Self::SnapshotIdConflict(_) => (StatusCode::CONFLICT, "snapshot_id_conflict"),
+            Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = self.status_and_kind();
+        match &self {
+            Self::Internal(e) | Self::Unavailable(e) => {
+                tracing::error!(error = format!("{e:#}"), "{self}")
+            }
+            _ => tracing::debug!(status = status.as_u16(), "{self}"),
+        }
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: kind.to_owned(),
+                message: self.to_string(),
+            }),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl ApiError {
+    /// A JSON body that could not be read, for a route whose body limit is
+    /// `limit` bytes (axum's rejection does not carry the limit).
+    pub fn from_json_rejection(rejection: JsonRejection, limit: usize) -> Self {
+        match rejection {
+            JsonRejection::JsonSyntaxError(e) => Self::InvalidJson(serde_message(&e)),
+            JsonRejection::JsonDataError(e) => Self::SchemaMismatch(serde_message(&e)),
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge { limit }
+            }
+            other => Self::InvalidJson(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        match rejection {
+            QueryRejection::FailedToDeserializeQueryString(e) => Self::InvalidQuery(serde_message(&e)),
+            other => Self::InvalidQuery(other.body_text()),
+        }
+    }
+}
+
+/// serde's own message (with the field path, line and column), without
+/// axum's generic "Failed to deserialize" prefix.
+fn serde_message(error: &dyn std::error::Error) -> String {
+    let mut current = error;
+    while current.to_string().starts_with("Failed to") {
+        match current.source() {
+            Some(source) => current = source,
+            None => break,
+        }
+    }
+    current.to_string()
+}

@@ -1,0 +1,172 @@
+//! Building and running the server: bind, open the store, serve.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::keys::Keys;
+use crate::store::{SqliteStore, Store};
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where snapshots are kept.
+    pub store: Arc<dyn Store>,
+    /// The agent and viewer keys.
+    pub keys: Arc<Keys>,
+    /// True when the server listens beyond loopback: then reading needs the
+    /// viewer key.
+    pub viewer_key_required: bool,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+/// The whole HTTP surface: `/api/…` and the page at `/`.
+pub fn app(state: AppState) -> Router {
+    let (api, _document) = crate::api::router().split_for_parts();
+    Router::new()
+        .merge(api)
+        .route("/api", axum::routing::any(crate::api::no_route))
+        .route("/api/{*rest}", axum::routing::any(crate::api::no_route))
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .fallback(crate::web::serve)
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A bound, ready server; [`Application::run_until_stopped`] serves.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    settings: Settings,
+}
+
+impl Application {
+    /// Reads or creates the keys, opens the database (running its
+    /// migrations) and binds the listen address (port 0: any free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let keys = Keys::resolve(&settings.data_dir, settings.agent_key.clone(), settings.viewer_key.clone())?;
+        let store = SqliteStore::open(&settings.database_path).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        let state = AppState {
+            store: Arc::new(store),
+            keys: Arc::new(keys),
+            viewer_key_required: !address.ip().is_loopback(),
+            body_limit: settings.body_limit,
+        };
+        Ok(Self { listener, address, state, settings })
+    }
+
+    /// The port actually bound (the chosen one when the settings said 0).
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// A URL for reaching the server from this machine, ending in `/`. A
+    /// wildcard listen address (0.0.0.0, ::) is reached through loopback.
+    pub fn local_url(&self) -> String {
+        let ip = match self.address.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}/", SocketAddr::new(ip, self.address.port()))
+    }
+
+    /// What the handlers share; tests use it to reach the store.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C (or SIGTERM on Unix), then stops gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves, sweeps old snapshots and (if enabled) runs the embedded
+    /// agent, until `shutdown` completes; then lets open requests finish,
+    /// stops the agent and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let retention = tokio::spawn(crate::retention::run(
+            Arc::clone(&self.state.store),
+            self.settings.retention,
+            self.settings.retention_sweep_every,
+        ));
+        let agent = self.settings.embedded_agent.then(|| {
+            let mut config = procmon_agent::AgentConfig::new(
+                self.local_url().trim_end_matches('/'),
+                self.state.keys.agent.clone(),
+            );
+            config.interval = self.settings.embedded_agent_interval;
+            let mut stopped = stopped.clone();
+            tokio::spawn(procmon_agent::run(config, async move {
+                let _ = stopped.wait_for(|&s| s).await;
+            }))
+        });
+
+        let store = Arc::clone(&self.state.store);
+        let served = axum::serve(self.listener, app(self.state))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
+            .await
+            .context("the server stopped with an error");
+
+        retention.abort();
+        if let Some(agent) = agent {
+            match agent.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "the embedded agent failed"),
+                Err(e) => tracing::warn!(error = %e, "the embedded agent panicked"),
+            }
+        }
+        store.close().await;
+        served
+    }
+}
+
+/// Ctrl-C, or SIGTERM (how service managers and `docker stop` ask).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping: finishing open requests");
+}

@@ -1,0 +1,8 @@
+//! The API tests: one binary, one module per area, each test against a real
+//! server on a free port with a fresh SQLite file.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod ingest;
+mod processes;
