@@ -1,1 +1,20 @@
-//! The procmon agent (being written).
+//! The procmon agent: takes a snapshot of every process of this machine each
+//! interval and sends it to a procmon server.
+//!
+//! - [`Collector`] takes snapshots ([`collect`] holds the per-OS code).
+//! - [`Sender`] delivers one snapshot to the server.
+//! - [`AgentConfig`] and [`config::Settings`] say where and how often.
+//! - [`run`] is the loop that ties them together until shutdown.
+
+pub mod cli;
+pub mod collect;
+pub mod config;
+mod run;
+pub mod send;
+#[cfg(windows)]
+mod windows;
+
+pub use collect::Collector;
+pub use config::AgentConfig;
+pub use run::run;
+pub use send::{SendError, Sender};

@@ -1,0 +1,57 @@
+//! The command line of `procmon-agent`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use secrecy::SecretString;
+
+use crate::config::Overrides;
+
+/// Takes a snapshot of every process of this machine each interval and sends
+/// it to a procmon server.
+///
+/// Settings come from procmon-agent.toml (beside the executable, else in the
+/// working directory, or --config), then the environment variables
+/// PROCMON_AGENT_SERVER_URL, PROCMON_AGENT_API_KEY and PROCMON_AGENT_INTERVAL,
+/// then these flags.
+#[derive(Debug, Parser)]
+#[command(name = "procmon-agent", version)]
+pub struct Cli {
+    /// Read settings from this TOML file (it must exist).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// The procmon server, e.g. http://127.0.0.1:8000.
+    #[arg(long, value_name = "URL")]
+    pub server_url: Option<String>,
+
+    /// The server's agent key. Prefer the file or PROCMON_AGENT_API_KEY:
+    /// flags are visible to everyone in the process list.
+    #[arg(long, value_name = "KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Time between snapshots, e.g. "2s" or "500ms".
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+
+    /// Take one snapshot, send it and exit (non-zero if it was not stored).
+    #[arg(long)]
+    pub once: bool,
+
+    /// With --once: print the snapshot as JSON instead of sending it (needs
+    /// no server and no key).
+    #[arg(long, requires = "once")]
+    pub print: bool,
+}
+
+impl Cli {
+    /// The settings the flags override.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            server_url: self.server_url.clone(),
+            api_key: self.api_key.clone().map(SecretString::from),
+            interval: self.interval.clone(),
+        }
+    }
+}

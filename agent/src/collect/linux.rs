@@ -1,0 +1,142 @@
+//! Linux: what `/proc` and `/etc` tell beyond sysinfo. See the contract in
+//! `mod.rs`.
+
+use std::fs;
+use std::path::Path;
+
+use super::PlatformExtras;
+
+/// The machine id that systemd (or dbus, on older systems) creates at
+/// install time.
+pub(super) fn host_id() -> String {
+    for path in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
+        if let Some(id) = read_id(Path::new(path)) {
+            return id;
+        }
+    }
+    // Minimal containers and some embedded systems have no machine id.
+    super::saved_id::load_or_create()
+}
+
+fn read_id(path: &Path) -> Option<String> {
+    let id = fs::read_to_string(path).ok()?.trim().to_owned();
+    (!id.is_empty()).then_some(id)
+}
+
+/// Name and version from os-release, e.g. ("Debian GNU/Linux", "12").
+pub(super) fn os_name_and_version() -> (String, String) {
+    let text = fs::read_to_string("/etc/os-release")
+        .or_else(|_| fs::read_to_string("/usr/lib/os-release"))
+        .unwrap_or_default();
+    parse_os_release(&text)
+}
+
+fn parse_os_release(text: &str) -> (String, String) {
+    let value = |key: &str| {
+        text.lines().find_map(|line| {
+            let rest = line.strip_prefix(key)?.strip_prefix('=')?;
+            let unquoted = rest.trim().trim_matches(|c| c == '"' || c == '\'');
+            (!unquoted.is_empty()).then(|| unquoted.to_owned())
+        })
+    };
+    let name = value("NAME").unwrap_or_else(|| "Linux".to_owned());
+    // Rolling distributions (Arch) have no VERSION_ID, only a BUILD_ID.
+    let version = value("VERSION_ID")
+        .or_else(|| value("BUILD_ID"))
+        .unwrap_or_default();
+    (name, version)
+}
+
+/// Reads threads from `/proc/<pid>/stat` and counts `/proc/<pid>/fd`.
+pub(super) struct ProcessDetails {
+    buffer: String,
+}
+
+impl ProcessDetails {
+    pub(super) fn new() -> Self {
+        ProcessDetails {
+            buffer: String::with_capacity(512),
+        }
+    }
+
+    pub(super) fn read(&mut self, pid: u32) -> PlatformExtras {
+        PlatformExtras {
+            threads: self.threads(pid),
+            handles: open_fds(pid),
+            ..PlatformExtras::default()
+        }
+    }
+
+    fn threads(&mut self, pid: u32) -> Option<u32> {
+        use std::io::Read;
+        self.buffer.clear();
+        fs::File::open(format!("/proc/{pid}/stat"))
+            .and_then(|mut file| file.read_to_string(&mut self.buffer))
+            .ok()?;
+        threads_from_stat(&self.buffer)
+    }
+}
+
+/// Field 20 of `stat`. The name (field 2) may hold spaces and parentheses,
+/// so fields are counted from the last `)`.
+fn threads_from_stat(stat: &str) -> Option<u32> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
+/// Open file descriptors; `None` for another user's process (denied).
+fn open_fds(pid: u32) -> Option<u32> {
+    let entries = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    u32::try_from(entries.count()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_read_past_a_name_with_spaces_and_parentheses() {
+        let stat = "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 \
+                    5 3 0 0 20 0 7 0 12345 1000000 200 18446744073709551615";
+        assert_eq!(threads_from_stat(stat), Some(7));
+    }
+
+    #[test]
+    fn a_truncated_stat_gives_no_thread_count() {
+        assert_eq!(threads_from_stat("1234 (x) S 1 2"), None);
+        assert_eq!(threads_from_stat(""), None);
+    }
+
+    #[test]
+    fn os_release_values_are_unquoted_and_fall_back() {
+        let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n\
+                      NAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\n";
+        assert_eq!(
+            parse_os_release(debian),
+            ("Debian GNU/Linux".to_owned(), "12".to_owned())
+        );
+        let arch = "NAME=\"Arch Linux\"\nBUILD_ID=rolling\n";
+        assert_eq!(
+            parse_os_release(arch),
+            ("Arch Linux".to_owned(), "rolling".to_owned())
+        );
+        assert_eq!(parse_os_release(""), ("Linux".to_owned(), String::new()));
+    }
+
+    #[test]
+    fn this_machine_has_a_host_id_that_is_not_the_hostname() {
+        let id = host_id();
+        assert!(!id.is_empty());
+        assert_eq!(id, host_id(), "the host id must be stable");
+        let hostname = sysinfo::System::host_name().unwrap_or_default();
+        assert_ne!(id, hostname);
+    }
+
+    #[test]
+    fn this_process_has_threads_and_open_files() {
+        let extras = ProcessDetails::new().read(std::process::id());
+        assert!(extras.threads.unwrap() >= 1);
+        // stdin, stdout and stderr at least.
+        assert!(extras.handles.unwrap() >= 3);
+    }
+}

@@ -1,0 +1,230 @@
+//! Taking snapshots of this machine's processes.
+//!
+//! One long-lived [`Collector`] keeps a single `sysinfo::System` between
+//! cycles, so CPU % is measured over the time between two snapshots, and it
+//! refreshes only what changes: per cycle the process table (CPU, memory,
+//! disk, command line, user); the host's facts (hostname, OS, memory size)
+//! only every [`HOST_REFRESH`].
+//!
+//! # Per-OS code
+//!
+//! Everything that differs between operating systems lives in exactly one of
+//! `linux.rs`, `windows.rs` or `other.rs`, picked with `cfg` and used as
+//! `platform`. Each of them provides the same small set of items:
+//!
+//! - `fn host_id() -> String`: the machine's stable id (Linux machine-id,
+//!   Windows `MachineGuid`), never the hostname; if the OS has none, a
+//!   stable fallback explained in a comment there.
+//! - `fn os_name_and_version() -> (String, String)`: e.g.
+//!   `("Debian GNU/Linux", "12")` or `("Windows 10 Pro", "19045")`.
+//! - `struct ProcessDetails` with `fn new() -> Self` and
+//!   `fn read(&mut self, pid: u32) -> PlatformExtras`: what sysinfo does not
+//!   give (threads, handles, private bytes, and on Windows the user as
+//!   `DOMAIN\name`). It may keep caches between calls. It is called once per
+//!   process per snapshot and must never panic: a process that vanished or
+//!   denies access yields `PlatformExtras::default()` or whatever was read.
+//!
+//! The rest of the agent never sees a platform.
+
+mod host;
+#[allow(dead_code)] // only where the OS has no machine id of its own
+mod saved_id;
+mod users;
+
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
+mod platform;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod platform;
+#[cfg(not(any(target_os = "linux", windows)))]
+#[path = "other.rs"]
+mod platform;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSION};
+use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, ThreadKind, UpdateKind};
+use uuid::Uuid;
+
+use self::users::UserNames;
+
+/// How often the host's slowly changing facts are read again.
+const HOST_REFRESH: Duration = Duration::from_secs(60);
+
+/// CPU % over a shorter span than this is mostly noise (sysinfo's own
+/// minimum is 200 ms), so a snapshot taken sooner waits for the rest.
+const MIN_CPU_SPAN: Duration = Duration::from_millis(250);
+
+/// What the per-OS code adds to sysinfo's view of one process. Every field
+/// is optional: `None` means the OS has no such figure or it was denied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlatformExtras {
+    /// Number of threads.
+    pub threads: Option<u32>,
+    /// Open handles (Windows) or file descriptors (Unix).
+    pub handles: Option<u32>,
+    /// Private bytes (Windows commit charge).
+    pub private_bytes: Option<u64>,
+    /// Virtual size, where the OS reports it better than sysinfo (on
+    /// Windows sysinfo gives the commit charge here, not the address space).
+    pub virtual_bytes: Option<u64>,
+    /// The owner as the OS names it, when the platform knows better than a
+    /// uid lookup (Windows: `DOMAIN\name` from the process token).
+    pub user: Option<String>,
+}
+
+/// Takes snapshots of every process on this machine.
+///
+/// Keep one for the life of the agent: CPU % is measured between one
+/// snapshot and the next, and caches (user names, host facts) carry over.
+pub struct Collector {
+    system: System,
+    details: platform::ProcessDetails,
+    users: UserNames,
+    host: HostInfo,
+    host_read_at: Instant,
+    last_refresh: Instant,
+}
+
+impl Collector {
+    /// Reads the host's facts and takes a first reading of every process, so
+    /// that the first snapshot already has meaningful CPU %.
+    pub fn new() -> Collector {
+        // `System::new` only fails where sysinfo has no support at all, and
+        // an agent that cannot see processes has nothing to do.
+        let mut system = System::new().expect("this OS is not supported by sysinfo");
+        system.refresh_processes_specifics(ProcessesToUpdate::All, true, per_cycle_refresh());
+        let host = host::read(&mut system);
+        Collector {
+            system,
+            details: platform::ProcessDetails::new(),
+            users: UserNames::new(),
+            host,
+            host_read_at: Instant::now(),
+            last_refresh: Instant::now(),
+        }
+    }
+
+    /// Takes one snapshot of every process. Blocks for a moment when called
+    /// very soon after the previous one, so CPU % means something.
+    ///
+    /// `interval` is how often the caller takes snapshots; it travels in the
+    /// snapshot so the server knows when this host counts as offline.
+    pub fn snapshot(&mut self, interval: Duration) -> Snapshot {
+        let since_last = self.last_refresh.elapsed();
+        if since_last < MIN_CPU_SPAN {
+            std::thread::sleep(MIN_CPU_SPAN - since_last);
+        }
+        self.system
+            .refresh_processes_specifics(ProcessesToUpdate::All, true, per_cycle_refresh());
+        self.last_refresh = Instant::now();
+        let collected_at = Utc::now();
+
+        if self.host_read_at.elapsed() >= HOST_REFRESH {
+            self.host = host::read(&mut self.system);
+            self.host_read_at = Instant::now();
+        }
+
+        let mut processes = Vec::with_capacity(self.system.processes().len());
+        for process in self.system.processes().values() {
+            // Linux threads are listed as tasks of their process; only whole
+            // processes (kernel threads included, as `ps -e` shows) count.
+            if process.thread_kind() == Some(ThreadKind::Userland) {
+                continue;
+            }
+            let pid = process.pid().as_u32();
+            let extras = self.details.read(pid);
+            let user = extras
+                .user
+                .or_else(|| process.user_id().map(|uid| self.users.name_of(uid)));
+            let disk = process.disk_usage();
+            processes.push(ProcessSample {
+                pid,
+                parent_pid: process.parent().map(|p| p.as_u32()),
+                name: process.name().to_string_lossy().into_owned(),
+                exe: process.exe().map(|p| p.to_string_lossy().into_owned()),
+                cmd: process
+                    .cmd()
+                    .iter()
+                    .map(|arg| arg.to_string_lossy().into_owned())
+                    .collect(),
+                user,
+                start_time: from_unix_secs(process.start_time()),
+                status: status_of(process.status()),
+                cpu_percent: finite_or_zero(process.cpu_usage()),
+                memory_rss_bytes: process.memory(),
+                memory_virtual_bytes: extras.virtual_bytes.unwrap_or(process.virtual_memory()),
+                memory_private_bytes: extras.private_bytes,
+                threads: extras.threads,
+                handles: extras.handles,
+                disk_read_bytes: disk.total_read_bytes,
+                disk_written_bytes: disk.total_written_bytes,
+            });
+        }
+
+        Snapshot {
+            version: WIRE_VERSION,
+            id: Uuid::new_v4(),
+            collected_at,
+            interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            host: self.host.clone(),
+            processes,
+        }
+    }
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What is read for every process on every cycle. Command line, executable
+/// and user are read each time because `exec` and `setuid` change them
+/// without changing the pid.
+fn per_cycle_refresh() -> ProcessRefreshKind {
+    ProcessRefreshKind::nothing()
+        .with_cpu()
+        .with_memory()
+        .with_disk_usage()
+        .with_cmd(UpdateKind::Always)
+        .with_exe(UpdateKind::Always)
+        .with_user(UpdateKind::Always)
+        // Threads are counted by the per-OS code from one file; listing
+        // every thread as a task would multiply the work.
+        .without_tasks()
+}
+
+fn status_of(status: sysinfo::ProcessStatus) -> ProcessStatus {
+    use sysinfo::ProcessStatus as S;
+    match status {
+        S::Run => ProcessStatus::Running,
+        S::Sleep | S::Waking | S::Wakekill | S::Parked | S::LockBlocked => {
+            ProcessStatus::Sleeping
+        }
+        S::UninterruptibleDiskSleep => ProcessStatus::DiskSleep,
+        S::Idle => ProcessStatus::Idle,
+        S::Stop | S::Tracing | S::Suspended => ProcessStatus::Stopped,
+        S::Zombie => ProcessStatus::Zombie,
+        S::Dead => ProcessStatus::Dead,
+        S::Unknown(_) => ProcessStatus::Unknown,
+    }
+}
+
+pub(crate) fn from_unix_secs(secs: u64) -> DateTime<Utc> {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// JSON has no NaN; a first reading on some OSes can produce one.
+fn finite_or_zero(value: f32) -> f32 {
+    if value.is_finite() {
+        value
+    } else {
+        0.0
+    }
+}

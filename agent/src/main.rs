@@ -1,0 +1,58 @@
+//! `procmon-agent`: see `procmon-agent --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use procmon_agent::cli::Cli;
+use procmon_agent::config::Settings;
+use procmon_agent::{Collector, Sender};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr so that `--once --print` leaves stdout pure JSON.
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("procmon-agent: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(&cli.overrides())?;
+    if cli.print {
+        let snapshot = Collector::new().snapshot(settings.interval);
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        return Ok(());
+    }
+    if let Some(file) = &settings.file {
+        tracing::info!(file = %file.display(), "read settings");
+    }
+    let config = settings.into_agent_config()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    if cli.once {
+        let sender = Sender::new(&config.server_url, config.api_key.clone())?;
+        let snapshot = Collector::new().snapshot(config.interval);
+        let answer = runtime.block_on(sender.send(&snapshot))?;
+        tracing::info!(
+            snapshot = %answer.snapshot_id,
+            processes = snapshot.processes.len(),
+            stored = answer.stored,
+            "sent one snapshot"
+        );
+        return Ok(());
+    }
+    runtime.block_on(procmon_agent::run(config, async {
+        // If Ctrl-C cannot be watched, run until killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }))
+}

@@ -1,0 +1,93 @@
+//! The agent's loop: every interval, collect, send, log one line.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::time::MissedTickBehavior;
+
+use crate::{AgentConfig, Collector, Sender};
+
+/// Takes and sends a snapshot every `config.interval` until `shutdown`
+/// completes. A failed send is logged and the loop goes on: the server may
+/// come back. Errors only when the agent cannot start at all.
+pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let sender = Sender::new(&config.server_url, config.api_key.clone())?;
+    // Reading every process takes a while and blocks, so it runs on the
+    // blocking pool; the collector moves there and back through the mutex.
+    let collector = tokio::task::spawn_blocking(Collector::new)
+        .await
+        .context("the process collector could not start")?;
+    let collector = Arc::new(Mutex::new(collector));
+    tracing::info!(
+        server = %sender.ingest_url(),
+        interval = %humantime::format_duration(config.interval),
+        "procmon agent started"
+    );
+
+    let mut ticks = tokio::time::interval(config.interval);
+    // After a stall (a slow send, a suspended laptop) go on at the normal
+    // pace rather than firing the missed ticks in a burst.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = ticks.tick() => {}
+        }
+        let cycle = tokio::select! {
+            () = &mut shutdown => break,
+            result = collect_and_send(&collector, &sender, &config) => result,
+        };
+        if let Err(error) = cycle {
+            tracing::error!("{error:#}");
+        }
+    }
+    tracing::info!("procmon agent stopped");
+    Ok(())
+}
+
+/// One cycle; logs the send's outcome in one line. Errors only when the
+/// collector itself failed.
+async fn collect_and_send(
+    collector: &Arc<Mutex<Collector>>,
+    sender: &Sender,
+    config: &AgentConfig,
+) -> anyhow::Result<()> {
+    let interval = config.interval;
+    let collector = Arc::clone(collector);
+    let snapshot = tokio::task::spawn_blocking(move || {
+        // A panic while collecting poisons the lock; the collector's state
+        // is only caches, so it is safe to go on with it.
+        let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
+        collector.snapshot(interval)
+    })
+    .await
+    .context("taking a snapshot failed")?;
+
+    let started = Instant::now();
+    let outcome = sender.send(&snapshot).await;
+    let took_ms = started.elapsed().as_millis();
+    let id = snapshot.id.simple().to_string();
+    let short_id = &id[..8];
+    let processes = snapshot.processes.len();
+    match outcome {
+        Ok(answer) if answer.stored => {
+            tracing::info!(snapshot = short_id, processes, took_ms, "sent: stored")
+        }
+        Ok(_) => tracing::info!(
+            snapshot = short_id,
+            processes,
+            took_ms,
+            "sent: the server already had this snapshot"
+        ),
+        Err(error) => tracing::warn!(
+            snapshot = short_id,
+            processes,
+            took_ms,
+            "not sent: {error}"
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Delivering one snapshot to the server: `POST /api/processes/`.
+
+use std::time::Duration;
+
+use procmon_model::{ErrorBody, IngestResponse, Snapshot};
+use reqwest::{StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+
+/// A server that takes longer than this to answer is treated as down, so one
+/// stuck send cannot hold up the snapshots behind it for long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a snapshot was not delivered. Each message says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(
+        "{server_url:?} is not a usable server URL ({reason}); set server_url to e.g. \
+         http://127.0.0.1:8000"
+    )]
+    BadUrl { server_url: String, reason: String },
+    #[error(
+        "cannot reach the procmon server at {url}: {cause}. Is the server running, and is \
+         server_url right?"
+    )]
+    Unreachable {
+        /// The full URL that was tried.
+        url: String,
+        /// What went wrong underneath (connection refused, timeout, ...).
+        cause: String,
+    },
+    #[error(
+        "the server refused the API key: set api_key to the key in the server's agent.key file"
+    )]
+    KeyRefused,
+    #[error("the server rejected the snapshot ({status}): {message}")]
+    Rejected {
+        /// The HTTP status the server answered with.
+        status: StatusCode,
+        /// The server's own explanation, from its error body when it sent one.
+        message: String,
+    },
+}
+
+/// Sends snapshots to one server with one key; reuses its connections.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    ingest_url: Url,
+    api_key: SecretString,
+}
+
+impl Sender {
+    /// A sender for the server at `server_url` (e.g. `http://127.0.0.1:8000`).
+    /// Fails only when the URL cannot be used; nothing is contacted yet.
+    pub fn new(server_url: &str, api_key: SecretString) -> Result<Sender, SendError> {
+        let bad_url = |reason: String| SendError::BadUrl {
+            server_url: server_url.to_owned(),
+            reason,
+        };
+        let base = Url::parse(server_url.trim()).map_err(|e| bad_url(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(bad_url("it must start with http:// or https://".to_owned()));
+        }
+        // Keep any path prefix (a server behind a reverse proxy at /procmon/).
+        let base_path = base.path().trim_end_matches('/').to_owned();
+        let mut ingest_url = base;
+        ingest_url.set_path(&format!("{base_path}/api/processes/"));
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("procmon-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| bad_url(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Sender {
+            client,
+            ingest_url,
+            api_key,
+        })
+    }
+
+    /// The URL snapshots are posted to.
+    pub fn ingest_url(&self) -> &Url {
+        &self.ingest_url
+    }
+
+    /// Posts `snapshot`; the server's answer on success. Safe to retry with
+    /// the same snapshot: the server stores each snapshot id once.
+    pub async fn send(&self, snapshot: &Snapshot) -> Result<IngestResponse, SendError> {
+        let unreachable = |error: reqwest::Error| SendError::Unreachable {
+            url: self.ingest_url.to_string(),
+            cause: describe(&error),
+        };
+        let response = self
+            .client
+            .post(self.ingest_url.clone())
+            .bearer_auth(self.api_key.expose_secret())
+            .json(snapshot)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(SendError::KeyRefused);
+        }
+        let body = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(SendError::Rejected {
+                status,
+                message: server_message(&body),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| SendError::Rejected {
+            status,
+            message: format!("the server's answer is not an IngestResponse ({e}); is server_url a procmon server?"),
+        })
+    }
+}
+
+/// The server's `ErrorBody.message`, or the start of whatever else it sent
+/// (a proxy's HTML page, say).
+fn server_message(body: &[u8]) -> String {
+    if let Ok(error) = serde_json::from_slice::<ErrorBody>(body) {
+        return error.message;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "no explanation given".to_owned();
+    }
+    let mut short: String = text.chars().take(200).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// reqwest's top-level message ("error sending request") hides the useful
+/// part; the innermost causes say "Connection refused" or "timed out".
+fn describe(error: &reqwest::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    if error.is_timeout() {
+        parts.push("no answer in time".to_owned());
+    }
+    parts.join(": ")
+}
