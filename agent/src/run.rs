@@ -73,20 +73,19 @@ async fn collect_and_send(
     let short_id = &id[..8];
     let processes = snapshot.processes.len();
     match outcome {
-        Ok(answer) if answer.stored => {
-            tracing::info!(snapshot = short_id, processes, took_ms, "sent: stored")
-        }
-        Ok(_) => tracing::info!(
+        Ok(answer) => tracing::info!(
             snapshot = short_id,
             processes,
             took_ms,
-            "sent: the server already had this snapshot"
+            status = if answer.stored { "stored" } else { "already stored" },
+            "sent"
         ),
         Err(error) => tracing::warn!(
             snapshot = short_id,
             processes,
             took_ms,
-            "not sent: {error}"
+            status = "not sent",
+            "{error}"
         ),
     }
     Ok(())

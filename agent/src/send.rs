@@ -105,10 +105,14 @@ impl Sender {
         }
         let body = response.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
-            return Err(SendError::Rejected {
-                status,
-                message: server_message(&body),
-            });
+            let mut message = server_message(&body);
+            if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+                message.push_str(&format!(
+                    " (nothing takes snapshots at {}: is server_url the procmon server's address?)",
+                    self.ingest_url
+                ));
+            }
+            return Err(SendError::Rejected { status, message });
         }
         serde_json::from_slice(&body).map_err(|e| SendError::Rejected {
             status,
@@ -135,20 +139,16 @@ fn server_message(body: &[u8]) -> String {
     short
 }
 
-/// reqwest's top-level message ("error sending request") hides the useful
-/// part; the innermost causes say "Connection refused" or "timed out".
+/// reqwest's own message ("error sending request for url (...)") repeats
+/// the URL and hides the cause; the innermost error says what happened
+/// ("Connection refused", "dns error: ...").
 fn describe(error: &reqwest::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
     if error.is_timeout() {
-        parts.push("no answer in time".to_owned());
+        return format!("no answer within {} s", REQUEST_TIMEOUT.as_secs());
     }
-    parts.join(": ")
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    innermost.to_string()
 }

@@ -1,0 +1,196 @@
+//! Settings: the layers (file < environment < flags) and the errors for
+//! settings that are wrong.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use procmon_agent::config::{ConfigError, Overrides, Settings, DEFAULT_FILE_TEXT};
+use procmon_agent::AgentConfig;
+use secrecy::{ExposeSecret, SecretString};
+
+/// A config file in a fresh temp dir (kept alive by the returned guard).
+fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("procmon-agent.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn with_file(path: &PathBuf) -> Overrides {
+    Overrides {
+        config_file: Some(path.clone()),
+        ..Overrides::default()
+    }
+}
+
+fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| vars.get(name).cloned()
+}
+
+fn key(settings: &Settings) -> Option<&str> {
+    settings.api_key.as_ref().map(|k| k.expose_secret())
+}
+
+const FULL_FILE: &str = r#"
+server_url = "http://file.example:8000"
+api_key = "from-file"
+interval = "5s"
+"#;
+
+#[test]
+fn the_file_sets_everything_it_names() {
+    let (_dir, path) = file(FULL_FILE);
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.server_url, "http://file.example:8000");
+    assert_eq!(key(&settings), Some("from-file"));
+    assert_eq!(settings.interval, Duration::from_secs(5));
+    assert_eq!(settings.file.as_ref(), Some(&path));
+}
+
+#[test]
+fn the_environment_beats_the_file_and_flags_beat_both() {
+    let (_dir, path) = file(FULL_FILE);
+    let environment = env(&[
+        ("PROCMON_AGENT_SERVER_URL", "http://env.example:8000"),
+        ("PROCMON_AGENT_API_KEY", "from-env"),
+    ]);
+    let settings = Settings::load_with_env(&with_file(&path), &environment).unwrap();
+    assert_eq!(settings.server_url, "http://env.example:8000");
+    assert_eq!(key(&settings), Some("from-env"));
+    // Not set in the environment, so the file's value stands.
+    assert_eq!(settings.interval, Duration::from_secs(5));
+
+    let flags = Overrides {
+        api_key: Some(SecretString::from("from-flag")),
+        interval: Some("750ms".to_owned()),
+        ..with_file(&path)
+    };
+    let settings = Settings::load_with_env(&flags, &environment).unwrap();
+    assert_eq!(settings.server_url, "http://env.example:8000");
+    assert_eq!(key(&settings), Some("from-flag"));
+    assert_eq!(settings.interval, Duration::from_millis(750));
+}
+
+#[test]
+fn without_any_layer_the_defaults_hold_and_sending_needs_a_key() {
+    let (_dir, path) = file("");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.server_url, "http://127.0.0.1:8000");
+    assert_eq!(settings.interval, Duration::from_secs(2));
+    assert!(settings.api_key.is_none());
+    let error = settings.into_agent_config().unwrap_err();
+    assert!(matches!(error, ConfigError::MissingApiKey { .. }));
+    let message = error.to_string();
+    assert!(message.contains("PROCMON_AGENT_API_KEY"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[test]
+fn the_commented_default_file_is_valid_and_asks_for_a_key() {
+    let (_dir, path) = file(DEFAULT_FILE_TEXT);
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.server_url, "http://127.0.0.1:8000");
+    assert_eq!(settings.interval, Duration::from_secs(2));
+    // Its empty key counts as no key.
+    assert!(settings.api_key.is_none());
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named_with_the_file() {
+    let (_dir, path) = file("server_url = \"http://a:1\"\napi_kee = \"typo\"\n");
+    let error = Settings::load_with_env(&with_file(&path), env(&[])).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("api_kee"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[test]
+fn a_bad_interval_says_where_it_came_from() {
+    let (_dir, path) = file("interval = \"often\"\n");
+    let message = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("interval") && message.contains("often"), "{message}");
+
+    let (_dir, path) = file("");
+    let message = Settings::load_with_env(
+        &with_file(&path),
+        env(&[("PROCMON_AGENT_INTERVAL", "2 parsecs")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(message.contains("PROCMON_AGENT_INTERVAL"), "{message}");
+
+    let flags = Overrides {
+        interval: Some("10ms".to_owned()),
+        ..with_file(&path)
+    };
+    let message = Settings::load_with_env(&flags, env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("--interval") && message.contains("at least"), "{message}");
+}
+
+#[test]
+fn an_interval_that_is_a_number_not_a_duration_is_refused() {
+    let (_dir, path) = file("interval = 2\n");
+    let message = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("interval"), "{message}");
+}
+
+#[test]
+fn a_bad_server_url_is_refused() {
+    let (_dir, path) = file("server_url = \"ftp://example\"\n");
+    let message = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("server_url") && message.contains("http"), "{message}");
+
+    let (_dir, path) = file("");
+    let flags = Overrides {
+        server_url: Some("not a url".to_owned()),
+        ..with_file(&path)
+    };
+    let message = Settings::load_with_env(&flags, env(&[])).unwrap_err().to_string();
+    assert!(message.contains("--server-url"), "{message}");
+}
+
+#[test]
+fn a_config_file_given_but_missing_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nowhere.toml");
+    let error = Settings::load_with_env(&with_file(&path), env(&[])).unwrap_err();
+    assert!(matches!(error, ConfigError::FileUnreadable { .. }));
+    assert!(error.to_string().contains("nowhere.toml"), "{error}");
+}
+
+#[test]
+fn a_file_that_is_not_toml_is_an_error_naming_it() {
+    let (_dir, path) = file("server_url = \n[[[");
+    let error = Settings::load_with_env(&with_file(&path), env(&[])).unwrap_err();
+    assert!(matches!(error, ConfigError::FileInvalid { .. }));
+    assert!(error.to_string().contains(&path.display().to_string()));
+}
+
+#[test]
+fn debug_output_never_shows_the_key() {
+    let config = AgentConfig::new("http://127.0.0.1:8000", "s3cret-agent-key");
+    assert_eq!(config.interval, Duration::from_secs(2));
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("s3cret"), "{printed}");
+    assert!(printed.contains("127.0.0.1:8000"));
+
+    let (_dir, path) = file("api_key = \"s3cret-from-file\"\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert!(!format!("{settings:?}").contains("s3cret"));
+    let error_free = format!("{:?}", settings.into_agent_config().unwrap());
+    assert!(!error_free.contains("s3cret"));
+}
