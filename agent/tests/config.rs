@@ -2,7 +2,7 @@
 //! settings that are wrong.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use procmon_agent::config::{ConfigError, Overrides, Settings, DEFAULT_FILE_TEXT};
@@ -17,9 +17,9 @@ fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn with_file(path: &PathBuf) -> Overrides {
+fn with_file(path: &Path) -> Overrides {
     Overrides {
-        config_file: Some(path.clone()),
+        config_file: Some(path.to_owned()),
         ..Overrides::default()
     }
 }
