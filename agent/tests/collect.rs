@@ -105,6 +105,22 @@ fn a_spawned_child_appears_under_this_process_with_its_command_line() {
     assert_eq!(sample.status, procmon_model::ProcessStatus::Sleeping);
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_long_program_name_is_reported_whole_though_linux_cuts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("procmon_test_sleeper_with_a_long_name");
+    let sleep = Command::new("sh").args(["-c", "command -v sleep"]).output().unwrap();
+    let sleep = String::from_utf8(sleep.stdout).unwrap();
+    std::fs::copy(sleep.trim(), &long).unwrap();
+    let child = spawn(long.to_str().unwrap(), &["39"]);
+    let snapshot = Collector::new().snapshot(INTERVAL);
+    assert_eq!(
+        find(&snapshot, child.0.id()).name,
+        "procmon_test_sleeper_with_a_long_name"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn a_busy_child_uses_cpu_by_the_second_snapshot() {

@@ -140,16 +140,18 @@ impl Collector {
                 .user
                 .or_else(|| process.user_id().map(|uid| self.users.name_of(uid)));
             let disk = process.disk_usage();
+            let exe = process.exe().map(|p| p.to_string_lossy().into_owned());
+            let cmd: Vec<String> = process
+                .cmd()
+                .iter()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect();
             processes.push(ProcessSample {
                 pid,
                 parent_pid: process.parent().map(|p| p.as_u32()),
-                name: process.name().to_string_lossy().into_owned(),
-                exe: process.exe().map(|p| p.to_string_lossy().into_owned()),
-                cmd: process
-                    .cmd()
-                    .iter()
-                    .map(|arg| arg.to_string_lossy().into_owned())
-                    .collect(),
+                name: full_name(&process.name().to_string_lossy(), exe.as_deref(), &cmd),
+                exe,
+                cmd,
                 user,
                 start_time: from_unix_secs(process.start_time()),
                 status: status_of(process.status()),
@@ -197,6 +199,27 @@ fn per_cycle_refresh() -> ProcessRefreshKind {
         .without_tasks()
 }
 
+/// Linux keeps only the first 15 bytes of a process's name; when the
+/// executable's or the first argument's file name continues the cut name,
+/// that is the full one ("chrome_crashpad" is "chrome_crashpad_handler").
+fn full_name(name: &str, exe: Option<&str>, cmd: &[String]) -> String {
+    const CUT_AT: usize = 15;
+    if name.len() != CUT_AT {
+        return name.to_owned();
+    }
+    let file_name = |path: &str| path.rsplit(['/', '\\']).next().unwrap_or(path).to_owned();
+    // A rewritten command line can be one argument holding them all.
+    let program = match cmd {
+        [all_in_one] => all_in_one.split(' ').next(),
+        _ => cmd.first().map(String::as_str),
+    };
+    exe.into_iter()
+        .chain(program)
+        .map(file_name)
+        .find(|candidate| candidate.len() > CUT_AT && candidate.starts_with(name))
+        .unwrap_or_else(|| name.to_owned())
+}
+
 fn status_of(status: sysinfo::ProcessStatus) -> ProcessStatus {
     use sysinfo::ProcessStatus as S;
     match status {
@@ -226,5 +249,24 @@ fn finite_or_zero(value: f32) -> f32 {
         value
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_name;
+
+    #[test]
+    fn a_name_cut_at_15_bytes_is_completed_from_the_executable_or_command() {
+        let cut = "chrome_crashpad";
+        let exe = Some("/usr/lib/chromium/chrome_crashpad_handler");
+        assert_eq!(full_name(cut, exe, &[]), "chrome_crashpad_handler");
+        let cmd = ["/opt/x/chrome_crashpad_handler --dir=/tmp/y".to_owned()];
+        assert_eq!(full_name(cut, None, &cmd), "chrome_crashpad_handler");
+        let cmd = ["/opt/x/chrome_crashpad_handler".to_owned(), "--dir=/a b".to_owned()];
+        assert_eq!(full_name(cut, None, &cmd), "chrome_crashpad_handler");
+        // A different program, or a short name, is left as the OS gave it.
+        assert_eq!(full_name(cut, Some("/usr/bin/python3"), &[]), cut);
+        assert_eq!(full_name("sleep", Some("/usr/bin/sleep-longer"), &[]), "sleep");
     }
 }
