@@ -57,6 +57,7 @@ async fn collect_and_send(
 ) -> anyhow::Result<()> {
     let interval = config.interval;
     let collector = Arc::clone(collector);
+    let collect_started = Instant::now();
     let snapshot = tokio::task::spawn_blocking(move || {
         // A panic while collecting poisons the lock; the collector's state
         // is only caches, so it is safe to go on with it.
@@ -65,26 +66,29 @@ async fn collect_and_send(
     })
     .await
     .context("taking a snapshot failed")?;
+    let collect_ms = collect_started.elapsed().as_millis();
 
-    let started = Instant::now();
+    let send_started = Instant::now();
     let outcome = sender.send(&snapshot).await;
-    let took_ms = started.elapsed().as_millis();
+    let send_ms = send_started.elapsed().as_millis();
     let id = snapshot.id.simple().to_string();
     let short_id = &id[..8];
     let processes = snapshot.processes.len();
     match outcome {
         Ok(answer) => tracing::info!(
-            snapshot = short_id,
+            snapshot = %short_id,
             processes,
-            took_ms,
-            status = if answer.stored { "stored" } else { "already stored" },
+            collect_ms,
+            send_ms,
+            status = %if answer.stored { "stored" } else { "already stored" },
             "sent"
         ),
         Err(error) => tracing::warn!(
-            snapshot = short_id,
+            snapshot = %short_id,
             processes,
-            took_ms,
-            status = "not sent",
+            collect_ms,
+            send_ms,
+            status = %"not sent",
             "{error}"
         ),
     }

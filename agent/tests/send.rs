@@ -93,6 +93,7 @@ async fn the_loop_goes_on_after_failed_sends_logs_one_line_each_and_stops_on_shu
         assert!(line.contains(&url), "the line names the server: {line}");
         assert!(line.contains("processes="), "the line counts processes: {line}");
         assert!(line.contains("snapshot="), "the line names the snapshot: {line}");
+        assert!(line.contains("send_ms="), "the line times the send: {line}");
     }
     assert!(text.contains("procmon agent stopped"), "{text}");
 }
