@@ -42,6 +42,23 @@ pub struct Cli {
     /// no server and no key).
     #[arg(long, requires = "once")]
     pub print: bool,
+
+    /// Windows: manage the agent's Windows service.
+    #[cfg(windows)]
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the Windows .exe can do besides running the agent.
+#[cfg(windows)]
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Install, uninstall, start or stop the Windows service that runs the
+    /// agent at boot, with the procmon-agent.toml beside the .exe.
+    Service {
+        #[command(subcommand)]
+        action: crate::windows::service::ServiceAction,
+    },
 }
 
 impl Cli {

@@ -9,10 +9,11 @@
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod first_run;
 mod run;
 pub mod send;
 #[cfg(windows)]
-mod windows;
+pub mod windows;
 
 pub use collect::Collector;
 pub use config::AgentConfig;

@@ -6,11 +6,16 @@ use clap::Parser;
 use procmon_agent::cli::Cli;
 use procmon_agent::config::Settings;
 use procmon_agent::{Collector, Sender};
+#[cfg(not(windows))]
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs go to stderr so that `--once --print` leaves stdout pure JSON.
+    // Logs go to stderr so that `--once --print` leaves stdout pure JSON;
+    // on Windows also to a file beside the .exe.
+    #[cfg(windows)]
+    procmon_agent::windows::logfile::init();
+    #[cfg(not(windows))]
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -26,6 +31,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(windows)]
+    {
+        use procmon_agent::cli::Command;
+        if let Some(Command::Service { action }) = cli.command {
+            return procmon_agent::windows::service::execute(action);
+        }
+        // Started with no arguments, as a double-click starts it.
+        if std::env::args_os().len() == 1 {
+            return procmon_agent::windows::double_click::run();
+        }
+    }
     let settings = Settings::load(&cli.overrides())?;
     if cli.print {
         let snapshot = Collector::new().snapshot(settings.interval);

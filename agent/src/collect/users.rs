@@ -17,13 +17,14 @@ pub(super) struct UserNames {
 }
 
 impl UserNames {
+    /// The list is read on the first lookup, not here: on Windows the
+    /// owner comes from the process token and the list is rarely needed
+    /// (and sysinfo's reading of it trips a debug assertion under Wine).
     pub(super) fn new() -> Self {
         UserNames {
-            users: Users::new_with_refreshed_list().unwrap_or_else(|_| {
-                Users::new().expect("sysinfo supports users where it supports processes")
-            }),
+            users: Users::new().expect("sysinfo supports users where it supports processes"),
             known: HashMap::new(),
-            loaded_at: Some(Instant::now()),
+            loaded_at: None,
         }
     }
 

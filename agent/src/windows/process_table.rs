@@ -33,11 +33,11 @@ pub fn read() -> std::io::Result<HashMap<u32, TableEntry>> {
     let mut table = HashMap::new();
     let mut offset = 0usize;
     while offset + size_of::<SYSTEM_PROCESS_INFORMATION>() <= bytes {
-        // SAFETY: in bounds (checked above) and 8-byte aligned (the buffer
-        // is of u64, entries are 8-aligned); the OS wrote a whole entry at
-        // every offset it linked to.
-        let entry = unsafe { &*base.add(offset).cast::<SYSTEM_PROCESS_INFORMATION>() };
-        table.insert(entry.UniqueProcessId as usize as u32, TableEntry::from(entry));
+        // SAFETY: in bounds (checked above), and the OS wrote a whole entry
+        // at every offset it linked to. Copied out unaligned: Windows aligns
+        // entries to 8 bytes, Wine only to 4.
+        let entry = unsafe { base.add(offset).cast::<SYSTEM_PROCESS_INFORMATION>().read_unaligned() };
+        table.insert(entry.UniqueProcessId as usize as u32, TableEntry::from(&entry));
         if entry.NextEntryOffset == 0 {
             break;
         }
@@ -49,7 +49,7 @@ pub fn read() -> std::io::Result<HashMap<u32, TableEntry>> {
 /// The raw table, in a buffer grown while processes appear between the
 /// size query and the read.
 fn query() -> std::io::Result<Vec<u64>> {
-    // u64 elements keep the entries 8-byte aligned, as their fields need.
+    // u64 elements align the first entry as its fields need.
     let mut buffer: Vec<u64> = vec![0; 32 * 1024];
     loop {
         let bytes = u32::try_from(buffer.len() * 8).unwrap_or(u32::MAX);
