@@ -17,6 +17,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 #[utoipa::path(
     get,
     path = "/api/health",
+    operation_id = "health",
     tag = "server",
     responses(
         (status = 200, description = "The database answers", body = HealthStatus),

@@ -20,6 +20,7 @@ pub const OFFLINE_AFTER_INTERVALS: u32 = 3;
 #[utoipa::path(
     get,
     path = "/api/hosts/",
+    operation_id = "list_hosts",
     tag = "hosts",
     security((), ("viewer_key" = [])),
     responses(

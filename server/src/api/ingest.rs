@@ -31,6 +31,7 @@ impl FromRequest<AppState> for SnapshotBody {
 #[utoipa::path(
     post,
     path = "/api/processes/",
+    operation_id = "ingest_snapshot",
     tag = "processes",
     request_body(content = Snapshot, content_type = "application/json"),
     security(("agent_key" = [])),

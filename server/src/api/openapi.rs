@@ -57,6 +57,7 @@ pub fn document() -> &'static Document {
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
+    operation_id = "openapi_document",
     tag = "server",
     responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = Object)),
 )]

@@ -28,6 +28,7 @@ pub struct ProcessQuery {
 #[utoipa::path(
     get,
     path = "/api/processes/",
+    operation_id = "list_processes",
     tag = "processes",
     params(ProcessQuery),
     security((), ("viewer_key" = [])),

@@ -72,17 +72,27 @@ impl Store for SqliteStore {
         let totals = SnapshotTotals::of(&snapshot.processes);
         let mut tx = self.writer.begin().await?;
 
+        // Facts of a host come from its newest snapshot by collection time;
+        // last_seen is simply the latest arrival.
         sqlx::query(
             "INSERT INTO hosts (id, hostname, os_name, os_version, kernel, arch, cpu_count,
-                 memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen,
+                 collected_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET
-                 hostname = excluded.hostname, os_name = excluded.os_name,
-                 os_version = excluded.os_version, kernel = excluded.kernel,
-                 arch = excluded.arch, cpu_count = excluded.cpu_count,
-                 memory_total_bytes = excluded.memory_total_bytes,
-                 boot_time = excluded.boot_time, agent_version = excluded.agent_version,
-                 interval_ms = excluded.interval_ms,
+                 hostname = iif(excluded.collected_at >= collected_at, excluded.hostname, hostname),
+                 os_name = iif(excluded.collected_at >= collected_at, excluded.os_name, os_name),
+                 os_version = iif(excluded.collected_at >= collected_at, excluded.os_version, os_version),
+                 kernel = iif(excluded.collected_at >= collected_at, excluded.kernel, kernel),
+                 arch = iif(excluded.collected_at >= collected_at, excluded.arch, arch),
+                 cpu_count = iif(excluded.collected_at >= collected_at, excluded.cpu_count, cpu_count),
+                 memory_total_bytes = iif(excluded.collected_at >= collected_at,
+                     excluded.memory_total_bytes, memory_total_bytes),
+                 boot_time = iif(excluded.collected_at >= collected_at, excluded.boot_time, boot_time),
+                 agent_version = iif(excluded.collected_at >= collected_at,
+                     excluded.agent_version, agent_version),
+                 interval_ms = iif(excluded.collected_at >= collected_at, excluded.interval_ms, interval_ms),
+                 collected_at = max(collected_at, excluded.collected_at),
                  last_seen = max(last_seen, excluded.last_seen)",
         )
         .bind(&host.id)
@@ -98,6 +108,7 @@ impl Store for SqliteStore {
         .bind(int(snapshot.interval_ms))
         .bind(received)
         .bind(received)
+        .bind(collected)
         .execute(&mut *tx)
         .await
         .context("cannot store the host")?;
@@ -134,56 +145,62 @@ impl Store for SqliteStore {
             });
         };
 
-        // The same two statement texts for every process: sqlx prepares
-        // each once per connection and reuses it.
-        for process in &snapshot.processes {
-            let process_id: i64 = sqlx::query_scalar(
-                "INSERT INTO processes (host_id, pid, start_time, name, exe, cmd, user, first_seen, last_seen)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (host_id, pid, start_time) DO UPDATE SET
-                     name = iif(excluded.last_seen >= last_seen, excluded.name, name),
-                     exe = iif(excluded.last_seen >= last_seen, excluded.exe, exe),
-                     cmd = iif(excluded.last_seen >= last_seen, excluded.cmd, cmd),
-                     user = iif(excluded.last_seen >= last_seen, excluded.user, user),
-                     first_seen = min(first_seen, excluded.first_seen),
-                     last_seen = max(last_seen, excluded.last_seen)
-                 RETURNING id",
-            )
-            .bind(&host.id)
-            .bind(process.pid)
-            .bind(nanos(process.start_time)?)
-            .bind(&process.name)
-            .bind(&process.exe)
-            .bind(serde_json::to_string(&process.cmd)?)
-            .bind(&process.user)
-            .bind(collected)
-            .bind(collected)
-            .fetch_one(&mut *tx)
-            .await
-            .with_context(|| format!("cannot store process {}", process.pid))?;
-
-            sqlx::query(
-                "INSERT INTO samples (snapshot, process, parent_pid, status, cpu_percent,
-                     memory_rss_bytes, memory_virtual_bytes, memory_private_bytes, threads,
-                     handles, disk_read_bytes, disk_written_bytes)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(seq)
-            .bind(process_id)
-            .bind(process.parent_pid)
-            .bind(process.status.as_str())
-            .bind(process.cpu_percent)
-            .bind(int(process.memory_rss_bytes))
-            .bind(int(process.memory_virtual_bytes))
-            .bind(process.memory_private_bytes.map(int))
-            .bind(process.threads)
-            .bind(process.handles)
-            .bind(int(process.disk_read_bytes))
-            .bind(int(process.disk_written_bytes))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("cannot store the sample of process {}", process.pid))?;
-        }
+        // All processes go in as one JSON array bound to one parameter: two
+        // statements per snapshot, whatever its size, with SQLite doing the
+        // per-row work (far faster than a statement per process).
+        let rows = snapshot
+            .processes
+            .iter()
+            .map(ProcessRow::of)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let rows = serde_json::to_string(&rows)?;
+        sqlx::query(
+            "INSERT INTO processes (host_id, pid, start_time, name, exe, cmd, user, first_seen, last_seen)
+             SELECT ?1, p.value ->> 'pid', p.value ->> 'start_time', p.value ->> 'name',
+                 p.value ->> 'exe', p.value -> 'cmd', p.value ->> 'user', ?2, ?2
+             FROM json_each(?3) AS p
+             WHERE true
+             ON CONFLICT (host_id, pid, start_time) DO UPDATE SET
+                 name = iif(excluded.last_seen >= last_seen, excluded.name, name),
+                 exe = iif(excluded.last_seen >= last_seen, excluded.exe, exe),
+                 cmd = iif(excluded.last_seen >= last_seen, excluded.cmd, cmd),
+                 user = iif(excluded.last_seen >= last_seen, excluded.user, user),
+                 first_seen = min(first_seen, excluded.first_seen),
+                 last_seen = max(last_seen, excluded.last_seen)",
+        )
+        .bind(&host.id)
+        .bind(collected)
+        .bind(&rows)
+        .execute(&mut *tx)
+        .await
+        .context("cannot store the processes")?;
+        let samples = sqlx::query(
+            "INSERT INTO samples (snapshot, process, parent_pid, status, cpu_percent,
+                 memory_rss_bytes, memory_virtual_bytes, memory_private_bytes, threads,
+                 handles, disk_read_bytes, disk_written_bytes)
+             SELECT ?1, processes.id, s.value ->> 'parent_pid', s.value ->> 'status',
+                 s.value ->> 'cpu_percent', s.value ->> 'memory_rss_bytes',
+                 s.value ->> 'memory_virtual_bytes', s.value ->> 'memory_private_bytes',
+                 s.value ->> 'threads', s.value ->> 'handles', s.value ->> 'disk_read_bytes',
+                 s.value ->> 'disk_written_bytes'
+             FROM json_each(?3) AS s
+             -- CROSS JOIN keeps json_each outside: one index lookup per row.
+             CROSS JOIN processes ON processes.host_id = ?2
+                 AND processes.pid = s.value ->> 'pid'
+                 AND processes.start_time = s.value ->> 'start_time'",
+        )
+        .bind(seq)
+        .bind(&host.id)
+        .bind(&rows)
+        .execute(&mut *tx)
+        .await
+        .context("cannot store the samples")?
+        .rows_affected();
+        anyhow::ensure!(
+            samples == snapshot.processes.len() as u64,
+            "stored {samples} samples for {} processes",
+            snapshot.processes.len()
+        );
 
         tx.commit().await.context("cannot commit the snapshot")?;
         Ok(IngestOutcome::Stored)
@@ -413,6 +430,51 @@ impl SampleRow {
             handles: self.handles,
             disk_read_bytes: self.disk_read_bytes as u64,
             disk_written_bytes: self.disk_written_bytes as u64,
+        })
+    }
+}
+
+/// One process of a snapshot as the ingest statements read it from JSON:
+/// times as stored, byte counts clamped to what SQLite holds.
+#[derive(serde::Serialize)]
+struct ProcessRow<'a> {
+    pid: u32,
+    start_time: i64,
+    name: &'a str,
+    exe: Option<&'a str>,
+    cmd: &'a [String],
+    user: Option<&'a str>,
+    parent_pid: Option<u32>,
+    status: &'static str,
+    cpu_percent: f32,
+    memory_rss_bytes: i64,
+    memory_virtual_bytes: i64,
+    memory_private_bytes: Option<i64>,
+    threads: Option<u32>,
+    handles: Option<u32>,
+    disk_read_bytes: i64,
+    disk_written_bytes: i64,
+}
+
+impl<'a> ProcessRow<'a> {
+    fn of(p: &'a ProcessSample) -> anyhow::Result<Self> {
+        Ok(Self {
+            pid: p.pid,
+            start_time: nanos(p.start_time)?,
+            name: &p.name,
+            exe: p.exe.as_deref(),
+            cmd: &p.cmd,
+            user: p.user.as_deref(),
+            parent_pid: p.parent_pid,
+            status: p.status.as_str(),
+            cpu_percent: p.cpu_percent,
+            memory_rss_bytes: int(p.memory_rss_bytes),
+            memory_virtual_bytes: int(p.memory_virtual_bytes),
+            memory_private_bytes: p.memory_private_bytes.map(int),
+            threads: p.threads,
+            handles: p.handles,
+            disk_read_bytes: int(p.disk_read_bytes),
+            disk_written_bytes: int(p.disk_written_bytes),
         })
     }
 }

@@ -1,8 +1,31 @@
-//! `POST /api/processes/`: keys, bad bodies, retries.
+//! `POST /api/processes/`: keys, bad bodies, limits, retries. Every refused
+//! request must leave what is stored untouched.
 
-use procmon_model::{ErrorBody, IngestResponse};
+use procmon_model::{ErrorBody, IngestResponse, ProcessListing};
+use serde_json::Value;
 
-use crate::common::{sample_snapshot, spawn_app};
+use crate::common::{sample_snapshot, spawn_app, spawn_app_with, TestApp};
+
+async fn error_of(response: reqwest::Response, status: u16) -> ErrorBody {
+    assert_eq!(response.status(), status);
+    response.json().await.expect("an ErrorBody")
+}
+
+/// Posts one good snapshot first, so each refusal can be checked to leave it
+/// whole.
+async fn app_with_one_snapshot() -> (TestApp, procmon_model::Snapshot) {
+    let app = spawn_app().await;
+    let snapshot = sample_snapshot("host-a", 5);
+    assert_eq!(app.post_snapshot(&snapshot).await.status(), 201);
+    (app, snapshot)
+}
+
+async fn assert_untouched(app: &TestApp, snapshot: &procmon_model::Snapshot) {
+    assert_eq!(app.count("snapshots").await, 1);
+    assert_eq!(app.count("samples").await, 5);
+    let listing: ProcessListing = app.get_processes("host-a").await.json().await.unwrap();
+    assert_eq!(listing.snapshot_id, snapshot.id);
+}
 
 #[tokio::test]
 async fn a_snapshot_is_stored_with_201() {
@@ -16,26 +39,166 @@ async fn a_snapshot_is_stored_with_201() {
 
 #[tokio::test]
 async fn a_repeated_snapshot_id_is_stored_once() {
-    let app = spawn_app().await;
-    let snapshot = sample_snapshot("host-a", 5);
-    assert_eq!(app.post_snapshot(&snapshot).await.status(), 201);
+    let (app, snapshot) = app_with_one_snapshot().await;
     let again = app.post_snapshot(&snapshot).await;
     assert_eq!(again.status(), 201);
     let body: IngestResponse = again.json().await.unwrap();
     assert!(!body.stored, "the retry must say it was stored before");
-
-    assert_eq!(app.count("snapshots").await, 1);
-    assert_eq!(app.count("samples").await, 5);
     assert_eq!(app.count("processes").await, 5);
+    assert_untouched(&app, &snapshot).await;
+}
+
+#[tokio::test]
+async fn a_snapshot_id_taken_by_another_host_is_409() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+    let mut other = sample_snapshot("host-b", 3);
+    other.id = snapshot.id;
+    let error = error_of(app.post_snapshot(&other).await, 409).await;
+    assert_eq!(error.error, "snapshot_id_conflict");
+    assert_untouched(&app, &snapshot).await;
+    assert_eq!(app.get_processes("host-b").await.status(), 404);
 }
 
 #[tokio::test]
 async fn a_wrong_key_is_refused_with_401() {
-    let app = spawn_app().await;
+    let (app, snapshot) = app_with_one_snapshot().await;
     let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
     let response = app.post_raw(body, Some("application/json"), Some("not-the-key")).await;
-    assert_eq!(response.status(), 401);
-    let error: ErrorBody = response.json().await.unwrap();
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let error = error_of(response, 401).await;
     assert_eq!(error.error, "unauthorized");
     assert!(error.message.contains("agent key was refused"), "{}", error.message);
+    assert_untouched(&app, &snapshot).await;
+}
+
+#[tokio::test]
+async fn a_missing_key_is_refused_with_401_saying_so() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+    let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
+    let error = error_of(app.post_raw(body, Some("application/json"), None).await, 401).await;
+    assert!(error.message.contains("no API key"), "{}", error.message);
+
+    let malformed = app
+        .client
+        .post(format!("{}/api/processes/", app.address))
+        .header("authorization", format!("Basic {}", app.agent_key))
+        .json(&sample_snapshot("host-a", 1))
+        .send()
+        .await
+        .unwrap();
+    let error = error_of(malformed, 401).await;
+    assert!(error.message.contains("Bearer"), "{}", error.message);
+    assert_untouched(&app, &snapshot).await;
+}
+
+#[tokio::test]
+async fn the_viewer_key_does_not_let_anyone_send() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+    let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
+    let key = app.viewer_key.clone();
+    error_of(app.post_raw(body, Some("application/json"), Some(&key)).await, 401).await;
+    assert_untouched(&app, &snapshot).await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_where_it_broke() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+    let key = app.agent_key.clone();
+    let response = app
+        .post_raw(r#"{"version": 1, "id": "#, Some("application/json"), Some(&key))
+        .await;
+    let error = error_of(response, 400).await;
+    assert_eq!(error.error, "invalid_json");
+    assert!(error.message.contains("line 1 column"), "{}", error.message);
+    assert_untouched(&app, &snapshot).await;
+}
+
+#[tokio::test]
+async fn a_missing_field_is_422_naming_it() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+    let mut body: Value = serde_json::to_value(sample_snapshot("host-a", 3)).unwrap();
+    body["processes"][2].as_object_mut().unwrap().remove("start_time");
+    let key = app.agent_key.clone();
+    let response = app
+        .post_raw(body.to_string(), Some("application/json"), Some(&key))
+        .await;
+    let error = error_of(response, 422).await;
+    assert_eq!(error.error, "schema_mismatch");
+    assert!(error.message.contains("processes[2]"), "{}", error.message);
+    assert!(error.message.contains("missing field `start_time`"), "{}", error.message);
+    assert_untouched(&app, &snapshot).await;
+}
+
+#[tokio::test]
+async fn a_wrong_type_is_422_naming_the_field() {
+    let app = spawn_app().await;
+    let mut body: Value = serde_json::to_value(sample_snapshot("host-a", 2)).unwrap();
+    body["processes"][1]["pid"] = Value::String("twelve".into());
+    let key = app.agent_key.clone();
+    let response = app
+        .post_raw(body.to_string(), Some("application/json"), Some(&key))
+        .await;
+    let error = error_of(response, 422).await;
+    assert!(error.message.contains("processes[1].pid"), "{}", error.message);
+    assert_eq!(app.count("snapshots").await, 0);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_says_the_limit() {
+    let app = spawn_app_with(|s| s.body_limit = 4096).await;
+    let small = sample_snapshot("host-a", 2);
+    assert_eq!(app.post_snapshot(&small).await.status(), 201);
+    let big = sample_snapshot("host-a", 200);
+    assert!(serde_json::to_vec(&big).unwrap().len() > 4096);
+    let error = error_of(app.post_snapshot(&big).await, 413).await;
+    assert_eq!(error.error, "payload_too_large");
+    assert!(error.message.contains("4096 bytes"), "{}", error.message);
+    assert_eq!(app.count("snapshots").await, 1);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_declared_json_is_415() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+    let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
+    let key = app.agent_key.clone();
+    let error = error_of(app.post_raw(body, Some("text/plain"), Some(&key)).await, 415).await;
+    assert!(error.message.contains("application/json"), "{}", error.message);
+    assert_untouched(&app, &snapshot).await;
+}
+
+#[tokio::test]
+async fn an_unknown_wire_version_is_422_saying_which_is_spoken() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+    let mut newer = sample_snapshot("host-a", 1);
+    newer.version = procmon_model::WIRE_VERSION + 1;
+    let error = error_of(app.post_snapshot(&newer).await, 422).await;
+    assert_eq!(error.error, "invalid_snapshot");
+    assert!(
+        error.message.contains(&format!("speaks snapshot version {}", procmon_model::WIRE_VERSION)),
+        "{}",
+        error.message
+    );
+    assert_untouched(&app, &snapshot).await;
+}
+
+#[tokio::test]
+async fn hostile_snapshots_are_422_and_store_nothing() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+
+    let mut twice = sample_snapshot("host-a", 3);
+    twice.processes[2].pid = twice.processes[0].pid;
+    let error = error_of(app.post_snapshot(&twice).await, 422).await;
+    assert!(error.message.contains("appears twice"), "{}", error.message);
+
+    let mut no_id = sample_snapshot("", 1);
+    no_id.host.id = "   ".into();
+    let error = error_of(app.post_snapshot(&no_id).await, 422).await;
+    assert!(error.message.contains("host.id"), "{}", error.message);
+
+    let mut long = sample_snapshot("host-a", 2);
+    long.processes[1].cmd = vec!["x".repeat(300 * 1024)];
+    let error = error_of(app.post_snapshot(&long).await, 422).await;
+    assert!(error.message.contains("processes[1] (pid 2).cmd"), "{}", error.message);
+
+    assert_untouched(&app, &snapshot).await;
 }

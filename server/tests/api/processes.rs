@@ -1,23 +1,93 @@
-//! `GET /api/processes/?host=…`.
+//! `GET /api/processes/?host=…[&at=…]`, and how processes are stored: once
+//! per identity (host, pid, start time), a sample per snapshot.
 
+use chrono::{Duration, SecondsFormat};
 use procmon_model::{ErrorBody, ProcessListing};
 
 use crate::common::{sample_snapshot, spawn_app};
 
+async fn listing(response: reqwest::Response) -> ProcessListing {
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("a ProcessListing")
+}
+
 #[tokio::test]
 async fn the_newest_snapshot_comes_back_as_sent() {
     let app = spawn_app().await;
-    let snapshot = sample_snapshot("host-a", 50);
-    assert_eq!(app.post_snapshot(&snapshot).await.status(), 201);
-    let response = app.get_processes("host-a").await;
-    assert_eq!(response.status(), 200);
-    let listing: ProcessListing = response.json().await.unwrap();
-    assert_eq!(listing.snapshot_id, snapshot.id);
-    assert_eq!(listing.collected_at, snapshot.collected_at);
-    assert_eq!(listing.host.host, snapshot.host);
+    let older = sample_snapshot("host-a", 10);
+    let mut newer = sample_snapshot("host-a", 50);
+    newer.collected_at = older.collected_at + Duration::seconds(2);
+    newer.processes[3].cmd = vec!["<script>alert(1)</script>".into(), "ünïcödé \" ' \\".into()];
+    newer.processes[4].exe = None;
+    newer.processes[4].user = None;
+    newer.processes[4].memory_private_bytes = None;
+    newer.processes[4].parent_pid = None;
+    // Sent newest first: "newest" is by collection time, not arrival.
+    assert_eq!(app.post_snapshot(&newer).await.status(), 201);
+    assert_eq!(app.post_snapshot(&older).await.status(), 201);
+
+    let listing = listing(app.get_processes("host-a").await).await;
+    assert_eq!(listing.snapshot_id, newer.id);
+    assert_eq!(listing.collected_at, newer.collected_at);
+    assert_eq!(listing.host.host, newer.host);
+    assert_eq!(listing.host.process_count, 50);
     let mut processes = listing.processes;
     processes.sort_by_key(|p| p.pid);
-    assert_eq!(processes, snapshot.processes);
+    assert_eq!(processes, newer.processes);
+}
+
+#[tokio::test]
+async fn at_travels_back_in_time() {
+    let app = spawn_app().await;
+    let first = sample_snapshot("host-a", 3);
+    let mut second = sample_snapshot("host-a", 4);
+    second.collected_at = first.collected_at + Duration::seconds(60);
+    app.post_snapshot(&first).await;
+    app.post_snapshot(&second).await;
+
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let between = at(first.collected_at + Duration::seconds(30));
+    let got = listing(app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &between)]).await).await;
+    assert_eq!(got.snapshot_id, first.id);
+    assert_eq!(got.processes.len(), 3);
+
+    let exactly = at(second.collected_at);
+    let got = listing(app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &exactly)]).await).await;
+    assert_eq!(got.snapshot_id, second.id);
+
+    // An offset written with an unescaped '+' arrives as a space.
+    let url = format!(
+        "{}/api/processes/?host=host-a&at={}",
+        app.address,
+        (first.collected_at + Duration::seconds(30))
+            .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+            .to_rfc3339_opts(SecondsFormat::Secs, false)
+    );
+    let got = listing(app.client.get(url).send().await.unwrap()).await;
+    assert_eq!(got.snapshot_id, first.id);
+
+    let before = at(first.collected_at - Duration::seconds(1));
+    let response = app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &before)]).await;
+    assert_eq!(response.status(), 404);
+    let error: ErrorBody = response.json().await.unwrap();
+    assert_eq!(error.error, "no_snapshot");
+    assert!(error.message.contains("at or before"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn a_bad_query_is_400_saying_what_to_send() {
+    let app = spawn_app().await;
+    for (query, expected) in [
+        (vec![], "host"),
+        (vec![("host", " ")], "`host` is empty"),
+        (vec![("host", "h"), ("at", "yesterday")], "RFC 3339"),
+    ] {
+        let response = app.get_with_query("/api/processes/", &query).await;
+        assert_eq!(response.status(), 400, "{query:?}");
+        let error: ErrorBody = response.json().await.unwrap();
+        assert_eq!(error.error, "invalid_query");
+        assert!(error.message.contains(expected), "{query:?}: {}", error.message);
+    }
 }
 
 #[tokio::test]
@@ -27,4 +97,63 @@ async fn an_unknown_host_is_404() {
     assert_eq!(response.status(), 404);
     let error: ErrorBody = response.json().await.unwrap();
     assert_eq!(error.error, "unknown_host");
+    assert!(error.message.contains("nobody"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn a_process_is_stored_once_per_identity() {
+    let app = spawn_app().await;
+    let first = sample_snapshot("host-a", 20);
+    let mut second = sample_snapshot("host-a", 20);
+    second.collected_at = first.collected_at + Duration::seconds(2);
+    for (a, b) in second.processes.iter_mut().zip(&first.processes) {
+        b.start_time.clone_into(&mut a.start_time);
+    }
+    // pid 7 exited and its pid was reused by a new process.
+    second.processes[6].start_time = second.collected_at;
+    second.processes[6].name = "reused".into();
+    app.post_snapshot(&first).await;
+    app.post_snapshot(&second).await;
+
+    assert_eq!(app.count("processes").await, 21);
+    assert_eq!(app.count("samples").await, 40);
+    let old = listing(
+        app.get_with_query(
+            "/api/processes/",
+            &[("host", "host-a"), ("at", &first.collected_at.to_rfc3339())],
+        )
+        .await,
+    )
+    .await;
+    let pid7 = old.processes.iter().find(|p| p.pid == 7).unwrap();
+    assert_eq!(pid7.name, "proc-7");
+    let new = listing(app.get_processes("host-a").await).await;
+    let pid7 = new.processes.iter().find(|p| p.pid == 7).unwrap();
+    assert_eq!(pid7.name, "reused");
+}
+
+#[tokio::test]
+async fn ingest_of_2000_processes_is_quick() {
+    let app = spawn_app().await;
+    // Warm up: the first ingest also prepares the statements.
+    app.post_snapshot(&sample_snapshot("warm-up", 10)).await;
+    let mut first = sample_snapshot("big-host", 2000);
+    let started = std::time::Instant::now();
+    assert_eq!(app.post_snapshot(&first).await.status(), 201);
+    let new_processes = started.elapsed();
+    first.id = uuid::Uuid::new_v4();
+    first.collected_at += Duration::seconds(2);
+    let started = std::time::Instant::now();
+    assert_eq!(app.post_snapshot(&first).await.status(), 201);
+    let known_processes = started.elapsed();
+    let started = std::time::Instant::now();
+    let got = listing(app.get_processes("big-host").await).await;
+    let read = started.elapsed();
+    assert_eq!(got.processes.len(), 2000);
+    println!(
+        "2,000 processes: first ingest {new_processes:?}, next ingest {known_processes:?}, listing {read:?}"
+    );
+    // Generous, for a loaded 2-core machine in debug: an agent sends every
+    // 2 s, so an ingest must take well under that.
+    assert!(known_processes < std::time::Duration::from_secs(2), "{known_processes:?}");
 }
