@@ -90,17 +90,13 @@ pub fn display_names<'a>(hosts: impl IntoIterator<Item = (&'a str, &'a str)>) ->
         } else if ids.len() == 1 {
             names.insert(ids[0].to_owned(), hostname.to_owned());
         } else {
-            let longest = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
-            let width = (8..=longest)
-                .find(|&n| {
-                    let mut seen = std::collections::HashSet::new();
-                    ids.iter().all(|id| seen.insert(prefix(id, n)))
-                })
-                .unwrap_or(longest);
-            names.extend(
-                ids.into_iter()
-                    .map(|id| (id.to_owned(), format!("{hostname} ({})", prefix(id, width)))),
-            );
+            for &id in &ids {
+                let others: Vec<&str> = ids.iter().copied().filter(|&other| other != id).collect();
+                let width = (8..id.chars().count())
+                    .find(|&n| others.iter().all(|other| prefix(other, n) != prefix(id, n)))
+                    .unwrap_or(id.chars().count());
+                names.insert(id.to_owned(), format!("{hostname} ({})", prefix(id, width)));
+            }
         }
     }
     names

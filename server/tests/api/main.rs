@@ -4,5 +4,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth;
+mod health;
+mod hosts;
 mod ingest;
 mod processes;
+mod retention;

@@ -1,0 +1,88 @@
+//! `GET /api/hosts/`: online/offline by the server's clock, totals, and
+//! display names that stay unique when hostnames are not.
+
+use chrono::{Duration, Utc};
+use procmon_model::HostSummary;
+
+use crate::common::{sample_snapshot, spawn_app};
+
+async fn hosts(app: &crate::common::TestApp) -> Vec<HostSummary> {
+    let response = app.get_hosts().await;
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("a list of HostSummary")
+}
+
+#[tokio::test]
+async fn no_hosts_is_an_empty_list() {
+    let app = spawn_app().await;
+    assert!(hosts(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_host_that_just_sent_is_online_with_its_totals() {
+    let app = spawn_app().await;
+    let snapshot = sample_snapshot("host-a", 4);
+    app.post_snapshot(&snapshot).await;
+    let list = hosts(&app).await;
+    assert_eq!(list.len(), 1);
+    let host = &list[0];
+    assert!(host.online);
+    assert_eq!(host.host, snapshot.host);
+    assert_eq!(host.display_name, "host-a-name");
+    assert_eq!(host.process_count, 4);
+    assert!((host.cpu_percent_total - 2.0).abs() < 1e-4, "{}", host.cpu_percent_total);
+    let rss: u64 = snapshot.processes.iter().map(|p| p.memory_rss_bytes).sum();
+    assert_eq!(host.memory_rss_total_bytes, rss);
+    assert!(host.last_seen <= Utc::now() && host.last_seen > Utc::now() - Duration::minutes(1));
+}
+
+#[tokio::test]
+async fn a_host_is_offline_after_three_intervals_of_silence_by_the_server_clock() {
+    let app = spawn_app().await;
+    let mut quiet = sample_snapshot("quiet", 2);
+    // A wrong agent clock far in the future must not keep it online.
+    quiet.collected_at = Utc::now() + Duration::days(365);
+    app.post_snapshot(&quiet).await;
+    app.post_snapshot(&sample_snapshot("busy", 2)).await;
+
+    // Received 7 s ago, interval 2 s: silent for more than three intervals.
+    let db = app.db().await;
+    let seven_seconds_ago = (Utc::now() - Duration::seconds(7)).timestamp_nanos_opt().unwrap();
+    sqlx::query("UPDATE hosts SET last_seen = ? WHERE id = 'quiet'")
+        .bind(seven_seconds_ago)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let list = hosts(&app).await;
+    let online = |id: &str| list.iter().find(|h| h.host.id == id).unwrap().online;
+    assert!(!online("quiet"));
+    assert!(online("busy"));
+}
+
+#[tokio::test]
+async fn hosts_sharing_a_hostname_get_distinct_display_names() {
+    let app = spawn_app().await;
+    for id in ["3f2a9c1d00000000aaaa", "3f2a9c1d11111111bbbb", "77777777cccc"] {
+        let mut snapshot = sample_snapshot(id, 1);
+        snapshot.host.hostname = "web".into();
+        app.post_snapshot(&snapshot).await;
+    }
+    let mut lonely = sample_snapshot("lonely-id", 1);
+    lonely.host.hostname = "db".into();
+    app.post_snapshot(&lonely).await;
+
+    let list = hosts(&app).await;
+    let names: Vec<&str> = list.iter().map(|h| h.display_name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["db", "web (3f2a9c1d0)", "web (3f2a9c1d1)", "web (77777777)"],
+        "sorted by display name"
+    );
+
+    // The process listing names the host the same way.
+    let listing: procmon_model::ProcessListing =
+        app.get_processes("3f2a9c1d11111111bbbb").await.json().await.unwrap();
+    assert_eq!(listing.host.display_name, "web (3f2a9c1d1)");
+}
