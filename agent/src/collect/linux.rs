@@ -84,9 +84,17 @@ fn threads_from_stat(stat: &str) -> Option<u32> {
     after_name.split_ascii_whitespace().nth(17)?.parse().ok()
 }
 
-/// Open file descriptors; `None` for another user's process (denied).
+/// Open file descriptors. Since Linux 6.2 the size of `/proc/<pid>/fd` is
+/// that count, one `stat` however many files are open (a database can hold
+/// tens of thousands); older kernels say 0 there, and then the directory is
+/// counted (denied for another user's process: `None`).
 fn open_fds(pid: u32) -> Option<u32> {
-    let entries = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let dir = format!("/proc/{pid}/fd");
+    let size = fs::metadata(&dir).ok()?.len();
+    if size > 0 {
+        return u32::try_from(size).ok();
+    }
+    let entries = fs::read_dir(&dir).ok()?;
     u32::try_from(entries.count()).ok()
 }
 
@@ -130,6 +138,19 @@ mod tests {
         assert_eq!(id, host_id(), "the host id must be stable");
         let hostname = sysinfo::System::host_name().unwrap_or_default();
         assert_ne!(id, hostname);
+    }
+
+    #[test]
+    fn the_open_file_count_matches_the_fd_directory() {
+        let me = std::process::id();
+        let files: Vec<_> = (0..5).map(|_| fs::File::open("/proc/self/stat").unwrap()).collect();
+        let counted = fs::read_dir("/proc/self/fd").unwrap().count() as u32;
+        let reported = open_fds(me).unwrap();
+        // Other tests of this binary open and close files meanwhile.
+        assert!(reported.abs_diff(counted) <= 3, "{reported} reported, {counted} counted");
+        assert!(reported >= 5, "five files are open, yet {reported} reported");
+        drop(files);
+        assert_eq!(open_fds(u32::MAX), None, "no such process");
     }
 
     #[test]
