@@ -19,10 +19,11 @@
 //!   `("Debian GNU/Linux", "12")` or `("Windows 10 Pro", "19045")`.
 //! - `struct ProcessDetails` with `fn new() -> Self` and
 //!   `fn read(&mut self, pid: u32) -> PlatformExtras`: what sysinfo does not
-//!   give (threads, handles, private bytes, and on Windows the user as
-//!   `DOMAIN\name`). It may keep caches between calls. It is called once per
-//!   process per snapshot and must never panic: a process that vanished or
-//!   denies access yields `PlatformExtras::default()` or whatever was read.
+//!   give, or gives wrongly (threads, handles, private bytes, virtual size,
+//!   and on Windows the user as `DOMAIN\name`). It may keep caches between
+//!   calls. It is called once per process per snapshot and must never
+//!   panic: a process that vanished or denies access yields
+//!   `PlatformExtras::default()` or whatever could be read.
 //!
 //! The rest of the agent never sees a platform.
 
