@@ -28,7 +28,6 @@
 //! The rest of the agent never sees a platform.
 
 mod host;
-#[allow(dead_code)] // only where the OS has no machine id of its own
 mod saved_id;
 mod users;
 
