@@ -35,6 +35,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .route("/api", axum::routing::any(crate::api::no_route))
+        .route("/api/", axum::routing::any(crate::api::no_route))
         .route("/api/{*rest}", axum::routing::any(crate::api::no_route))
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .fallback(crate::web::serve)

@@ -5,8 +5,10 @@
 mod common;
 
 mod auth;
+mod end_to_end;
 mod health;
 mod hosts;
 mod ingest;
+mod openapi;
 mod processes;
 mod retention;

@@ -1,0 +1,122 @@
+//! The whole path: the real agent code collects this machine's processes
+//! and sends them over HTTP to a real server with a fresh database; the API
+//! then shows this test process, with its real parent, and a child it
+//! spawned beneath it, and the host online.
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use procmon_agent::{Collector, Sender};
+use procmon_model::{HostSummary, ProcessListing, Snapshot};
+
+use crate::common::{spawn_app, spawn_app_with};
+
+/// Kills the child when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_sleep() -> KillOnDrop {
+    KillOnDrop(Command::new("sleep").arg("30").spawn().expect("spawn `sleep 30`"))
+}
+
+/// This test binary's file name; the process name is this, or (Linux keeps
+/// 15 characters of it) its start.
+fn own_exe_name() -> String {
+    std::env::current_exe().unwrap().file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn check_listing(listing: &ProcessListing, child_pid: u32) {
+    let own_pid = std::process::id();
+    let me = listing
+        .processes
+        .iter()
+        .find(|p| p.pid == own_pid)
+        .unwrap_or_else(|| panic!("this test process (pid {own_pid}) is not in the listing"));
+    assert!(!me.name.is_empty() && own_exe_name().starts_with(&me.name), "name {:?}", me.name);
+    #[cfg(unix)]
+    assert_eq!(me.parent_pid, Some(std::os::unix::process::parent_id()), "parent of this test process");
+    assert!(me.memory_rss_bytes > 0);
+
+    let child = listing
+        .processes
+        .iter()
+        .find(|p| p.pid == child_pid)
+        .unwrap_or_else(|| panic!("the spawned child (pid {child_pid}) is not in the listing"));
+    assert_eq!(child.parent_pid, Some(own_pid), "the child hangs under this process");
+    assert_eq!(child.name, "sleep");
+    assert_eq!(child.cmd, ["sleep", "30"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_agent_reports_this_process_and_its_child() {
+    let app = spawn_app().await;
+    let child = spawn_sleep();
+    let child_pid = child.0.id();
+
+    let snapshot: Snapshot = tokio::task::spawn_blocking(|| {
+        let mut collector = Collector::new();
+        collector.snapshot(Duration::from_secs(2))
+    })
+    .await
+    .unwrap();
+    let sender = Sender::new(&app.address, app.agent_key.clone().into()).unwrap();
+    let answer = sender.send(&snapshot).await.expect("the server accepts the agent's snapshot");
+    assert_eq!(answer.snapshot_id, snapshot.id);
+    assert!(answer.stored);
+    // A retry of the same snapshot is accepted and not stored twice.
+    assert!(!sender.send(&snapshot).await.unwrap().stored);
+
+    let response = app.get_processes(&snapshot.host.id).await;
+    assert_eq!(response.status(), 200);
+    let listing: ProcessListing = response.json().await.unwrap();
+    assert_eq!(listing.snapshot_id, snapshot.id);
+    assert_eq!(listing.processes.len(), snapshot.processes.len());
+    check_listing(&listing, child_pid);
+
+    let hosts: Vec<HostSummary> = app.get_hosts().await.json().await.unwrap();
+    let host = hosts.iter().find(|h| h.host.id == snapshot.host.id).expect("the host is listed");
+    assert!(host.online);
+    assert_eq!(host.process_count as usize, snapshot.processes.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_is_reported_by_the_agent_as_refused() {
+    let app = spawn_app().await;
+    let snapshot = crate::common::sample_snapshot("host-a", 1);
+    let sender = Sender::new(&app.address, "wrong".to_owned().into()).unwrap();
+    let error = sender.send(&snapshot).await.unwrap_err().to_string();
+    assert!(error.to_lowercase().contains("key"), "{error}");
+    assert_eq!(app.count("snapshots").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_agent_sends_this_machine_to_its_own_server() {
+    let app = spawn_app_with(|s| {
+        s.embedded_agent = true;
+        s.embedded_agent_interval = Duration::from_millis(500);
+    })
+    .await;
+    let child = spawn_sleep();
+    let child_pid = child.0.id();
+
+    // Wait for a snapshot taken after the child started.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the embedded agent never reported the child");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let hosts: Vec<HostSummary> = app.get_hosts().await.json().await.unwrap();
+        let Some(host) = hosts.first() else { continue };
+        assert!(host.online);
+        let listing: ProcessListing = app.get_processes(&host.host.id).await.json().await.unwrap();
+        if listing.processes.iter().any(|p| p.pid == child_pid) {
+            check_listing(&listing, child_pid);
+            break;
+        }
+    }
+}

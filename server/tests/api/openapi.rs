@@ -1,0 +1,283 @@
+//! `GET /api/openapi.json` describes the API exactly as served: every route
+//! the server answers under /api is in it (and nothing else is), and real
+//! responses, errors included, match the schemas it gives for their status.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::common::{sample_snapshot, spawn_app_with, TestApp};
+
+/// Every endpoint the API promises, as (method, path).
+const ENDPOINTS: [(&str, &str); 5] = [
+    ("get", "/api/health"),
+    ("get", "/api/hosts/"),
+    ("get", "/api/openapi.json"),
+    ("get", "/api/processes/"),
+    ("post", "/api/processes/"),
+];
+
+async fn document(app: &TestApp) -> Value {
+    let response = app.get("/api/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    document
+}
+
+#[tokio::test]
+async fn the_document_lists_exactly_the_routes_served() {
+    let app = spawn_app_with(|_| {}).await;
+    let document = document(&app).await;
+    let documented: BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    let promised: BTreeSet<(String, String)> =
+        ENDPOINTS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, promised);
+
+    // Each documented operation is served (not 404/405), and on each
+    // documented path every other method is refused: the server serves
+    // nothing there that the document does not describe.
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        for path in promised.iter().map(|(_, p)| p).collect::<BTreeSet<_>>() {
+            let response = app
+                .client
+                .request(method.parse().unwrap(), format!("{}{path}", app.address))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            if documented.contains(&(method.to_lowercase(), path.clone())) {
+                assert!(status != 404 && status != 405, "{method} {path} is documented but answers {status}");
+            } else {
+                assert_eq!(status, 405, "{method} {path} is not documented but answers {status}");
+            }
+        }
+    }
+    // Anything else under /api is a JSON 404.
+    for path in ["/api", "/api/", "/api/processes", "/api/nothing/here", "/api/hosts/x"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let error: procmon_model::ErrorBody =
+            response.json().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(error.error, "not_found");
+    }
+
+    // Operations name their auth: the agent key to send, the viewer key
+    // (or nothing, on loopback) to read.
+    let schemes = &document["components"]["securitySchemes"];
+    assert_eq!(schemes["agent_key"]["scheme"], "bearer");
+    assert_eq!(schemes["viewer_key"]["scheme"], "bearer");
+    assert_eq!(document["paths"]["/api/processes/"]["post"]["security"], serde_json::json!([{"agent_key": []}]));
+    assert_eq!(document["paths"]["/api/hosts/"]["get"]["security"], serde_json::json!([{}, {"viewer_key": []}]));
+    let params = &document["paths"]["/api/processes/"]["get"]["parameters"];
+    assert_eq!(params[0]["name"], "host");
+    assert_eq!(params[0]["required"], true);
+    assert_eq!(params[1]["name"], "at");
+}
+
+#[tokio::test]
+async fn real_responses_match_the_documented_schemas() {
+    let app = spawn_app_with(|s| s.body_limit = 64 * 1024).await;
+    let document = document(&app).await;
+    let snapshot = sample_snapshot("host-a", 3);
+    let key = app.agent_key.clone();
+
+    // The request body the agent sends matches the documented one.
+    let request_schema = &document["paths"]["/api/processes/"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let mut sent = serde_json::to_value(&snapshot).unwrap();
+    validate(&document, request_schema, &sent, "request").unwrap();
+    // And one with every optional field absent, too.
+    sent["processes"][0].as_object_mut().unwrap().remove("memory_private_bytes");
+    validate(&document, request_schema, &sent, "request").unwrap();
+
+    let mut checked = Vec::new();
+    let mut check = |method: &str, path: &str, status: u16, body: Value| {
+        let responses = &document["paths"][path][method]["responses"];
+        let Some(response) = responses.get(status.to_string()) else {
+            panic!("{method} {path} answered {status}, which the document does not list");
+        };
+        let schema = &response["content"]["application/json"]["schema"];
+        assert!(!schema.is_null(), "{method} {path} {status} has no JSON schema");
+        validate(&document, schema, &body, "response")
+            .unwrap_or_else(|e| panic!("{method} {path} {status}: {e}\n{body:#}"));
+        checked.push(format!("{method} {path} {status}"));
+    };
+    async fn answer(response: reqwest::Response) -> (u16, Value) {
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    let (s, b) = answer(app.post_snapshot(&snapshot).await).await;
+    check("post", "/api/processes/", s, b);
+    let (s, b) = answer(app.post_raw("{", Some("application/json"), Some(&key)).await).await;
+    check("post", "/api/processes/", s, b);
+    let (s, b) = answer(app.post_raw("{}", Some("application/json"), Some(&key)).await).await;
+    check("post", "/api/processes/", s, b);
+    let (s, b) = answer(app.post_raw("{}", Some("application/json"), Some("wrong")).await).await;
+    check("post", "/api/processes/", s, b);
+    let (s, b) = answer(app.post_raw("{}", Some("text/plain"), Some(&key)).await).await;
+    check("post", "/api/processes/", s, b);
+    let big = serde_json::to_vec(&sample_snapshot("host-a", 500)).unwrap();
+    let (s, b) = answer(app.post_raw(big, Some("application/json"), Some(&key)).await).await;
+    check("post", "/api/processes/", s, b);
+    let mut stolen = sample_snapshot("host-b", 1);
+    stolen.id = snapshot.id;
+    let (s, b) = answer(app.post_snapshot(&stolen).await).await;
+    check("post", "/api/processes/", s, b);
+
+    let (s, b) = answer(app.get_processes("host-a").await).await;
+    check("get", "/api/processes/", s, b);
+    let (s, b) = answer(app.get_processes("nobody").await).await;
+    check("get", "/api/processes/", s, b);
+    let (s, b) = answer(app.get("/api/processes/").await).await;
+    check("get", "/api/processes/", s, b);
+    let (s, b) = answer(app.get_hosts().await).await;
+    check("get", "/api/hosts/", s, b);
+    let (s, b) = answer(app.get("/api/health").await).await;
+    check("get", "/api/health", s, b);
+    let (s, b) = answer(app.get("/api/openapi.json").await).await;
+    check("get", "/api/openapi.json", s, b);
+
+    app.state.store.close().await;
+    let (s, b) = answer(app.get("/api/health").await).await;
+    check("get", "/api/health", s, b);
+    let (s, b) = answer(app.get_hosts().await).await;
+    check("get", "/api/hosts/", s, b);
+
+    for expected in [
+        "post /api/processes/ 201",
+        "post /api/processes/ 400",
+        "post /api/processes/ 401",
+        "post /api/processes/ 409",
+        "post /api/processes/ 413",
+        "post /api/processes/ 415",
+        "post /api/processes/ 422",
+        "get /api/processes/ 200",
+        "get /api/processes/ 400",
+        "get /api/processes/ 404",
+        "get /api/hosts/ 200",
+        "get /api/hosts/ 500",
+        "get /api/health 200",
+        "get /api/health 503",
+    ] {
+        assert!(checked.iter().any(|c| c == expected), "{expected} was not exercised: {checked:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_validator_catches_what_it_should() {
+    let app = spawn_app_with(|_| {}).await;
+    let document = document(&app).await;
+    let error_body = serde_json::json!({"$ref": "#/components/schemas/ErrorBody"});
+    let good = serde_json::json!({"error": "x", "message": "y"});
+    validate(&document, &error_body, &good, "").unwrap();
+    for bad in [
+        serde_json::json!({"error": "x"}),
+        serde_json::json!({"error": "x", "message": "y", "extra": 1}),
+        serde_json::json!({"error": 1, "message": "y"}),
+    ] {
+        assert!(validate(&document, &error_body, &bad, "").is_err(), "{bad}");
+    }
+}
+
+/// Checks `value` against an OpenAPI 3.1 schema strictly: required keys
+/// present, no keys the schema does not name, types, enums, formats.
+fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .ok_or_else(|| format!("{at}: unexpected $ref {reference}"))?;
+        let target = &document["components"]["schemas"][name];
+        if target.is_null() {
+            return Err(format!("{at}: $ref to missing schema {name}"));
+        }
+        return validate(document, target, value, at);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(options) = schema.get(key).and_then(Value::as_array) {
+            let passing = options.iter().filter(|o| validate(document, o, value, at).is_ok()).count();
+            let ok = if key == "oneOf" { passing == 1 } else { passing >= 1 };
+            if !ok {
+                return Err(format!("{at}: {passing} of the {key} options match {value}"));
+            }
+        }
+    }
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        for part in all {
+            validate(document, part, value, at)?;
+        }
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            other => return Err(format!("{at}: odd type {other}")),
+        };
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let fits = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
+        if !fits {
+            return Err(format!("{at}: {actual} where the schema says {types:?}"));
+        }
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+        if !options.contains(value) {
+            return Err(format!("{at}: {value} is not one of {options:?}"));
+        }
+    }
+    if let (Some(format), Some(text)) = (schema.get("format").and_then(Value::as_str), value.as_str()) {
+        let ok = match format {
+            "date-time" => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
+            "uuid" => uuid::Uuid::parse_str(text).is_ok(),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("{at}: {text:?} is not a {format}"));
+        }
+    }
+    if let (Some(minimum), Some(number)) = (schema.get("minimum").and_then(Value::as_f64), value.as_f64()) {
+        if number < minimum {
+            return Err(format!("{at}: {number} is below the minimum {minimum}"));
+        }
+    }
+    if let Value::Object(fields) = value {
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+                let name = required.as_str().unwrap();
+                if !fields.contains_key(name) {
+                    return Err(format!("{at}: required key {name:?} is missing"));
+                }
+            }
+            for (name, field) in fields {
+                let Some(property) = properties.get(name) else {
+                    return Err(format!("{at}: key {name:?} is not in the schema"));
+                };
+                validate(document, property, field, &format!("{at}.{name}"))?;
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            validate(document, item_schema, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
