@@ -1,9 +1,13 @@
 //! The collector against this machine's real processes.
 
 use std::path::Path;
+#[cfg(unix)]
 use std::process::{Child, Command, Stdio};
+#[cfg(unix)]
 use std::thread;
-use std::time::{Duration, Instant};
+#[cfg(unix)]
+use std::time::Instant;
+use std::time::Duration;
 
 use chrono::Utc;
 use procmon_agent::Collector;
@@ -20,8 +24,10 @@ fn find(snapshot: &Snapshot, pid: u32) -> &ProcessSample {
 }
 
 /// Kills the child even when an assertion fails first.
+#[cfg(unix)]
 struct Reaped(Child);
 
+#[cfg(unix)]
 impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -29,6 +35,7 @@ impl Drop for Reaped {
     }
 }
 
+#[cfg(unix)]
 fn spawn(program: &str, args: &[&str]) -> Reaped {
     let child = Command::new(program)
         .args(args)
