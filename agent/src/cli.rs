@@ -27,8 +27,8 @@ pub struct Cli {
 
     /// The server's agent key. Prefer the file or PROCMON_AGENT_API_KEY:
     /// flags are visible to everyone in the process list.
-    #[arg(long, value_name = "KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    #[arg(long, value_name = "KEY", value_parser = parse_secret)]
+    pub api_key: Option<SecretString>,
 
     /// Time between snapshots, e.g. "2s" or "500ms".
     #[arg(long, value_name = "DURATION")]
@@ -67,8 +67,13 @@ impl Cli {
         Overrides {
             config_file: self.config.clone(),
             server_url: self.server_url.clone(),
-            api_key: self.api_key.clone().map(SecretString::from),
+            api_key: self.api_key.clone(),
             interval: self.interval.clone(),
         }
     }
+}
+
+/// Keeps the key out of `Debug` output from the moment it is parsed.
+fn parse_secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
 }

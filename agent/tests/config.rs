@@ -194,3 +194,12 @@ fn debug_output_never_shows_the_key() {
     let error_free = format!("{:?}", settings.into_agent_config().unwrap());
     assert!(!error_free.contains("s3cret"));
 }
+
+#[test]
+fn the_parsed_command_line_never_shows_the_key() {
+    use clap::Parser;
+    let cli = procmon_agent::cli::Cli::parse_from(["procmon-agent", "--api-key", "s3cret-flag"]);
+    assert!(!format!("{cli:?}").contains("s3cret"));
+    let key = cli.overrides().api_key.expect("the flag is kept");
+    assert_eq!(key.expose_secret(), "s3cret-flag");
+}
