@@ -104,7 +104,7 @@ impl Settings {
                 file.embedded_agent.unwrap_or(defaults.embedded_agent)
             },
             embedded_agent_interval: cli
-                .agent_interval
+                .embedded_agent_interval
                 .map(Duration::from)
                 .or(file.embedded_agent_interval)
                 .unwrap_or(defaults.embedded_agent_interval),
@@ -149,7 +149,7 @@ pub struct Cli {
     pub no_agent: bool,
     /// Snapshot interval of the embedded agent, e.g. "2s" [default: 2s].
     #[arg(long, env = "PROCMON_EMBEDDED_AGENT_INTERVAL")]
-    pub agent_interval: Option<humantime::Duration>,
+    pub embedded_agent_interval: Option<humantime::Duration>,
 }
 
 /// The config file's keys; all optional, unknown keys rejected.

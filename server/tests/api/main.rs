@@ -5,10 +5,12 @@
 mod common;
 
 mod auth;
+mod binary;
 mod end_to_end;
 mod health;
 mod hosts;
 mod ingest;
 mod openapi;
+mod page;
 mod processes;
 mod retention;

@@ -1,0 +1,79 @@
+//! The `procmon-server` binary as a user runs it: the line with the URL,
+//! key files (never keys) on the console, config mistakes named, and a
+//! clean stop on Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_procmon-server");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_prints_its_url_serves_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--no-agent", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start procmon-server");
+    let mut stdout = BufReader::new(server.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("procmon is running at ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
+    let mut rest = String::new();
+    for _ in 0..3 {
+        stdout.read_line(&mut rest).unwrap();
+    }
+    let agent_key_file = dir.path().join("agent.key");
+    assert!(rest.contains(&agent_key_file.display().to_string()), "{rest}");
+    let key = std::fs::read_to_string(&agent_key_file).unwrap();
+    assert!(!rest.contains(key.trim()), "the key itself must never be printed");
+
+    let health = reqwest::get(format!("{url}api/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let stopped = Command::new("kill").args(["-INT", &server.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            panic!("procmon-server did not stop within 15 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("procmon-server.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nretension = \"1h\"\n").unwrap();
+    let output = Command::new(BINARY).arg("--config").arg(&config).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("retension"), "{stderr}");
+    assert!(stderr.contains(&config.display().to_string()), "{stderr}");
+}
+
+#[test]
+fn a_bad_environment_value_is_named() {
+    let output = Command::new(BINARY)
+        .env("PROCMON_RETENTION", "forever")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("forever") && stderr.contains("retention"), "{stderr}");
+}
