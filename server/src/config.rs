@@ -117,7 +117,11 @@ impl Settings {
 /// Command-line flags; each can also be set by the environment variable
 /// named beside it.
 #[derive(Debug, Default, Parser)]
-#[command(name = "procmon-server", version, about = "The procmon server: stores agents' snapshots and serves the process tree page")]
+#[command(
+    name = "procmon-server",
+    version,
+    about = "The procmon server: stores agents' snapshots and serves the process tree page"
+)]
 pub struct Cli {
     /// TOML config file [default: ./procmon-server.toml if it exists].
     #[arg(long, env = "PROCMON_CONFIG")]
@@ -218,7 +222,10 @@ mod tests {
         let settings = Settings::from_cli(cli).unwrap();
         assert_eq!(settings.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(settings.retention, Duration::from_secs(30 * 60));
-        assert_eq!(settings.database_path, PathBuf::from("d").join("procmon.db"));
+        assert_eq!(
+            settings.database_path,
+            PathBuf::from("d").join("procmon.db")
+        );
         assert!(!settings.embedded_agent);
         assert_eq!(settings.body_limit, 32 * 1024 * 1024);
     }

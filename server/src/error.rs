@@ -136,7 +136,9 @@ impl ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         match rejection {
-            QueryRejection::FailedToDeserializeQueryString(e) => Self::InvalidQuery(serde_message(&e)),
+            QueryRejection::FailedToDeserializeQueryString(e) => {
+                Self::InvalidQuery(serde_message(&e))
+            }
             other => Self::InvalidQuery(other.body_text()),
         }
     }

@@ -44,7 +44,11 @@ impl Keys {
         };
         let agent = pick(agent, "agent.key")?;
         let viewer = pick(viewer, "viewer.key")?;
-        Ok(Self { agent, viewer, files })
+        Ok(Self {
+            agent,
+            viewer,
+            files,
+        })
     }
 }
 
@@ -84,7 +88,11 @@ fn read_key(path: &Path) -> anyhow::Result<SecretString> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
     let key = text.trim();
-    anyhow::ensure!(!key.is_empty(), "key file {} is empty; delete it to have a new key generated", path.display());
+    anyhow::ensure!(
+        !key.is_empty(),
+        "key file {} is empty; delete it to have a new key generated",
+        path.display()
+    );
     warn_if_readable_by_others(path);
     Ok(SecretString::from(key.to_owned()))
 }

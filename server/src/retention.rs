@@ -47,7 +47,10 @@ pub async fn run(store: Arc<dyn Store>, retention: Duration, every: Duration) {
                 "retention: deleted data older than {}",
                 humantime::format_duration(retention)
             ),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "retention pass failed; will retry"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "retention pass failed; will retry"
+            ),
         }
     }
 }

@@ -56,11 +56,20 @@ impl Application {
     /// Reads or creates the keys, opens the database (running its
     /// migrations) and binds the listen address (port 0: any free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let keys = Keys::resolve(&settings.data_dir, settings.agent_key.clone(), settings.viewer_key.clone())?;
+        create_private_dir(&settings.data_dir)?;
+        let keys = Keys::resolve(
+            &settings.data_dir,
+            settings.agent_key.clone(),
+            settings.viewer_key.clone(),
+        )?;
         let store = SqliteStore::open(&settings.database_path).await?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (is another procmon-server running? \
+                     --listen picks another address)",
+                settings.listen
+            )
+        })?;
         let address = listener.local_addr()?;
         let state = AppState {
             store: Arc::new(store),
@@ -68,7 +77,12 @@ impl Application {
             viewer_key_required: !address.ip().is_loopback(),
             body_limit: settings.body_limit,
         };
-        Ok(Self { listener, address, state, settings })
+        Ok(Self {
+            listener,
+            address,
+            state,
+            settings,
+        })
     }
 
     /// The port actually bound (the chosen one when the settings said 0).
@@ -105,7 +119,10 @@ impl Application {
     /// Serves, sweeps old snapshots and (if enabled) runs the embedded
     /// agent, until `shutdown` completes; then lets open requests finish,
     /// stops the agent and closes the database.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let retention = tokio::spawn(crate::retention::run(
             Arc::clone(&self.state.store),
@@ -144,6 +161,22 @@ impl Application {
         store.close().await;
         served
     }
+}
+
+/// Creates the data directory, if missing, readable only by this user: the
+/// database holds command lines, which can hold secrets. An existing
+/// directory is left as it is.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
 }
 
 /// Ctrl-C, or SIGTERM (how service managers and `docker stop` ask).

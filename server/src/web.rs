@@ -1,7 +1,9 @@
 //! The page: the files of `web/`, compiled into the binary, so one binary
 //! is the whole server.
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
@@ -15,7 +17,11 @@ struct PageFiles;
 /// is picked up at once while unchanged files cost a 304.
 pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return (StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served here\n").into_response();
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are served here\n",
+        )
+            .into_response();
     }
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() || path.ends_with('/') {
@@ -28,7 +34,11 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     };
     let etag = format!(
         "\"{}\"",
-        file.metadata.sha256_hash().iter().map(|b| format!("{b:02x}")).collect::<String>()
+        file.metadata
+            .sha256_hash()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     let etag = HeaderValue::from_str(&etag).expect("hex is a valid header value");
     let common = [
@@ -36,7 +46,10 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
     ];
-    if headers.get(IF_NONE_MATCH).is_some_and(|given| given == etag) {
+    if headers
+        .get(IF_NONE_MATCH)
+        .is_some_and(|given| given == etag)
+    {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
     let content_type = HeaderValue::from_str(file.metadata.mimetype())

@@ -30,18 +30,31 @@ pub const OFFLINE_AFTER_INTERVALS: u32 = 3;
     ),
 )]
 #[tracing::instrument(skip_all)]
-pub async fn list(State(state): State<AppState>, _viewer: ViewerAuth) -> Result<Json<Vec<HostSummary>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _viewer: ViewerAuth,
+) -> Result<Json<Vec<HostSummary>>, ApiError> {
     let records = state.store.hosts().await?;
-    let mut names = display_names(records.iter().map(|r| (r.info.id.as_str(), r.info.hostname.as_str())));
+    let mut names = display_names(
+        records
+            .iter()
+            .map(|r| (r.info.id.as_str(), r.info.hostname.as_str())),
+    );
     let now = Utc::now();
     let mut hosts: Vec<HostSummary> = records
         .into_iter()
         .map(|record| {
-            let name = names.remove(&record.info.id).unwrap_or_else(|| record.info.id.clone());
+            let name = names
+                .remove(&record.info.id)
+                .unwrap_or_else(|| record.info.id.clone());
             summarize(record, name, now)
         })
         .collect();
-    hosts.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.host.id.cmp(&b.host.id)));
+    hosts.sort_by(|a, b| {
+        a.display_name
+            .cmp(&b.display_name)
+            .then(a.host.id.cmp(&b.host.id))
+    });
     Ok(Json(hosts))
 }
 
@@ -62,7 +75,9 @@ pub async fn summary_of(state: &AppState, host_id: &str) -> Result<HostSummary, 
 
 fn summarize(record: HostRecord, display_name: String, now: DateTime<Utc>) -> HostSummary {
     let silence = now.signed_duration_since(record.last_seen);
-    let limit = chrono::Duration::milliseconds((record.interval_ms * OFFLINE_AFTER_INTERVALS as u64) as i64);
+    let limit = chrono::Duration::milliseconds(
+        (record.interval_ms * OFFLINE_AFTER_INTERVALS as u64) as i64,
+    );
     HostSummary {
         online: silence <= limit,
         display_name,
@@ -78,7 +93,9 @@ fn summarize(record: HostRecord, display_name: String, now: DateTime<Utc>) -> Ho
 /// Hostname for each host id; where hosts share a hostname, each gets the
 /// shortest prefix of its id (at least 8 characters) that tells them apart,
 /// e.g. "web (3f2a9c1d)". A host with no hostname is shown by its id.
-pub fn display_names<'a>(hosts: impl IntoIterator<Item = (&'a str, &'a str)>) -> HashMap<String, String> {
+pub fn display_names<'a>(
+    hosts: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> HashMap<String, String> {
     let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
     for (id, hostname) in hosts {
         by_name.entry(hostname.trim()).or_default().push(id);
@@ -103,7 +120,9 @@ pub fn display_names<'a>(hosts: impl IntoIterator<Item = (&'a str, &'a str)>) ->
 }
 
 fn prefix(id: &str, chars: usize) -> &str {
-    id.char_indices().nth(chars).map_or(id, |(end, _)| &id[..end])
+    id.char_indices()
+        .nth(chars)
+        .map_or(id, |(end, _)| &id[..end])
 }
 
 #[cfg(test)]

@@ -64,7 +64,11 @@ pub async fn ingest(
         IngestOutcome::AlreadyStored => false,
         IngestOutcome::IdTakenByOtherHost => return Err(ApiError::SnapshotIdConflict(snapshot.id)),
     };
-    tracing::debug!(stored, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot received");
+    tracing::debug!(
+        stored,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "snapshot received"
+    );
     Ok((
         StatusCode::CREATED,
         Json(IngestResponse {

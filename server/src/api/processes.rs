@@ -54,7 +54,9 @@ pub async fn list(
     })?;
     let host_id = query.host.trim();
     if host_id.is_empty() {
-        return Err(ApiError::InvalidQuery("`host` is empty: give the host's id as ?host=<id>".into()));
+        return Err(ApiError::InvalidQuery(
+            "`host` is empty: give the host's id as ?host=<id>".into(),
+        ));
     }
     let at = query.at.as_deref().map(parse_at).transpose()?;
     tracing::Span::current().record("host", host_id);
@@ -62,7 +64,10 @@ pub async fn list(
     let summary = super::hosts::summary_of(&state, host_id).await?;
     let snapshot = state.store.snapshot(host_id, at).await?.ok_or_else(|| {
         ApiError::NoSnapshot(match at {
-            Some(at) => format!("no snapshot of host {host_id:?} was collected at or before {}", at.to_rfc3339()),
+            Some(at) => format!(
+                "no snapshot of host {host_id:?} was collected at or before {}",
+                at.to_rfc3339()
+            ),
             None => format!("no snapshot of host {host_id:?} is kept any more"),
         })
     })?;

@@ -85,7 +85,11 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
             ));
         }
         if !(p.cpu_percent.is_finite() && p.cpu_percent >= 0.0) {
-            return Err(format!("{} is {}: it must be 0 or more", at("cpu_percent"), p.cpu_percent));
+            return Err(format!(
+                "{} is {}: it must be 0 or more",
+                at("cpu_percent"),
+                p.cpu_percent
+            ));
         }
         storable_time(&at("start_time"), p.start_time)?;
     }
@@ -94,7 +98,10 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
 
 fn at_most(field: &str, value: &str, limit: usize) -> Result<(), String> {
     if value.len() > limit {
-        return Err(format!("{field} is {} bytes long, more than the {limit} allowed", value.len()));
+        return Err(format!(
+            "{field} is {} bytes long, more than the {limit} allowed",
+            value.len()
+        ));
     }
     Ok(())
 }
@@ -164,18 +171,24 @@ mod tests {
     fn each_problem_is_named() {
         let mut s = snapshot(&[1]);
         s.version = 99;
-        assert!(validate(&s).unwrap_err().contains("speaks snapshot version 1"));
+        assert!(validate(&s)
+            .unwrap_err()
+            .contains("speaks snapshot version 1"));
 
         let mut s = snapshot(&[1]);
         s.host.id = " ".into();
         assert!(validate(&s).unwrap_err().contains("host.id is empty"));
 
         let s = snapshot(&[1, 7, 7]);
-        assert!(validate(&s).unwrap_err().contains("pid 7 appears twice, at processes[1] and processes[2]"));
+        assert!(validate(&s)
+            .unwrap_err()
+            .contains("pid 7 appears twice, at processes[1] and processes[2]"));
 
         let mut s = snapshot(&[1, 2]);
         s.processes[1].name = "x".repeat(MAX_NAME + 1);
-        assert!(validate(&s).unwrap_err().contains("processes[1] (pid 2).name"));
+        assert!(validate(&s)
+            .unwrap_err()
+            .contains("processes[1] (pid 2).name"));
 
         let mut s = snapshot(&[1]);
         s.processes[0].cpu_percent = -1.0;
@@ -186,7 +199,9 @@ mod tests {
         assert!(validate(&s).unwrap_err().contains("interval_ms"));
 
         let mut s = snapshot(&[1]);
-        s.processes[0].start_time = DateTime::parse_from_rfc3339("1500-01-01T00:00:00Z").unwrap().to_utc();
+        s.processes[0].start_time = DateTime::parse_from_rfc3339("1500-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
         assert!(validate(&s).unwrap_err().contains("start_time"));
     }
 }

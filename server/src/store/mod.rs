@@ -91,7 +91,11 @@ pub struct Deleted {
 pub trait Store: Send + Sync + 'static {
     /// Stores `snapshot`, received at `received_at` (server clock), unless
     /// its id was stored before.
-    async fn ingest(&self, snapshot: &Snapshot, received_at: DateTime<Utc>) -> anyhow::Result<IngestOutcome>;
+    async fn ingest(
+        &self,
+        snapshot: &Snapshot,
+        received_at: DateTime<Utc>,
+    ) -> anyhow::Result<IngestOutcome>;
 
     /// Every host, in no particular order.
     async fn hosts(&self) -> anyhow::Result<Vec<HostRecord>>;
@@ -105,7 +109,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The host's newest snapshot, or with `at`, its newest one collected at
     /// or before `at`.
-    async fn snapshot(&self, host_id: &str, at: Option<DateTime<Utc>>) -> anyhow::Result<Option<StoredSnapshot>>;
+    async fn snapshot(
+        &self,
+        host_id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Option<StoredSnapshot>>;
 
     /// Deletes up to `batch` snapshots received before `cutoff`, then the
     /// processes and hosts nothing refers to any more, in one short

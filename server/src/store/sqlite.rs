@@ -65,7 +65,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn ingest(&self, snapshot: &Snapshot, received_at: DateTime<Utc>) -> anyhow::Result<IngestOutcome> {
+    async fn ingest(
+        &self,
+        snapshot: &Snapshot,
+        received_at: DateTime<Utc>,
+    ) -> anyhow::Result<IngestOutcome> {
         let received = nanos(received_at)?;
         let collected = nanos(snapshot.collected_at)?;
         let host = &snapshot.host;
@@ -231,7 +235,11 @@ impl Store for SqliteStore {
             .context("cannot read the hosts")
     }
 
-    async fn snapshot(&self, host_id: &str, at: Option<DateTime<Utc>>) -> anyhow::Result<Option<StoredSnapshot>> {
+    async fn snapshot(
+        &self,
+        host_id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Option<StoredSnapshot>> {
         let at = at.map(nanos).transpose()?.unwrap_or(i64::MAX);
         let mut conn = self.reader.acquire().await?;
         let head: Option<(i64, String, i64, i64)> = sqlx::query_as(
@@ -263,7 +271,10 @@ impl Store for SqliteStore {
             id: Uuid::parse_str(&id).context("stored snapshot id is not a UUID")?,
             collected_at: from_nanos(collected_at),
             received_at: from_nanos(received_at),
-            processes: rows.into_iter().map(SampleRow::into_sample).collect::<anyhow::Result<_>>()?,
+            processes: rows
+                .into_iter()
+                .map(SampleRow::into_sample)
+                .collect::<anyhow::Result<_>>()?,
         }))
     }
 
@@ -290,11 +301,12 @@ impl Store for SqliteStore {
             .await?
             .into_iter()
             .collect();
-            deleted.snapshots = sqlx::query("DELETE FROM snapshots WHERE seq IN (SELECT value FROM json_each(?))")
-                .bind(&seqs)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            deleted.snapshots =
+                sqlx::query("DELETE FROM snapshots WHERE seq IN (SELECT value FROM json_each(?))")
+                    .bind(&seqs)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             let touched = serde_json::to_string(&touched)?;
             deleted.processes = sqlx::query(
                 "DELETE FROM processes WHERE id IN (SELECT value FROM json_each(?))
@@ -418,7 +430,8 @@ impl SampleRow {
             parent_pid: self.parent_pid,
             name: self.name,
             exe: self.exe,
-            cmd: serde_json::from_str(&self.cmd).context("stored command line is not a JSON list")?,
+            cmd: serde_json::from_str(&self.cmd)
+                .context("stored command line is not a JSON list")?,
             user: self.user,
             start_time: from_nanos(self.start_time),
             status: ProcessStatus::from_name(&self.status),

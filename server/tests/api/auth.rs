@@ -28,7 +28,12 @@ async fn on_loopback_reading_needs_no_key() {
 async fn beyond_loopback_reading_needs_the_viewer_key() {
     let app = spawn_app_with(|s| s.listen = "0.0.0.0:0".parse().unwrap()).await;
     assert!(app.state.viewer_key_required);
-    assert_eq!(app.post_snapshot(&sample_snapshot("host-a", 2)).await.status(), 201);
+    assert_eq!(
+        app.post_snapshot(&sample_snapshot("host-a", 2))
+            .await
+            .status(),
+        201
+    );
 
     let viewer = app.viewer_key.clone();
     let agent = app.agent_key.clone();
@@ -39,15 +44,30 @@ async fn beyond_loopback_reading_needs_the_viewer_key() {
         assert!(error.message.contains("viewer key"), "{}", error.message);
 
         let response = get_with_key(&app, path, Some(&agent)).await;
-        assert_eq!(response.status(), 401, "the agent key must not read: {path}");
+        assert_eq!(
+            response.status(),
+            401,
+            "the agent key must not read: {path}"
+        );
         let error: ErrorBody = response.json().await.unwrap();
-        assert!(error.message.contains("viewer key was refused"), "{}", error.message);
+        assert!(
+            error.message.contains("viewer key was refused"),
+            "{}",
+            error.message
+        );
 
-        assert_eq!(get_with_key(&app, path, Some(&viewer)).await.status(), 200, "{path}");
+        assert_eq!(
+            get_with_key(&app, path, Some(&viewer)).await.status(),
+            200,
+            "{path}"
+        );
     }
     // Health and the API description stay open for monitors and tools.
     assert_eq!(get_with_key(&app, "/api/health", None).await.status(), 200);
-    assert_eq!(get_with_key(&app, "/api/openapi.json", None).await.status(), 200);
+    assert_eq!(
+        get_with_key(&app, "/api/openapi.json", None).await.status(),
+        200
+    );
     // The page itself is open; it asks for the key when the API says 401.
     assert_eq!(get_with_key(&app, "/", None).await.status(), 200);
 }
@@ -62,7 +82,12 @@ async fn configured_keys_replace_the_generated_ones() {
     .await;
     assert_eq!(app.agent_key, "agent-key-from-config");
     assert!(!app.data_dir.path().join("agent.key").exists());
-    assert_eq!(app.post_snapshot(&sample_snapshot("host-a", 1)).await.status(), 201);
+    assert_eq!(
+        app.post_snapshot(&sample_snapshot("host-a", 1))
+            .await
+            .status(),
+        201
+    );
     let response = get_with_key(&app, "/api/hosts/", Some("viewer-key-from-config")).await;
     assert_eq!(response.status(), 200);
 }

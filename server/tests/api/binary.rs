@@ -26,20 +26,32 @@ async fn it_prints_its_url_serves_and_stops_on_ctrl_c() {
         .strip_prefix("procmon is running at ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
     let mut rest = String::new();
     for _ in 0..3 {
         stdout.read_line(&mut rest).unwrap();
     }
     let agent_key_file = dir.path().join("agent.key");
-    assert!(rest.contains(&agent_key_file.display().to_string()), "{rest}");
+    assert!(
+        rest.contains(&agent_key_file.display().to_string()),
+        "{rest}"
+    );
     let key = std::fs::read_to_string(&agent_key_file).unwrap();
-    assert!(!rest.contains(key.trim()), "the key itself must never be printed");
+    assert!(
+        !rest.contains(key.trim()),
+        "the key itself must never be printed"
+    );
 
     let health = reqwest::get(format!("{url}api/health")).await.unwrap();
     assert_eq!(health.status(), 200);
 
-    let stopped = Command::new("kill").args(["-INT", &server.id().to_string()]).status().unwrap();
+    let stopped = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .unwrap();
     assert!(stopped.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
@@ -60,7 +72,11 @@ fn an_unknown_key_in_the_config_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("procmon-server.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nretension = \"1h\"\n").unwrap();
-    let output = Command::new(BINARY).arg("--config").arg(&config).output().unwrap();
+    let output = Command::new(BINARY)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("retension"), "{stderr}");
@@ -75,5 +91,8 @@ fn a_bad_environment_value_is_named() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("forever") && stderr.contains("retention"), "{stderr}");
+    assert!(
+        stderr.contains("forever") && stderr.contains("retention"),
+        "{stderr}"
+    );
 }

@@ -22,13 +22,23 @@ impl Drop for KillOnDrop {
 }
 
 fn spawn_sleep() -> KillOnDrop {
-    KillOnDrop(Command::new("sleep").arg("30").spawn().expect("spawn `sleep 30`"))
+    KillOnDrop(
+        Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn `sleep 30`"),
+    )
 }
 
 /// This test binary's file name; the process name is this, or (Linux keeps
 /// 15 characters of it) its start.
 fn own_exe_name() -> String {
-    std::env::current_exe().unwrap().file_name().unwrap().to_string_lossy().into_owned()
+    std::env::current_exe()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn check_listing(listing: &ProcessListing, child_pid: u32) {
@@ -38,9 +48,17 @@ fn check_listing(listing: &ProcessListing, child_pid: u32) {
         .iter()
         .find(|p| p.pid == own_pid)
         .unwrap_or_else(|| panic!("this test process (pid {own_pid}) is not in the listing"));
-    assert!(!me.name.is_empty() && own_exe_name().starts_with(&me.name), "name {:?}", me.name);
+    assert!(
+        !me.name.is_empty() && own_exe_name().starts_with(&me.name),
+        "name {:?}",
+        me.name
+    );
     #[cfg(unix)]
-    assert_eq!(me.parent_pid, Some(std::os::unix::process::parent_id()), "parent of this test process");
+    assert_eq!(
+        me.parent_pid,
+        Some(std::os::unix::process::parent_id()),
+        "parent of this test process"
+    );
     assert!(me.memory_rss_bytes > 0);
 
     let child = listing
@@ -48,7 +66,11 @@ fn check_listing(listing: &ProcessListing, child_pid: u32) {
         .iter()
         .find(|p| p.pid == child_pid)
         .unwrap_or_else(|| panic!("the spawned child (pid {child_pid}) is not in the listing"));
-    assert_eq!(child.parent_pid, Some(own_pid), "the child hangs under this process");
+    assert_eq!(
+        child.parent_pid,
+        Some(own_pid),
+        "the child hangs under this process"
+    );
     assert_eq!(child.name, "sleep");
     assert_eq!(child.cmd, ["sleep", "30"]);
 }
@@ -66,7 +88,10 @@ async fn the_real_agent_reports_this_process_and_its_child() {
     .await
     .unwrap();
     let sender = Sender::new(&app.address, app.agent_key.clone().into()).unwrap();
-    let answer = sender.send(&snapshot).await.expect("the server accepts the agent's snapshot");
+    let answer = sender
+        .send(&snapshot)
+        .await
+        .expect("the server accepts the agent's snapshot");
     assert_eq!(answer.snapshot_id, snapshot.id);
     assert!(answer.stored);
     // A retry of the same snapshot is accepted and not stored twice.
@@ -80,7 +105,10 @@ async fn the_real_agent_reports_this_process_and_its_child() {
     check_listing(&listing, child_pid);
 
     let hosts: Vec<HostSummary> = app.get_hosts().await.json().await.unwrap();
-    let host = hosts.iter().find(|h| h.host.id == snapshot.host.id).expect("the host is listed");
+    let host = hosts
+        .iter()
+        .find(|h| h.host.id == snapshot.host.id)
+        .expect("the host is listed");
     assert!(host.online);
     assert_eq!(host.process_count as usize, snapshot.processes.len());
 }
@@ -108,7 +136,10 @@ async fn the_embedded_agent_sends_this_machine_to_its_own_server() {
     // Wait for a snapshot taken after the child started.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(std::time::Instant::now() < deadline, "the embedded agent never reported the child");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the embedded agent never reported the child"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
         let hosts: Vec<HostSummary> = app.get_hosts().await.json().await.unwrap();
         let Some(host) = hosts.first() else { continue };

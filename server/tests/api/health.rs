@@ -35,7 +35,11 @@ async fn health_is_200_while_the_database_answers_and_503_once_it_is_gone() {
 async fn a_file_that_is_not_a_database_is_refused_at_start_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("procmon.db");
-    std::fs::write(&path, b"this is not an SQLite database, just some text that is long enough").unwrap();
+    std::fs::write(
+        &path,
+        b"this is not an SQLite database, just some text that is long enough",
+    )
+    .unwrap();
     let mut settings = Settings::with_data_dir(dir.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.embedded_agent = false;
@@ -46,5 +50,7 @@ async fn a_file_that_is_not_a_database_is_refused_at_start_naming_it() {
     assert!(error.contains(&path.display().to_string()), "{error}");
     assert!(error.contains("not a database"), "{error}");
     // What was there is left alone.
-    assert!(std::fs::read(&path).unwrap().starts_with(b"this is not an SQLite"));
+    assert!(std::fs::read(&path)
+        .unwrap()
+        .starts_with(b"this is not an SQLite"));
 }

@@ -30,7 +30,11 @@ async fn a_host_that_just_sent_is_online_with_its_totals() {
     assert_eq!(host.host, snapshot.host);
     assert_eq!(host.display_name, "host-a-name");
     assert_eq!(host.process_count, 4);
-    assert!((host.cpu_percent_total - 2.0).abs() < 1e-4, "{}", host.cpu_percent_total);
+    assert!(
+        (host.cpu_percent_total - 2.0).abs() < 1e-4,
+        "{}",
+        host.cpu_percent_total
+    );
     let rss: u64 = snapshot.processes.iter().map(|p| p.memory_rss_bytes).sum();
     assert_eq!(host.memory_rss_total_bytes, rss);
     assert!(host.last_seen <= Utc::now() && host.last_seen > Utc::now() - Duration::minutes(1));
@@ -47,7 +51,9 @@ async fn a_host_is_offline_after_three_intervals_of_silence_by_the_server_clock(
 
     // Received 7 s ago, interval 2 s: silent for more than three intervals.
     let db = app.db().await;
-    let seven_seconds_ago = (Utc::now() - Duration::seconds(7)).timestamp_nanos_opt().unwrap();
+    let seven_seconds_ago = (Utc::now() - Duration::seconds(7))
+        .timestamp_nanos_opt()
+        .unwrap();
     sqlx::query("UPDATE hosts SET last_seen = ? WHERE id = 'quiet'")
         .bind(seven_seconds_ago)
         .execute(&db)
@@ -64,7 +70,11 @@ async fn a_host_is_offline_after_three_intervals_of_silence_by_the_server_clock(
 #[tokio::test]
 async fn hosts_sharing_a_hostname_get_distinct_display_names() {
     let app = spawn_app().await;
-    for id in ["3f2a9c1d00000000aaaa", "3f2a9c1d11111111bbbb", "77777777cccc"] {
+    for id in [
+        "3f2a9c1d00000000aaaa",
+        "3f2a9c1d11111111bbbb",
+        "77777777cccc",
+    ] {
         let mut snapshot = sample_snapshot(id, 1);
         snapshot.host.hostname = "web".into();
         app.post_snapshot(&snapshot).await;
@@ -82,7 +92,11 @@ async fn hosts_sharing_a_hostname_get_distinct_display_names() {
     );
 
     // The process listing names the host the same way.
-    let listing: procmon_model::ProcessListing =
-        app.get_processes("3f2a9c1d11111111bbbb").await.json().await.unwrap();
+    let listing: procmon_model::ProcessListing = app
+        .get_processes("3f2a9c1d11111111bbbb")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(listing.host.display_name, "web (3f2a9c1d1)");
 }

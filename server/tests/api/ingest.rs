@@ -34,7 +34,13 @@ async fn a_snapshot_is_stored_with_201() {
     let response = app.post_snapshot(&snapshot).await;
     assert_eq!(response.status(), 201);
     let body: IngestResponse = response.json().await.unwrap();
-    assert_eq!(body, IngestResponse { snapshot_id: snapshot.id, stored: true });
+    assert_eq!(
+        body,
+        IngestResponse {
+            snapshot_id: snapshot.id,
+            stored: true
+        }
+    );
 }
 
 #[tokio::test]
@@ -63,11 +69,17 @@ async fn a_snapshot_id_taken_by_another_host_is_409() {
 async fn a_wrong_key_is_refused_with_401() {
     let (app, snapshot) = app_with_one_snapshot().await;
     let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
-    let response = app.post_raw(body, Some("application/json"), Some("not-the-key")).await;
+    let response = app
+        .post_raw(body, Some("application/json"), Some("not-the-key"))
+        .await;
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     let error = error_of(response, 401).await;
     assert_eq!(error.error, "unauthorized");
-    assert!(error.message.contains("agent key was refused"), "{}", error.message);
+    assert!(
+        error.message.contains("agent key was refused"),
+        "{}",
+        error.message
+    );
     assert_untouched(&app, &snapshot).await;
 }
 
@@ -75,7 +87,11 @@ async fn a_wrong_key_is_refused_with_401() {
 async fn a_missing_key_is_refused_with_401_saying_so() {
     let (app, snapshot) = app_with_one_snapshot().await;
     let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
-    let error = error_of(app.post_raw(body, Some("application/json"), None).await, 401).await;
+    let error = error_of(
+        app.post_raw(body, Some("application/json"), None).await,
+        401,
+    )
+    .await;
     assert!(error.message.contains("no API key"), "{}", error.message);
 
     let malformed = app
@@ -96,7 +112,12 @@ async fn the_viewer_key_does_not_let_anyone_send() {
     let (app, snapshot) = app_with_one_snapshot().await;
     let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
     let key = app.viewer_key.clone();
-    error_of(app.post_raw(body, Some("application/json"), Some(&key)).await, 401).await;
+    error_of(
+        app.post_raw(body, Some("application/json"), Some(&key))
+            .await,
+        401,
+    )
+    .await;
     assert_untouched(&app, &snapshot).await;
 }
 
@@ -105,7 +126,11 @@ async fn malformed_json_is_400_with_where_it_broke() {
     let (app, snapshot) = app_with_one_snapshot().await;
     let key = app.agent_key.clone();
     let response = app
-        .post_raw(r#"{"version": 1, "id": "#, Some("application/json"), Some(&key))
+        .post_raw(
+            r#"{"version": 1, "id": "#,
+            Some("application/json"),
+            Some(&key),
+        )
         .await;
     let error = error_of(response, 400).await;
     assert_eq!(error.error, "invalid_json");
@@ -117,7 +142,10 @@ async fn malformed_json_is_400_with_where_it_broke() {
 async fn a_missing_field_is_422_naming_it() {
     let (app, snapshot) = app_with_one_snapshot().await;
     let mut body: Value = serde_json::to_value(sample_snapshot("host-a", 3)).unwrap();
-    body["processes"][2].as_object_mut().unwrap().remove("start_time");
+    body["processes"][2]
+        .as_object_mut()
+        .unwrap()
+        .remove("start_time");
     let key = app.agent_key.clone();
     let response = app
         .post_raw(body.to_string(), Some("application/json"), Some(&key))
@@ -125,7 +153,11 @@ async fn a_missing_field_is_422_naming_it() {
     let error = error_of(response, 422).await;
     assert_eq!(error.error, "schema_mismatch");
     assert!(error.message.contains("processes[2]"), "{}", error.message);
-    assert!(error.message.contains("missing field `start_time`"), "{}", error.message);
+    assert!(
+        error.message.contains("missing field `start_time`"),
+        "{}",
+        error.message
+    );
     assert_untouched(&app, &snapshot).await;
 }
 
@@ -139,7 +171,11 @@ async fn a_wrong_type_is_422_naming_the_field() {
         .post_raw(body.to_string(), Some("application/json"), Some(&key))
         .await;
     let error = error_of(response, 422).await;
-    assert!(error.message.contains("processes[1].pid"), "{}", error.message);
+    assert!(
+        error.message.contains("processes[1].pid"),
+        "{}",
+        error.message
+    );
     assert_eq!(app.count("snapshots").await, 0);
 }
 
@@ -161,8 +197,16 @@ async fn a_body_that_is_not_declared_json_is_415() {
     let (app, snapshot) = app_with_one_snapshot().await;
     let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
     let key = app.agent_key.clone();
-    let error = error_of(app.post_raw(body, Some("text/plain"), Some(&key)).await, 415).await;
-    assert!(error.message.contains("application/json"), "{}", error.message);
+    let error = error_of(
+        app.post_raw(body, Some("text/plain"), Some(&key)).await,
+        415,
+    )
+    .await;
+    assert!(
+        error.message.contains("application/json"),
+        "{}",
+        error.message
+    );
     assert_untouched(&app, &snapshot).await;
 }
 
@@ -174,7 +218,10 @@ async fn an_unknown_wire_version_is_422_saying_which_is_spoken() {
     let error = error_of(app.post_snapshot(&newer).await, 422).await;
     assert_eq!(error.error, "invalid_snapshot");
     assert!(
-        error.message.contains(&format!("speaks snapshot version {}", procmon_model::WIRE_VERSION)),
+        error.message.contains(&format!(
+            "speaks snapshot version {}",
+            procmon_model::WIRE_VERSION
+        )),
         "{}",
         error.message
     );
@@ -198,7 +245,11 @@ async fn hostile_snapshots_are_422_and_store_nothing() {
     let mut long = sample_snapshot("host-a", 2);
     long.processes[1].cmd = vec!["x".repeat(300 * 1024)];
     let error = error_of(app.post_snapshot(&long).await, 422).await;
-    assert!(error.message.contains("processes[1] (pid 2).cmd"), "{}", error.message);
+    assert!(
+        error.message.contains("processes[1] (pid 2).cmd"),
+        "{}",
+        error.message
+    );
 
     assert_untouched(&app, &snapshot).await;
 }

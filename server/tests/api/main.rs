@@ -6,6 +6,7 @@ mod common;
 
 mod auth;
 mod binary;
+mod data_dir;
 mod end_to_end;
 mod health;
 mod hosts;

@@ -41,8 +41,10 @@ async fn the_document_lists_exactly_the_routes_served() {
                 .map(move |method| (method.clone(), path.clone()))
         })
         .collect();
-    let promised: BTreeSet<(String, String)> =
-        ENDPOINTS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let promised: BTreeSet<(String, String)> = ENDPOINTS
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     assert_eq!(documented, promised);
 
     // Each documented operation is served (not 404/405), and on each
@@ -58,18 +60,32 @@ async fn the_document_lists_exactly_the_routes_served() {
                 .unwrap();
             let status = response.status().as_u16();
             if documented.contains(&(method.to_lowercase(), path.clone())) {
-                assert!(status != 404 && status != 405, "{method} {path} is documented but answers {status}");
+                assert!(
+                    status != 404 && status != 405,
+                    "{method} {path} is documented but answers {status}"
+                );
             } else {
-                assert_eq!(status, 405, "{method} {path} is not documented but answers {status}");
+                assert_eq!(
+                    status, 405,
+                    "{method} {path} is not documented but answers {status}"
+                );
             }
         }
     }
     // Anything else under /api is a JSON 404.
-    for path in ["/api", "/api/", "/api/processes", "/api/nothing/here", "/api/hosts/x"] {
+    for path in [
+        "/api",
+        "/api/",
+        "/api/processes",
+        "/api/nothing/here",
+        "/api/hosts/x",
+    ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 404, "{path}");
-        let error: procmon_model::ErrorBody =
-            response.json().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let error: procmon_model::ErrorBody = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(error.error, "not_found");
     }
 
@@ -78,8 +94,14 @@ async fn the_document_lists_exactly_the_routes_served() {
     let schemes = &document["components"]["securitySchemes"];
     assert_eq!(schemes["agent_key"]["scheme"], "bearer");
     assert_eq!(schemes["viewer_key"]["scheme"], "bearer");
-    assert_eq!(document["paths"]["/api/processes/"]["post"]["security"], serde_json::json!([{"agent_key": []}]));
-    assert_eq!(document["paths"]["/api/hosts/"]["get"]["security"], serde_json::json!([{}, {"viewer_key": []}]));
+    assert_eq!(
+        document["paths"]["/api/processes/"]["post"]["security"],
+        serde_json::json!([{"agent_key": []}])
+    );
+    assert_eq!(
+        document["paths"]["/api/hosts/"]["get"]["security"],
+        serde_json::json!([{}, {"viewer_key": []}])
+    );
     let params = &document["paths"]["/api/processes/"]["get"]["parameters"];
     assert_eq!(params[0]["name"], "host");
     assert_eq!(params[0]["required"], true);
@@ -94,11 +116,15 @@ async fn real_responses_match_the_documented_schemas() {
     let key = app.agent_key.clone();
 
     // The request body the agent sends matches the documented one.
-    let request_schema = &document["paths"]["/api/processes/"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let request_schema = &document["paths"]["/api/processes/"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
     let mut sent = serde_json::to_value(&snapshot).unwrap();
     validate(&document, request_schema, &sent, "request").unwrap();
     // And one with every optional field absent, too.
-    sent["processes"][0].as_object_mut().unwrap().remove("memory_private_bytes");
+    sent["processes"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("memory_private_bytes");
     validate(&document, request_schema, &sent, "request").unwrap();
 
     let mut checked = Vec::new();
@@ -108,7 +134,10 @@ async fn real_responses_match_the_documented_schemas() {
             panic!("{method} {path} answered {status}, which the document does not list");
         };
         let schema = &response["content"]["application/json"]["schema"];
-        assert!(!schema.is_null(), "{method} {path} {status} has no JSON schema");
+        assert!(
+            !schema.is_null(),
+            "{method} {path} {status} has no JSON schema"
+        );
         validate(&document, schema, &body, "response")
             .unwrap_or_else(|e| panic!("{method} {path} {status}: {e}\n{body:#}"));
         checked.push(format!("{method} {path} {status}"));
@@ -120,16 +149,32 @@ async fn real_responses_match_the_documented_schemas() {
 
     let (s, b) = answer(app.post_snapshot(&snapshot).await).await;
     check("post", "/api/processes/", s, b);
-    let (s, b) = answer(app.post_raw("{", Some("application/json"), Some(&key)).await).await;
+    let (s, b) = answer(
+        app.post_raw("{", Some("application/json"), Some(&key))
+            .await,
+    )
+    .await;
     check("post", "/api/processes/", s, b);
-    let (s, b) = answer(app.post_raw("{}", Some("application/json"), Some(&key)).await).await;
+    let (s, b) = answer(
+        app.post_raw("{}", Some("application/json"), Some(&key))
+            .await,
+    )
+    .await;
     check("post", "/api/processes/", s, b);
-    let (s, b) = answer(app.post_raw("{}", Some("application/json"), Some("wrong")).await).await;
+    let (s, b) = answer(
+        app.post_raw("{}", Some("application/json"), Some("wrong"))
+            .await,
+    )
+    .await;
     check("post", "/api/processes/", s, b);
     let (s, b) = answer(app.post_raw("{}", Some("text/plain"), Some(&key)).await).await;
     check("post", "/api/processes/", s, b);
     let big = serde_json::to_vec(&sample_snapshot("host-a", 500)).unwrap();
-    let (s, b) = answer(app.post_raw(big, Some("application/json"), Some(&key)).await).await;
+    let (s, b) = answer(
+        app.post_raw(big, Some("application/json"), Some(&key))
+            .await,
+    )
+    .await;
     check("post", "/api/processes/", s, b);
     let mut stolen = sample_snapshot("host-b", 1);
     stolen.id = snapshot.id;
@@ -171,7 +216,10 @@ async fn real_responses_match_the_documented_schemas() {
         "get /api/health 200",
         "get /api/health 503",
     ] {
-        assert!(checked.iter().any(|c| c == expected), "{expected} was not exercised: {checked:?}");
+        assert!(
+            checked.iter().any(|c| c == expected),
+            "{expected} was not exercised: {checked:?}"
+        );
     }
 }
 
@@ -206,10 +254,19 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(options) = schema.get(key).and_then(Value::as_array) {
-            let passing = options.iter().filter(|o| validate(document, o, value, at).is_ok()).count();
-            let ok = if key == "oneOf" { passing == 1 } else { passing >= 1 };
+            let passing = options
+                .iter()
+                .filter(|o| validate(document, o, value, at).is_ok())
+                .count();
+            let ok = if key == "oneOf" {
+                passing == 1
+            } else {
+                passing >= 1
+            };
             if !ok {
-                return Err(format!("{at}: {passing} of the {key} options match {value}"));
+                return Err(format!(
+                    "{at}: {passing} of the {key} options match {value}"
+                ));
             }
         }
     }
@@ -243,7 +300,9 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
             return Err(format!("{at}: {value} is not one of {options:?}"));
         }
     }
-    if let (Some(format), Some(text)) = (schema.get("format").and_then(Value::as_str), value.as_str()) {
+    if let (Some(format), Some(text)) =
+        (schema.get("format").and_then(Value::as_str), value.as_str())
+    {
         let ok = match format {
             "date-time" => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
             "uuid" => uuid::Uuid::parse_str(text).is_ok(),
@@ -253,14 +312,22 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
             return Err(format!("{at}: {text:?} is not a {format}"));
         }
     }
-    if let (Some(minimum), Some(number)) = (schema.get("minimum").and_then(Value::as_f64), value.as_f64()) {
+    if let (Some(minimum), Some(number)) = (
+        schema.get("minimum").and_then(Value::as_f64),
+        value.as_f64(),
+    ) {
         if number < minimum {
             return Err(format!("{at}: {number} is below the minimum {minimum}"));
         }
     }
     if let Value::Object(fields) = value {
         if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
-            for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            for required in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let name = required.as_str().unwrap();
                 if !fields.contains_key(name) {
                     return Err(format!("{at}: required key {name:?} is missing"));

@@ -7,12 +7,16 @@ async fn the_page_is_served_at_the_root_with_revalidation() {
     let app = spawn_app().await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert_eq!(response.headers()["cache-control"], "no-cache");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let etag = response.headers()["etag"].clone();
     let html = response.text().await.unwrap();
-    let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/index.html")).unwrap();
+    let on_disk =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/index.html")).unwrap();
     assert_eq!(html, on_disk, "the embedded page is the one in web/");
 
     let again = app
@@ -36,18 +40,32 @@ async fn every_file_under_web_is_served_with_its_type() {
             files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
             continue;
         }
-        let relative = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let relative = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let response = app.get(&format!("/{relative}")).await;
         assert_eq!(response.status(), 200, "/{relative}");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let expected = match path.extension().and_then(|e| e.to_str()) {
             Some("html") => "text/html",
             Some("js") => "text/javascript",
             Some("css") => "text/css",
             _ => "",
         };
-        assert!(content_type.starts_with(expected), "/{relative}: {content_type}");
-        assert_eq!(response.bytes().await.unwrap(), std::fs::read(&path).unwrap(), "/{relative}");
+        assert!(
+            content_type.starts_with(expected),
+            "/{relative}: {content_type}"
+        );
+        assert_eq!(
+            response.bytes().await.unwrap(),
+            std::fs::read(&path).unwrap(),
+            "/{relative}"
+        );
         served += 1;
     }
     assert!(served > 0);

@@ -47,12 +47,20 @@ async fn at_travels_back_in_time() {
 
     let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Nanos, true);
     let between = at(first.collected_at + Duration::seconds(30));
-    let got = listing(app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &between)]).await).await;
+    let got = listing(
+        app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &between)])
+            .await,
+    )
+    .await;
     assert_eq!(got.snapshot_id, first.id);
     assert_eq!(got.processes.len(), 3);
 
     let exactly = at(second.collected_at);
-    let got = listing(app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &exactly)]).await).await;
+    let got = listing(
+        app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &exactly)])
+            .await,
+    )
+    .await;
     assert_eq!(got.snapshot_id, second.id);
 
     // An offset written with an unescaped '+' arrives as a space.
@@ -67,7 +75,9 @@ async fn at_travels_back_in_time() {
     assert_eq!(got.snapshot_id, first.id);
 
     let before = at(first.collected_at - Duration::seconds(1));
-    let response = app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &before)]).await;
+    let response = app
+        .get_with_query("/api/processes/", &[("host", "host-a"), ("at", &before)])
+        .await;
     assert_eq!(response.status(), 404);
     let error: ErrorBody = response.json().await.unwrap();
     assert_eq!(error.error, "no_snapshot");
@@ -86,7 +96,11 @@ async fn a_bad_query_is_400_saying_what_to_send() {
         assert_eq!(response.status(), 400, "{query:?}");
         let error: ErrorBody = response.json().await.unwrap();
         assert_eq!(error.error, "invalid_query");
-        assert!(error.message.contains(expected), "{query:?}: {}", error.message);
+        assert!(
+            error.message.contains(expected),
+            "{query:?}: {}",
+            error.message
+        );
     }
 }
 
@@ -155,5 +169,8 @@ async fn ingest_of_2000_processes_is_quick() {
     );
     // Generous, for a loaded 2-core machine in debug: an agent sends every
     // 2 s, so an ingest must take well under that.
-    assert!(known_processes < std::time::Duration::from_secs(2), "{known_processes:?}");
+    assert!(
+        known_processes < std::time::Duration::from_secs(2),
+        "{known_processes:?}"
+    );
 }

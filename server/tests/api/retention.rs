@@ -77,7 +77,12 @@ async fn deletion_goes_in_small_batches() {
         age_snapshot(&app, *id, chrono::Duration::hours(48)).await;
     }
     let cutoff = Utc::now() - chrono::Duration::hours(24);
-    let first = app.state.store.delete_before(cutoff, retention::BATCH).await.unwrap();
+    let first = app
+        .state
+        .store
+        .delete_before(cutoff, retention::BATCH)
+        .await
+        .unwrap();
     assert_eq!(first.snapshots, u64::from(retention::BATCH));
     let rest = retention::sweep(app.state.store.as_ref(), Duration::from_secs(24 * 3600))
         .await
@@ -102,7 +107,10 @@ async fn the_background_task_sweeps_by_itself() {
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while app.count("snapshots").await != 1 {
-        assert!(std::time::Instant::now() < deadline, "the old snapshot was never deleted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old snapshot was never deleted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let listing: procmon_model::ProcessListing =
@@ -132,6 +140,9 @@ async fn ingest_goes_on_while_retention_deletes() {
     assert_eq!(app.post_snapshot(&new).await.status(), 201);
     let waited = started.elapsed();
     assert_eq!(sweeping.await.unwrap().unwrap().snapshots, 30);
-    assert!(waited < Duration::from_secs(5), "ingest waited {waited:?} behind retention");
+    assert!(
+        waited < Duration::from_secs(5),
+        "ingest waited {waited:?} behind retention"
+    );
     assert_eq!(app.count("snapshots").await, 1);
 }

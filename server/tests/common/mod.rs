@@ -79,7 +79,10 @@ impl TestApp {
         content_type: Option<&str>,
         key: Option<&str>,
     ) -> reqwest::Response {
-        let mut request = self.client.post(format!("{}/api/processes/", self.address)).body(body);
+        let mut request = self
+            .client
+            .post(format!("{}/api/processes/", self.address))
+            .body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -91,7 +94,8 @@ impl TestApp {
 
     /// `GET /api/processes/?host=…`.
     pub async fn get_processes(&self, host: &str) -> reqwest::Response {
-        self.get_with_query("/api/processes/", &[("host", host)]).await
+        self.get_with_query("/api/processes/", &[("host", host)])
+            .await
     }
 
     /// `GET /api/hosts/`.
@@ -164,7 +168,11 @@ pub fn sample_snapshot(host_id: &str, count: u32) -> Snapshot {
                 parent_pid: (pid != 1).then_some(1),
                 name: format!("proc-{pid}"),
                 exe: Some(format!("/usr/bin/proc-{pid}")),
-                cmd: vec![format!("/usr/bin/proc-{pid}"), "--flag".into(), format!("arg {pid}")],
+                cmd: vec![
+                    format!("/usr/bin/proc-{pid}"),
+                    "--flag".into(),
+                    format!("arg {pid}"),
+                ],
                 user: Some("root".into()),
                 start_time: now - Duration::minutes(i64::from(pid)),
                 status: ProcessStatus::Sleeping,
@@ -202,7 +210,8 @@ fn is_executable(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     }
     #[cfg(not(unix))]
     {

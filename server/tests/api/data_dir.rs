@@ -1,0 +1,52 @@
+//! The data directory: created private, keys generated once and kept, a
+//! busy port refused with a hint.
+
+use procmon_server::config::Settings;
+use procmon_server::startup::Application;
+use secrecy::ExposeSecret;
+
+fn settings_in(dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::with_data_dir(dir);
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.embedded_agent = false;
+    settings
+}
+
+#[tokio::test]
+async fn a_new_data_dir_is_private_and_its_keys_survive_a_restart() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("procmon-data");
+    let first = Application::build(settings_in(&dir)).await.unwrap();
+    let agent_key = first.state().keys.agent.expose_secret().to_owned();
+    let viewer_key = first.state().keys.viewer.expose_secret().to_owned();
+    assert_ne!(agent_key, viewer_key);
+    assert!(dir.join("procmon.db").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("agent.key")), 0o600);
+        assert_eq!(mode(&dir.join("viewer.key")), 0o600);
+    }
+    first.state().store.close().await;
+    drop(first);
+
+    let second = Application::build(settings_in(&dir)).await.unwrap();
+    assert_eq!(second.state().keys.agent.expose_secret(), agent_key);
+    assert_eq!(second.state().keys.viewer.expose_secret(), viewer_key);
+}
+
+#[tokio::test]
+async fn a_busy_port_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Application::build(settings_in(dir.path())).await.unwrap();
+    let mut settings = settings_in(dir.path());
+    settings.listen = first.local_addr();
+    let error = match Application::build(settings).await {
+        Ok(_) => panic!("two servers on one port"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(error.contains(&first.local_addr().to_string()), "{error}");
+    assert!(error.contains("--listen"), "{error}");
+}
