@@ -253,3 +253,22 @@ async fn hostile_snapshots_are_422_and_store_nothing() {
 
     assert_untouched(&app, &snapshot).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_agents_sending_at_once_are_all_stored() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let sends = (0..24).map(|i| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let snapshot = sample_snapshot(&format!("host-{}", i % 6), 200);
+            app.post_snapshot(&snapshot).await.status().as_u16()
+        })
+    });
+    for send in sends.collect::<Vec<_>>() {
+        assert_eq!(send.await.unwrap(), 201);
+    }
+    assert_eq!(app.count("snapshots").await, 24);
+    assert_eq!(app.count("hosts").await, 6);
+    let hosts: Vec<procmon_model::HostSummary> = app.get_hosts().await.json().await.unwrap();
+    assert!(hosts.iter().all(|h| h.online && h.process_count == 200));
+}

@@ -174,3 +174,19 @@ async fn ingest_of_2000_processes_is_quick() {
         "{known_processes:?}"
     );
 }
+
+#[tokio::test]
+async fn parent_cycles_and_dangling_parents_are_kept_as_sent() {
+    let app = spawn_app().await;
+    let mut snapshot = sample_snapshot("host-a", 5);
+    // 2 -> 3 -> 2 is a cycle (possible on Windows with reused pids), 4 is
+    // its own parent, 5's parent is long gone.
+    snapshot.processes[1].parent_pid = Some(3);
+    snapshot.processes[2].parent_pid = Some(2);
+    snapshot.processes[3].parent_pid = Some(4);
+    snapshot.processes[4].parent_pid = Some(99_999);
+    assert_eq!(app.post_snapshot(&snapshot).await.status(), 201);
+    let mut got = listing(app.get_processes("host-a").await).await.processes;
+    got.sort_by_key(|p| p.pid);
+    assert_eq!(got, snapshot.processes);
+}
