@@ -58,8 +58,6 @@ pub enum ApiError {
     NoRoute(String),
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
-    #[error("the database is not answering")]
-    Unavailable(#[source] anyhow::Error),
     #[error("internal error; the server log has the details")]
     Internal(#[from] anyhow::Error),
 }
@@ -84,7 +82,6 @@ impl ApiError {
             Self::SnapshotIdConflict(_) => (StatusCode::CONFLICT, "snapshot_id_conflict"),
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -94,10 +91,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind) = self.status_and_kind();
         match &self {
-            Self::Internal(e) | Self::Unavailable(e) => {
+            Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "{self}")
             }
-            _ => tracing::debug!(status = status.as_u16(), "{self}"),
+            // Refusals are logged too: "no data shown" is often an agent
+            // whose key or snapshots are refused, and this is where it shows.
+            _ => tracing::info!(status = status.as_u16(), "refused: {self}"),
         }
         let mut response = (
             status,

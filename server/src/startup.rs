@@ -9,6 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
@@ -40,6 +41,9 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(state.body_limit))
+        // A process listing is ~0.5 kB per process, and the page fetches it
+        // every few seconds: gzip makes that a tenth over a real network.
+        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -190,3 +190,20 @@ async fn parent_cycles_and_dangling_parents_are_kept_as_sent() {
     got.sort_by_key(|p| p.pid);
     assert_eq!(got, snapshot.processes);
 }
+
+#[tokio::test]
+async fn listings_are_gzipped_for_clients_that_accept_it() {
+    let app = spawn_app().await;
+    app.post_snapshot(&sample_snapshot("host-a", 500)).await;
+    let plain = app.get_processes("host-a").await.bytes().await.unwrap();
+    let gzipped = app
+        .client
+        .get(format!("{}/api/processes/?host=host-a", app.address))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let compressed = gzipped.bytes().await.unwrap();
+    assert!(compressed.len() * 4 < plain.len(), "{} vs {} bytes", compressed.len(), plain.len());
+}
