@@ -70,6 +70,9 @@ pub struct PlatformExtras {
     /// Virtual size, where the OS reports it better than sysinfo (on
     /// Windows sysinfo gives the commit charge here, not the address space).
     pub virtual_bytes: Option<u64>,
+    /// Start time, where the OS reports it better than sysinfo (under Wine
+    /// sysinfo's reading can be centuries off).
+    pub start_time: Option<DateTime<Utc>>,
     /// The owner as the OS names it, when the platform knows better than a
     /// uid lookup (Windows: `DOMAIN\name` from the process token).
     pub user: Option<String>,
@@ -153,7 +156,9 @@ impl Collector {
                 exe,
                 cmd,
                 user,
-                start_time: from_unix_secs(process.start_time()),
+                start_time: extras
+                    .start_time
+                    .unwrap_or_else(|| from_unix_secs(process.start_time())),
                 status: status_of(process.status()),
                 cpu_percent: finite_or_zero(process.cpu_usage()),
                 memory_rss_bytes: process.memory(),

@@ -8,10 +8,20 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use super::PlatformExtras;
 use crate::windows::owner::AccountNames;
 use crate::windows::process_table::{self, TableEntry};
 use crate::windows::{privilege, registry};
+
+/// A FILETIME (100 ns units since 1601-01-01 UTC) as a UTC time; `None`
+/// for 0, which the table gives the System and Idle processes.
+fn filetime_to_utc(filetime: i64) -> Option<DateTime<Utc>> {
+    const UNIX_EPOCH_AS_FILETIME: i64 = 116_444_736_000_000_000;
+    let since_unix = filetime.checked_sub(UNIX_EPOCH_AS_FILETIME).filter(|_| filetime > 0)?;
+    DateTime::from_timestamp(since_unix.div_euclid(10_000_000), (since_unix.rem_euclid(10_000_000) * 100) as u32)
+}
 
 const CRYPTOGRAPHY_KEY: &str = r"SOFTWARE\Microsoft\Cryptography";
 const CURRENT_VERSION_KEY: &str = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion";
@@ -101,6 +111,7 @@ impl ProcessDetails {
             handles: Some(entry.handles),
             private_bytes: Some(entry.private_bytes),
             virtual_bytes: Some(entry.virtual_bytes),
+            start_time: filetime_to_utc(entry.create_time),
             user,
         }
     }
@@ -121,5 +132,17 @@ impl ProcessDetails {
         // Forget owners of exited processes, so the map stays the table's size.
         let table = &self.table;
         self.owners.retain(|(pid, created), _| table.get(pid).is_some_and(|e| e.create_time == *created));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filetime_converts_to_utc() {
+        let utc = filetime_to_utc(133_485_408_000_000_000).unwrap();
+        assert_eq!(utc.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+        assert_eq!(filetime_to_utc(0), None);
     }
 }
