@@ -1,0 +1,274 @@
+//! The Windows agent as a Windows user meets it: `procmon-agent.exe`,
+//! cross-built here, run under Wine against a real server on localhost.
+//!
+//! Needs wine, MinGW and Rust's x86_64-pc-windows-gnu target
+//! (scripts/install-test-deps); without them each test says why it skipped,
+//! and fails under `CI=true`. Each test has its own Wine prefix; every Wine
+//! process is ended when the test ends, pass or fail.
+
+mod common;
+mod wine;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use procmon_model::{HostSummary, ProcessListing, ProcessSample};
+
+use common::{spawn_app, TestApp};
+use wine::Wine;
+
+/// Wine on a loaded 2-core machine starts processes slowly.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// The whole first run: double-click with no config writes a commented
+/// file and keeps running; once the file names the server and key, the
+/// agent starts sending by itself, and the server shows a Windows host with
+/// Wine's processes as a correct tree, with owners, memory and command
+/// lines. The log file beside the .exe tells the same story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() {
+    if !wine::available() {
+        return;
+    }
+    let started = Instant::now();
+    let app = spawn_app().await;
+    let wine = tokio::task::spawn_blocking(Wine::boot).await.unwrap();
+    let config_path = wine.app_dir().join("procmon-agent.toml");
+
+    // As a double-click starts it: no arguments, no config file.
+    wine.spawn_agent(&[]);
+    wait_until("the agent to write procmon-agent.toml", || config_path.is_file()).await;
+    let default_text = wait_for_text(&config_path, "interval").await;
+    for expected in ["# The procmon server", "server_url = \"http://127.0.0.1:8000\"", "api_key = \"\"", "interval = \"2s\""] {
+        assert!(default_text.contains(expected), "the written config lacks {expected:?}:\n{default_text}");
+    }
+    wait_until("the agent to say what to edit", || {
+        let said = wine.agent_output();
+        said.contains("procmon-agent.toml") && said.contains("api_key") && said.contains("no API key is set")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(wine.agents_running(), "without a key the agent must keep running:\n{}", wine.agent_output());
+
+    // The person fills in the file; the agent picks it up without a restart.
+    let filled = default_text
+        .replace("server_url = \"http://127.0.0.1:8000\"", &format!("server_url = \"{}\"", app.address))
+        .replace("api_key = \"\"", &format!("api_key = \"{}\"", app.agent_key))
+        .replace("interval = \"2s\"", "interval = \"1s\"");
+    std::fs::write(&config_path, filled).unwrap();
+
+    let host = wait_for_windows_host(&app, &wine).await;
+    assert_eq!(host.host.id, wine.machine_guid(), "the host id must be the prefix's MachineGuid");
+    assert!(host.online);
+    let listing = wait_for_listing_with(&app, &host.host.id, &["services.exe", "winedevice.exe", "procmon-agent.exe"]).await;
+    check_wine_tree(&listing);
+
+    let agent = named(&listing, "procmon-agent.exe").next().unwrap();
+    assert!(agent.cmd.first().is_some_and(|arg0| arg0.ends_with("procmon-agent.exe")), "{:?}", agent.cmd);
+    assert!(agent.exe.as_deref().is_some_and(|exe| exe.ends_with(r"\app\procmon-agent.exe")), "{:?}", agent.exe);
+
+    let log = read_log(&wine.app_dir());
+    for expected in ["wrote a default config file", "no API key is set", "the settings are complete now", "procmon agent started", "sent"] {
+        assert!(log.contains(expected), "the log file lacks {expected:?}:\n{log}");
+    }
+    assert!(wine.agents_running(), "the agent stopped:\n{}", wine.agent_output());
+    eprintln!("double-click test took {:.0?}", started.elapsed());
+}
+
+/// `service install`, `stop`, `start`, `uninstall` under Wine's service
+/// manager: the installed service starts when the "machine" (the Wine
+/// prefix) boots, reads the config beside the .exe, sends snapshots (as a
+/// child of services.exe, started as `service run`), logs to the file beside
+/// the .exe, and stops cleanly on the stop control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_starts_at_boot_sends_and_stops_cleanly() {
+    if !wine::available() {
+        return;
+    }
+    let started = Instant::now();
+    let app = spawn_app().await;
+    let wine = tokio::task::spawn_blocking(Wine::boot).await.unwrap();
+    let config = format!("server_url = \"{}\"\napi_key = \"{}\"\ninterval = \"1s\"\n", app.address, app.agent_key);
+    std::fs::write(wine.app_dir().join("procmon-agent.toml"), config).unwrap();
+    wine.shut_down();
+    wine.hold_session();
+    let wine = Arc::new(wine);
+    let agent = |args: &'static [&'static str]| blocking(&wine, move |wine| wine.run("procmon-agent.exe", args));
+
+    let installed = agent(&["service", "install"]).await;
+    assert_succeeded("service install", &installed);
+    assert!(String::from_utf8_lossy(&installed.stdout).contains("Installed the service procmon-agent"));
+
+    // "Reboot": the service manager starts the service by itself.
+    blocking(&wine, |wine| wine.shut_down()).await;
+    wine.hold_session();
+    wait_for_service_state(&wine, "RUNNING").await;
+    let host = wait_for_windows_host(&app, &wine).await;
+    let listing = wait_for_listing_with(&app, &host.host.id, &["procmon-agent.exe"]).await;
+    let services: Vec<u32> = named(&listing, "services.exe").map(|p| p.pid).collect();
+    let service = named(&listing, "procmon-agent.exe").next().unwrap();
+    assert!(
+        service.parent_pid.is_some_and(|parent| services.contains(&parent)),
+        "the service's parent must be services.exe: {service:?}"
+    );
+    assert!(service.cmd.ends_with(&["service".to_owned(), "run".to_owned()]), "{:?}", service.cmd);
+
+    let stopped = agent(&["service", "stop"]).await;
+    assert_succeeded("service stop", &stopped);
+    wait_for_service_state(&wine, "STOPPED").await;
+    let log = read_log(&wine.app_dir());
+    for expected in ["running as the Windows service procmon-agent", "sent", "procmon agent stopped"] {
+        assert!(log.contains(expected), "the service log lacks {expected:?}:\n{log}");
+    }
+
+    assert_succeeded("service start", &agent(&["service", "start"]).await);
+    wait_for_service_state(&wine, "RUNNING").await;
+
+    // Uninstall stops the running service first.
+    assert_succeeded("service uninstall", &agent(&["service", "uninstall"]).await);
+    let gone = agent(&["service", "start"]).await;
+    assert!(!gone.status.success());
+    let said = String::from_utf8_lossy(&gone.stderr);
+    assert!(said.contains("it is not installed: run procmon-agent.exe service install first"), "{said}");
+    eprintln!("service test took {:.0?}", started.elapsed());
+}
+
+// ---- checks -------------------------------------------------------------------
+
+/// Wine's own processes form a correct tree: services.exe is the parent of
+/// every winedevice.exe (Wine may run a second services.exe for a while,
+/// each with its own children), and the figures a Windows user expects are
+/// filled in for every process.
+fn check_wine_tree(listing: &ProcessListing) {
+    let services: Vec<u32> = named(listing, "services.exe").map(|p| p.pid).collect();
+    let devices: Vec<_> = named(listing, "winedevice.exe").collect();
+    assert!(!services.is_empty() && !devices.is_empty());
+    for device in &devices {
+        assert!(
+            device.parent_pid.is_some_and(|parent| services.contains(&parent)),
+            "winedevice.exe's parent must be services.exe (pids {services:?}): {device:?}"
+        );
+    }
+    let services = named(listing, "services.exe").next().unwrap();
+    for process in &listing.processes {
+        let owner = process.user.as_deref().unwrap_or_else(|| panic!("no owner: {process:?}"));
+        let (domain, name) = owner.split_once('\\').unwrap_or_else(|| panic!("owner {owner:?} is not DOMAIN\\name"));
+        assert!(!domain.is_empty() && !name.is_empty(), "owner {owner:?}");
+        assert!(process.memory_rss_bytes > 0, "no working set: {process:?}");
+        assert!(process.memory_virtual_bytes >= process.memory_rss_bytes, "virtual below resident: {process:?}");
+        assert!(process.memory_private_bytes.is_some_and(|b| b > 0), "no private bytes: {process:?}");
+        assert!(process.threads.is_some_and(|t| t > 0), "no threads: {process:?}");
+        assert!(process.handles.is_some_and(|h| h > 0), "no handles: {process:?}");
+        assert!(!process.cmd.is_empty(), "no command line: {process:?}");
+        assert!(process.start_time <= listing.collected_at, "started in the future: {process:?}");
+    }
+    assert!(
+        services.exe.as_deref().is_some_and(|exe| exe.eq_ignore_ascii_case(r"C:\windows\system32\services.exe")),
+        "{:?}",
+        services.exe
+    );
+    // A service host's arguments survive as separate arguments.
+    if let Some(svchost) = named(listing, "svchost.exe").next() {
+        assert_eq!(svchost.cmd.get(1).map(String::as_str), Some("-k"), "{:?}", svchost.cmd);
+    }
+}
+
+fn named<'a>(listing: &'a ProcessListing, name: &'a str) -> impl Iterator<Item = &'a ProcessSample> + 'a {
+    listing.processes.iter().filter(move |p| p.name.eq_ignore_ascii_case(name))
+}
+
+fn assert_succeeded(what: &str, out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---- waiting ------------------------------------------------------------------
+
+/// Runs a blocking Wine command off the async workers, so the server keeps
+/// answering the agent meanwhile.
+async fn blocking<T: Send + 'static>(wine: &Arc<Wine>, job: impl FnOnce(&Wine) -> T + Send + 'static) -> T {
+    let wine = Arc::clone(wine);
+    tokio::task::spawn_blocking(move || job(&wine)).await.unwrap()
+}
+
+/// Until `sc query procmon-agent` reports `state` (e.g. "RUNNING").
+async fn wait_for_service_state(wine: &Arc<Wine>, state: &'static str) {
+    let started = Instant::now();
+    loop {
+        let out = blocking(wine, |wine| wine.run("sc", &["query", "procmon-agent"])).await;
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if said.lines().any(|line| line.contains("STATE") && line.contains(state)) {
+            return;
+        }
+        assert!(started.elapsed() < PATIENCE, "the service never became {state}; sc query says:\n{said}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what} after {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The file's text once it holds `marker` (it may be caught half-written).
+async fn wait_for_text(path: &Path, marker: &str) -> String {
+    let mut text = String::new();
+    wait_until("the config file to be complete", || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.contains(marker)
+    })
+    .await;
+    text
+}
+
+/// The host whose OS is Windows, once the agent's first snapshot arrived.
+async fn wait_for_windows_host(app: &TestApp, wine: &Wine) -> HostSummary {
+    let started = Instant::now();
+    loop {
+        let hosts: Vec<HostSummary> = app.get_hosts().await.json().await.expect("host list");
+        if let Some(host) = hosts.into_iter().find(|h| h.host.os_name.contains("Windows")) {
+            return host;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no Windows host arrived within {PATIENCE:?}; the agent said:\n{}\nits log:\n{}",
+            wine.agent_output(),
+            read_log(&wine.app_dir())
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The host's newest listing once it holds a process of each name (Wine
+/// starts some services lazily).
+async fn wait_for_listing_with(app: &TestApp, host: &str, names: &[&str]) -> ProcessListing {
+    let started = Instant::now();
+    loop {
+        let listing: ProcessListing = app.get_processes(host).await.json().await.expect("process listing");
+        if names.iter().all(|name| named(&listing, name).next().is_some()) {
+            return listing;
+        }
+        let seen: Vec<_> = listing.processes.iter().map(|p| (p.pid, p.parent_pid, p.name.as_str())).collect();
+        assert!(started.elapsed() < PATIENCE, "the listing never held all of {names:?}; it holds {seen:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Every log file beside the .exe, concatenated.
+fn read_log(dir: &Path) -> String {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|path| path.extension().is_some_and(|ext| ext == "log"));
+    files.sort();
+    files.iter().map(|path| std::fs::read_to_string(path).unwrap_or_default()).collect()
+}
