@@ -74,6 +74,7 @@ pub(super) struct ProcessDetails {
     owners: HashMap<(u32, i64), Option<String>>,
     accounts: AccountNames,
     table_error_logged: bool,
+    denied_logged: bool,
 }
 
 impl ProcessDetails {
@@ -86,6 +87,7 @@ impl ProcessDetails {
             owners: HashMap::new(),
             accounts: AccountNames::default(),
             table_error_logged: false,
+            denied_logged: false,
         }
     }
 
@@ -117,6 +119,7 @@ impl ProcessDetails {
     }
 
     fn refresh_table(&mut self) {
+        self.log_denied_once();
         match process_table::read() {
             Ok(table) => self.table = table,
             Err(error) => {
@@ -132,6 +135,29 @@ impl ProcessDetails {
         // Forget owners of exited processes, so the map stays the table's size.
         let table = &self.table;
         self.owners.retain(|(pid, created), _| table.get(pid).is_some_and(|e| e.create_time == *created));
+    }
+
+    /// After the first snapshot, says once how many processes denied us
+    /// their owner (and so their command line too): people otherwise take
+    /// the empty columns for a bug.
+    fn log_denied_once(&mut self) {
+        if self.denied_logged || self.asked.is_empty() {
+            return;
+        }
+        self.denied_logged = true;
+        // Idle (0) and System (4) can be opened by no one.
+        let denied = self
+            .owners
+            .iter()
+            .filter(|((pid, _), owner)| owner.is_none() && *pid > 4 && self.asked.contains(pid))
+            .count();
+        if denied > 0 {
+            tracing::info!(
+                "access denied to {denied} processes (other users' or protected ones): they are \
+                 reported without owner and command line. Run the agent as administrator, or \
+                 install it as the service, to see them"
+            );
+        }
     }
 }
 
