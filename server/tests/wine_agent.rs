@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use procmon_agent::config::DEFAULT_FILE_TEXT;
 use procmon_model::{HostSummary, ProcessListing, ProcessSample};
 
 use common::{spawn_app, TestApp};
@@ -39,10 +40,11 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
     // As a double-click starts it: no arguments, no config file.
     wine.spawn_agent(&[]);
     wait_until("the agent to write procmon-agent.toml", || config_path.is_file()).await;
-    let default_text = wait_for_text(&config_path, "interval").await;
-    for expected in ["# The procmon server", "server_url = \"http://127.0.0.1:8000\"", "api_key = \"\"", "interval = \"2s\""] {
-        assert!(default_text.contains(expected), "the written config lacks {expected:?}:\n{default_text}");
+    let default_text = wait_for_text(&config_path, DEFAULT_FILE_TEXT).await;
+    for key in ["server_url", "api_key", "interval"] {
+        assert!(set_key(&default_text, key, "x") != default_text, "the written config lacks {key}:\n{default_text}");
     }
+    assert!(default_text.lines().filter(|line| line.starts_with('#')).count() >= 3, "not commented:\n{default_text}");
     wait_until("the agent to say what to edit", || {
         let said = wine.agent_output();
         said.contains("procmon-agent.toml") && said.contains("api_key") && said.contains("no API key is set")
@@ -52,10 +54,9 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
     assert!(wine.agents_running(), "without a key the agent must keep running:\n{}", wine.agent_output());
 
     // The person fills in the file; the agent picks it up without a restart.
-    let filled = default_text
-        .replace("server_url = \"http://127.0.0.1:8000\"", &format!("server_url = \"{}\"", app.address))
-        .replace("api_key = \"\"", &format!("api_key = \"{}\"", app.agent_key))
-        .replace("interval = \"2s\"", "interval = \"1s\"");
+    let filled = set_key(&default_text, "server_url", &app.address);
+    let filled = set_key(&filled, "api_key", &app.agent_key);
+    let filled = set_key(&filled, "interval", "1s");
     std::fs::write(&config_path, filled).unwrap();
 
     let host = wait_for_windows_host(&app, &wine).await;
@@ -219,15 +220,25 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// The file's text once it holds `marker` (it may be caught half-written).
-async fn wait_for_text(path: &Path, marker: &str) -> String {
+/// The file's text once it is `expected` (it may be caught half-written).
+async fn wait_for_text(path: &Path, expected: &str) -> String {
     let mut text = String::new();
-    wait_until("the config file to be complete", || {
+    wait_until("the config file to be written whole", || {
         text = std::fs::read_to_string(path).unwrap_or_default();
-        text.contains(marker)
+        text == expected
     })
     .await;
     text
+}
+
+/// `text` (a config file) with the line setting `key` set to `value`, as a
+/// person would edit it; comments stay.
+fn set_key(text: &str, key: &str, value: &str) -> String {
+    let lines = text.lines().map(|line| match line.split('=').next().map(str::trim) {
+        Some(name) if name == key => format!("{key} = \"{value}\""),
+        _ => line.to_owned(),
+    });
+    lines.collect::<Vec<_>>().join("\n") + "\n"
 }
 
 /// The host whose OS is Windows, once the agent's first snapshot arrived.
