@@ -53,11 +53,34 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(wine.agents_running(), "without a key the agent must keep running:\n{}", wine.agent_output());
 
-    // The person fills in the file; the agent picks it up without a restart.
-    let filled = set_key(&default_text, "server_url", &app.address);
-    let filled = set_key(&filled, "api_key", &app.agent_key);
+    // The person fills in the file, first with a server that is not there:
+    // the agent picks the file up without a restart, says which URL it
+    // tried, and keeps going.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let filled = set_key(&default_text, "server_url", &format!("http://127.0.0.1:{closed_port}"));
+    let filled = set_key(&filled, "api_key", "not-the-key");
     let filled = set_key(&filled, "interval", "1s");
+    std::fs::write(&config_path, &filled).unwrap();
+    let unreachable = format!("cannot reach the procmon server at http://127.0.0.1:{closed_port}/api/processes/");
+    wait_until("the agent to report the server unreachable", || wine.agent_output().contains(&unreachable)).await;
+    assert!(wine.agents_running(), "an unreachable server must not stop the agent:\n{}", wine.agent_output());
+
+    // The right server with a wrong key (restarted, as after any edit of a
+    // running agent's settings): refused, said so, still running.
+    wine.stop_agents();
+    std::fs::write(&config_path, set_key(&filled, "server_url", &app.address)).unwrap();
+    wine.spawn_agent(&[]);
+    wait_until("the agent to report the key refused", || {
+        wine.agent_output().contains("the server refused the API key: set api_key to the key in the server's agent.key file")
+    })
+    .await;
+    assert!(wine.agents_running(), "a refused key must not stop the agent:\n{}", wine.agent_output());
+
+    // The right key: snapshots arrive.
+    wine.stop_agents();
+    let filled = set_key(&set_key(&filled, "server_url", &app.address), "api_key", &app.agent_key);
     std::fs::write(&config_path, filled).unwrap();
+    wine.spawn_agent(&[]);
 
     let host = wait_for_windows_host(&app, &wine).await;
     assert_eq!(host.host.id, wine.machine_guid(), "the host id must be the prefix's MachineGuid");
@@ -70,7 +93,9 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
     assert!(agent.exe.as_deref().is_some_and(|exe| exe.ends_with(r"\app\procmon-agent.exe")), "{:?}", agent.exe);
 
     let log = read_log(&wine.app_dir());
-    for expected in ["wrote a default config file", "no API key is set", "the settings are complete now", "procmon agent started", "sent"] {
+    let expected_lines =
+        ["wrote a default config file", "no API key is set", "the settings are complete now", "cannot reach", "refused the API key", "sent"];
+    for expected in expected_lines {
         assert!(log.contains(expected), "the log file lacks {expected:?}:\n{log}");
     }
     assert!(wine.agents_running(), "the agent stopped:\n{}", wine.agent_output());

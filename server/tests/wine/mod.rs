@@ -158,6 +158,14 @@ impl Wine {
         format!("{}{}", read("stdout.txt"), read("stderr.txt"))
     }
 
+    /// Ends every process spawned so far, as closing their windows would.
+    pub fn stop_agents(&self) {
+        for mut child in self.children.lock().unwrap().drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Whether every spawned agent is still running.
     pub fn agents_running(&self) -> bool {
         self.children.lock().unwrap().iter_mut().all(|child| child.try_wait().is_ok_and(|status| status.is_none()))
