@@ -1,6 +1,7 @@
 //! Windows: the machine GUID, the product name from the registry, and per
-//! process what sysinfo lacks (threads, handles, private bytes, virtual
-//! size, the owner as DOMAIN\name). See the contract in `mod.rs`.
+//! process what sysinfo lacks or gets wrong (threads, handles, private
+//! bytes, virtual size, exact start time, the owner as DOMAIN\name). See the
+//! contract in `mod.rs`.
 //!
 //! Nothing here uses PDH performance counters: they are slow, and Wine
 //! does not implement them.
