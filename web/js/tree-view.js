@@ -10,7 +10,6 @@ import { formatBytes, formatCpu, formatDateTime } from "./format.js";
 
 /** Rows drawn beyond each edge of the view, so a fast scroll shows no gap. */
 const OVERSCAN = 30;
-const COLUMNS = 7;
 
 /**
  * @param {HTMLTableElement} table
@@ -108,6 +107,12 @@ export function createTreeView(table, scroller, actions) {
     selectedKey = selected;
     // The header row counts as a row for assistive technology.
     table.setAttribute("aria-rowcount", String(rows.length + 1));
+    // The name column widens with the deepest open row (see style.css).
+    let maxDepth = 0;
+    for (const row of rows) if (row.depth > maxDepth) maxDepth = row.depth;
+    if (table.style.getPropertyValue("--max-depth") !== String(maxDepth)) {
+      table.style.setProperty("--max-depth", String(maxDepth));
+    }
     drawWindow();
     // Rows of processes that have exited are dropped; rows merely folded away
     // or scrolled out are kept for when they show again.
@@ -166,24 +171,31 @@ export function createTreeView(table, scroller, actions) {
     setSpacer(bottomSpacer, (shown.length - last) * (rowHeight || height));
   }
 
-  /** Scrolls just enough that the row at `index` is in view. */
-  function scrollToIndex(index) {
+  /**
+   * Brings the row at `index` into view: scrolled just enough (moving through
+   * the rows), or to the middle of the view (jumping to a row elsewhere, so
+   * its surroundings show too).
+   */
+  function scrollToIndex(index, { center = false } = {}) {
     if (index < 0 || index >= shown.length) return;
     const height = rowHeight || 24;
     const view = viewport();
     const top = body.getBoundingClientRect().top + index * height;
     let delta = 0;
-    if (top < view.top) delta = top - view.top;
-    else if (top + height > view.bottom) delta = top + height - view.bottom;
+    if (top < view.top || top + height > view.bottom) {
+      if (center) delta = top - (view.top + (view.height - height) / 2);
+      else if (top < view.top) delta = top - view.top;
+      else delta = top + height - view.bottom;
+    }
     if (delta === 0) return;
     if (scrollsItself()) scroller.scrollTop += delta;
     else window.scrollBy(0, delta);
     drawWindow();
   }
 
-  /** Scrolls the row of process `key` into view, if it is shown. */
+  /** Scrolls the row of process `key` to the middle of the view, if it is out of view. */
   function reveal(key) {
-    scrollToIndex(shown.findIndex((row) => row.node.key === key));
+    scrollToIndex(shown.findIndex((row) => row.node.key === key), { center: true });
   }
 
   /** Forgets every row (another host was chosen). */
@@ -201,8 +213,9 @@ function makeSpacer() {
   const tr = document.createElement("tr");
   tr.className = "spacer";
   tr.setAttribute("aria-hidden", "true");
+  // One cell, not a colspan over all columns: columns hidden at narrow
+  // widths would come back as empty ones under a colspan.
   const td = document.createElement("td");
-  td.colSpan = COLUMNS;
   tr.append(td);
   tr.hidden = true;
   return tr;

@@ -1,0 +1,707 @@
+//! The page, driven in real headless Chromium over WebDriver against a real
+//! server: pick a host, expand and collapse, search, details, hostile data
+//! (parent cycles, reused pids, HTML in names) and phone width.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; without them each test
+//! says why it skipped (and fails under `CI=true`). Set
+//! `PROCMON_SCREENSHOT_DIR` to keep screenshots of the page for a look.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use fantoccini::{Client, ClientBuilder, Locator};
+use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSION};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use common::{require, spawn_app, spawn_app_with, TestApp};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Long enough for a loaded 2-core machine; the page itself polls every 2 s.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+// ---- the tests --------------------------------------------------------------
+
+/// The issue's browser check: the real agent code reports this machine, and
+/// the page shows this test process with the child it spawned beneath it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_shows_the_live_tree_of_this_machine() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mut child = Command::new("sleep").arg("600").spawn().expect("spawn a child process");
+    let child_pid = child.id();
+    let agent = AgentLoop::start(&app);
+    let first = agent.first_snapshot().await;
+    let me = std::process::id();
+    let my_name = process_named(&first, me).name.clone();
+    let child_name = process_named(&first, child_pid).name.clone();
+
+    with_browser(1280, 1000, |page| async move {
+        page.goto(&app.address).await.unwrap();
+
+        // Pick the host from the list; the choice lands in the URL hash.
+        let host_button = format!("button.host[data-host-id='{}']", first.host.id);
+        wait_for_element(&page, &host_button).await.click().await.unwrap();
+        let hash = eventually(&page, "the host in the URL hash", "return location.hash;", |v| {
+            v.as_str().is_some_and(|h| h.contains(&format!("host={}", first.host.id)))
+        })
+        .await;
+        assert!(hash.as_str().unwrap().starts_with('#'));
+
+        // Find this process as a person would: search its pid, select it,
+        // clear the search; the page keeps it in view with its subtree open.
+        let my_row = row_selector(me);
+        let child_row = row_selector(child_pid);
+        let search = page.find(Locator::Css("#search")).await.unwrap();
+        search.send_keys(&me.to_string()).await.unwrap();
+        wait_for_element(&page, &format!("{my_row}:not(.context)")).await.click().await.unwrap();
+        wait_for_element(&page, &format!("{my_row}.selected")).await;
+        search.send_keys("\u{e00c}").await.unwrap(); // Escape clears the search
+        wait_for_element(&page, &child_row).await;
+        assert_eq!(text_of(&page, &format!("{my_row} .name")).await, my_name);
+        assert_eq!(text_of(&page, &format!("{child_row} .name")).await, child_name);
+        let my_level = attribute_of(&page, &my_row, "aria-level").await;
+        let child_level = attribute_of(&page, &child_row, "aria-level").await;
+        assert_eq!(child_level, my_level + 1, "the child sits one level below its parent");
+        let toggle = format!("{my_row} button.toggle");
+        assert_eq!(aria_expanded(&page, &toggle).await, Some(true));
+
+        // Collapse: the child's row leaves the table; expand: it is back.
+        page.find(Locator::Css(&toggle)).await.unwrap().click().await.unwrap();
+        wait_until_gone(&page, &child_row).await;
+        assert_eq!(aria_expanded(&page, &toggle).await, Some(false));
+        // Refreshes (every 2 s) keep the node folded.
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        assert!(count(&page, &child_row).await == 0, "a refresh reopened a collapsed node");
+        assert_eq!(aria_expanded(&page, &toggle).await, Some(false));
+        page.find(Locator::Css(&toggle)).await.unwrap().click().await.unwrap();
+        wait_for_element(&page, &child_row).await;
+        assert_eq!(aria_expanded(&page, &toggle).await, Some(true));
+
+        // Collapse all hides every child row; expand all brings them back.
+        click(&page, "#collapse-all").await;
+        wait_until_gone(&page, &child_row).await;
+        let drawn = count(&page, "#process-rows tr[data-key]").await;
+        assert_eq!(drawn, count(&page, "#process-rows tr[aria-level='1']").await, "only roots left");
+        click(&page, "#expand-all").await;
+        wait_for_element(&page, &child_row).await;
+
+        // Search by the child's pid: it stays, with its ancestors as context;
+        // every other row left is a match too (the pid in its command line).
+        let unfiltered = row_count(&page).await;
+        search.send_keys(&child_pid.to_string()).await.unwrap();
+        eventually(&page, "the search to filter", ROW_COUNT_JS, |rows| {
+            rows.as_u64().is_some_and(|n| n < unfiltered)
+        })
+        .await;
+        wait_for_element(&page, &child_row).await;
+        assert!(has_class(&page, &my_row, "context").await, "an ancestor is shown as context");
+        assert!(!has_class(&page, &child_row, "context").await, "the match is shown as a match");
+        let stray = page
+            .execute(
+                "const needle = arguments[0];
+                 return [...document.querySelectorAll('#process-rows tr[data-key]:not(.context)')]
+                   .filter(tr => !(tr.textContent + ' ' + tr.querySelector('.name').title).includes(needle))
+                   .map(tr => tr.dataset.key);",
+                vec![json!(child_pid.to_string())],
+            )
+            .await
+            .unwrap();
+        assert_eq!(stray, json!([]), "rows shown that do not match the search");
+        let filtered = row_count(&page).await;
+        search.clear().await.unwrap();
+        search.send_keys(&my_name).await.unwrap();
+        wait_for_element(&page, &my_row).await;
+        assert!(!has_class(&page, &my_row, "context").await);
+        search.clear().await.unwrap();
+        // The input event of clear() is not always sent; Escape clears too.
+        search.send_keys("\u{e00c}").await.unwrap();
+        eventually(&page, "every process again", ROW_COUNT_JS, |rows| {
+            rows.as_u64().is_some_and(|n| n > filtered)
+        })
+        .await;
+
+        // Details of the child; its parent link leads to this process.
+        page.find(Locator::Css(&format!("{child_row} .name"))).await.unwrap().click().await.unwrap();
+        wait_for_element(&page, "#details:not([hidden])").await;
+        assert_eq!(text_of(&page, "#details .details-title").await, child_name);
+        assert_eq!(text_of(&page, "#details .field-pid").await, child_pid.to_string());
+        let cmd = text_of(&page, "#details .field-cmd").await;
+        assert!(cmd.contains("600"), "the command line of `sleep 600` is shown: {cmd}");
+        click(&page, "#details .field-parent button.link").await;
+        eventually(&page, "this process selected", "return document.querySelector('#details .details-title').textContent;", |v| {
+            v.as_str() == Some(my_name.as_str())
+        })
+        .await;
+        assert!(has_class(&page, &my_row, "selected").await);
+
+        // A reload keeps host and selection (both in the hash).
+        page.refresh().await.unwrap();
+        wait_for_element(&page, &format!("{my_row}.selected")).await;
+        assert_eq!(text_of(&page, "#details .field-pid").await, me.to_string());
+        assert_eq!(text_of(&page, "#connection-text").await, "Live");
+        screenshot(&page, "desktop").await;
+    })
+    .await;
+
+    agent.stop().await;
+    child.kill().ok();
+    child.wait().ok();
+}
+
+/// Hostile and broken data: parent cycles, a process its own parent, a
+/// reused pid, a parent that is gone, a long chain, and HTML in every text
+/// field. Every process shows exactly once, as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_renders_cycles_and_hostile_names_safely() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let snapshot = hostile_snapshot();
+    let expected: Vec<u32> = snapshot.processes.iter().map(|p| p.pid).collect();
+    post_snapshot(&app, &snapshot).await;
+
+    with_browser(1280, 900, |page| async move {
+        page.goto(&format!("{}/#host={}", app.address, snapshot.host.id)).await.unwrap();
+        wait_for_element(&page, &row_selector(4)).await;
+
+        // Every process exactly once, cycles included: scroll through all
+        // rows; positions 2..=N+1 (1 is the header) each hold one process.
+        let rows = all_rows(&page).await;
+        let total = row_count(&page).await;
+        assert_eq!(total as usize, expected.len(), "one row per process");
+        let positions: Vec<u64> = rows.iter().map(|(index, _, _)| *index).collect();
+        assert_eq!(positions, (2..=total + 1).collect::<Vec<_>>(), "no row missing while scrolling");
+        let mut shown: Vec<u32> = rows.iter().map(|(_, pid, _)| *pid).collect();
+        shown.sort_unstable();
+        let mut wanted = expected.clone();
+        wanted.sort_unstable();
+        assert_eq!(shown, wanted, "every process exactly once");
+
+        // Who ended at the root, and who under whom.
+        let level = |pid: u32| rows.iter().find(|(_, p, _)| *p == pid).map(|(_, _, level)| *level).unwrap();
+        assert_eq!(level(12), 1, "own parent -> root");
+        assert_eq!(level(20), 1, "younger 'parent' (reused pid) -> root");
+        assert_eq!(level(30), 1, "parent gone -> root");
+        assert_eq!((level(10), level(11)), (1, 2), "the A<->B cycle is cut at its oldest member");
+        assert_eq!(level(4), 2);
+        assert_eq!(
+            level(CHAIN_START + CHAIN_LEN - 1),
+            u64::from(CHAIN_LEN),
+            "a long looped chain renders whole, cut once",
+        );
+        page.execute("document.getElementById('tree-scroll').scrollTop = 0;", vec![]).await.unwrap();
+        wait_for_element(&page, &row_selector(4)).await;
+
+        // HTML in names, users and command lines is shown as text.
+        assert_eq!(text_of(&page, &format!("{} .name", row_selector(4))).await, XSS_NAME);
+        assert_eq!(text_of(&page, &format!("{} .col-user", row_selector(4))).await, XSS_USER);
+        page.find(Locator::Css(&format!("{} .name", row_selector(4)))).await.unwrap().click().await.unwrap();
+        wait_for_element(&page, "#details:not([hidden])").await;
+        assert_eq!(text_of(&page, "#details .details-title").await, XSS_NAME);
+        assert!(text_of(&page, "#details .field-cmd").await.contains("<script>"));
+        let injected = page
+            .execute(
+                "return {
+                   elements: document.querySelectorAll('main img, main script, main b, #details img, #details script, #details b').length,
+                   ran: window.__procmonInjected === true,
+                 };",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(injected, json!({ "elements": 0, "ran": false }), "no markup from the data");
+        // The hostname is text too.
+        assert_eq!(
+            text_of(&page, &format!("button.host[data-host-id='{}'] .host-name", snapshot.host.id)).await,
+            snapshot.host.hostname
+        );
+
+        // The snapshot came once, long ago by its interval: the host is offline.
+        eventually(&page, "the host marked offline", "return document.getElementById('connection-text').textContent;", |v| {
+            v.as_str() == Some("Host offline")
+        })
+        .await;
+        assert!(text_of(&page, "#banner").await.contains("offline"));
+
+        // The tree module on its own: a 100,000-long cycle and a self-parent
+        // build with no recursion, every process once.
+        let checked = page
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 import('/js/tree.js').then(({ buildTree, visibleRows }) => {
+                   const t = '2024-01-01T00:00:00Z';
+                   const procs = [];
+                   for (let pid = 1; pid <= 100000; pid++)
+                     procs.push({ pid, parent_pid: pid === 1 ? 100000 : pid - 1, start_time: t, name: 'p' });
+                   procs.push({ pid: 200000, parent_pid: 200000, start_time: t, name: 'self' });
+                   const tree = buildTree(procs);
+                   const rows = visibleRows(tree, {});
+                   done({ rows: rows.length, unique: new Set(rows.map(r => r.node.key)).size,
+                          roots: tree.roots.length, deepest: Math.max(...rows.map(r => r.depth)) });
+                 }, (e) => done({ error: String(e) }));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(checked, json!({ "rows": 100001, "unique": 100001, "roots": 2, "deepest": 99999 }));
+    })
+    .await;
+}
+
+/// At phone width the page does not scroll sideways, the host list sits
+/// above the tree, and the less important columns are hidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_fits_a_phone_screen() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let snapshot = hostile_snapshot();
+    post_snapshot(&app, &snapshot).await;
+
+    with_browser(375, 812, |page| async move {
+        page.goto(&format!("{}/#host={}", app.address, snapshot.host.id)).await.unwrap();
+        wait_for_element(&page, &row_selector(4)).await;
+        // Select a process so the details pane is open too.
+        page.find(Locator::Css(&format!("{} .name", row_selector(20)))).await.unwrap().click().await.unwrap();
+        wait_for_element(&page, "#details:not([hidden])").await;
+
+        let layout = page
+            .execute(
+                "const r = (s) => document.querySelector(s).getBoundingClientRect();
+                 const shown = (s) => getComputedStyle(document.querySelector(s)).display !== 'none';
+                 return {
+                   viewport: document.documentElement.clientWidth,
+                   page: document.documentElement.scrollWidth,
+                   hostsAboveTree: r('#hosts-pane').bottom <= r('#tree-scroll').top,
+                   userColumn: shown('th.col-user'),
+                   memoryColumn: shown('th.col-memory'),
+                   hostToggle: shown('#hosts-toggle'),
+                 };",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(layout["viewport"].as_u64().unwrap() <= 400, "a phone-sized viewport: {layout}");
+        assert!(
+            layout["page"].as_u64() <= layout["viewport"].as_u64(),
+            "no sideways scrolling of the page: {layout}"
+        );
+        assert_eq!(layout["hostsAboveTree"], json!(true), "{layout}");
+        assert_eq!(layout["userColumn"], json!(false), "{layout}");
+        assert_eq!(layout["memoryColumn"], json!(true), "{layout}");
+        assert_eq!(layout["hostToggle"], json!(true), "{layout}");
+
+        // The folded host list opens from its toggle.
+        assert_eq!(count(&page, "#host-list:not([hidden]) button.host").await, 1);
+        let list_shown = "return getComputedStyle(document.getElementById('host-list')).display !== 'none';";
+        assert_eq!(page.execute(list_shown, vec![]).await.unwrap(), json!(false));
+        click(&page, "#hosts-toggle").await;
+        eventually(&page, "the host list unfolded", list_shown, |v| v == &json!(true)).await;
+        screenshot(&page, "phone").await;
+    })
+    .await;
+}
+
+/// A server listening beyond loopback wants the viewer key: the page asks
+/// for it, says when it is wrong, keeps the right one, and then shows data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_asks_for_the_viewer_key_when_the_server_wants_it() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app_with(|settings| settings.listen = "0.0.0.0:0".parse().unwrap()).await;
+    let snapshot = hostile_snapshot();
+    post_snapshot(&app, &snapshot).await;
+
+    with_browser(1280, 900, |page| async move {
+        page.goto(&app.address).await.unwrap();
+        wait_for_element(&page, "#auth:not([hidden]) #viewer-key").await;
+        assert_eq!(text_of(&page, "#connection-text").await, "Viewer key needed");
+        assert_eq!(count(&page, "#process-rows tr[data-key]").await, 0);
+
+        // A wrong key is refused, and the page says so.
+        let field = page.find(Locator::Css("#viewer-key")).await.unwrap();
+        field.send_keys("not-the-key").await.unwrap();
+        click(&page, "#auth-form button[type=submit]").await;
+        eventually(&page, "the refusal", "return document.getElementById('auth-error').textContent;", |v| {
+            v.as_str().is_some_and(|t| t.contains("refused"))
+        })
+        .await;
+
+        // The right key opens the page and is kept for the next visit.
+        let field = page.find(Locator::Css("#viewer-key")).await.unwrap();
+        field.send_keys(&app.viewer_key).await.unwrap();
+        click(&page, "#auth-form button[type=submit]").await;
+        wait_for_element(&page, &row_selector(4)).await;
+        assert!(count(&page, "#auth:not([hidden])").await == 0, "the key form is gone");
+        page.refresh().await.unwrap();
+        wait_for_element(&page, &row_selector(4)).await;
+        assert!(count(&page, "#auth:not([hidden])").await == 0, "the key was kept");
+
+        // Forgetting it asks again.
+        click(&page, "#forget-key").await;
+        wait_for_element(&page, "#auth:not([hidden]) #viewer-key").await;
+    })
+    .await;
+}
+
+// ---- data -------------------------------------------------------------------
+
+const XSS_NAME: &str = "<img src=x onerror=\"window.__procmonInjected=true\">";
+const XSS_USER: &str = "<b>root</b>";
+const CHAIN_START: u32 = 1000;
+const CHAIN_LEN: u32 = 300;
+
+/// A snapshot no sane OS would send, with every tree trap in it.
+fn hostile_snapshot() -> Snapshot {
+    let base: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    let at = |seconds: i64| base + chrono::Duration::seconds(seconds);
+    let mut processes = vec![
+        sample(1, None, "init", at(0)),
+        // Two processes each other's parent, and one its own.
+        sample(10, Some(11), "cycle-a", at(5)),
+        sample(11, Some(10), "cycle-b", at(6)),
+        sample(12, Some(12), "own-parent", at(7)),
+        // The parent pid 21 now belongs to a process younger than 20.
+        sample(20, Some(21), "orphan-of-reused-pid", at(8)),
+        sample(21, Some(1), "pid-reuser", at(100)),
+        // The parent is gone.
+        sample(30, Some(999), "orphan", at(9)),
+    ];
+    let mut hostile = sample(4, Some(1), XSS_NAME, at(3));
+    hostile.user = Some(XSS_USER.into());
+    hostile.cmd = vec![
+        "<script>window.__procmonInjected=true</script>".into(),
+        "--name=<img src=x onerror=\"window.__procmonInjected=true\">".into(),
+    ];
+    hostile.exe = Some("<iframe src=javascript:alert(1)>".into());
+    processes.push(hostile);
+    // A long chain that loops back on itself at the end.
+    for i in 0..CHAIN_LEN {
+        let pid = CHAIN_START + i;
+        let parent = if i == 0 { CHAIN_START + CHAIN_LEN - 1 } else { pid - 1 };
+        processes.push(sample(pid, Some(parent), &format!("chain-{i}"), at(10)));
+    }
+    Snapshot {
+        version: WIRE_VERSION,
+        id: Uuid::new_v4(),
+        collected_at: Utc::now(),
+        // Sent once: after three of these intervals the host is offline.
+        interval_ms: 1000,
+        host: HostInfo {
+            id: format!("browser-test-{}", Uuid::new_v4()),
+            hostname: "<svg onload=\"window.__procmonInjected=true\">".into(),
+            os_name: "TestOS".into(),
+            os_version: "1".into(),
+            kernel: "1.0".into(),
+            arch: "x86_64".into(),
+            cpu_count: 4,
+            memory_total_bytes: 8 << 30,
+            boot_time: base,
+            agent_version: "test".into(),
+        },
+        processes,
+    }
+}
+
+fn sample(pid: u32, parent_pid: Option<u32>, name: &str, start_time: DateTime<Utc>) -> ProcessSample {
+    ProcessSample {
+        pid,
+        parent_pid,
+        name: name.into(),
+        exe: Some(format!("/usr/bin/{name}")),
+        cmd: vec![name.into(), "--flag".into()],
+        user: Some("root".into()),
+        start_time,
+        status: ProcessStatus::Sleeping,
+        cpu_percent: (pid % 7) as f32 * 3.5,
+        memory_rss_bytes: u64::from(pid) * 123_456,
+        memory_virtual_bytes: u64::from(pid) * 1_234_567,
+        memory_private_bytes: None,
+        threads: Some(pid % 5 + 1),
+        handles: None,
+        disk_read_bytes: 0,
+        disk_written_bytes: 0,
+    }
+}
+
+async fn post_snapshot(app: &TestApp, snapshot: &Snapshot) {
+    let response = app.post_snapshot(snapshot).await;
+    let status = response.status();
+    assert_eq!(status.as_u16(), 201, "snapshot refused: {}", response.text().await.unwrap_or_default());
+}
+
+fn process_named(snapshot: &Snapshot, pid: u32) -> &ProcessSample {
+    snapshot
+        .processes
+        .iter()
+        .find(|p| p.pid == pid)
+        .unwrap_or_else(|| panic!("the agent's snapshot has no process {pid}"))
+}
+
+/// The real agent code (collector and sender) reporting this machine every
+/// second while a test runs, so the page has live data to refresh.
+struct AgentLoop {
+    task: tokio::task::JoinHandle<()>,
+    first: tokio::sync::watch::Receiver<Option<Snapshot>>,
+}
+
+impl AgentLoop {
+    fn start(app: &TestApp) -> AgentLoop {
+        let sender = procmon_agent::Sender::new(&app.address, app.agent_key.clone().into())
+            .expect("a sender for the test server");
+        let (tell, first) = tokio::sync::watch::channel(None);
+        let task = tokio::spawn(async move {
+            let mut collector = procmon_agent::Collector::new();
+            loop {
+                let (back, snapshot) = tokio::task::spawn_blocking(move || {
+                    let snapshot = collector.snapshot(Duration::from_secs(2));
+                    (collector, snapshot)
+                })
+                .await
+                .expect("collector thread");
+                collector = back;
+                sender.send(&snapshot).await.expect("the agent's send");
+                tell.send_if_modified(|first| first.is_none().then(|| *first = Some(snapshot)).is_some());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        AgentLoop { task, first }
+    }
+
+    /// The first snapshot the server accepted.
+    async fn first_snapshot(&self) -> Snapshot {
+        let mut first = self.first.clone();
+        let snapshot = tokio::time::timeout(PATIENCE, first.wait_for(Option::is_some))
+            .await
+            .expect("the agent delivered a snapshot in time")
+            .expect("the agent loop stopped");
+        snapshot.clone().unwrap()
+    }
+
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+// ---- the browser ------------------------------------------------------------
+
+fn browser_available() -> bool {
+    require("chromedriver") && require("chromium")
+}
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    process: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Runs `test` with a fresh headless Chromium of the given window size, and
+/// closes the browser afterwards even when the test fails.
+async fn with_browser<F, Fut>(width: u32, height: u32, test: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let profile = tempfile::tempdir().expect("a temp dir for the browser profile");
+    let driver = start_driver();
+    let client = connect(&driver, profile.path(), width, height).await;
+    let outcome = tokio::spawn(test(client.clone())).await;
+    if outcome.is_err() {
+        screenshot(&client, "failure").await;
+    }
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+fn start_driver() -> Driver {
+    // A free port from the OS; chromedriver binds it a moment later.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let process = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver { process, port };
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    driver
+}
+
+async fn connect(driver: &Driver, profile: &Path, width: u32, height: u32) -> Client {
+    let mut options = json!({
+        "binary": CHROMIUM,
+        "args": [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            format!("--user-data-dir={}", profile.display()),
+            format!("--window-size={width},{height}"),
+        ],
+    });
+    if width < 500 {
+        // Desktop Chromium will not make a window this narrow: emulate the
+        // phone's screen instead.
+        options["mobileEmulation"] = json!({
+            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+        });
+    }
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), options);
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a WebDriver session with headless Chromium")
+}
+
+/// Saves a screenshot to `PROCMON_SCREENSHOT_DIR`, when set, for a person to look at.
+async fn screenshot(page: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("PROCMON_SCREENSHOT_DIR") else { return };
+    if let Ok(png) = page.screenshot().await {
+        let path = Path::new(&dir).join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write the screenshot");
+        println!("screenshot: {}", path.display());
+    }
+}
+
+// ---- asking the page ----------------------------------------------------------
+
+/// How many rows the table has in all, drawn or not (`aria-rowcount` counts
+/// the header row too).
+const ROW_COUNT_JS: &str =
+    "return Number(document.getElementById('process-table').getAttribute('aria-rowcount')) - 1;";
+
+async fn row_count(page: &Client) -> u64 {
+    page.execute(ROW_COUNT_JS, vec![]).await.unwrap().as_u64().unwrap()
+}
+
+/// Scrolls the table from top to bottom, as a person would, and returns
+/// every row seen: its position (`aria-rowindex`), pid and depth.
+async fn all_rows(page: &Client) -> Vec<(u64, u32, u64)> {
+    let seen = page
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const scroller = document.getElementById('tree-scroll');
+             const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+             const seen = {};
+             (async () => {
+               scroller.scrollTop = 0;
+               await frame();
+               for (;;) {
+                 for (const tr of document.querySelectorAll('#process-rows tr[data-key]')) {
+                   seen[tr.getAttribute('aria-rowindex')] =
+                     [Number(tr.dataset.key.split('@')[0]), Number(tr.getAttribute('aria-level'))];
+                 }
+                 if (scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 1) break;
+                 scroller.scrollTop += Math.max(100, scroller.clientHeight / 2);
+                 await frame();
+               }
+               done(seen);
+             })();",
+            vec![],
+        )
+        .await
+        .expect("scroll through the table");
+    let seen: BTreeMap<String, (u32, u64)> = serde_json::from_value(seen).unwrap();
+    let seen: BTreeMap<u64, (u32, u64)> = seen.into_iter().map(|(k, v)| (k.parse().unwrap(), v)).collect();
+    seen.into_iter().map(|(index, (pid, level))| (index, pid, level)).collect()
+}
+
+/// The table row of a process (its key is `pid@start_time`).
+fn row_selector(pid: u32) -> String {
+    format!("#process-rows tr[data-key^='{pid}@']")
+}
+
+/// Runs `script` until `ready` accepts its result, or fails naming `what`.
+async fn eventually(page: &Client, what: &str, script: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let value = page.execute(script, vec![]).await.expect("run a script in the page");
+        if ready(&value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited {PATIENCE:?} for {what}; last saw {value}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_element(page: &Client, css: &str) -> fantoccini::elements::Element {
+    page.wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("waited {PATIENCE:?} for `{css}`: {e}"))
+}
+
+async fn wait_until_gone(page: &Client, css: &str) {
+    let script = format!("return document.querySelectorAll({}).length;", json!(css));
+    eventually(page, &format!("`{css}` to disappear"), &script, |n| n.as_u64() == Some(0)).await;
+}
+
+async fn count(page: &Client, css: &str) -> usize {
+    page.find_all(Locator::Css(css)).await.unwrap().len()
+}
+
+async fn click(page: &Client, css: &str) {
+    wait_for_element(page, css).await.click().await.unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+}
+
+async fn text_of(page: &Client, css: &str) -> String {
+    // textContent, not the rendered text: what the DOM holds is what matters here.
+    let script = format!("return document.querySelector({}).textContent;", json!(css));
+    let value = page.execute(&script, vec![]).await.unwrap_or_else(|e| panic!("read `{css}`: {e}"));
+    value.as_str().unwrap_or_else(|| panic!("no element `{css}`")).to_owned()
+}
+
+async fn attribute_of(page: &Client, css: &str, name: &str) -> u64 {
+    let element = wait_for_element(page, css).await;
+    let value = element.attr(name).await.unwrap().unwrap_or_else(|| panic!("`{css}` has no {name}"));
+    value.parse().unwrap_or_else(|_| panic!("`{css}` {name}={value} is not a number"))
+}
+
+async fn aria_expanded(page: &Client, css: &str) -> Option<bool> {
+    let element = page.find(Locator::Css(css)).await.unwrap();
+    element.attr("aria-expanded").await.unwrap().map(|v| v == "true")
+}
+
+async fn has_class(page: &Client, css: &str, class: &str) -> bool {
+    let element = page.find(Locator::Css(css)).await.unwrap();
+    let classes = element.attr("class").await.unwrap().unwrap_or_default();
+    classes.split_whitespace().any(|c| c == class)
+}
