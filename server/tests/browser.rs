@@ -288,6 +288,7 @@ async fn page_fits_a_phone_screen() {
                    hostsAboveTree: r('#hosts-pane').bottom <= r('#tree-scroll').top,
                    userColumn: shown('th.col-user'),
                    memoryColumn: shown('th.col-memory'),
+                   memoryInView: r('th.col-memory').right <= document.documentElement.clientWidth,
                    hostToggle: shown('#hosts-toggle'),
                  };",
                 vec![],
@@ -302,6 +303,7 @@ async fn page_fits_a_phone_screen() {
         assert_eq!(layout["hostsAboveTree"], json!(true), "{layout}");
         assert_eq!(layout["userColumn"], json!(false), "{layout}");
         assert_eq!(layout["memoryColumn"], json!(true), "{layout}");
+        assert_eq!(layout["memoryInView"], json!(true), "numbers in view without scrolling: {layout}");
         assert_eq!(layout["hostToggle"], json!(true), "{layout}");
 
         // The folded host list opens from its toggle.
