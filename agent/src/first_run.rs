@@ -22,7 +22,11 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// Returns its path, and whether it was written now.
 pub fn write_default_config(dir: &Path) -> std::io::Result<(PathBuf, bool)> {
     let path = dir.join(config::FILE_NAME);
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
         Ok(mut file) => {
             file.write_all(config::DEFAULT_FILE_TEXT.as_bytes())?;
             Ok((path, true))
@@ -80,27 +84,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, written) = write_default_config(dir.path()).unwrap();
         assert!(written);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), config::DEFAULT_FILE_TEXT);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            config::DEFAULT_FILE_TEXT
+        );
 
         std::fs::write(&path, "api_key = \"mine\"\n").unwrap();
         let (again, written) = write_default_config(dir.path()).unwrap();
         assert_eq!(again, path);
         assert!(!written);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "api_key = \"mine\"\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "api_key = \"mine\"\n"
+        );
     }
 
     #[tokio::test]
     async fn waits_until_the_file_has_a_key() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = write_default_config(dir.path()).unwrap();
-        let overrides = Overrides { config_file: Some(path.clone()), ..Overrides::default() };
+        let overrides = Overrides {
+            config_file: Some(path.clone()),
+            ..Overrides::default()
+        };
         let waiting = tokio::spawn(async move { wait_for_config(&overrides).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!waiting.is_finished(), "must wait while api_key is empty");
 
         let text = config::DEFAULT_FILE_TEXT.replace("api_key = \"\"", "api_key = \"k-123\"");
         std::fs::write(&path, text).unwrap();
-        let config = tokio::time::timeout(RECHECK * 3, waiting).await.expect("picks up the key").unwrap();
+        let config = tokio::time::timeout(RECHECK * 3, waiting)
+            .await
+            .expect("picks up the key")
+            .unwrap();
         use secrecy::ExposeSecret;
         assert_eq!(config.api_key.expose_secret(), "k-123");
         assert_eq!(config.server_url, config::DEFAULT_SERVER_URL);

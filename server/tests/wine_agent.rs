@@ -39,31 +39,66 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
 
     // As a double-click starts it: no arguments, no config file.
     wine.spawn_agent(&[]);
-    wait_until("the agent to write procmon-agent.toml", || config_path.is_file()).await;
+    wait_until("the agent to write procmon-agent.toml", || {
+        config_path.is_file()
+    })
+    .await;
     let default_text = wait_for_text(&config_path, DEFAULT_FILE_TEXT).await;
     for key in ["server_url", "api_key", "interval"] {
-        assert!(set_key(&default_text, key, "x") != default_text, "the written config lacks {key}:\n{default_text}");
+        assert!(
+            set_key(&default_text, key, "x") != default_text,
+            "the written config lacks {key}:\n{default_text}"
+        );
     }
-    assert!(default_text.lines().filter(|line| line.starts_with('#')).count() >= 3, "not commented:\n{default_text}");
+    assert!(
+        default_text
+            .lines()
+            .filter(|line| line.starts_with('#'))
+            .count()
+            >= 3,
+        "not commented:\n{default_text}"
+    );
     wait_until("the agent to say what to edit", || {
         let said = wine.agent_output();
-        said.contains("procmon-agent.toml") && said.contains("api_key") && said.contains("no API key is set")
+        said.contains("procmon-agent.toml")
+            && said.contains("api_key")
+            && said.contains("no API key is set")
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(wine.agents_running(), "without a key the agent must keep running:\n{}", wine.agent_output());
+    assert!(
+        wine.agents_running(),
+        "without a key the agent must keep running:\n{}",
+        wine.agent_output()
+    );
 
     // The person fills in the file, first with a server that is not there:
     // the agent picks the file up without a restart, says which URL it
     // tried, and keeps going.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let filled = set_key(&default_text, "server_url", &format!("http://127.0.0.1:{closed_port}"));
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let filled = set_key(
+        &default_text,
+        "server_url",
+        &format!("http://127.0.0.1:{closed_port}"),
+    );
     let filled = set_key(&filled, "api_key", "not-the-key");
     let filled = set_key(&filled, "interval", "1s");
     std::fs::write(&config_path, &filled).unwrap();
-    let unreachable = format!("cannot reach the procmon server at http://127.0.0.1:{closed_port}/api/processes/");
-    wait_until("the agent to report the server unreachable", || wine.agent_output().contains(&unreachable)).await;
-    assert!(wine.agents_running(), "an unreachable server must not stop the agent:\n{}", wine.agent_output());
+    let unreachable =
+        format!("cannot reach the procmon server at http://127.0.0.1:{closed_port}/api/processes/");
+    wait_until("the agent to report the server unreachable", || {
+        wine.agent_output().contains(&unreachable)
+    })
+    .await;
+    assert!(
+        wine.agents_running(),
+        "an unreachable server must not stop the agent:\n{}",
+        wine.agent_output()
+    );
 
     // The right server with a wrong key (restarted, as after any edit of a
     // running agent's settings): refused, said so, still running.
@@ -71,34 +106,80 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
     std::fs::write(&config_path, set_key(&filled, "server_url", &app.address)).unwrap();
     wine.spawn_agent(&[]);
     wait_until("the agent to report the key refused", || {
-        wine.agent_output().contains("the server refused the API key: set api_key to the key in the server's agent.key file")
+        wine.agent_output().contains(
+            "the server refused the API key: set api_key to the key in the server's agent.key file",
+        )
     })
     .await;
-    assert!(wine.agents_running(), "a refused key must not stop the agent:\n{}", wine.agent_output());
+    assert!(
+        wine.agents_running(),
+        "a refused key must not stop the agent:\n{}",
+        wine.agent_output()
+    );
 
     // The right key: snapshots arrive.
     wine.stop_agents();
-    let filled = set_key(&set_key(&filled, "server_url", &app.address), "api_key", &app.agent_key);
+    let filled = set_key(
+        &set_key(&filled, "server_url", &app.address),
+        "api_key",
+        &app.agent_key,
+    );
     std::fs::write(&config_path, filled).unwrap();
     wine.spawn_agent(&[]);
 
     let host = wait_for_windows_host(&app, &wine).await;
-    assert_eq!(host.host.id, wine.machine_guid(), "the host id must be the prefix's MachineGuid");
+    assert_eq!(
+        host.host.id,
+        wine.machine_guid(),
+        "the host id must be the prefix's MachineGuid"
+    );
     assert!(host.online);
-    let listing = wait_for_listing_with(&app, &host.host.id, &["services.exe", "winedevice.exe", "procmon-agent.exe"]).await;
+    let listing = wait_for_listing_with(
+        &app,
+        &host.host.id,
+        &["services.exe", "winedevice.exe", "procmon-agent.exe"],
+    )
+    .await;
     check_wine_tree(&listing);
 
     let agent = named(&listing, "procmon-agent.exe").next().unwrap();
-    assert!(agent.cmd.first().is_some_and(|arg0| arg0.ends_with("procmon-agent.exe")), "{:?}", agent.cmd);
-    assert!(agent.exe.as_deref().is_some_and(|exe| exe.ends_with(r"\app\procmon-agent.exe")), "{:?}", agent.exe);
+    assert!(
+        agent
+            .cmd
+            .first()
+            .is_some_and(|arg0| arg0.ends_with("procmon-agent.exe")),
+        "{:?}",
+        agent.cmd
+    );
+    assert!(
+        agent
+            .exe
+            .as_deref()
+            .is_some_and(|exe| exe.ends_with(r"\app\procmon-agent.exe")),
+        "{:?}",
+        agent.exe
+    );
 
     let log = read_log(&wine.app_dir());
-    let expected_lines =
-        ["wrote a default config file", "no API key is set", "the settings are complete now", "cannot reach", "refused the API key", "sent"];
+    let expected_lines = [
+        "wrote a default config file",
+        "no API key is set",
+        "the settings are complete now",
+        "cannot reach",
+        "refused the API key",
+        "sent",
+    ];
     for expected in expected_lines {
-        assert!(log.contains(expected), "the log file lacks {expected:?}:\n{log}");
+        assert!(
+            log.contains(expected),
+            "the log file lacks {expected:?}:\n{log}"
+        );
     }
-    assert!(wine.agents_running(), "the agent stopped:\n{}", wine.agent_output());
+    assert!(
+        wine.agents_running(),
+        "the agent stopped:\n{}",
+        wine.agent_output()
+    );
     eprintln!("double-click test took {:.0?}", started.elapsed());
 }
 
@@ -115,16 +196,23 @@ async fn service_starts_at_boot_sends_and_stops_cleanly() {
     let started = Instant::now();
     let app = spawn_app().await;
     let wine = tokio::task::spawn_blocking(Wine::boot).await.unwrap();
-    let config = format!("server_url = \"{}\"\napi_key = \"{}\"\ninterval = \"1s\"\n", app.address, app.agent_key);
+    let config = format!(
+        "server_url = \"{}\"\napi_key = \"{}\"\ninterval = \"1s\"\n",
+        app.address, app.agent_key
+    );
     std::fs::write(wine.app_dir().join("procmon-agent.toml"), config).unwrap();
     wine.shut_down();
     wine.hold_session();
     let wine = Arc::new(wine);
-    let agent = |args: &'static [&'static str]| blocking(&wine, move |wine| wine.run("procmon-agent.exe", args));
+    let agent = |args: &'static [&'static str]| {
+        blocking(&wine, move |wine| wine.run("procmon-agent.exe", args))
+    };
 
     let installed = agent(&["service", "install"]).await;
     assert_succeeded("service install", &installed);
-    assert!(String::from_utf8_lossy(&installed.stdout).contains("Installed the service procmon-agent"));
+    assert!(
+        String::from_utf8_lossy(&installed.stdout).contains("Installed the service procmon-agent")
+    );
 
     // "Reboot": the service manager starts the service by itself.
     blocking(&wine, |wine| wine.shut_down()).await;
@@ -135,17 +223,32 @@ async fn service_starts_at_boot_sends_and_stops_cleanly() {
     let services: Vec<u32> = named(&listing, "services.exe").map(|p| p.pid).collect();
     let service = named(&listing, "procmon-agent.exe").next().unwrap();
     assert!(
-        service.parent_pid.is_some_and(|parent| services.contains(&parent)),
+        service
+            .parent_pid
+            .is_some_and(|parent| services.contains(&parent)),
         "the service's parent must be services.exe: {service:?}"
     );
-    assert!(service.cmd.ends_with(&["service".to_owned(), "run".to_owned()]), "{:?}", service.cmd);
+    assert!(
+        service
+            .cmd
+            .ends_with(&["service".to_owned(), "run".to_owned()]),
+        "{:?}",
+        service.cmd
+    );
 
     let stopped = agent(&["service", "stop"]).await;
     assert_succeeded("service stop", &stopped);
     wait_for_service_state(&wine, "STOPPED").await;
     let log = read_log(&wine.app_dir());
-    for expected in ["running as the Windows service procmon-agent", "sent", "procmon agent stopped"] {
-        assert!(log.contains(expected), "the service log lacks {expected:?}:\n{log}");
+    for expected in [
+        "running as the Windows service procmon-agent",
+        "sent",
+        "procmon agent stopped",
+    ] {
+        assert!(
+            log.contains(expected),
+            "the service log lacks {expected:?}:\n{log}"
+        );
     }
 
     assert_succeeded("service start", &agent(&["service", "start"]).await);
@@ -156,7 +259,10 @@ async fn service_starts_at_boot_sends_and_stops_cleanly() {
     let gone = agent(&["service", "start"]).await;
     assert!(!gone.status.success());
     let said = String::from_utf8_lossy(&gone.stderr);
-    assert!(said.contains("it is not installed: run procmon-agent.exe service install first"), "{said}");
+    assert!(
+        said.contains("it is not installed: run procmon-agent.exe service install first"),
+        "{said}"
+    );
     eprintln!("service test took {:.0?}", started.elapsed());
 }
 
@@ -172,36 +278,72 @@ fn check_wine_tree(listing: &ProcessListing) {
     assert!(!services.is_empty() && !devices.is_empty());
     for device in &devices {
         assert!(
-            device.parent_pid.is_some_and(|parent| services.contains(&parent)),
+            device
+                .parent_pid
+                .is_some_and(|parent| services.contains(&parent)),
             "winedevice.exe's parent must be services.exe (pids {services:?}): {device:?}"
         );
     }
     let services = named(listing, "services.exe").next().unwrap();
     for process in &listing.processes {
-        let owner = process.user.as_deref().unwrap_or_else(|| panic!("no owner: {process:?}"));
-        let (domain, name) = owner.split_once('\\').unwrap_or_else(|| panic!("owner {owner:?} is not DOMAIN\\name"));
+        let owner = process
+            .user
+            .as_deref()
+            .unwrap_or_else(|| panic!("no owner: {process:?}"));
+        let (domain, name) = owner
+            .split_once('\\')
+            .unwrap_or_else(|| panic!("owner {owner:?} is not DOMAIN\\name"));
         assert!(!domain.is_empty() && !name.is_empty(), "owner {owner:?}");
         assert!(process.memory_rss_bytes > 0, "no working set: {process:?}");
-        assert!(process.memory_virtual_bytes >= process.memory_rss_bytes, "virtual below resident: {process:?}");
-        assert!(process.memory_private_bytes.is_some_and(|b| b > 0), "no private bytes: {process:?}");
-        assert!(process.threads.is_some_and(|t| t > 0), "no threads: {process:?}");
-        assert!(process.handles.is_some_and(|h| h > 0), "no handles: {process:?}");
+        assert!(
+            process.memory_virtual_bytes >= process.memory_rss_bytes,
+            "virtual below resident: {process:?}"
+        );
+        assert!(
+            process.memory_private_bytes.is_some_and(|b| b > 0),
+            "no private bytes: {process:?}"
+        );
+        assert!(
+            process.threads.is_some_and(|t| t > 0),
+            "no threads: {process:?}"
+        );
+        assert!(
+            process.handles.is_some_and(|h| h > 0),
+            "no handles: {process:?}"
+        );
         assert!(!process.cmd.is_empty(), "no command line: {process:?}");
-        assert!(process.start_time <= listing.collected_at, "started in the future: {process:?}");
+        assert!(
+            process.start_time <= listing.collected_at,
+            "started in the future: {process:?}"
+        );
     }
     assert!(
-        services.exe.as_deref().is_some_and(|exe| exe.eq_ignore_ascii_case(r"C:\windows\system32\services.exe")),
+        services
+            .exe
+            .as_deref()
+            .is_some_and(|exe| exe.eq_ignore_ascii_case(r"C:\windows\system32\services.exe")),
         "{:?}",
         services.exe
     );
     // A service host's arguments survive as separate arguments.
     if let Some(svchost) = named(listing, "svchost.exe").next() {
-        assert_eq!(svchost.cmd.get(1).map(String::as_str), Some("-k"), "{:?}", svchost.cmd);
+        assert_eq!(
+            svchost.cmd.get(1).map(String::as_str),
+            Some("-k"),
+            "{:?}",
+            svchost.cmd
+        );
     }
 }
 
-fn named<'a>(listing: &'a ProcessListing, name: &'a str) -> impl Iterator<Item = &'a ProcessSample> + 'a {
-    listing.processes.iter().filter(move |p| p.name.eq_ignore_ascii_case(name))
+fn named<'a>(
+    listing: &'a ProcessListing,
+    name: &'a str,
+) -> impl Iterator<Item = &'a ProcessSample> + 'a {
+    listing
+        .processes
+        .iter()
+        .filter(move |p| p.name.eq_ignore_ascii_case(name))
 }
 
 fn assert_succeeded(what: &str, out: &std::process::Output) {
@@ -218,9 +360,14 @@ fn assert_succeeded(what: &str, out: &std::process::Output) {
 
 /// Runs a blocking Wine command off the async workers, so the server keeps
 /// answering the agent meanwhile.
-async fn blocking<T: Send + 'static>(wine: &Arc<Wine>, job: impl FnOnce(&Wine) -> T + Send + 'static) -> T {
+async fn blocking<T: Send + 'static>(
+    wine: &Arc<Wine>,
+    job: impl FnOnce(&Wine) -> T + Send + 'static,
+) -> T {
     let wine = Arc::clone(wine);
-    tokio::task::spawn_blocking(move || job(&wine)).await.unwrap()
+    tokio::task::spawn_blocking(move || job(&wine))
+        .await
+        .unwrap()
 }
 
 /// Until `sc query procmon-agent` reports `state` (e.g. "RUNNING").
@@ -228,11 +375,21 @@ async fn wait_for_service_state(wine: &Arc<Wine>, state: &'static str) {
     let started = Instant::now();
     loop {
         let out = blocking(wine, |wine| wine.run("sc", &["query", "procmon-agent"])).await;
-        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        if said.lines().any(|line| line.contains("STATE") && line.contains(state)) {
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if said
+            .lines()
+            .any(|line| line.contains("STATE") && line.contains(state))
+        {
             return;
         }
-        assert!(started.elapsed() < PATIENCE, "the service never became {state}; sc query says:\n{said}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the service never became {state}; sc query says:\n{said}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -240,7 +397,10 @@ async fn wait_for_service_state(wine: &Arc<Wine>, state: &'static str) {
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what} after {PATIENCE:?}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "gave up waiting for {what} after {PATIENCE:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -259,10 +419,12 @@ async fn wait_for_text(path: &Path, expected: &str) -> String {
 /// `text` (a config file) with the line setting `key` set to `value`, as a
 /// person would edit it; comments stay.
 fn set_key(text: &str, key: &str, value: &str) -> String {
-    let lines = text.lines().map(|line| match line.split('=').next().map(str::trim) {
-        Some(name) if name == key => format!("{key} = \"{value}\""),
-        _ => line.to_owned(),
-    });
+    let lines = text
+        .lines()
+        .map(|line| match line.split('=').next().map(str::trim) {
+            Some(name) if name == key => format!("{key} = \"{value}\""),
+            _ => line.to_owned(),
+        });
     lines.collect::<Vec<_>>().join("\n") + "\n"
 }
 
@@ -271,7 +433,10 @@ async fn wait_for_windows_host(app: &TestApp, wine: &Wine) -> HostSummary {
     let started = Instant::now();
     loop {
         let hosts: Vec<HostSummary> = app.get_hosts().await.json().await.expect("host list");
-        if let Some(host) = hosts.into_iter().find(|h| h.host.os_name.contains("Windows")) {
+        if let Some(host) = hosts
+            .into_iter()
+            .find(|h| h.host.os_name.contains("Windows"))
+        {
             return host;
         }
         assert!(
@@ -289,12 +454,27 @@ async fn wait_for_windows_host(app: &TestApp, wine: &Wine) -> HostSummary {
 async fn wait_for_listing_with(app: &TestApp, host: &str, names: &[&str]) -> ProcessListing {
     let started = Instant::now();
     loop {
-        let listing: ProcessListing = app.get_processes(host).await.json().await.expect("process listing");
-        if names.iter().all(|name| named(&listing, name).next().is_some()) {
+        let listing: ProcessListing = app
+            .get_processes(host)
+            .await
+            .json()
+            .await
+            .expect("process listing");
+        if names
+            .iter()
+            .all(|name| named(&listing, name).next().is_some())
+        {
             return listing;
         }
-        let seen: Vec<_> = listing.processes.iter().map(|p| (p.pid, p.parent_pid, p.name.as_str())).collect();
-        assert!(started.elapsed() < PATIENCE, "the listing never held all of {names:?}; it holds {seen:?}");
+        let seen: Vec<_> = listing
+            .processes
+            .iter()
+            .map(|p| (p.pid, p.parent_pid, p.name.as_str()))
+            .collect();
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the listing never held all of {names:?}; it holds {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -306,5 +486,8 @@ fn read_log(dir: &Path) -> String {
         .unwrap_or_default();
     files.retain(|path| path.extension().is_some_and(|ext| ext == "log"));
     files.sort();
-    files.iter().map(|path| std::fs::read_to_string(path).unwrap_or_default()).collect()
+    files
+        .iter()
+        .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+        .collect()
 }

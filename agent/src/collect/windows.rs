@@ -20,8 +20,13 @@ use crate::windows::{privilege, registry};
 /// for 0, which the table gives the System and Idle processes.
 fn filetime_to_utc(filetime: i64) -> Option<DateTime<Utc>> {
     const UNIX_EPOCH_AS_FILETIME: i64 = 116_444_736_000_000_000;
-    let since_unix = filetime.checked_sub(UNIX_EPOCH_AS_FILETIME).filter(|_| filetime > 0)?;
-    DateTime::from_timestamp(since_unix.div_euclid(10_000_000), (since_unix.rem_euclid(10_000_000) * 100) as u32)
+    let since_unix = filetime
+        .checked_sub(UNIX_EPOCH_AS_FILETIME)
+        .filter(|_| filetime > 0)?;
+    DateTime::from_timestamp(
+        since_unix.div_euclid(10_000_000),
+        (since_unix.rem_euclid(10_000_000) * 100) as u32,
+    )
 }
 
 const CRYPTOGRAPHY_KEY: &str = r"SOFTWARE\Microsoft\Cryptography";
@@ -93,7 +98,9 @@ impl ProcessDetails {
     }
 
     pub(super) fn read(&mut self, pid: u32) -> PlatformExtras {
-        let stale = self.table_read_at.is_none_or(|at| at.elapsed() >= TABLE_MAX_AGE);
+        let stale = self
+            .table_read_at
+            .is_none_or(|at| at.elapsed() >= TABLE_MAX_AGE);
         if self.asked.contains(&pid) || (stale && !self.table.contains_key(&pid)) {
             self.refresh_table();
         }
@@ -101,7 +108,10 @@ impl ProcessDetails {
         let Some(entry) = self.table.get(&pid).copied() else {
             // Started after the table was read, or already gone: only the
             // owner can still be read.
-            return PlatformExtras { user: self.accounts.owner_of(pid), ..PlatformExtras::default() };
+            return PlatformExtras {
+                user: self.accounts.owner_of(pid),
+                ..PlatformExtras::default()
+            };
         };
         let accounts = &mut self.accounts;
         let user = self
@@ -135,7 +145,8 @@ impl ProcessDetails {
         self.asked.clear();
         // Forget owners of exited processes, so the map stays the table's size.
         let table = &self.table;
-        self.owners.retain(|(pid, created), _| table.get(pid).is_some_and(|e| e.create_time == *created));
+        self.owners
+            .retain(|(pid, created), _| table.get(pid).is_some_and(|e| e.create_time == *created));
     }
 
     /// After the first snapshot, says once how many processes denied us

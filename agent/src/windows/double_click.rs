@@ -45,8 +45,11 @@ pub fn run() -> anyhow::Result<()> {
 /// Completes on Ctrl+C, Ctrl+Break or the console window being closed.
 async fn closed() {
     use tokio::signal::windows;
-    let (Ok(mut c), Ok(mut brk), Ok(mut close)) = (windows::ctrl_c(), windows::ctrl_break(), windows::ctrl_close())
-    else {
+    let (Ok(mut c), Ok(mut brk), Ok(mut close)) = (
+        windows::ctrl_c(),
+        windows::ctrl_break(),
+        windows::ctrl_close(),
+    ) else {
         // Without those signals, run until the process is ended.
         return std::future::pending().await;
     };

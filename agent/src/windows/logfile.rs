@@ -23,22 +23,32 @@ pub fn exe_dir() -> Option<PathBuf> {
 /// that folder is not writable, says so on stderr and logs there only.
 pub fn init() {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let console = fmt::layer().with_writer(std::io::stderr).with_filter(filter());
-    let file = exe_dir().ok_or_else(|| "the .exe's folder is unknown".to_owned()).and_then(|dir| {
-        RollingFileAppender::builder()
-            .rotation(Rotation::DAILY)
-            .filename_prefix(FILE_PREFIX)
-            .filename_suffix("log")
-            .max_log_files(FILES_KEPT)
-            .build(&dir)
-            .map_err(|e| format!("cannot write a log file in {}: {e}", dir.display()))
-    });
+    let console = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter());
+    let file = exe_dir()
+        .ok_or_else(|| "the .exe's folder is unknown".to_owned())
+        .and_then(|dir| {
+            RollingFileAppender::builder()
+                .rotation(Rotation::DAILY)
+                .filename_prefix(FILE_PREFIX)
+                .filename_suffix("log")
+                .max_log_files(FILES_KEPT)
+                .build(&dir)
+                .map_err(|e| format!("cannot write a log file in {}: {e}", dir.display()))
+        });
     match file {
         Ok(appender) => {
             // Written at once, not through a background thread: closing the
             // console window ends the process without warning.
-            let file_layer = fmt::layer().with_ansi(false).with_writer(appender).with_filter(filter());
-            tracing_subscriber::registry().with(console).with(file_layer).init();
+            let file_layer = fmt::layer()
+                .with_ansi(false)
+                .with_writer(appender)
+                .with_filter(filter());
+            tracing_subscriber::registry()
+                .with(console)
+                .with(file_layer)
+                .init();
         }
         Err(problem) => {
             tracing_subscriber::registry().with(console).init();

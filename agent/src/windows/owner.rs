@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use windows_sys::Win32::Security::{
-    GetLengthSid, GetTokenInformation, LookupAccountSidW, TokenUser, SID_NAME_USE, TOKEN_QUERY, TOKEN_USER,
+    GetLengthSid, GetTokenInformation, LookupAccountSidW, TokenUser, SID_NAME_USE, TOKEN_QUERY,
+    TOKEN_USER,
 };
 use windows_sys::Win32::System::Threading::{OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION};
 
@@ -23,7 +24,10 @@ impl AccountNames {
     /// administrator rights) or it has exited.
     pub fn owner_of(&mut self, pid: u32) -> Option<String> {
         let sid = owner_sid(pid)?;
-        self.by_sid.entry(sid).or_insert_with_key(|sid| account_name(sid)).clone()
+        self.by_sid
+            .entry(sid)
+            .or_insert_with_key(|sid| account_name(sid))
+            .clone()
     }
 }
 
@@ -42,7 +46,13 @@ fn owner_sid(pid: u32) -> Option<Vec<u8>> {
     let mut needed = 0u32;
     // SAFETY: the size passed is the buffer's size in bytes.
     let ok = unsafe {
-        GetTokenInformation(token.0, TokenUser, buffer.as_mut_ptr().cast(), size_of_val(&buffer) as u32, &mut needed)
+        GetTokenInformation(
+            token.0,
+            TokenUser,
+            buffer.as_mut_ptr().cast(),
+            size_of_val(&buffer) as u32,
+            &mut needed,
+        )
     };
     if ok == 0 {
         return None;
@@ -80,5 +90,9 @@ fn account_name(sid: &[u8]) -> Option<String> {
     }
     let name = String::from_utf16_lossy(&name[..name_len as usize]);
     let domain = String::from_utf16_lossy(&domain[..domain_len as usize]);
-    Some(if domain.is_empty() { name } else { format!("{domain}\\{name}") })
+    Some(if domain.is_empty() {
+        name
+    } else {
+        format!("{domain}\\{name}")
+    })
 }

@@ -19,17 +19,37 @@ pub fn enable_debug_privilege() {
     // SAFETY: plain calls with out pointers to locals; the token is closed
     // when `token` drops.
     unsafe {
-        if OpenProcessToken(GetCurrentProcess(), TOKEN_ADJUST_PRIVILEGES | TOKEN_QUERY, &mut token) == 0 {
+        if OpenProcessToken(
+            GetCurrentProcess(),
+            TOKEN_ADJUST_PRIVILEGES | TOKEN_QUERY,
+            &mut token,
+        ) == 0
+        {
             return;
         }
         let token = Handle(token);
         let mut privileges = TOKEN_PRIVILEGES {
             PrivilegeCount: 1,
-            Privileges: [LUID_AND_ATTRIBUTES { Luid: std::mem::zeroed(), Attributes: SE_PRIVILEGE_ENABLED }],
+            Privileges: [LUID_AND_ATTRIBUTES {
+                Luid: std::mem::zeroed(),
+                Attributes: SE_PRIVILEGE_ENABLED,
+            }],
         };
-        if LookupPrivilegeValueW(std::ptr::null(), name.as_ptr(), &mut privileges.Privileges[0].Luid) == 0 {
+        if LookupPrivilegeValueW(
+            std::ptr::null(),
+            name.as_ptr(),
+            &mut privileges.Privileges[0].Luid,
+        ) == 0
+        {
             return;
         }
-        AdjustTokenPrivileges(token.0, 0, &privileges, 0, std::ptr::null_mut(), std::ptr::null_mut());
+        AdjustTokenPrivileges(
+            token.0,
+            0,
+            &privileges,
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
     }
 }

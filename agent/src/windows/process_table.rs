@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use windows_sys::Wdk::System::SystemInformation::{NtQuerySystemInformation, SystemProcessInformation};
+use windows_sys::Wdk::System::SystemInformation::{
+    NtQuerySystemInformation, SystemProcessInformation,
+};
 use windows_sys::Win32::Foundation::STATUS_INFO_LENGTH_MISMATCH;
 use windows_sys::Win32::System::WindowsProgramming::SYSTEM_PROCESS_INFORMATION;
 
@@ -36,8 +38,15 @@ pub fn read() -> std::io::Result<HashMap<u32, TableEntry>> {
         // SAFETY: in bounds (checked above), and the OS wrote a whole entry
         // at every offset it linked to. Copied out unaligned: Windows aligns
         // entries to 8 bytes, Wine only to 4.
-        let entry = unsafe { base.add(offset).cast::<SYSTEM_PROCESS_INFORMATION>().read_unaligned() };
-        table.insert(entry.UniqueProcessId as usize as u32, TableEntry::from(&entry));
+        let entry = unsafe {
+            base.add(offset)
+                .cast::<SYSTEM_PROCESS_INFORMATION>()
+                .read_unaligned()
+        };
+        table.insert(
+            entry.UniqueProcessId as usize as u32,
+            TableEntry::from(&entry),
+        );
         if entry.NextEntryOffset == 0 {
             break;
         }
@@ -56,7 +65,12 @@ fn query() -> std::io::Result<Vec<u64>> {
         let mut needed = 0u32;
         // SAFETY: the buffer is writable for `bytes` bytes.
         let status = unsafe {
-            NtQuerySystemInformation(SystemProcessInformation, buffer.as_mut_ptr().cast(), bytes, &mut needed)
+            NtQuerySystemInformation(
+                SystemProcessInformation,
+                buffer.as_mut_ptr().cast(),
+                bytes,
+                &mut needed,
+            )
         };
         if status == STATUS_INFO_LENGTH_MISMATCH {
             let wanted = (needed as usize).max(bytes as usize) + 64 * 1024;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::sync::watch;
 use windows_service::service::{
-    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode, ServiceInfo,
-    ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
+    ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
 };
 use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
@@ -72,8 +72,13 @@ fn install() -> anyhow::Result<()> {
     let service = manager
         .create_service(&info, ServiceAccess::CHANGE_CONFIG)
         .map_err(|e| explain(e, "install the service"))?;
-    service.set_description(DESCRIPTION).map_err(|e| explain(e, "describe the service"))?;
-    println!("Installed the service {SERVICE_NAME} ({}); it starts at boot.", exe.display());
+    service
+        .set_description(DESCRIPTION)
+        .map_err(|e| explain(e, "describe the service"))?;
+    println!(
+        "Installed the service {SERVICE_NAME} ({}); it starts at boot.",
+        exe.display()
+    );
     match config::default_file() {
         Some(file) => println!("It reads {}.", file.display()),
         None => println!(
@@ -89,13 +94,23 @@ fn install() -> anyhow::Result<()> {
 fn uninstall() -> anyhow::Result<()> {
     let manager = manager(ServiceManagerAccess::CONNECT)?;
     let service = manager
-        .open_service(SERVICE_NAME, ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE)
+        .open_service(
+            SERVICE_NAME,
+            ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
+        )
         .map_err(|e| explain(e, "open the service"))?;
-    if service.query_status().map_err(|e| explain(e, "query the service"))?.current_state != ServiceState::Stopped {
+    if service
+        .query_status()
+        .map_err(|e| explain(e, "query the service"))?
+        .current_state
+        != ServiceState::Stopped
+    {
         service.stop().map_err(|e| explain(e, "stop the service"))?;
         wait_for_state(|| service.query_status(), ServiceState::Stopped)?;
     }
-    service.delete().map_err(|e| explain(e, "remove the service"))?;
+    service
+        .delete()
+        .map_err(|e| explain(e, "remove the service"))?;
     println!("Removed the service {SERVICE_NAME}.");
     Ok(())
 }
@@ -103,9 +118,14 @@ fn uninstall() -> anyhow::Result<()> {
 fn start() -> anyhow::Result<()> {
     let manager = manager(ServiceManagerAccess::CONNECT)?;
     let service = manager
-        .open_service(SERVICE_NAME, ServiceAccess::START | ServiceAccess::QUERY_STATUS)
+        .open_service(
+            SERVICE_NAME,
+            ServiceAccess::START | ServiceAccess::QUERY_STATUS,
+        )
         .map_err(|e| explain(e, "open the service"))?;
-    service.start::<&str>(&[]).map_err(|e| explain(e, "start the service"))?;
+    service
+        .start::<&str>(&[])
+        .map_err(|e| explain(e, "start the service"))?;
     wait_for_state(|| service.query_status(), ServiceState::Running)?;
     println!("Started the service {SERVICE_NAME}; its log is beside the .exe.");
     Ok(())
@@ -114,7 +134,10 @@ fn start() -> anyhow::Result<()> {
 fn stop() -> anyhow::Result<()> {
     let manager = manager(ServiceManagerAccess::CONNECT)?;
     let service = manager
-        .open_service(SERVICE_NAME, ServiceAccess::STOP | ServiceAccess::QUERY_STATUS)
+        .open_service(
+            SERVICE_NAME,
+            ServiceAccess::STOP | ServiceAccess::QUERY_STATUS,
+        )
         .map_err(|e| explain(e, "open the service"))?;
     service.stop().map_err(|e| explain(e, "stop the service"))?;
     wait_for_state(|| service.query_status(), ServiceState::Stopped)?;
@@ -123,7 +146,8 @@ fn stop() -> anyhow::Result<()> {
 }
 
 fn manager(access: ServiceManagerAccess) -> anyhow::Result<ServiceManager> {
-    ServiceManager::local_computer(None::<&str>, access).map_err(|e| explain(e, "open the service manager"))
+    ServiceManager::local_computer(None::<&str>, access)
+        .map_err(|e| explain(e, "open the service manager"))
 }
 
 fn wait_for_state(
@@ -132,7 +156,9 @@ fn wait_for_state(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
-        let state = query().map_err(|e| explain(e, "query the service"))?.current_state;
+        let state = query()
+            .map_err(|e| explain(e, "query the service"))?
+            .current_state;
         if state == wanted {
             return Ok(());
         }
@@ -156,12 +182,20 @@ fn explain(error: windows_service::Error, doing: &str) -> anyhow::Error {
         _ => None,
     };
     let hint = match code {
-        Some(ACCESS_DENIED) => "access denied: run this from a command prompt opened with \"Run as administrator\"",
+        Some(ACCESS_DENIED) => {
+            "access denied: run this from a command prompt opened with \"Run as administrator\""
+        }
         Some(SERVICE_ALREADY_RUNNING) => "it is already running",
-        Some(SERVICE_DOES_NOT_EXIST) => "it is not installed: run procmon-agent.exe service install first",
+        Some(SERVICE_DOES_NOT_EXIST) => {
+            "it is not installed: run procmon-agent.exe service install first"
+        }
         Some(SERVICE_NOT_ACTIVE) => "it is not running",
-        Some(SERVICE_EXISTS) => "it is installed already (to reinstall: service uninstall, then service install)",
-        Some(SERVICE_MARKED_FOR_DELETE) => "it is being removed: close the Services window and try again",
+        Some(SERVICE_EXISTS) => {
+            "it is installed already (to reinstall: service uninstall, then service install)"
+        }
+        Some(SERVICE_MARKED_FOR_DELETE) => {
+            "it is being removed: close the Services window and try again"
+        }
         _ => "",
     };
     let cause = match &error {
@@ -182,7 +216,9 @@ fn run_under_service_manager() -> anyhow::Result<()> {
     const NOT_STARTED_BY_SERVICE_MANAGER: i32 = 1063;
     match service_dispatcher::start(SERVICE_NAME, ffi_service_main) {
         Ok(()) => Ok(()),
-        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(NOT_STARTED_BY_SERVICE_MANAGER) => {
+        Err(windows_service::Error::Winapi(e))
+            if e.raw_os_error() == Some(NOT_STARTED_BY_SERVICE_MANAGER) =>
+        {
             bail!("`service run` is for the service manager; use `procmon-agent.exe service start`")
         }
         Err(e) => Err(explain(e, "run as a service")),
@@ -219,25 +255,30 @@ fn serve() -> anyhow::Result<()> {
         process_id: None,
     };
     status
-        .set_service_status(report(ServiceState::Running, ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN))
+        .set_service_status(report(
+            ServiceState::Running,
+            ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
+        ))
         .map_err(|e| explain(e, "report Running"))?;
     tracing::info!("running as the Windows service {SERVICE_NAME}");
 
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let result = tokio::runtime::Runtime::new().context("cannot start the async runtime").and_then(|runtime| {
-        let overrides = Overrides::default();
-        runtime.block_on(async {
-            // A service cannot ask anyone: with incomplete settings it logs
-            // what to fix and waits, re-reading the file.
-            let config = tokio::select! {
-                config = first_run::wait_for_config(&overrides) => config,
-                () = stopped(stop_rx.clone()) => return Ok(()),
-            };
-            crate::run(config, stopped(stop_rx)).await
-        })
-    });
+    let result = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| {
+            let overrides = Overrides::default();
+            runtime.block_on(async {
+                // A service cannot ask anyone: with incomplete settings it logs
+                // what to fix and waits, re-reading the file.
+                let config = tokio::select! {
+                    config = first_run::wait_for_config(&overrides) => config,
+                    () = stopped(stop_rx.clone()) => return Ok(()),
+                };
+                crate::run(config, stopped(stop_rx)).await
+            })
+        });
     status
         .set_service_status(report(ServiceState::Stopped, ServiceControlAccept::empty()))
         .map_err(|e| explain(e, "report Stopped"))?;

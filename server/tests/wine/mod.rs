@@ -15,14 +15,21 @@ const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
 /// `common::require` for what happens when something is not.
 pub fn available() -> bool {
     let programs = ["wine", "wineboot", "wineserver", MINGW_GCC, "rustup"];
-    programs.iter().all(|program| crate::common::require(program)) && windows_target_installed()
+    programs
+        .iter()
+        .all(|program| crate::common::require(program))
+        && windows_target_installed()
 }
 
 fn windows_target_installed() -> bool {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WINDOWS_TARGET));
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == WINDOWS_TARGET)
+        });
     if installed {
         return true;
     }
@@ -39,7 +46,9 @@ fn windows_target_installed() -> bool {
 pub fn agent_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
         let target_dir = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target"))
@@ -47,14 +56,28 @@ pub fn agent_exe() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let started = Instant::now();
         let status = Command::new(cargo)
-            .args(["build", "--release", "--locked", "-p", "procmon-agent", "--target", WINDOWS_TARGET])
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "procmon-agent",
+                "--target",
+                WINDOWS_TARGET,
+            ])
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(workspace)
             .status()
             .expect("run cargo build for the Windows target");
-        assert!(status.success(), "building procmon-agent.exe failed: {status}");
+        assert!(
+            status.success(),
+            "building procmon-agent.exe failed: {status}"
+        );
         eprintln!("built procmon-agent.exe in {:.0?}", started.elapsed());
-        target_dir.join(WINDOWS_TARGET).join("release").join("procmon-agent.exe")
+        target_dir
+            .join(WINDOWS_TARGET)
+            .join("release")
+            .join("procmon-agent.exe")
     })
 }
 
@@ -71,14 +94,22 @@ impl Wine {
     /// puts the agent in `app`.
     pub fn boot() -> Wine {
         let root = tempfile::tempdir().expect("temp dir");
-        let wine = Wine { root, children: Mutex::new(Vec::new()) };
+        let wine = Wine {
+            root,
+            children: Mutex::new(Vec::new()),
+        };
         std::fs::create_dir(wine.app_dir()).expect("create the app folder");
         let started = Instant::now();
         let out = run_bounded(wine.command("wineboot").arg("-i"), Duration::from_secs(180));
-        assert!(out.status.success(), "wineboot -i failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "wineboot -i failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         eprintln!("Wine prefix ready in {:.0?}", started.elapsed());
 
-        std::fs::copy(agent_exe(), wine.app_dir().join("procmon-agent.exe")).expect("copy the .exe");
+        std::fs::copy(agent_exe(), wine.app_dir().join("procmon-agent.exe"))
+            .expect("copy the .exe");
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wine/processprng.c");
         let dll = wine.app_dir().join("bcryptprimitives.dll");
         let out = Command::new(MINGW_GCC)
@@ -88,7 +119,11 @@ impl Wine {
             .arg("-ladvapi32")
             .output()
             .expect("run the MinGW compiler");
-        assert!(out.status.success(), "building the ProcessPrng stand-in failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "building the ProcessPrng stand-in failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         wine
     }
 
@@ -154,7 +189,8 @@ impl Wine {
 
     /// What the spawned agent wrote to stdout and stderr so far.
     pub fn agent_output(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.root.path().join(name)).unwrap_or_default();
+        let read =
+            |name: &str| std::fs::read_to_string(self.root.path().join(name)).unwrap_or_default();
         format!("{}{}", read("stdout.txt"), read("stderr.txt"))
     }
 
@@ -168,17 +204,32 @@ impl Wine {
 
     /// Whether every spawned agent is still running.
     pub fn agents_running(&self) -> bool {
-        self.children.lock().unwrap().iter_mut().all(|child| child.try_wait().is_ok_and(|status| status.is_none()))
+        self.children
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .all(|child| child.try_wait().is_ok_and(|status| status.is_none()))
     }
 
     /// `wine <program> <args>` to completion (at most a minute).
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
-        run_bounded(self.command("wine").arg(program).args(args), Duration::from_secs(60))
+        run_bounded(
+            self.command("wine").arg(program).args(args),
+            Duration::from_secs(60),
+        )
     }
 
     /// The prefix's machine GUID, as `reg query` reads it.
     pub fn machine_guid(&self) -> String {
-        let out = self.run("reg", &["query", r"HKLM\SOFTWARE\Microsoft\Cryptography", "/v", "MachineGuid"]);
+        let out = self.run(
+            "reg",
+            &[
+                "query",
+                r"HKLM\SOFTWARE\Microsoft\Cryptography",
+                "/v",
+                "MachineGuid",
+            ],
+        );
         let said = String::from_utf8_lossy(&out.stdout);
         said.lines()
             .find(|line| line.contains("MachineGuid"))
@@ -194,13 +245,21 @@ impl Wine {
     /// the services set to start at boot.
     pub fn shut_down(&self) {
         let _ = self.command("wineserver").arg("-k").status();
-        let _ = run_bounded(self.command("wineserver").arg("-w"), Duration::from_secs(60));
+        let _ = run_bounded(
+            self.command("wineserver").arg("-w"),
+            Duration::from_secs(60),
+        );
     }
 }
 
 impl Drop for Wine {
     fn drop(&mut self) {
-        for child in self.children.get_mut().unwrap_or_else(|p| p.into_inner()).iter_mut() {
+        for child in self
+            .children
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+        {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -209,7 +268,9 @@ impl Drop for Wine {
         let _ = self.command("wineserver").arg("-k").status();
         if let Ok(mut waiting) = self.command("wineserver").arg("-w").spawn() {
             let started = Instant::now();
-            while waiting.try_wait().is_ok_and(|status| status.is_none()) && started.elapsed() < Duration::from_secs(30) {
+            while waiting.try_wait().is_ok_and(|status| status.is_none())
+                && started.elapsed() < Duration::from_secs(30)
+            {
                 std::thread::sleep(Duration::from_millis(100));
             }
             let _ = waiting.kill();
