@@ -145,7 +145,9 @@ async function refresh() {
 
 function render() {
   const now = serverNow();
-  renderConnection(now);
+  const listing = state.listing;
+  const summary = state.hosts.find((h) => h.host.id === state.hostId) ?? listing?.host ?? null;
+  renderConnection(summary);
   renderAuth();
 
   $("hosts-pane").classList.toggle("folded", state.hostsFolded);
@@ -153,8 +155,6 @@ function render() {
   hostList.render(state.hosts, state.hostId, now);
   $("hosts-empty").hidden = !state.hostsLoaded || state.hosts.length > 0;
 
-  const listing = state.listing;
-  const summary = state.hosts.find((h) => h.host.id === state.hostId) ?? listing?.host ?? null;
   $("hosts-toggle-current").textContent = summary ? summary.display_name : "choose a host";
   $("host-title").textContent = summary ? summary.display_name : state.hostsLoaded ? "No host chosen" : "Loading…";
   $("host-meta").textContent = summary ? hostMeta(summary) : "";
@@ -185,13 +185,13 @@ function render() {
   writeHash();
 }
 
-function renderConnection(now) {
+function renderConnection(summary) {
   const badge = $("connection");
   let text;
   let level;
   switch (state.connection) {
     case "live": {
-      const online = state.listing ? state.listing.host.online : true;
+      const online = summary ? summary.online : true;
       text = online ? "Live" : "Host offline";
       level = online ? "ok" : "warn";
       break;
@@ -213,12 +213,13 @@ function renderConnection(now) {
       level = "idle";
   }
   badge.dataset.level = level;
+  // What is on screen may be out of date: shown dimmed until the server answers.
+  document.body.classList.toggle("disconnected", level === "bad");
   $("connection-text").textContent = text;
   badge.title = state.lastSuccessAt
     ? `Last answer from the server ${formatAgo(state.lastSuccessAt, Date.now())}`
     : "No answer from the server yet";
   $("forget-key").hidden = viewerKey() === "";
-  void now;
 }
 
 function renderAuth() {
