@@ -202,7 +202,7 @@ async fn service_starts_at_boot_sends_and_stops_cleanly() {
     );
     std::fs::write(wine.app_dir().join("procmon-agent.toml"), config).unwrap();
     wine.shut_down();
-    wine.hold_session();
+    wine.keep_wine_up();
     let wine = Arc::new(wine);
     let agent = |args: &'static [&'static str]| {
         blocking(&wine, move |wine| wine.run("procmon-agent.exe", args))
@@ -216,7 +216,7 @@ async fn service_starts_at_boot_sends_and_stops_cleanly() {
 
     // "Reboot": the service manager starts the service by itself.
     blocking(&wine, |wine| wine.shut_down()).await;
-    wine.hold_session();
+    wine.keep_wine_up();
     wait_for_service_state(&wine, "RUNNING").await;
     let host = wait_for_windows_host(&app, &wine).await;
     let listing = wait_for_listing_with(&app, &host.host.id, &["procmon-agent.exe"]).await;

@@ -171,11 +171,11 @@ impl Wine {
         self.children.lock().unwrap().push(child);
     }
 
-    /// Keeps a Wine session up: Wine ends its service manager (and every
+    /// Keeps Wine up: Wine ends its service manager (and every
     /// service) a few seconds after the last ordinary program exits, and
     /// the next command then starts it afresh, like a reboot. A `cmd.exe`
-    /// waiting on its input holds the session until the test ends.
-    pub fn hold_session(&self) {
+    /// waiting on its input keeps it up until the test ends.
+    pub fn keep_wine_up(&self) {
         let child = self
             .command("wine")
             .arg("cmd.exe")
