@@ -235,6 +235,30 @@ async fn page_renders_cycles_and_hostile_names_safely() {
         .await;
         assert!(text_of(&page, "#banner").await.contains("offline"));
 
+        // Sorting orders siblings: the roots by memory, biggest first, then
+        // smallest first; the keyboard walks the rows in that order.
+        click(&page, "#collapse-all").await;
+        click(&page, "th.col-memory button").await;
+        let roots = "return [...document.querySelectorAll('#process-rows tr[data-key]')]
+                       .map(tr => Number(tr.dataset.key.split('@')[0]));";
+        let by_memory = json!([CHAIN_START, 30, 20, 12, 10, 1]);
+        eventually(&page, "roots by memory, descending", roots, |v| v == &by_memory).await;
+        assert_eq!(attribute_of_text(&page, "th.col-memory", "aria-sort").await, "descending");
+        click(&page, "th.col-memory button").await;
+        let ascending = json!([1, 10, 12, 20, 30, CHAIN_START]);
+        eventually(&page, "roots by memory, ascending", roots, |v| v == &ascending).await;
+        assert_eq!(attribute_of_text(&page, "th.col-memory", "aria-sort").await, "ascending");
+        page.find(Locator::Css(&format!("{} .name", row_selector(10)))).await.unwrap().click().await.unwrap();
+        let tree = page.find(Locator::Css("#tree-scroll")).await.unwrap();
+        tree.send_keys("\u{e015}").await.unwrap(); // Arrow Down
+        wait_for_element(&page, &format!("{}.selected", row_selector(12))).await;
+        tree.send_keys("\u{e012}").await.unwrap(); // Arrow Left: to the parent (none, a root)
+        tree.send_keys("\u{e013}").await.unwrap(); // Arrow Up
+        wait_for_element(&page, &format!("{}.selected", row_selector(10))).await;
+        tree.send_keys("\u{e014}").await.unwrap(); // Arrow Right opens it
+        wait_for_element(&page, &row_selector(11)).await;
+        assert_eq!(aria_expanded(&page, &format!("{} button.toggle", row_selector(10))).await, Some(true));
+
         // The tree module on its own: a 100,000-long cycle and a self-parent
         // build with no recursion, every process once.
         let checked = page
@@ -695,6 +719,11 @@ async fn attribute_of(page: &Client, css: &str, name: &str) -> u64 {
     let element = wait_for_element(page, css).await;
     let value = element.attr(name).await.unwrap().unwrap_or_else(|| panic!("`{css}` has no {name}"));
     value.parse().unwrap_or_else(|_| panic!("`{css}` {name}={value} is not a number"))
+}
+
+async fn attribute_of_text(page: &Client, css: &str, name: &str) -> String {
+    let element = wait_for_element(page, css).await;
+    element.attr(name).await.unwrap().unwrap_or_else(|| panic!("`{css}` has no {name}"))
 }
 
 async fn aria_expanded(page: &Client, css: &str) -> Option<bool> {
