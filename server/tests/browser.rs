@@ -38,8 +38,13 @@ async fn page_shows_the_live_tree_of_this_machine() {
         return;
     }
     let app = spawn_app().await;
-    let mut child = Command::new("sleep").arg("600").spawn().expect("spawn a child process");
-    let child_pid = child.id();
+    let child = KillOnDrop(
+        Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("spawn a child process"),
+    );
+    let child_pid = child.0.id();
     let agent = AgentLoop::start(&app);
     let first = agent.first_snapshot().await;
     let me = std::process::id();
@@ -155,8 +160,17 @@ async fn page_shows_the_live_tree_of_this_machine() {
     .await;
 
     agent.stop().await;
-    child.kill().ok();
-    child.wait().ok();
+    drop(child);
+}
+
+/// A child process that is killed when the test ends, even by a panic.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Hostile and broken data: parent cycles, a process its own parent, a
@@ -355,16 +369,22 @@ async fn page_asks_for_the_viewer_key_when_the_server_wants_it() {
     with_browser(1280, 900, |page| async move {
         page.goto(&app.address).await.unwrap();
         wait_for_element(&page, "#auth:not([hidden]) #viewer-key").await;
-        assert_eq!(text_of(&page, "#connection-text").await, "Viewer key needed");
+        assert_eq!(
+            text_of(&page, "#connection-text").await,
+            "Viewer key needed"
+        );
         assert_eq!(count(&page, "#process-rows tr[data-key]").await, 0);
 
         // A wrong key is refused, and the page says so.
         let field = page.find(Locator::Css("#viewer-key")).await.unwrap();
         field.send_keys("not-the-key").await.unwrap();
         click(&page, "#auth-form button[type=submit]").await;
-        eventually(&page, "the refusal", "return document.getElementById('auth-error').textContent;", |v| {
-            v.as_str().is_some_and(|t| t.contains("refused"))
-        })
+        eventually(
+            &page,
+            "the refusal",
+            "return document.getElementById('auth-error').textContent;",
+            |v| v.as_str().is_some_and(|t| t.contains("refused")),
+        )
         .await;
 
         // The right key opens the page and is kept for the next visit.
@@ -372,10 +392,16 @@ async fn page_asks_for_the_viewer_key_when_the_server_wants_it() {
         field.send_keys(&app.viewer_key).await.unwrap();
         click(&page, "#auth-form button[type=submit]").await;
         wait_for_element(&page, &row_selector(4)).await;
-        assert!(count(&page, "#auth:not([hidden])").await == 0, "the key form is gone");
+        assert!(
+            count(&page, "#auth:not([hidden])").await == 0,
+            "the key form is gone"
+        );
         page.refresh().await.unwrap();
         wait_for_element(&page, &row_selector(4)).await;
-        assert!(count(&page, "#auth:not([hidden])").await == 0, "the key was kept");
+        assert!(
+            count(&page, "#auth:not([hidden])").await == 0,
+            "the key was kept"
+        );
 
         // Forgetting it asks again.
         click(&page, "#forget-key").await;
@@ -418,7 +444,11 @@ fn hostile_snapshot() -> Snapshot {
     // A long chain that loops back on itself at the end.
     for i in 0..CHAIN_LEN {
         let pid = CHAIN_START + i;
-        let parent = if i == 0 { CHAIN_START + CHAIN_LEN - 1 } else { pid - 1 };
+        let parent = if i == 0 {
+            CHAIN_START + CHAIN_LEN - 1
+        } else {
+            pid - 1
+        };
         processes.push(sample(pid, Some(parent), &format!("chain-{i}"), at(10)));
     }
     Snapshot {
@@ -443,7 +473,12 @@ fn hostile_snapshot() -> Snapshot {
     }
 }
 
-fn sample(pid: u32, parent_pid: Option<u32>, name: &str, start_time: DateTime<Utc>) -> ProcessSample {
+fn sample(
+    pid: u32,
+    parent_pid: Option<u32>,
+    name: &str,
+    start_time: DateTime<Utc>,
+) -> ProcessSample {
     ProcessSample {
         pid,
         parent_pid,
@@ -467,7 +502,12 @@ fn sample(pid: u32, parent_pid: Option<u32>, name: &str, start_time: DateTime<Ut
 async fn post_snapshot(app: &TestApp, snapshot: &Snapshot) {
     let response = app.post_snapshot(snapshot).await;
     let status = response.status();
-    assert_eq!(status.as_u16(), 201, "snapshot refused: {}", response.text().await.unwrap_or_default());
+    assert_eq!(
+        status.as_u16(),
+        201,
+        "snapshot refused: {}",
+        response.text().await.unwrap_or_default()
+    );
 }
 
 fn process_named(snapshot: &Snapshot, pid: u32) -> &ProcessSample {
@@ -501,7 +541,9 @@ impl AgentLoop {
                 .expect("collector thread");
                 collector = back;
                 sender.send(&snapshot).await.expect("the agent's send");
-                tell.send_if_modified(|first| first.is_none().then(|| *first = Some(snapshot)).is_some());
+                tell.send_if_modified(|first| {
+                    first.is_none().then(|| *first = Some(snapshot)).is_some()
+                });
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
@@ -566,7 +608,11 @@ where
 
 fn start_driver() -> Driver {
     // A free port from the OS; chromedriver binds it a moment later.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let process = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -576,7 +622,10 @@ fn start_driver() -> Driver {
     let driver = Driver { process, port };
     let deadline = Instant::now() + PATIENCE;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     driver
@@ -618,7 +667,9 @@ async fn connect(driver: &Driver, profile: &Path, width: u32, height: u32) -> Cl
 
 /// Saves a screenshot to `PROCMON_SCREENSHOT_DIR`, when set, for a person to look at.
 async fn screenshot(page: &Client, name: &str) {
-    let Some(dir) = std::env::var_os("PROCMON_SCREENSHOT_DIR") else { return };
+    let Some(dir) = std::env::var_os("PROCMON_SCREENSHOT_DIR") else {
+        return;
+    };
     if let Ok(png) = page.screenshot().await {
         let path = Path::new(&dir).join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write the screenshot");
@@ -634,7 +685,11 @@ const ROW_COUNT_JS: &str =
     "return Number(document.getElementById('process-table').getAttribute('aria-rowcount')) - 1;";
 
 async fn row_count(page: &Client) -> u64 {
-    page.execute(ROW_COUNT_JS, vec![]).await.unwrap().as_u64().unwrap()
+    page.execute(ROW_COUNT_JS, vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap()
 }
 
 /// Scrolls the table from top to bottom, as a person would, and returns
@@ -665,8 +720,13 @@ async fn all_rows(page: &Client) -> Vec<(u64, u32, u64)> {
         .await
         .expect("scroll through the table");
     let seen: BTreeMap<String, (u32, u64)> = serde_json::from_value(seen).unwrap();
-    let seen: BTreeMap<u64, (u32, u64)> = seen.into_iter().map(|(k, v)| (k.parse().unwrap(), v)).collect();
-    seen.into_iter().map(|(index, (pid, level))| (index, pid, level)).collect()
+    let seen: BTreeMap<u64, (u32, u64)> = seen
+        .into_iter()
+        .map(|(k, v)| (k.parse().unwrap(), v))
+        .collect();
+    seen.into_iter()
+        .map(|(index, (pid, level))| (index, pid, level))
+        .collect()
 }
 
 /// The table row of a process (its key is `pid@start_time`).
@@ -675,14 +735,25 @@ fn row_selector(pid: u32) -> String {
 }
 
 /// Runs `script` until `ready` accepts its result, or fails naming `what`.
-async fn eventually(page: &Client, what: &str, script: &str, ready: impl Fn(&Value) -> bool) -> Value {
+async fn eventually(
+    page: &Client,
+    what: &str,
+    script: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let value = page.execute(script, vec![]).await.expect("run a script in the page");
+        let value = page
+            .execute(script, vec![])
+            .await
+            .expect("run a script in the page");
         if ready(&value) {
             return value;
         }
-        assert!(Instant::now() < deadline, "waited {PATIENCE:?} for {what}; last saw {value}");
+        assert!(
+            Instant::now() < deadline,
+            "waited {PATIENCE:?} for {what}; last saw {value}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -697,7 +768,10 @@ async fn wait_for_element(page: &Client, css: &str) -> fantoccini::elements::Ele
 
 async fn wait_until_gone(page: &Client, css: &str) {
     let script = format!("return document.querySelectorAll({}).length;", json!(css));
-    eventually(page, &format!("`{css}` to disappear"), &script, |n| n.as_u64() == Some(0)).await;
+    eventually(page, &format!("`{css}` to disappear"), &script, |n| {
+        n.as_u64() == Some(0)
+    })
+    .await;
 }
 
 async fn count(page: &Client, css: &str) -> usize {
@@ -705,30 +779,54 @@ async fn count(page: &Client, css: &str) -> usize {
 }
 
 async fn click(page: &Client, css: &str) {
-    wait_for_element(page, css).await.click().await.unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+    wait_for_element(page, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
 }
 
 async fn text_of(page: &Client, css: &str) -> String {
     // textContent, not the rendered text: what the DOM holds is what matters here.
     let script = format!("return document.querySelector({}).textContent;", json!(css));
-    let value = page.execute(&script, vec![]).await.unwrap_or_else(|e| panic!("read `{css}`: {e}"));
-    value.as_str().unwrap_or_else(|| panic!("no element `{css}`")).to_owned()
+    let value = page
+        .execute(&script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("read `{css}`: {e}"));
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("no element `{css}`"))
+        .to_owned()
 }
 
 async fn attribute_of(page: &Client, css: &str, name: &str) -> u64 {
     let element = wait_for_element(page, css).await;
-    let value = element.attr(name).await.unwrap().unwrap_or_else(|| panic!("`{css}` has no {name}"));
-    value.parse().unwrap_or_else(|_| panic!("`{css}` {name}={value} is not a number"))
+    let value = element
+        .attr(name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("`{css}` has no {name}"));
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("`{css}` {name}={value} is not a number"))
 }
 
 async fn attribute_of_text(page: &Client, css: &str, name: &str) -> String {
     let element = wait_for_element(page, css).await;
-    element.attr(name).await.unwrap().unwrap_or_else(|| panic!("`{css}` has no {name}"))
+    element
+        .attr(name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("`{css}` has no {name}"))
 }
 
 async fn aria_expanded(page: &Client, css: &str) -> Option<bool> {
     let element = page.find(Locator::Css(css)).await.unwrap();
-    element.attr("aria-expanded").await.unwrap().map(|v| v == "true")
+    element
+        .attr("aria-expanded")
+        .await
+        .unwrap()
+        .map(|v| v == "true")
 }
 
 async fn has_class(page: &Client, css: &str, class: &str) -> bool {
