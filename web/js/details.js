@@ -3,7 +3,6 @@
 // select and copy a command line while the page keeps refreshing.
 
 import {
-  formatAgo,
   formatBytes,
   formatCommandLine,
   formatCpu,
@@ -106,7 +105,7 @@ export function createDetails(pane, actions) {
     set(values.cmd, p.cmd?.length ? formatCommandLine(p.cmd) : "not readable");
   }
 
-  return { render, element: pane, heading };
+  return { render };
 }
 
 // The tree's parent when it has one; otherwise why the reported parent pid

@@ -4,13 +4,13 @@
 
 import { ApiError, fetchHosts, fetchProcesses, serverNow, setViewerKey, viewerKey } from "./api.js";
 import { createDetails } from "./details.js";
-import { formatAgo, formatDateTime } from "./format.js";
 import { createHostList } from "./hosts.js";
+import { renderStatus } from "./status.js";
 import { collapsedKeys, readHash, state, subscribe, update, writeHash } from "./state.js";
 import { buildTree, matcher, parentKeys, visibleRows } from "./tree.js";
 import { createTreeView } from "./tree-view.js";
 
-const POLL_MS = 2000;
+const POLL_MS = state.pollSeconds * 1000;
 const $ = (id) => document.getElementById(id);
 
 const hostList = createHostList($("host-list"), (hostId) => chooseHost(hostId));
@@ -147,8 +147,7 @@ function render() {
   const now = serverNow();
   const listing = state.listing;
   const summary = state.hosts.find((h) => h.host.id === state.hostId) ?? listing?.host ?? null;
-  renderConnection(summary);
-  renderAuth();
+  renderStatus(state, summary, now);
 
   $("hosts-pane").classList.toggle("folded", state.hostsFolded);
   $("hosts-toggle").setAttribute("aria-expanded", String(!state.hostsFolded));
@@ -159,7 +158,6 @@ function render() {
   $("host-title").textContent = summary ? summary.display_name : state.hostsLoaded ? "No host chosen" : "Loading…";
   $("host-meta").textContent = summary ? hostMeta(summary) : "";
   document.title = summary ? `${summary.display_name} · procmon` : "procmon";
-  renderBanner(summary, now);
 
   const tree = state.tree;
   const revealNode = revealKey && tree ? tree.nodes.get(revealKey) : null;
@@ -185,53 +183,6 @@ function render() {
   writeHash();
 }
 
-function renderConnection(summary) {
-  const badge = $("connection");
-  let text;
-  let level;
-  switch (state.connection) {
-    case "live": {
-      const online = summary ? summary.online : true;
-      text = online ? "Live" : "Host offline";
-      level = online ? "ok" : "warn";
-      break;
-    }
-    case "unreachable":
-      text = "Server unreachable";
-      level = "bad";
-      break;
-    case "unauthorized":
-      text = "Viewer key needed";
-      level = "warn";
-      break;
-    case "error":
-      text = "Server error";
-      level = "bad";
-      break;
-    default:
-      text = "Connecting…";
-      level = "idle";
-  }
-  badge.dataset.level = level;
-  // What is on screen may be out of date: shown dimmed until the server answers.
-  document.body.classList.toggle("disconnected", level === "bad");
-  $("connection-text").textContent = text;
-  badge.title = state.lastSuccessAt
-    ? `Last answer from the server ${formatAgo(state.lastSuccessAt, Date.now())}`
-    : "No answer from the server yet";
-  $("forget-key").hidden = viewerKey() === "";
-}
-
-function renderAuth() {
-  const form = $("auth");
-  const needed = state.connection === "unauthorized";
-  if (form.hidden === needed) {
-    form.hidden = !needed;
-    if (needed) $("viewer-key").focus();
-  }
-  $("auth-error").textContent = state.keyRefused ? "That key was refused. Check the viewer key in the server's configuration." : "";
-}
-
 function hostMeta(summary) {
   const h = summary.host;
   const parts = [
@@ -241,30 +192,6 @@ function hostMeta(summary) {
     h.agent_version ? `agent ${h.agent_version}` : "",
   ];
   return parts.filter(Boolean).join(" · ");
-}
-
-function renderBanner(summary, now) {
-  const banner = $("banner");
-  let text = "";
-  let level = "warn";
-  if (state.connection === "unreachable" || state.connection === "error") {
-    const age = state.lastSuccessAt ? `; shown data is from ${formatAgo(state.lastSuccessAt, Date.now())}` : "";
-    text = `${state.connectionMessage} Retrying every ${POLL_MS / 1000} s${age}.`;
-    level = "bad";
-  } else if (state.listingError) {
-    text = state.listingError;
-    level = "bad";
-  } else if (summary && !summary.online) {
-    const listing = state.listing;
-    const taken = listing ? ` Showing its last snapshot, taken ${formatDateTime(new Date(listing.collected_at))}.` : "";
-    text = `This host is offline: nothing received since ${formatAgo(Date.parse(summary.last_seen), now)}.${taken}`;
-  } else if (state.hostsLoaded && state.hosts.length === 0) {
-    text = "No agent has sent a snapshot yet. Start procmon-agent on a machine with this server's URL and agent key.";
-    level = "info";
-  }
-  banner.hidden = text === "";
-  banner.dataset.level = level;
-  if (banner.textContent !== text) banner.textContent = text;
 }
 
 function renderCounts(tree, rows, match) {

@@ -33,6 +33,8 @@ export const state = {
   lastSuccessAt: null,
   /** True after a viewer key was sent and refused. */
   keyRefused: false,
+  /** How often the page asks the server for news, in seconds. */
+  pollSeconds: 2,
   /** Whether the host list is folded away (phone width). */
   hostsFolded: false,
 };

@@ -1,0 +1,90 @@
+// How the page's connection stands, said in three places: the badge in the
+// header, the banner above the tree, and the viewer key form.
+
+import { viewerKey } from "./api.js";
+import { formatAgo, formatDateTime } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+
+/**
+ * Shows the state of the connection and of the chosen host.
+ * @param {object} state         the page's state (state.js)
+ * @param {object|null} summary  HostSummary of the chosen host
+ * @param {number} now           server time, ms
+ */
+export function renderStatus(state, summary, now) {
+  renderConnection(state, summary);
+  renderAuth(state);
+  renderBanner(state, summary, now);
+}
+
+function renderConnection(state, summary) {
+  const badge = $("connection");
+  let text;
+  let level;
+  switch (state.connection) {
+    case "live": {
+      const online = summary ? summary.online : true;
+      text = online ? "Live" : "Host offline";
+      level = online ? "ok" : "warn";
+      break;
+    }
+    case "unreachable":
+      text = "Server unreachable";
+      level = "bad";
+      break;
+    case "unauthorized":
+      text = "Viewer key needed";
+      level = "warn";
+      break;
+    case "error":
+      text = "Server error";
+      level = "bad";
+      break;
+    default:
+      text = "Connecting…";
+      level = "idle";
+  }
+  badge.dataset.level = level;
+  // What is on screen may be out of date: shown dimmed until the server answers.
+  document.body.classList.toggle("disconnected", level === "bad");
+  $("connection-text").textContent = text;
+  badge.title = state.lastSuccessAt
+    ? `Last answer from the server ${formatAgo(state.lastSuccessAt, Date.now())}`
+    : "No answer from the server yet";
+  $("forget-key").hidden = viewerKey() === "";
+}
+
+function renderAuth(state) {
+  const form = $("auth");
+  const needed = state.connection === "unauthorized";
+  if (form.hidden === needed) {
+    form.hidden = !needed;
+    if (needed) $("viewer-key").focus();
+  }
+  $("auth-error").textContent = state.keyRefused ? "That key was refused. Check the viewer key in the server's configuration." : "";
+}
+
+function renderBanner(state, summary, now) {
+  const banner = $("banner");
+  let text = "";
+  let level = "warn";
+  if (state.connection === "unreachable" || state.connection === "error") {
+    const age = state.lastSuccessAt ? `; shown data is from ${formatAgo(state.lastSuccessAt, Date.now())}` : "";
+    text = `${state.connectionMessage} Retrying every ${state.pollSeconds} s${age}.`;
+    level = "bad";
+  } else if (state.listingError) {
+    text = state.listingError;
+    level = "bad";
+  } else if (summary && !summary.online) {
+    const listing = state.listing;
+    const taken = listing ? ` Showing its last snapshot, taken ${formatDateTime(new Date(listing.collected_at))}.` : "";
+    text = `This host is offline: nothing received since ${formatAgo(Date.parse(summary.last_seen), now)}.${taken}`;
+  } else if (state.hostsLoaded && state.hosts.length === 0) {
+    text = "No agent has sent a snapshot yet. Start procmon-agent on a machine with this server's URL and agent key.";
+    level = "info";
+  }
+  banner.hidden = text === "";
+  banner.dataset.level = level;
+  if (banner.textContent !== text) banner.textContent = text;
+}
