@@ -85,10 +85,22 @@ async fn page_shows_the_live_tree_of_this_machine() {
         page.find(Locator::Css(&toggle)).await.unwrap().click().await.unwrap();
         wait_until_gone(&page, &child_row).await;
         assert_eq!(aria_expanded(&page, &toggle).await, Some(false));
-        // Refreshes (every 2 s) keep the node folded.
+        // Refreshes (every 2 s) keep the node folded, the selection and the
+        // scroll position.
+        let scroll = "const s = document.getElementById('tree-scroll'); return s.scrollTop;";
+        let scrolled = page
+            .execute("document.getElementById('tree-scroll').scrollTop += 48;", vec![])
+            .await
+            .and(page.execute(scroll, vec![]).await)
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(4500)).await;
-        assert!(count(&page, &child_row).await == 0, "a refresh reopened a collapsed node");
+        assert!(
+            count(&page, &child_row).await == 0,
+            "a refresh reopened a collapsed node"
+        );
         assert_eq!(aria_expanded(&page, &toggle).await, Some(false));
+        assert!(has_class(&page, &my_row, "selected").await, "a refresh lost the selection");
+        assert_eq!(page.execute(scroll, vec![]).await.unwrap(), scrolled, "a refresh moved the tree");
         page.find(Locator::Css(&toggle)).await.unwrap().click().await.unwrap();
         wait_for_element(&page, &child_row).await;
         assert_eq!(aria_expanded(&page, &toggle).await, Some(true));
