@@ -13,6 +13,14 @@ async fn the_page_is_served_at_the_root_with_revalidation() {
         .starts_with("text/html"));
     assert_eq!(response.headers()["cache-control"], "no-cache");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
     let etag = response.headers()["etag"].clone();
     let html = response.text().await.unwrap();
     let on_disk =

@@ -205,5 +205,10 @@ async fn listings_are_gzipped_for_clients_that_accept_it() {
         .unwrap();
     assert_eq!(gzipped.headers()["content-encoding"], "gzip");
     let compressed = gzipped.bytes().await.unwrap();
-    assert!(compressed.len() * 4 < plain.len(), "{} vs {} bytes", compressed.len(), plain.len());
+    assert!(
+        compressed.len() * 4 < plain.len(),
+        "{} vs {} bytes",
+        compressed.len(),
+        plain.len()
+    );
 }
