@@ -81,7 +81,7 @@ impl Settings {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("procmon-data"));
         let defaults = Self::with_data_dir(&data_dir);
-        Ok(Self {
+        Self {
             listen: cli.listen.or(file.listen).unwrap_or(defaults.listen),
             database_path: cli
                 .database
@@ -110,7 +110,31 @@ impl Settings {
                 .unwrap_or(defaults.embedded_agent_interval),
             data_dir,
             ..defaults
-        })
+        }
+        .checked()
+    }
+
+    /// The settings, or what is out of range in them.
+    pub fn checked(self) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            self.retention >= Duration::from_secs(60),
+            "retention {} is too short: keep snapshots at least 1m",
+            humantime::format_duration(self.retention)
+        );
+        anyhow::ensure!(
+            self.body_limit >= 64 * 1024,
+            "body_limit {} is too small: one snapshot needs at least 65536 bytes",
+            self.body_limit
+        );
+        let interval_ms = self.embedded_agent_interval.as_millis();
+        let allowed = crate::api::validate::INTERVAL_MS;
+        anyhow::ensure!(
+            interval_ms >= u128::from(*allowed.start())
+                && interval_ms <= u128::from(*allowed.end()),
+            "embedded_agent_interval {} is out of range: it must be between 100ms and 1day",
+            humantime::format_duration(self.embedded_agent_interval)
+        );
+        Ok(self)
     }
 }
 
@@ -228,6 +252,22 @@ mod tests {
         );
         assert!(!settings.embedded_agent);
         assert_eq!(settings.body_limit, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_them() {
+        for (text, expected) in [
+            ("retention = \"10s\"\n", "retention 10s is too short"),
+            ("body_limit = 100\n", "body_limit 100 is too small"),
+            (
+                "embedded_agent_interval = \"1ms\"\n",
+                "embedded_agent_interval 1ms",
+            ),
+        ] {
+            let (_file, cli) = cli_with_file(text);
+            let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
+            assert!(error.contains(expected), "{error}");
+        }
     }
 
     #[test]
