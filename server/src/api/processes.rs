@@ -20,7 +20,8 @@ pub struct ProcessQuery {
     /// The host's stable id (`host.id` in `GET /api/hosts/`).
     pub host: String,
     /// Show the newest snapshot collected at or before this time (RFC 3339,
-    /// e.g. `2024-05-01T12:00:00Z`) instead of the newest one.
+    /// e.g. `2024-05-01T12:00:00Z`) instead of the newest one. A snapshot
+    /// whose agent clock ran ahead counts as collected when it arrived.
     pub at: Option<String>,
 }
 

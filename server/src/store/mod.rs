@@ -107,8 +107,9 @@ pub trait Store: Send + Sync + 'static {
     /// names unique.
     async fn hosts_named(&self, hostname: &str) -> anyhow::Result<Vec<String>>;
 
-    /// The host's newest snapshot, or with `at`, its newest one collected at
-    /// or before `at`.
+    /// The host's newest snapshot, or with `at`, its newest one taken at or
+    /// before `at`. A snapshot counts as taken when the agent collected it,
+    /// or when it arrived if the agent's clock put it later than that.
     async fn snapshot(
         &self,
         host_id: &str,

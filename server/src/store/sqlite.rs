@@ -72,6 +72,8 @@ impl Store for SqliteStore {
     ) -> anyhow::Result<IngestOutcome> {
         let received = nanos(received_at)?;
         let collected = nanos(snapshot.collected_at)?;
+        // See migration 0003: never later than its arrival.
+        let taken = collected.min(received);
         let host = &snapshot.host;
         let totals = SnapshotTotals::of(&snapshot.processes);
         let mut tx = self.writer.begin().await?;
@@ -81,22 +83,22 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO hosts (id, hostname, os_name, os_version, kernel, arch, cpu_count,
                  memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen,
-                 collected_at)
+                 taken_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET
-                 hostname = iif(excluded.collected_at >= collected_at, excluded.hostname, hostname),
-                 os_name = iif(excluded.collected_at >= collected_at, excluded.os_name, os_name),
-                 os_version = iif(excluded.collected_at >= collected_at, excluded.os_version, os_version),
-                 kernel = iif(excluded.collected_at >= collected_at, excluded.kernel, kernel),
-                 arch = iif(excluded.collected_at >= collected_at, excluded.arch, arch),
-                 cpu_count = iif(excluded.collected_at >= collected_at, excluded.cpu_count, cpu_count),
-                 memory_total_bytes = iif(excluded.collected_at >= collected_at,
+                 hostname = iif(excluded.taken_at >= taken_at, excluded.hostname, hostname),
+                 os_name = iif(excluded.taken_at >= taken_at, excluded.os_name, os_name),
+                 os_version = iif(excluded.taken_at >= taken_at, excluded.os_version, os_version),
+                 kernel = iif(excluded.taken_at >= taken_at, excluded.kernel, kernel),
+                 arch = iif(excluded.taken_at >= taken_at, excluded.arch, arch),
+                 cpu_count = iif(excluded.taken_at >= taken_at, excluded.cpu_count, cpu_count),
+                 memory_total_bytes = iif(excluded.taken_at >= taken_at,
                      excluded.memory_total_bytes, memory_total_bytes),
-                 boot_time = iif(excluded.collected_at >= collected_at, excluded.boot_time, boot_time),
-                 agent_version = iif(excluded.collected_at >= collected_at,
+                 boot_time = iif(excluded.taken_at >= taken_at, excluded.boot_time, boot_time),
+                 agent_version = iif(excluded.taken_at >= taken_at,
                      excluded.agent_version, agent_version),
-                 interval_ms = iif(excluded.collected_at >= collected_at, excluded.interval_ms, interval_ms),
-                 collected_at = max(collected_at, excluded.collected_at),
+                 interval_ms = iif(excluded.taken_at >= taken_at, excluded.interval_ms, interval_ms),
+                 taken_at = max(taken_at, excluded.taken_at),
                  last_seen = max(last_seen, excluded.last_seen)",
         )
         .bind(&host.id)
@@ -112,15 +114,15 @@ impl Store for SqliteStore {
         .bind(int(snapshot.interval_ms))
         .bind(received)
         .bind(received)
-        .bind(collected)
+        .bind(taken)
         .execute(&mut *tx)
         .await
         .context("cannot store the host")?;
 
         let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO snapshots (id, host_id, collected_at, received_at, interval_ms,
+            "INSERT INTO snapshots (id, host_id, collected_at, received_at, taken_at, interval_ms,
                  process_count, cpu_percent_total, memory_rss_total_bytes)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO NOTHING
              RETURNING seq",
         )
@@ -128,6 +130,7 @@ impl Store for SqliteStore {
         .bind(&host.id)
         .bind(collected)
         .bind(received)
+        .bind(taken)
         .bind(int(snapshot.interval_ms))
         .bind(totals.process_count)
         .bind(totals.cpu_percent)
@@ -244,8 +247,8 @@ impl Store for SqliteStore {
         let mut conn = self.reader.acquire().await?;
         let head: Option<(i64, String, i64, i64)> = sqlx::query_as(
             "SELECT seq, id, collected_at, received_at FROM snapshots
-             WHERE host_id = ? AND collected_at <= ?
-             ORDER BY collected_at DESC, seq DESC LIMIT 1",
+             WHERE host_id = ? AND taken_at <= ?
+             ORDER BY taken_at DESC, seq DESC LIMIT 1",
         )
         .bind(host_id)
         .bind(at)
@@ -354,7 +357,7 @@ const HOST_SELECT: &str = "
         s.process_count, s.cpu_percent_total, s.memory_rss_total_bytes
     FROM hosts h LEFT JOIN snapshots s ON s.seq = (
         SELECT seq FROM snapshots WHERE host_id = h.id
-        ORDER BY collected_at DESC, seq DESC LIMIT 1)";
+        ORDER BY taken_at DESC, seq DESC LIMIT 1)";
 
 #[derive(sqlx::FromRow)]
 struct HostRow {

@@ -39,7 +39,9 @@ async fn the_newest_snapshot_comes_back_as_sent() {
 #[tokio::test]
 async fn at_travels_back_in_time() {
     let app = spawn_app().await;
-    let first = sample_snapshot("host-a", 3);
+    // Both in the past, as an agent's clock would have them.
+    let mut first = sample_snapshot("host-a", 3);
+    first.collected_at -= Duration::seconds(120);
     let mut second = sample_snapshot("host-a", 4);
     second.collected_at = first.collected_at + Duration::seconds(60);
     app.post_snapshot(&first).await;
@@ -211,4 +213,39 @@ async fn listings_are_gzipped_for_clients_that_accept_it() {
         compressed.len(),
         plain.len()
     );
+}
+
+#[tokio::test]
+async fn an_agent_clock_running_ahead_does_not_hide_later_snapshots() {
+    let app = spawn_app().await;
+    let mut ahead = sample_snapshot("host-a", 3);
+    ahead.collected_at += Duration::days(365);
+    ahead.host.agent_version = "old".into();
+    app.post_snapshot(&ahead).await;
+    // The clock was fixed; the next snapshot is the current one.
+    let mut fixed = sample_snapshot("host-a", 4);
+    fixed.collected_at = chrono::Utc::now();
+    fixed.host.agent_version = "new".into();
+    app.post_snapshot(&fixed).await;
+
+    let got = listing(app.get_processes("host-a").await).await;
+    assert_eq!(got.snapshot_id, fixed.id);
+    assert_eq!(got.host.host.agent_version, "new");
+    // Still reported with the time the agent gave.
+    let first = listing(
+        app.get_with_query(
+            "/api/processes/",
+            &[
+                ("host", "host-a"),
+                (
+                    "at",
+                    &(fixed.collected_at - Duration::milliseconds(1)).to_rfc3339(),
+                ),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(first.snapshot_id, ahead.id);
+    assert_eq!(first.collected_at, ahead.collected_at);
 }
