@@ -14,7 +14,7 @@ async fn it_prints_its_url_serves_and_stops_on_ctrl_c() {
     let mut server = Command::new(BINARY)
         .args(["--listen", "127.0.0.1:0", "--no-agent", "--data-dir"])
         .arg(dir.path())
-        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start procmon-server");
