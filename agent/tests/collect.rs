@@ -112,6 +112,30 @@ fn a_spawned_child_appears_under_this_process_with_its_command_line() {
     assert_eq!(sample.status, procmon_model::ProcessStatus::Sleeping);
 }
 
+/// Linux allows command lines of about 2 MiB, the server takes 256 KiB:
+/// the collector keeps the start of a longer one, cut to the limit, rather
+/// than have the whole snapshot refused.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_command_line_over_the_limit_is_cut_to_fit_keeping_its_start() {
+    use procmon_model::limits::{cmd_bytes, MAX_CMD_BYTES};
+
+    // `sleep` adds up its arguments, and each of these reads as 0 seconds:
+    // 12 x 100 KiB, well over the limit and within what Linux allows.
+    let zeros = "0".repeat(100 * 1024);
+    let mut args = vec!["30"];
+    args.extend(std::iter::repeat_n(zeros.as_str(), 12));
+    let child = spawn("sleep", &args);
+    let snapshot = Collector::new().snapshot(INTERVAL);
+    let sample = find(&snapshot, child.0.id());
+    assert_eq!(sample.name, "sleep");
+    assert_eq!(sample.status, procmon_model::ProcessStatus::Sleeping);
+    assert_eq!(cmd_bytes(&sample.cmd), MAX_CMD_BYTES);
+    assert_eq!(&sample.cmd[..4], ["sleep", "30", &zeros, &zeros]);
+    assert_eq!(sample.cmd.len(), 5, "two arguments whole, the third cut");
+    assert!(sample.cmd[4].len() < zeros.len() && zeros.starts_with(&sample.cmd[4]));
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_long_program_name_is_reported_whole_though_linux_cuts_it() {

@@ -6,8 +6,12 @@
 //!
 //! The format is versioned ([`WIRE_VERSION`]): a server rejects a snapshot of
 //! a version it does not know, with a message that says which it speaks.
+//!
+//! [`limits`] says how big a snapshot and each of its fields may be: the
+//! server refuses more, and the agent cuts what it collects to fit.
 
 mod api;
+pub mod limits;
 mod snapshot;
 
 pub use api::{ErrorBody, HealthStatus, HostSummary, IngestResponse, ProcessListing};

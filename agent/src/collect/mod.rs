@@ -26,7 +26,14 @@
 //!   `PlatformExtras::default()` or whatever could be read.
 //!
 //! The rest of the agent never sees a platform.
+//!
+//! # Limits
+//!
+//! Every snapshot is fitted within the limits the server enforces
+//! ([`fit`]) before it leaves the collector, so one odd process cannot get
+//! a whole snapshot refused.
 
+pub mod fit;
 mod host;
 mod saved_id;
 mod users;
@@ -48,6 +55,7 @@ use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSI
 use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, ThreadKind, UpdateKind};
 use uuid::Uuid;
 
+use self::fit::CutLog;
 use self::users::UserNames;
 
 /// How often the host's slowly changing facts are read again.
@@ -89,6 +97,7 @@ pub struct Collector {
     host: HostInfo,
     host_read_at: Instant,
     last_refresh: Instant,
+    cut_log: CutLog,
 }
 
 impl Collector {
@@ -107,11 +116,13 @@ impl Collector {
             host,
             host_read_at: Instant::now(),
             last_refresh: Instant::now(),
+            cut_log: CutLog::default(),
         }
     }
 
-    /// Takes one snapshot of every process. Blocks for a moment when called
-    /// very soon after the previous one, so CPU % means something.
+    /// Takes one snapshot of every process, fitted within the server's
+    /// limits ([`fit::fit`]). Blocks for a moment when called very soon
+    /// after the previous one, so CPU % means something.
     ///
     /// `interval` is how often the caller takes snapshots; it travels in the
     /// snapshot so the server knows when this host counts as offline.
@@ -171,14 +182,17 @@ impl Collector {
             });
         }
 
-        Snapshot {
+        let mut snapshot = Snapshot {
             version: WIRE_VERSION,
             id: Uuid::new_v4(),
             collected_at,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             host: self.host.clone(),
             processes,
-        }
+        };
+        let cuts = fit::fit(&mut snapshot);
+        self.cut_log.log(&cuts);
+        snapshot
     }
 }
 

@@ -4,21 +4,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use procmon_model::limits::{cmd_bytes, is_storable_time};
 use procmon_model::{Snapshot, WIRE_VERSION};
 
-/// Most processes one snapshot may hold; far above any real machine.
-pub const MAX_PROCESSES: usize = 200_000;
-/// Longest host id, hostname and other host facts, in bytes.
-pub const MAX_HOST_FIELD: usize = 256;
-/// Longest process name and user name, in bytes.
-pub const MAX_NAME: usize = 1024;
-/// Longest executable path, in bytes.
-pub const MAX_PATH: usize = 4096;
-/// Most bytes of one process's command line, all arguments together
-/// (Linux allows up to 2 MiB; agents should cut longer ones).
-pub const MAX_CMD_BYTES: usize = 256 * 1024;
-/// Shortest and longest agent interval accepted, in milliseconds.
-pub const INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=86_400_000;
+// The limits live in the model crate, shared with the agent, which cuts
+// what it collects to fit them.
+pub use procmon_model::limits::{
+    INTERVAL_MS, MAX_CMD_BYTES, MAX_HOST_FIELD, MAX_NAME, MAX_PATH, MAX_PROCESSES,
+};
 
 /// `Ok` when the snapshot can be stored, else what is wrong with it.
 pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
@@ -77,7 +70,7 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
         if let Some(user) = &p.user {
             at_most(&at("user"), user, MAX_NAME)?;
         }
-        let cmd_bytes: usize = p.cmd.iter().map(String::len).sum();
+        let cmd_bytes = cmd_bytes(&p.cmd);
         if cmd_bytes > MAX_CMD_BYTES {
             return Err(format!(
                 "{} is {cmd_bytes} bytes long, more than the {MAX_CMD_BYTES} allowed",
@@ -108,9 +101,10 @@ fn at_most(field: &str, value: &str, limit: usize) -> Result<(), String> {
 
 /// Times are stored as nanoseconds in 64 bits: years 1677 to 2262.
 fn storable_time(field: &str, time: DateTime<Utc>) -> Result<(), String> {
-    match time.timestamp_nanos_opt() {
-        Some(_) => Ok(()),
-        None => Err(format!("{field} is {time}, outside the years 1677 to 2262")),
+    if is_storable_time(time) {
+        Ok(())
+    } else {
+        Err(format!("{field} is {time}, outside the years 1677 to 2262"))
     }
 }
 

@@ -113,6 +113,87 @@ async fn the_real_agent_reports_this_process_and_its_child() {
     assert_eq!(host.process_count as usize, snapshot.processes.len());
 }
 
+/// One process with a command line over the server's limit (Linux allows
+/// about 2 MiB) must not get the host's snapshots refused: the real agent
+/// cuts it, and the real server takes the snapshot.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_with_a_huge_command_line_does_not_get_the_snapshot_refused() {
+    use procmon_model::limits::{cmd_bytes, MAX_CMD_BYTES};
+
+    let app = spawn_app().await;
+    // `sleep` adds up its arguments; each of these reads as 0 seconds.
+    let zeros = "0".repeat(100 * 1024);
+    let child = KillOnDrop(
+        Command::new("sleep")
+            .arg("30")
+            .args(std::iter::repeat_n(&zeros, 12))
+            .spawn()
+            .expect("spawn `sleep 30 0000…` with 1.2 MB of arguments"),
+    );
+    let child_pid = child.0.id();
+    std::thread::sleep(Duration::from_millis(100)); // let exec finish
+
+    let snapshot: Snapshot = tokio::task::spawn_blocking(|| {
+        let mut collector = Collector::new();
+        collector.snapshot(Duration::from_secs(2))
+    })
+    .await
+    .unwrap();
+    let sender = Sender::new(&app.address, app.agent_key.clone().into()).unwrap();
+    let answer = sender
+        .send(&snapshot)
+        .await
+        .expect("the server accepts the snapshot");
+    assert!(answer.stored);
+    let sent = snapshot.processes.iter().find(|p| p.pid == child_pid);
+    let sent = sent.expect("the child is in the snapshot");
+    assert_eq!(cmd_bytes(&sent.cmd), MAX_CMD_BYTES);
+    let response = app.get_processes(&snapshot.host.id).await;
+    let listing: ProcessListing = response.json().await.unwrap();
+    let child = listing.processes.iter().find(|p| p.pid == child_pid);
+    let child = child.expect("the child is listed");
+    assert_eq!(&child.cmd[..3], ["sleep", "30", zeros.as_str()]);
+    assert_eq!(cmd_bytes(&child.cmd), MAX_CMD_BYTES);
+}
+
+/// Every limit at once: a snapshot the server refuses is accepted once the
+/// agent has fitted it, so the agent's idea of the limits is the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_fitted_by_the_agent_passes_every_check_of_the_server() {
+    let app = spawn_app().await;
+    let mut snapshot = crate::common::sample_snapshot("host-odd", 4);
+    // What sysinfo once gave as start times under Wine.
+    let far_future = chrono::NaiveDate::from_ymd_opt(21086, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    snapshot.interval_ms = 7 * 86_400_000;
+    snapshot.host.hostname = "h".repeat(300);
+    snapshot.host.boot_time = far_future;
+    let p = &mut snapshot.processes;
+    p[0].name = "名".repeat(500);
+    p[0].start_time = far_future;
+    p[1].user = Some("u".repeat(2000));
+    p[1].exe = Some("/x".repeat(3000));
+    p[2].cmd = vec!["prog".into(), "é".repeat(200_000)];
+    p[3].pid = p[2].pid;
+    let refused = app.post_snapshot(&snapshot).await;
+    assert_eq!(refused.status(), 422);
+
+    let cuts = procmon_agent::collect::fit::fit(&mut snapshot);
+    assert!(!cuts.is_empty());
+    let response = app.post_snapshot(&snapshot).await;
+    assert!(
+        response.status().is_success(),
+        "{}: {}",
+        response.status(),
+        response.text().await.unwrap()
+    );
+    assert_eq!(app.count("snapshots").await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_reported_by_the_agent_as_refused() {
     let app = spawn_app().await;
