@@ -10,13 +10,14 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     // Logs go to stderr, so stdout holds only the lines below for people
-    // (and scripts) that look for the URL.
+    // (and scripts) that look for the URL. The embedded agent's line per
+    // send would scroll the server's own messages away every 2 s, so only
+    // its warnings show unless RUST_LOG asks for more.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new("info,sqlx=warn,tower_http=warn,procmon_agent=warn")
+        }))
         .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
