@@ -62,9 +62,15 @@ fn measure<T>(mut pause: impl FnMut(), mut step: impl FnMut() -> T) -> (Duration
 #[cfg(target_os = "linux")]
 fn baseline() -> usize {
     let mut read = 0;
-    for entry in std::fs::read_dir("/proc").expect("/proc is readable").flatten() {
+    for entry in std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .flatten()
+    {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         if let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) {
@@ -117,8 +123,14 @@ fn main() {
         ms(snap_time),
         kib(snap_heap)
     );
-    println!("snapshot to JSON:                  {:>9.2} ms", ms(json_time));
-    println!("collector's state between cycles:               {:>8.1} KiB", kib(kept));
+    println!(
+        "snapshot to JSON:                  {:>9.2} ms",
+        ms(json_time)
+    );
+    println!(
+        "collector's state between cycles:               {:>8.1} KiB",
+        kib(kept)
+    );
     println!(
         "ratio snapshot / baseline:         time x{:.1}, peak heap x{:.1}",
         ms(snap_time) / ms(base_time).max(f64::MIN_POSITIVE),

@@ -161,7 +161,12 @@ impl Settings {
             )?;
         }
         settings.apply(
-            |key| format!("the environment variable PROCMON_AGENT_{}", key.to_uppercase()),
+            |key| {
+                format!(
+                    "the environment variable PROCMON_AGENT_{}",
+                    key.to_uppercase()
+                )
+            },
             env("PROCMON_AGENT_SERVER_URL"),
             env("PROCMON_AGENT_API_KEY").map(SecretString::from),
             env("PROCMON_AGENT_INTERVAL"),

@@ -46,7 +46,10 @@ fn once_print_takes_the_interval_from_the_environment_and_file() {
     let output = agent(&dir, &["--once", "--print"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let snapshot: Snapshot = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(snapshot.interval_ms, 7000, "the file in the working dir is read");
+    assert_eq!(
+        snapshot.interval_ms, 7000,
+        "the file in the working dir is read"
+    );
 
     let output = agent(&dir, &["--once", "--print"])
         .env("PROCMON_AGENT_INTERVAL", "3s")
@@ -83,7 +86,10 @@ fn once_against_a_closed_port_fails_naming_the_url() {
         .unwrap();
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains(&format!("{url}/api/processes/")), "{message}");
+    assert!(
+        message.contains(&format!("{url}/api/processes/")),
+        "{message}"
+    );
     assert!(message.contains("Is the server running"), "{message}");
     assert!(!message.contains("some-key"), "the key leaked: {message}");
 }
@@ -93,12 +99,18 @@ fn a_bad_config_file_stops_the_agent_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "intervall = \"2s\"\n").unwrap();
-    let output = agent(&dir, &["--once", "--print", "--config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let output = agent(
+        &dir,
+        &["--once", "--print", "--config", path.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains("bad.toml") && message.contains("intervall"), "{message}");
+    assert!(
+        message.contains("bad.toml") && message.contains("intervall"),
+        "{message}"
+    );
 
     let output = agent(&dir, &["--once", "--print", "--config", "missing.toml"])
         .output()

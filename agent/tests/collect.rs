@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 #[cfg(unix)]
 use std::thread;
+use std::time::Duration;
 #[cfg(unix)]
 use std::time::Instant;
-use std::time::Duration;
 
 use chrono::Utc;
 use procmon_agent::Collector;
@@ -66,7 +66,11 @@ fn finds_this_process_with_its_parent_name_and_figures() {
     assert_eq!(me.exe.as_deref().map(Path::new), Some(exe.as_path()));
     assert_eq!(me.cmd.first().map(Path::new), Some(exe.as_path()));
 
-    assert!(me.memory_rss_bytes > 1024 * 1024, "rss {}", me.memory_rss_bytes);
+    assert!(
+        me.memory_rss_bytes > 1024 * 1024,
+        "rss {}",
+        me.memory_rss_bytes
+    );
     assert!(me.memory_virtual_bytes >= me.memory_rss_bytes);
     assert!(me.threads.unwrap_or(1) >= 1);
     let age = Utc::now() - me.start_time;
@@ -85,7 +89,10 @@ fn host_facts_are_sane() {
     let snapshot = Collector::new().snapshot(INTERVAL);
     let host = &snapshot.host;
     assert!(!host.id.is_empty());
-    assert_ne!(host.id, host.hostname, "the host id must not be the hostname");
+    assert_ne!(
+        host.id, host.hostname,
+        "the host id must not be the hostname"
+    );
     assert!(!host.os_name.is_empty());
     assert!(host.cpu_count >= 1);
     assert!(host.memory_total_bytes > 64 * 1024 * 1024);
@@ -141,7 +148,10 @@ fn a_command_line_over_the_limit_is_cut_to_fit_keeping_its_start() {
 fn a_long_program_name_is_reported_whole_though_linux_cuts_it() {
     let dir = tempfile::tempdir().unwrap();
     let long = dir.path().join("procmon_test_sleeper_with_a_long_name");
-    let sleep = Command::new("sh").args(["-c", "command -v sleep"]).output().unwrap();
+    let sleep = Command::new("sh")
+        .args(["-c", "command -v sleep"])
+        .output()
+        .unwrap();
     let sleep = String::from_utf8(sleep.stdout).unwrap();
     std::fs::copy(sleep.trim(), &long).unwrap();
     let child = spawn(long.to_str().unwrap(), &["39"]);

@@ -116,7 +116,10 @@ fn a_bad_interval_says_where_it_came_from() {
         .unwrap_err()
         .to_string();
     assert!(message.contains(&path.display().to_string()), "{message}");
-    assert!(message.contains("interval") && message.contains("often"), "{message}");
+    assert!(
+        message.contains("interval") && message.contains("often"),
+        "{message}"
+    );
 
     let (_dir, path) = file("");
     let message = Settings::load_with_env(
@@ -134,7 +137,10 @@ fn a_bad_interval_says_where_it_came_from() {
     let message = Settings::load_with_env(&flags, env(&[]))
         .unwrap_err()
         .to_string();
-    assert!(message.contains("--interval") && message.contains("at least"), "{message}");
+    assert!(
+        message.contains("--interval") && message.contains("at least"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -152,14 +158,19 @@ fn a_bad_server_url_is_refused() {
     let message = Settings::load_with_env(&with_file(&path), env(&[]))
         .unwrap_err()
         .to_string();
-    assert!(message.contains("server_url") && message.contains("http"), "{message}");
+    assert!(
+        message.contains("server_url") && message.contains("http"),
+        "{message}"
+    );
 
     let (_dir, path) = file("");
     let flags = Overrides {
         server_url: Some("not a url".to_owned()),
         ..with_file(&path)
     };
-    let message = Settings::load_with_env(&flags, env(&[])).unwrap_err().to_string();
+    let message = Settings::load_with_env(&flags, env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("--server-url"), "{message}");
 }
 

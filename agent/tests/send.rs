@@ -18,14 +18,17 @@ fn closed_port_url() -> String {
 async fn an_unreachable_server_is_named_with_the_url_tried() {
     let url = closed_port_url();
     let sender = Sender::new(&url, SecretString::from("key")).unwrap();
-    let snapshot = tokio::task::spawn_blocking(|| Collector::new().snapshot(Duration::from_secs(2)))
-        .await
-        .unwrap();
+    let snapshot =
+        tokio::task::spawn_blocking(|| Collector::new().snapshot(Duration::from_secs(2)))
+            .await
+            .unwrap();
     let error = sender.send(&snapshot).await.unwrap_err();
     assert!(matches!(error, SendError::Unreachable { .. }), "{error:?}");
     let message = error.to_string();
     assert!(
-        message.starts_with(&format!("cannot reach the procmon server at {url}/api/processes/")),
+        message.starts_with(&format!(
+            "cannot reach the procmon server at {url}/api/processes/"
+        )),
         "{message}"
     );
     assert!(message.contains("refused"), "the cause is kept: {message}");
@@ -36,7 +39,10 @@ async fn an_unreachable_server_is_named_with_the_url_tried() {
 fn the_ingest_url_keeps_a_path_prefix_and_bad_urls_are_refused() {
     let key = || SecretString::from("key");
     let sender = Sender::new("http://127.0.0.1:8000", key()).unwrap();
-    assert_eq!(sender.ingest_url().as_str(), "http://127.0.0.1:8000/api/processes/");
+    assert_eq!(
+        sender.ingest_url().as_str(),
+        "http://127.0.0.1:8000/api/processes/"
+    );
     let behind_proxy = Sender::new("https://example.org/procmon/", key()).unwrap();
     assert_eq!(
         behind_proxy.ingest_url().as_str(),
@@ -44,7 +50,10 @@ fn the_ingest_url_keeps_a_path_prefix_and_bad_urls_are_refused() {
     );
     for bad in ["", "127.0.0.1:8000", "ftp://example.org", "http://"] {
         let error = Sender::new(bad, key()).unwrap_err();
-        assert!(matches!(error, SendError::BadUrl { .. }), "{bad:?}: {error:?}");
+        assert!(
+            matches!(error, SendError::BadUrl { .. }),
+            "{bad:?}: {error:?}"
+        );
     }
 }
 
@@ -91,8 +100,14 @@ async fn the_loop_goes_on_after_failed_sends_logs_one_line_each_and_stops_on_shu
     );
     for line in &failures {
         assert!(line.contains(&url), "the line names the server: {line}");
-        assert!(line.contains("processes="), "the line counts processes: {line}");
-        assert!(line.contains("snapshot="), "the line names the snapshot: {line}");
+        assert!(
+            line.contains("processes="),
+            "the line counts processes: {line}"
+        );
+        assert!(
+            line.contains("snapshot="),
+            "the line names the snapshot: {line}"
+        );
         assert!(line.contains("send_ms="), "the line times the send: {line}");
     }
     assert!(text.contains("procmon agent stopped"), "{text}");

@@ -143,12 +143,20 @@ mod tests {
     #[test]
     fn the_open_file_count_matches_the_fd_directory() {
         let me = std::process::id();
-        let files: Vec<_> = (0..5).map(|_| fs::File::open("/proc/self/stat").unwrap()).collect();
+        let files: Vec<_> = (0..5)
+            .map(|_| fs::File::open("/proc/self/stat").unwrap())
+            .collect();
         let counted = fs::read_dir("/proc/self/fd").unwrap().count() as u32;
         let reported = open_fds(me).unwrap();
         // Other tests of this binary open and close files meanwhile.
-        assert!(reported.abs_diff(counted) <= 3, "{reported} reported, {counted} counted");
-        assert!(reported >= 5, "five files are open, yet {reported} reported");
+        assert!(
+            reported.abs_diff(counted) <= 3,
+            "{reported} reported, {counted} counted"
+        );
+        assert!(
+            reported >= 5,
+            "five files are open, yet {reported} reported"
+        );
         drop(files);
         assert_eq!(open_fds(u32::MAX), None, "no such process");
     }

@@ -243,9 +243,7 @@ fn status_of(status: sysinfo::ProcessStatus) -> ProcessStatus {
     use sysinfo::ProcessStatus as S;
     match status {
         S::Run => ProcessStatus::Running,
-        S::Sleep | S::Waking | S::Wakekill | S::Parked | S::LockBlocked => {
-            ProcessStatus::Sleeping
-        }
+        S::Sleep | S::Waking | S::Wakekill | S::Parked | S::LockBlocked => ProcessStatus::Sleeping,
         S::UninterruptibleDiskSleep => ProcessStatus::DiskSleep,
         S::Idle => ProcessStatus::Idle,
         S::Stop | S::Tracing | S::Suspended => ProcessStatus::Stopped,
@@ -282,10 +280,16 @@ mod tests {
         assert_eq!(full_name(cut, exe, &[]), "chrome_crashpad_handler");
         let cmd = ["/opt/x/chrome_crashpad_handler --dir=/tmp/y".to_owned()];
         assert_eq!(full_name(cut, None, &cmd), "chrome_crashpad_handler");
-        let cmd = ["/opt/x/chrome_crashpad_handler".to_owned(), "--dir=/a b".to_owned()];
+        let cmd = [
+            "/opt/x/chrome_crashpad_handler".to_owned(),
+            "--dir=/a b".to_owned(),
+        ];
         assert_eq!(full_name(cut, None, &cmd), "chrome_crashpad_handler");
         // A different program, or a short name, is left as the OS gave it.
         assert_eq!(full_name(cut, Some("/usr/bin/python3"), &[]), cut);
-        assert_eq!(full_name("sleep", Some("/usr/bin/sleep-longer"), &[]), "sleep");
+        assert_eq!(
+            full_name("sleep", Some("/usr/bin/sleep-longer"), &[]),
+            "sleep"
+        );
     }
 }

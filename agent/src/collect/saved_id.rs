@@ -34,7 +34,11 @@ pub(super) fn load_or_create() -> String {
 /// The per-user state directory (`$XDG_STATE_HOME`, `~/.local/state`,
 /// `%LOCALAPPDATA%`), else a system-wide one.
 fn state_dir() -> PathBuf {
-    let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let from_env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = from_env("XDG_STATE_HOME").or_else(|| from_env("LOCALAPPDATA")) {
         return dir.join("procmon-agent");
     }
