@@ -18,6 +18,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 /// Shorter intervals measure CPU % over too little time to mean anything.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Longer intervals are refused by the server.
+pub use procmon_model::limits::MAX_INTERVAL;
+
 /// The name of the config file the agent looks for beside its executable,
 /// then in the working directory.
 pub const FILE_NAME: &str = "procmon-agent.toml";
@@ -274,6 +277,12 @@ fn parse_interval(origin: &str, text: &str) -> Result<Duration, ConfigError> {
         return Err(bad(format!(
             "it must be at least {}",
             humantime::format_duration(MIN_INTERVAL)
+        )));
+    }
+    if interval > MAX_INTERVAL {
+        return Err(bad(format!(
+            "it must be at most {}, the longest the server accepts",
+            humantime::format_duration(MAX_INTERVAL)
         )));
     }
     Ok(interval)

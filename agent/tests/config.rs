@@ -144,6 +144,37 @@ fn a_bad_interval_says_where_it_came_from() {
 }
 
 #[test]
+fn an_interval_over_one_day_is_refused_naming_the_key() {
+    let (_dir, path) = file("interval = \"25h\"\n");
+    let message = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains("key interval") && message.contains("at most 1day"),
+        "{message}"
+    );
+
+    let (_dir, path) = file("");
+    let flags = Overrides {
+        interval: Some("2days".to_owned()),
+        ..with_file(&path)
+    };
+    let message = Settings::load_with_env(&flags, env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("--interval") && message.contains("at most"),
+        "{message}"
+    );
+
+    // One day itself is accepted.
+    let (_dir, path) = file("interval = \"1day\"\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.interval, procmon_agent::config::MAX_INTERVAL);
+}
+
+#[test]
 fn an_interval_that_is_a_number_not_a_duration_is_refused() {
     let (_dir, path) = file("interval = 2\n");
     let message = Settings::load_with_env(&with_file(&path), env(&[]))

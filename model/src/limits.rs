@@ -9,6 +9,7 @@
 //! Lengths are in bytes of UTF-8, as `str::len` counts them.
 
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -31,6 +32,9 @@ pub const MAX_CMD_BYTES: usize = 256 * 1024;
 /// Shortest and longest agent interval accepted, in milliseconds
 /// (100 ms to one day).
 pub const INTERVAL_MS: RangeInclusive<u64> = 100..=86_400_000;
+
+/// The longest agent interval accepted, [`INTERVAL_MS`]'s end as a duration.
+pub const MAX_INTERVAL: Duration = Duration::from_millis(*INTERVAL_MS.end());
 
 /// The length of a command line as [`MAX_CMD_BYTES`] counts it: the bytes
 /// of all its arguments together.
