@@ -35,7 +35,7 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
         ("host.arch", &host.arch),
         ("host.agent_version", &host.agent_version),
     ] {
-        at_most(field, value, MAX_HOST_FIELD)?;
+        at_most(|| field.to_owned(), value, MAX_HOST_FIELD)?;
     }
     if !INTERVAL_MS.contains(&snapshot.interval_ms) {
         return Err(format!(
@@ -45,8 +45,8 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
             INTERVAL_MS.end()
         ));
     }
-    storable_time("collected_at", snapshot.collected_at)?;
-    storable_time("host.boot_time", host.boot_time)?;
+    storable_time(|| "collected_at".to_owned(), snapshot.collected_at)?;
+    storable_time(|| "host.boot_time".to_owned(), host.boot_time)?;
     if snapshot.processes.len() > MAX_PROCESSES {
         return Err(format!(
             "{} processes is more than the {MAX_PROCESSES} one snapshot may hold",
@@ -56,6 +56,7 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
 
     let mut first_index = HashMap::with_capacity(snapshot.processes.len());
     for (i, p) in snapshot.processes.iter().enumerate() {
+        // Called only to word an error: a valid snapshot formats nothing.
         let at = |field: &str| format!("processes[{i}] (pid {}).{field}", p.pid);
         if let Some(earlier) = first_index.insert(p.pid, i) {
             return Err(format!(
@@ -63,12 +64,12 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
                 p.pid
             ));
         }
-        at_most(&at("name"), &p.name, MAX_NAME)?;
+        at_most(|| at("name"), &p.name, MAX_NAME)?;
         if let Some(exe) = &p.exe {
-            at_most(&at("exe"), exe, MAX_PATH)?;
+            at_most(|| at("exe"), exe, MAX_PATH)?;
         }
         if let Some(user) = &p.user {
-            at_most(&at("user"), user, MAX_NAME)?;
+            at_most(|| at("user"), user, MAX_NAME)?;
         }
         let cmd_bytes = cmd_bytes(&p.cmd);
         if cmd_bytes > MAX_CMD_BYTES {
@@ -84,15 +85,17 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
                 p.cpu_percent
             ));
         }
-        storable_time(&at("start_time"), p.start_time)?;
+        storable_time(|| at("start_time"), p.start_time)?;
     }
     Ok(())
 }
 
-fn at_most(field: &str, value: &str, limit: usize) -> Result<(), String> {
+/// `field` names the value in the error; it is only called when there is one.
+fn at_most(field: impl FnOnce() -> String, value: &str, limit: usize) -> Result<(), String> {
     if value.len() > limit {
         return Err(format!(
-            "{field} is {} bytes long, more than the {limit} allowed",
+            "{} is {} bytes long, more than the {limit} allowed",
+            field(),
             value.len()
         ));
     }
@@ -100,11 +103,14 @@ fn at_most(field: &str, value: &str, limit: usize) -> Result<(), String> {
 }
 
 /// Times are stored as nanoseconds in 64 bits: years 1677 to 2262.
-fn storable_time(field: &str, time: DateTime<Utc>) -> Result<(), String> {
+fn storable_time(field: impl FnOnce() -> String, time: DateTime<Utc>) -> Result<(), String> {
     if is_storable_time(time) {
         Ok(())
     } else {
-        Err(format!("{field} is {time}, outside the years 1677 to 2262"))
+        Err(format!(
+            "{} is {time}, outside the years 1677 to 2262",
+            field()
+        ))
     }
 }
 
