@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use procmon_model::limits::{INTERVAL_MS, MAX_INTERVAL};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -126,13 +127,13 @@ impl Settings {
             "body_limit {} is too small: one snapshot needs at least 65536 bytes",
             self.body_limit
         );
-        let interval_ms = self.embedded_agent_interval.as_millis();
-        let allowed = crate::api::validate::INTERVAL_MS;
+        let (shortest, longest) = (Duration::from_millis(*INTERVAL_MS.start()), MAX_INTERVAL);
         anyhow::ensure!(
-            interval_ms >= u128::from(*allowed.start())
-                && interval_ms <= u128::from(*allowed.end()),
-            "embedded_agent_interval {} is out of range: it must be between 100ms and 1day",
-            humantime::format_duration(self.embedded_agent_interval)
+            (shortest..=longest).contains(&self.embedded_agent_interval),
+            "embedded_agent_interval {} is out of range: it must be between {} and {}",
+            humantime::format_duration(self.embedded_agent_interval),
+            humantime::format_duration(shortest),
+            humantime::format_duration(longest)
         );
         Ok(self)
     }
@@ -262,6 +263,10 @@ mod tests {
             (
                 "embedded_agent_interval = \"1ms\"\n",
                 "embedded_agent_interval 1ms",
+            ),
+            (
+                "embedded_agent_interval = \"2days\"\n",
+                "embedded_agent_interval 2days is out of range: it must be between 100ms and 1day",
             ),
         ] {
             let (_file, cli) = cli_with_file(text);
