@@ -196,13 +196,20 @@ pub fn require(dep: &str) -> bool {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(dep))))
         .unwrap_or(false);
-    if found {
+    installed_or_skip(found, dep)
+}
+
+/// `installed`, and when it is false what [`require`] does: panic under
+/// `CI=true`, else say the test is skipped because `what` (e.g. "wine")
+/// is not installed.
+pub fn installed_or_skip(installed: bool, what: &str) -> bool {
+    if installed {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{dep} is not installed, and CI must run this test: run scripts/install-test-deps");
+        panic!("{what} is not installed, and CI must run this test: run scripts/install-test-deps");
     }
-    eprintln!("skipped: {dep} is not installed (scripts/install-test-deps installs it)");
+    eprintln!("skipped: {what} is not installed (scripts/install-test-deps installs it)");
     false
 }
 

@@ -30,14 +30,7 @@ fn windows_target_installed() -> bool {
                 .lines()
                 .any(|l| l.trim() == WINDOWS_TARGET)
         });
-    if installed {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("the Rust target {WINDOWS_TARGET} is not installed, and CI must run this test: run scripts/install-test-deps");
-    }
-    eprintln!("skipped: the Rust target {WINDOWS_TARGET} is not installed (scripts/install-test-deps installs it)");
-    false
+    crate::common::installed_or_skip(installed, &format!("the Rust target {WINDOWS_TARGET}"))
 }
 
 /// `procmon-agent.exe`, release-built once per test run. Its own target
