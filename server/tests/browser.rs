@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -21,7 +21,7 @@ use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSI
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use common::{require, spawn_app, spawn_app_with, TestApp};
+use common::{require, spawn_app, spawn_app_with, KillOnDrop, TestApp};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -173,16 +173,6 @@ async fn page_shows_the_live_tree_of_this_machine() {
 
     agent.stop().await;
     drop(child);
-}
-
-/// A child process that is killed when the test ends, even by a panic.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Hostile and broken data: parent cycles, a process its own parent, a
@@ -586,15 +576,8 @@ fn browser_available() -> bool {
 
 /// chromedriver on a free port, killed when dropped.
 struct Driver {
-    process: Child,
+    _process: KillOnDrop,
     port: u16,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
 }
 
 /// Runs `test` with a fresh headless Chromium of the given window size, and
@@ -631,7 +614,10 @@ fn start_driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let driver = Driver { process, port };
+    let driver = Driver {
+        _process: KillOnDrop(process),
+        port,
+    };
     let deadline = Instant::now() + PATIENCE;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(

@@ -3,23 +3,13 @@
 //! then shows this test process, with its real parent, and a child it
 //! spawned beneath it, and the host online.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use procmon_agent::{Collector, Sender};
 use procmon_model::{HostSummary, ProcessListing, Snapshot};
 
-use crate::common::{spawn_app, spawn_app_with};
-
-/// Kills the child when the test ends, however it ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::{spawn_app, spawn_app_with, KillOnDrop};
 
 fn spawn_sleep() -> KillOnDrop {
     KillOnDrop(

@@ -189,6 +189,16 @@ pub fn sample_snapshot(host_id: &str, count: u32) -> Snapshot {
     }
 }
 
+/// A child process that is killed when the test ends, even by a panic.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Whether the program `dep` is installed. When it is not: under `CI=true`
 /// this panics (CI must run every test); elsewhere it prints why the test
 /// is skipped and returns false.
