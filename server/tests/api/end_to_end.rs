@@ -31,6 +31,13 @@ fn own_exe_name() -> String {
         .into_owned()
 }
 
+/// One snapshot by the real collector, taken off the async workers.
+async fn snapshot_of_this_machine() -> Snapshot {
+    tokio::task::spawn_blocking(|| Collector::new().snapshot(Duration::from_secs(2)))
+        .await
+        .unwrap()
+}
+
 fn check_listing(listing: &ProcessListing, child_pid: u32) {
     let own_pid = std::process::id();
     let me = listing
@@ -71,12 +78,7 @@ async fn the_real_agent_reports_this_process_and_its_child() {
     let child = spawn_sleep();
     let child_pid = child.0.id();
 
-    let snapshot: Snapshot = tokio::task::spawn_blocking(|| {
-        let mut collector = Collector::new();
-        collector.snapshot(Duration::from_secs(2))
-    })
-    .await
-    .unwrap();
+    let snapshot = snapshot_of_this_machine().await;
     let sender = Sender::new(&app.address, app.agent_key.clone().into()).unwrap();
     let answer = sender
         .send(&snapshot)
@@ -124,12 +126,7 @@ async fn a_process_with_a_huge_command_line_does_not_get_the_snapshot_refused() 
     let child_pid = child.0.id();
     std::thread::sleep(Duration::from_millis(100)); // let exec finish
 
-    let snapshot: Snapshot = tokio::task::spawn_blocking(|| {
-        let mut collector = Collector::new();
-        collector.snapshot(Duration::from_secs(2))
-    })
-    .await
-    .unwrap();
+    let snapshot = snapshot_of_this_machine().await;
     let sender = Sender::new(&app.address, app.agent_key.clone().into()).unwrap();
     let answer = sender
         .send(&snapshot)
