@@ -59,6 +59,9 @@ impl ProcessDetails {
         }
     }
 
+    /// Nothing is read per snapshot; every figure is per process.
+    pub(super) fn begin_snapshot(&mut self) {}
+
     pub(super) fn read(&mut self, pid: u32) -> PlatformExtras {
         PlatformExtras {
             threads: self.threads(pid),

@@ -17,13 +17,16 @@
 //!   stable fallback explained in a comment there.
 //! - `fn os_name_and_version() -> (String, String)`: e.g.
 //!   `("Debian GNU/Linux", "12")` or `("Windows 10 Pro", "19045")`.
-//! - `struct ProcessDetails` with `fn new() -> Self` and
+//! - `struct ProcessDetails` with `fn new() -> Self`,
+//!   `fn begin_snapshot(&mut self)` and
 //!   `fn read(&mut self, pid: u32) -> PlatformExtras`: what sysinfo does not
 //!   give, or gives wrongly (threads, handles, private bytes, virtual size,
 //!   and on Windows the user as `DOMAIN\name`). It may keep caches between
-//!   calls. It is called once per process per snapshot and must never
-//!   panic: a process that vanished or denies access yields
-//!   `PlatformExtras::default()` or whatever could be read.
+//!   calls. `begin_snapshot` is called once per snapshot, after sysinfo's
+//!   refresh and before any `read`, for what is read for all processes at
+//!   once (the Windows process table). `read` is called once per process
+//!   per snapshot and must never panic: a process that vanished or denies
+//!   access yields `PlatformExtras::default()` or whatever could be read.
 //!
 //! The rest of the agent never sees a platform.
 //!
@@ -141,6 +144,7 @@ impl Collector {
             self.host_read_at = Instant::now();
         }
 
+        self.details.begin_snapshot();
         let mut processes = Vec::with_capacity(self.system.processes().len());
         for process in self.system.processes().values() {
             // Linux threads are listed as tasks of their process; only whole

@@ -31,6 +31,8 @@ impl ProcessDetails {
         ProcessDetails
     }
 
+    pub(super) fn begin_snapshot(&mut self) {}
+
     pub(super) fn read(&mut self, _pid: u32) -> PlatformExtras {
         PlatformExtras::default()
     }

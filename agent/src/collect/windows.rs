@@ -6,8 +6,7 @@
 //! Nothing here uses PDH performance counters: they are slow, and Wine
 //! does not implement them.
 
-use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -63,22 +62,16 @@ pub(super) fn os_name_and_version() -> (String, String) {
     (name, version)
 }
 
-/// A table row older than this is read again for a process it lacks; within
-/// one snapshot the table is read once.
-const TABLE_MAX_AGE: Duration = Duration::from_millis(100);
-
 /// Reads the kernel's process table once per snapshot (one system call for
 /// all processes) and looks each process up in it; owners are read from
 /// the process token once per process and kept while it lives.
 pub(super) struct ProcessDetails {
     table: HashMap<u32, TableEntry>,
-    table_read_at: Option<Instant>,
-    /// Pids asked for since the table was read: `read` is called once per
-    /// process per snapshot, so a pid asked for again means a new snapshot.
-    asked: HashSet<u32>,
     /// Owners by (pid, creation time): a process's owner never changes.
     owners: HashMap<(u32, i64), Option<String>>,
     accounts: AccountNames,
+    /// Whether a snapshot was begun before, so its owners were asked for.
+    begun: bool,
     table_error_logged: bool,
     denied_logged: bool,
 }
@@ -88,26 +81,39 @@ impl ProcessDetails {
         privilege::enable_debug_privilege();
         ProcessDetails {
             table: HashMap::new(),
-            table_read_at: None,
-            asked: HashSet::new(),
             owners: HashMap::new(),
             accounts: AccountNames::default(),
+            begun: false,
             table_error_logged: false,
             denied_logged: false,
         }
     }
 
-    pub(super) fn read(&mut self, pid: u32) -> PlatformExtras {
-        let stale = self
-            .table_read_at
-            .is_none_or(|at| at.elapsed() >= TABLE_MAX_AGE);
-        if self.asked.contains(&pid) || (stale && !self.table.contains_key(&pid)) {
-            self.refresh_table();
+    /// Reads the table, after sysinfo's refresh: every process sysinfo
+    /// listed is in it unless it has exited since.
+    pub(super) fn begin_snapshot(&mut self) {
+        self.log_denied_once();
+        self.begun = true;
+        match process_table::read() {
+            Ok(table) => self.table = table,
+            Err(error) => {
+                if !self.table_error_logged {
+                    tracing::warn!(%error, "cannot read the process table; threads, handles and private bytes will be missing");
+                    self.table_error_logged = true;
+                }
+                self.table.clear();
+            }
         }
-        self.asked.insert(pid);
+        // Forget owners of exited processes, so the map stays the table's size.
+        let table = &self.table;
+        self.owners
+            .retain(|(pid, created), _| table.get(pid).is_some_and(|e| e.create_time == *created));
+    }
+
+    pub(super) fn read(&mut self, pid: u32) -> PlatformExtras {
         let Some(entry) = self.table.get(&pid).copied() else {
-            // Started after the table was read, or already gone: only the
-            // owner can still be read.
+            // Gone since the table was read, or the table could not be
+            // read: only the owner can still be read.
             return PlatformExtras {
                 user: self.accounts.owner_of(pid),
                 ..PlatformExtras::default()
@@ -129,31 +135,12 @@ impl ProcessDetails {
         }
     }
 
-    fn refresh_table(&mut self) {
-        self.log_denied_once();
-        match process_table::read() {
-            Ok(table) => self.table = table,
-            Err(error) => {
-                if !self.table_error_logged {
-                    tracing::warn!(%error, "cannot read the process table; threads, handles and private bytes will be missing");
-                    self.table_error_logged = true;
-                }
-                self.table.clear();
-            }
-        }
-        self.table_read_at = Some(Instant::now());
-        self.asked.clear();
-        // Forget owners of exited processes, so the map stays the table's size.
-        let table = &self.table;
-        self.owners
-            .retain(|(pid, created), _| table.get(pid).is_some_and(|e| e.create_time == *created));
-    }
-
     /// After the first snapshot, says once how many processes denied us
     /// their owner (and so their command line too): people otherwise take
-    /// the empty columns for a bug.
+    /// the empty columns for a bug. Every owner known then was asked for in
+    /// that snapshot.
     fn log_denied_once(&mut self) {
-        if self.denied_logged || self.asked.is_empty() {
+        if self.denied_logged || !self.begun {
             return;
         }
         self.denied_logged = true;
@@ -161,7 +148,7 @@ impl ProcessDetails {
         let denied = self
             .owners
             .iter()
-            .filter(|((pid, _), owner)| owner.is_none() && *pid > 4 && self.asked.contains(pid))
+            .filter(|((pid, _), owner)| owner.is_none() && *pid > 4)
             .count();
         if denied > 0 {
             tracing::info!(
