@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::sync::watch;
 use windows_service::service::{
-    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
-    ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+    Service, ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl,
+    ServiceExitCode, ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
 };
 use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
@@ -92,13 +92,8 @@ fn install() -> anyhow::Result<()> {
 }
 
 fn uninstall() -> anyhow::Result<()> {
-    let manager = manager(ServiceManagerAccess::CONNECT)?;
-    let service = manager
-        .open_service(
-            SERVICE_NAME,
-            ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
-        )
-        .map_err(|e| explain(e, "open the service"))?;
+    let service =
+        open_service(ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE)?;
     if service
         .query_status()
         .map_err(|e| explain(e, "query the service"))?
@@ -106,7 +101,7 @@ fn uninstall() -> anyhow::Result<()> {
         != ServiceState::Stopped
     {
         service.stop().map_err(|e| explain(e, "stop the service"))?;
-        wait_for_state(|| service.query_status(), ServiceState::Stopped)?;
+        wait_for_state(&service, ServiceState::Stopped)?;
     }
     service
         .delete()
@@ -116,31 +111,19 @@ fn uninstall() -> anyhow::Result<()> {
 }
 
 fn start() -> anyhow::Result<()> {
-    let manager = manager(ServiceManagerAccess::CONNECT)?;
-    let service = manager
-        .open_service(
-            SERVICE_NAME,
-            ServiceAccess::START | ServiceAccess::QUERY_STATUS,
-        )
-        .map_err(|e| explain(e, "open the service"))?;
+    let service = open_service(ServiceAccess::START | ServiceAccess::QUERY_STATUS)?;
     service
         .start::<&str>(&[])
         .map_err(|e| explain(e, "start the service"))?;
-    wait_for_state(|| service.query_status(), ServiceState::Running)?;
+    wait_for_state(&service, ServiceState::Running)?;
     println!("Started the service {SERVICE_NAME}; its log is beside the .exe.");
     Ok(())
 }
 
 fn stop() -> anyhow::Result<()> {
-    let manager = manager(ServiceManagerAccess::CONNECT)?;
-    let service = manager
-        .open_service(
-            SERVICE_NAME,
-            ServiceAccess::STOP | ServiceAccess::QUERY_STATUS,
-        )
-        .map_err(|e| explain(e, "open the service"))?;
+    let service = open_service(ServiceAccess::STOP | ServiceAccess::QUERY_STATUS)?;
     service.stop().map_err(|e| explain(e, "stop the service"))?;
-    wait_for_state(|| service.query_status(), ServiceState::Stopped)?;
+    wait_for_state(&service, ServiceState::Stopped)?;
     println!("Stopped the service {SERVICE_NAME}.");
     Ok(())
 }
@@ -150,13 +133,18 @@ fn manager(access: ServiceManagerAccess) -> anyhow::Result<ServiceManager> {
         .map_err(|e| explain(e, "open the service manager"))
 }
 
-fn wait_for_state(
-    query: impl Fn() -> windows_service::Result<ServiceStatus>,
-    wanted: ServiceState,
-) -> anyhow::Result<()> {
+/// The installed service, opened for `access`.
+fn open_service(access: ServiceAccess) -> anyhow::Result<Service> {
+    manager(ServiceManagerAccess::CONNECT)?
+        .open_service(SERVICE_NAME, access)
+        .map_err(|e| explain(e, "open the service"))
+}
+
+fn wait_for_state(service: &Service, wanted: ServiceState) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
-        let state = query()
+        let state = service
+            .query_status()
             .map_err(|e| explain(e, "query the service"))?
             .current_state;
         if state == wanted {
