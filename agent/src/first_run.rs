@@ -75,6 +75,22 @@ pub async fn wait_for_config(overrides: &Overrides) -> AgentConfig {
     }
 }
 
+/// Waits for complete settings ([`wait_for_config`]), then runs the agent
+/// with them; either step ends when the future `stop()` makes completes.
+pub async fn run_when_configured<F>(
+    overrides: &Overrides,
+    stop: impl Fn() -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let config = tokio::select! {
+        config = wait_for_config(overrides) => config,
+        () = stop() => return Ok(()),
+    };
+    crate::run(config, stop()).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +136,20 @@ mod tests {
         use secrecy::ExposeSecret;
         assert_eq!(config.api_key.expose_secret(), "k-123");
         assert_eq!(config.server_url, config::DEFAULT_SERVER_URL);
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_waiting_for_the_key_ends_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = write_default_config(dir.path()).unwrap();
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        };
+        let stop = || tokio::time::sleep(Duration::from_millis(300));
+        tokio::time::timeout(RECHECK * 3, run_when_configured(&overrides, stop))
+            .await
+            .expect("the stop ends the wait")
+            .expect("stopping is not an error");
     }
 }

@@ -28,13 +28,7 @@ pub fn run() -> anyhow::Result<()> {
         }
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(async {
-        let config = tokio::select! {
-            config = first_run::wait_for_config(&overrides) => config,
-            () = closed() => return Ok(()),
-        };
-        crate::run(config, closed()).await
-    });
+    let result = runtime.block_on(first_run::run_when_configured(&overrides, closed));
     if let Err(error) = &result {
         tracing::error!("{error:#}");
         console::pause_if_own_console();

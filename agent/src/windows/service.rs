@@ -256,16 +256,12 @@ fn serve() -> anyhow::Result<()> {
     let result = tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")
         .and_then(|runtime| {
-            let overrides = Overrides::default();
-            runtime.block_on(async {
-                // A service cannot ask anyone: with incomplete settings it logs
-                // what to fix and waits, re-reading the file.
-                let config = tokio::select! {
-                    config = first_run::wait_for_config(&overrides) => config,
-                    () = stopped(stop_rx.clone()) => return Ok(()),
-                };
-                crate::run(config, stopped(stop_rx)).await
-            })
+            // A service cannot ask anyone: with incomplete settings it logs
+            // what to fix and waits, re-reading the file.
+            runtime.block_on(first_run::run_when_configured(
+                &Overrides::default(),
+                || stopped(stop_rx.clone()),
+            ))
         });
     status
         .set_service_status(report(ServiceState::Stopped, ServiceControlAccept::empty()))
