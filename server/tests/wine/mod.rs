@@ -2,7 +2,7 @@
 //! a fresh Wine prefix per test, and cleaning up even when a test fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -189,7 +189,9 @@ impl Wine {
 
     /// Ends every process spawned so far, as closing their windows would.
     pub fn stop_agents(&self) {
-        for mut child in self.children.lock().unwrap().drain(..) {
+        // Also called on drop, after a failed test may have poisoned the lock.
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        for mut child in children.drain(..) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -230,9 +232,7 @@ impl Wine {
             .map(str::to_ascii_lowercase)
             .unwrap_or_else(|| panic!("no MachineGuid in reg query's answer: {said}"))
     }
-}
 
-impl Wine {
     /// As close to a reboot as Wine gets: every process of the prefix ends;
     /// the next Wine command starts the service manager afresh, which starts
     /// the services set to start at boot.
@@ -247,26 +247,18 @@ impl Wine {
 
 impl Drop for Wine {
     fn drop(&mut self) {
-        for child in self
-            .children
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter_mut()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_agents();
         // Ends every process of this prefix (services included) and waits
-        // until wineserver is gone, so the prefix can be deleted.
+        // until wineserver is gone, so the prefix can be deleted. No panic
+        // here: the test may be failing already.
         let _ = self.command("wineserver").arg("-k").status();
         if let Ok(mut waiting) = self.command("wineserver").arg("-w").spawn() {
-            let started = Instant::now();
-            while waiting.try_wait().is_ok_and(|status| status.is_none())
-                && started.elapsed() < Duration::from_secs(30)
-            {
-                std::thread::sleep(Duration::from_millis(100));
+            if !matches!(
+                wait_at_most(&mut waiting, Duration::from_secs(30)),
+                Ok(Some(_))
+            ) {
+                let _ = waiting.kill();
             }
-            let _ = waiting.kill();
         }
     }
 }
@@ -284,20 +276,28 @@ fn run_bounded(command: &mut Command, limit: Duration) -> Output {
         .stderr(std::fs::File::create(&err_path).expect("create a file"))
         .spawn()
         .expect("start a Wine command");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for a Wine command") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(status) = wait_at_most(&mut child, limit).expect("wait for a Wine command") else {
+        let _ = child.kill();
+        panic!("{command:?} did not finish within {limit:?}");
     };
     Output {
         status,
         stdout: std::fs::read(&out_path).unwrap_or_default(),
         stderr: std::fs::read(&err_path).unwrap_or_default(),
+    }
+}
+
+/// `child`'s exit status once it ends, or `None` if it still runs after
+/// `limit`.
+fn wait_at_most(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if started.elapsed() > limit {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
