@@ -5,10 +5,11 @@ use sysinfo::{MemoryRefreshKind, System};
 
 use super::{from_unix_secs, platform};
 
-/// Reads the host's facts. Only memory is refreshed in `system`: the global
+/// Reads the host's facts; `id` is the host id read once at start (see
+/// [`platform::host_id`]). Only memory is refreshed in `system`: the global
 /// CPU refresh is avoided on purpose, since on Windows it needs the PDH
 /// counters, which Wine lacks.
-pub(super) fn read(system: &mut System) -> HostInfo {
+pub(super) fn read(system: &mut System, id: String) -> HostInfo {
     system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
     let (os_name, os_version) = platform::os_name_and_version();
     // sysinfo learns the CPUs while measuring process CPU %; the standard
@@ -18,7 +19,7 @@ pub(super) fn read(system: &mut System) -> HostInfo {
         n => n,
     };
     HostInfo {
-        id: platform::host_id(),
+        id,
         hostname: System::host_name().unwrap_or_else(|_| "unknown".to_owned()),
         os_name,
         os_version,

@@ -4,7 +4,7 @@
 //! cycles, so CPU % is measured over the time between two snapshots, and it
 //! refreshes only what changes: per cycle the process table (CPU, memory,
 //! disk, command line, user); the host's facts (hostname, OS, memory size)
-//! only every [`HOST_REFRESH`].
+//! only every [`HOST_REFRESH`]; its id once.
 //!
 //! # Per-OS code
 //!
@@ -111,7 +111,10 @@ impl Collector {
         // an agent that cannot see processes has nothing to do.
         let mut system = System::new().expect("this OS is not supported by sysinfo");
         system.refresh_processes_specifics(ProcessesToUpdate::All, true, per_cycle_refresh());
-        let host = host::read(&mut system);
+        // Read once: the id names this machine for as long as the agent
+        // runs, and a made-up one that could not be saved would otherwise
+        // be made up anew at every refresh.
+        let host = host::read(&mut system, platform::host_id());
         Collector {
             system,
             details: platform::ProcessDetails::new(),
@@ -140,7 +143,7 @@ impl Collector {
         let collected_at = Utc::now();
 
         if self.host_read_at.elapsed() >= HOST_REFRESH {
-            self.host = host::read(&mut self.system);
+            self.host = host::read(&mut self.system, self.host.id.clone());
             self.host_read_at = Instant::now();
         }
 
