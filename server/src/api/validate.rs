@@ -4,14 +4,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use procmon_model::limits::{cmd_bytes, is_storable_time};
-use procmon_model::{Snapshot, WIRE_VERSION};
-
 // The limits live in the model crate, shared with the agent, which cuts
 // what it collects to fit them.
-pub use procmon_model::limits::{
-    INTERVAL_MS, MAX_CMD_BYTES, MAX_HOST_FIELD, MAX_NAME, MAX_PATH, MAX_PROCESSES,
+use procmon_model::limits::{
+    cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_BYTES, MAX_HOST_FIELD, MAX_NAME, MAX_PATH,
+    MAX_PROCESSES,
 };
+use procmon_model::{Snapshot, WIRE_VERSION};
 
 /// `Ok` when the snapshot can be stored, else what is wrong with it.
 pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
