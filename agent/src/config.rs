@@ -254,13 +254,7 @@ fn parse_server_url(origin: &str, text: &str) -> Result<String, ConfigError> {
         value: text.to_owned(),
         reason,
     };
-    let url = reqwest::Url::parse(text.trim()).map_err(|e| bad(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("it must start with http:// or https://".to_owned()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("it names no host".to_owned()));
-    }
+    crate::send::parse_server_url(text).map_err(bad)?;
     Ok(text.trim().trim_end_matches('/').to_owned())
 }
 

@@ -58,10 +58,7 @@ impl Sender {
             server_url: server_url.to_owned(),
             reason,
         };
-        let base = Url::parse(server_url.trim()).map_err(|e| bad_url(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad_url("it must start with http:// or https://".to_owned()));
-        }
+        let base = parse_server_url(server_url).map_err(bad_url)?;
         // Keep any path prefix (a server behind a reverse proxy at /procmon/).
         let base_path = base.path().trim_end_matches('/').to_owned();
         let mut ingest_url = base;
@@ -119,6 +116,19 @@ impl Sender {
             message: format!("the server's answer is not an IngestResponse ({e}); is server_url a procmon server?"),
         })
     }
+}
+
+/// `text` as the base URL of a server the agent can send to: http or https,
+/// with a host. Else the reason, for a person.
+pub(crate) fn parse_server_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("it must start with http:// or https://".to_owned());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("it names no host".to_owned());
+    }
+    Ok(url)
 }
 
 /// The server's `ErrorBody.message`, or the start of whatever else it sent
