@@ -9,16 +9,13 @@
 use std::ffi::{c_char, c_int, CStr};
 use std::path::Path;
 use std::ptr;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use libsqlite3_sys as ffi;
 use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSION};
 use procmon_server::store::{SqliteStore, Store};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use uuid::Uuid;
 
 const PROCESSES: usize = 2_000;
@@ -145,11 +142,7 @@ async fn run() {
 /// A file opened as `SqliteStore::open` opens its own, holding one bare
 /// table with the columns of a stored process and its sample.
 async fn open_baseline(path: &Path) -> SqlitePool {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(connect_options(path))
-        .await
-        .expect("the baseline file opens");
+    let pool = open_pool(path).await;
     sqlx::query(
         "CREATE TABLE baseline (snapshot INTEGER, host_id TEXT, pid INTEGER,
              start_time INTEGER, name TEXT, exe TEXT, cmd TEXT, user TEXT, parent_pid INTEGER,
@@ -163,16 +156,13 @@ async fn open_baseline(path: &Path) -> SqlitePool {
     pool
 }
 
-/// The options of `SqliteStore::open`.
-fn connect_options(path: &Path) -> SqliteConnectOptions {
-    SqliteConnectOptions::from_str("sqlite:")
-        .expect("sqlite: is a URL")
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true)
+/// One connection to `path`, opened as `SqliteStore::open` opens its own.
+async fn open_pool(path: &Path) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteStore::connect_options(path))
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
 }
 
 /// The floor: one transaction (begun and committed as the store does), and
@@ -255,11 +245,7 @@ unsafe fn bind_int(stmt: *mut ffi::sqlite3_stmt, index: c_int, value: Option<i64
 /// Bytes of the database file once its write-ahead log is copied into it
 /// (untimed), so the figure is what the data takes, not where it waits.
 async fn file_size(path: &Path) -> u64 {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(connect_options(path))
-        .await
-        .expect("the database opens");
+    let pool = open_pool(path).await;
     let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
         .fetch_one(&pool)
         .await
@@ -271,11 +257,7 @@ async fn file_size(path: &Path) -> u64 {
 
 /// Rows in the store's processes (identities) and samples tables.
 async fn counts(path: &Path) -> (i64, i64) {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(connect_options(path))
-        .await
-        .expect("the database opens");
+    let pool = open_pool(path).await;
     let counts =
         sqlx::query_as("SELECT (SELECT count(*) FROM processes), (SELECT count(*) FROM samples)")
             .fetch_one(&pool)

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,15 +33,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // With WAL, NORMAL loses no committed data when the process
-            // dies, only (possibly) the last commits on power loss.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+        let options = Self::connect_options(path);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
@@ -60,6 +51,22 @@ impl SqliteStore {
             .await
             .with_context(|| format!("cannot open database {}", path.display()))?;
         Ok(Self { writer, reader })
+    }
+}
+
+impl SqliteStore {
+    /// How every connection to a store file is opened. Public so that the
+    /// ingest benchmark's baseline file is opened exactly as the store's is.
+    pub fn connect_options(path: &Path) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL loses no committed data when the process
+            // dies, only (possibly) the last commits on power loss.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
     }
 }
 
