@@ -1,7 +1,5 @@
-// The page (embedded by rust-embed) and the migrations (embedded by
-// sqlx::migrate!) are compiled into the binary: rebuild when they change,
-// including when files are added.
+// The page (embedded by rust-embed) is compiled into the binary: rebuild
+// when it changes, including when files are added.
 fn main() {
     println!("cargo:rerun-if-changed=../web");
-    println!("cargo:rerun-if-changed=migrations");
 }

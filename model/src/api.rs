@@ -37,7 +37,7 @@ pub struct HostSummary {
     /// Processes in the newest snapshot.
     pub process_count: u32,
     /// Sum of all processes' CPU % in the newest snapshot (100 = one core).
-    pub cpu_percent_total: f32,
+    pub cpu_percent_total: f64,
     /// Sum of all processes' resident memory in the newest snapshot.
     pub memory_rss_total_bytes: u64,
 }
@@ -75,4 +75,147 @@ pub struct HealthStatus {
     pub database: bool,
     /// Server version.
     pub version: String,
+}
+
+/// Where the points of a [`Series`] come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Every sample the agents sent, merged into steps.
+    Raw,
+    /// One-minute roll-ups (kept longer than raw samples).
+    Minute,
+    /// One-hour roll-ups (kept longest).
+    Hour,
+}
+
+/// Values over time, one point per step: answer to the series endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Series {
+    /// Start of the range asked for.
+    pub from: DateTime<Utc>,
+    /// End of the range asked for.
+    pub to: DateTime<Utc>,
+    /// Width of one point, in milliseconds.
+    pub step_ms: u64,
+    /// What the points were made from.
+    pub resolution: Resolution,
+    /// Names of the values in each point's `avg`, `min` and `max`, in that
+    /// order, e.g. `["cpu_percent", "memory_rss_bytes", ...]`.
+    pub metrics: Vec<String>,
+    /// Points in time order; steps with no sample are left out.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// One step of a [`Series`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeriesPoint {
+    /// Start of the step.
+    pub at: DateTime<Utc>,
+    /// Samples that fell in the step.
+    pub samples: u64,
+    /// Average of each metric over the step (`null` where no sample had it).
+    pub avg: Vec<Option<f64>>,
+    /// Minimum of each metric over the step.
+    pub min: Vec<Option<f64>>,
+    /// Maximum of each metric over the step.
+    pub max: Vec<Option<f64>>,
+}
+
+/// The facts of one process: what identifies it and what changes rarely.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProcessFacts {
+    /// Process id.
+    pub pid: u32,
+    /// When it started; with `pid`, its identity on its host.
+    pub start_time: DateTime<Utc>,
+    /// Parent's pid as the OS reported it.
+    pub parent_pid: Option<u32>,
+    /// Short name.
+    pub name: String,
+    /// Executable path, when it could be read.
+    pub exe: Option<String>,
+    /// Command line.
+    pub cmd: Vec<String>,
+    /// Owner.
+    pub user: Option<String>,
+}
+
+impl From<&ProcessSample> for ProcessFacts {
+    fn from(p: &ProcessSample) -> Self {
+        Self {
+            pid: p.pid,
+            start_time: p.start_time,
+            parent_pid: p.parent_pid,
+            name: p.name.clone(),
+            exe: p.exe.clone(),
+            cmd: p.cmd.clone(),
+            user: p.user.clone(),
+        }
+    }
+}
+
+/// A process that started or exited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProcessEvent {
+    /// The snapshot that first showed it started, or first showed it gone.
+    pub at: DateTime<Utc>,
+    /// Its facts: as it started, or as it last was.
+    pub process: ProcessFacts,
+}
+
+/// A process whose facts changed (it exec()ed, changed user, rewrote its
+/// command line, or was re-parented).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FactChange {
+    /// The snapshot that first showed the new facts.
+    pub at: DateTime<Utc>,
+    /// The facts before.
+    pub before: ProcessFacts,
+    /// The facts after.
+    pub after: ProcessFacts,
+}
+
+/// What changed on a host between two times: answer to
+/// `GET /api/history/changes/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HostChanges {
+    /// The host's stable id.
+    pub host_id: String,
+    /// Start of the range (exclusive: the state at `from` is the base).
+    pub from: DateTime<Utc>,
+    /// End of the range (inclusive).
+    pub to: DateTime<Utc>,
+    /// Processes that started, in time order.
+    pub started: Vec<ProcessEvent>,
+    /// Processes that exited, in time order.
+    pub exited: Vec<ProcessEvent>,
+    /// Processes whose facts changed, in time order.
+    pub changed: Vec<FactChange>,
+    /// True when the answer stopped at the limit before reaching `to`.
+    pub truncated: bool,
+}
+
+/// One process found by a fleet-wide search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchHit {
+    /// The host's stable id.
+    pub host_id: String,
+    /// The host's name to show people.
+    pub display_name: String,
+    /// When the snapshot it was found in was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The process as it was then.
+    pub process: ProcessSample,
+}
+
+/// Answer to `GET /api/search/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchResults {
+    /// The time searched (`null`: each host's newest snapshot).
+    pub at: Option<DateTime<Utc>>,
+    /// Matches, by host then pid.
+    pub hits: Vec<SearchHit>,
+    /// True when there were more matches than the limit.
+    pub truncated: bool,
 }

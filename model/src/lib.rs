@@ -14,7 +14,10 @@ mod api;
 pub mod limits;
 mod snapshot;
 
-pub use api::{ErrorBody, HealthStatus, HostSummary, IngestResponse, ProcessListing};
+pub use api::{
+    ErrorBody, FactChange, HealthStatus, HostChanges, HostSummary, IngestResponse, ProcessEvent,
+    ProcessFacts, ProcessListing, Resolution, SearchHit, SearchResults, Series, SeriesPoint,
+};
 pub use snapshot::{HostInfo, ProcessSample, ProcessStatus, Snapshot};
 
 /// The version of the snapshot format this crate describes. Bump it when a

@@ -12,6 +12,8 @@ use procmon_model::limits::{INTERVAL_MS, MAX_INTERVAL};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::store::Retention;
+
 /// The config file read when `--config` is not given, if it exists in the
 /// working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "procmon-server.toml";
@@ -31,10 +33,10 @@ pub struct Settings {
     /// The key readers must send when the server listens beyond loopback;
     /// `None` means the one kept in `<data_dir>/viewer.key`.
     pub viewer_key: Option<SecretString>,
-    /// Snapshots received longer ago than this are deleted.
-    pub retention: Duration,
-    /// How often the retention task looks for old snapshots.
-    pub retention_sweep_every: Duration,
+    /// How long raw snapshots, minute and hour roll-ups are kept.
+    pub retention: Retention,
+    /// How often history is rolled up and expired data dropped.
+    pub maintenance_every: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     /// Whether the server runs an agent for its own machine that sends to
@@ -54,8 +56,8 @@ impl Settings {
             data_dir,
             agent_key: None,
             viewer_key: None,
-            retention: Duration::from_secs(24 * 60 * 60),
-            retention_sweep_every: Duration::from_secs(60),
+            retention: Retention::default(),
+            maintenance_every: Duration::from_secs(60),
             body_limit: 32 * 1024 * 1024,
             embedded_agent: true,
             embedded_agent_interval: Duration::from_secs(2),
@@ -90,11 +92,23 @@ impl Settings {
                 .unwrap_or(defaults.database_path),
             agent_key: cli.agent_key.or(file.agent_key),
             viewer_key: cli.viewer_key.or(file.viewer_key),
-            retention: cli
-                .retention
-                .map(Duration::from)
-                .or(file.retention)
-                .unwrap_or(defaults.retention),
+            retention: Retention {
+                raw: cli
+                    .retention
+                    .map(Duration::from)
+                    .or(file.retention)
+                    .unwrap_or(defaults.retention.raw),
+                minute: cli
+                    .minute_retention
+                    .map(Duration::from)
+                    .or(file.minute_retention)
+                    .unwrap_or(defaults.retention.minute),
+                hour: cli
+                    .hour_retention
+                    .map(Duration::from)
+                    .or(file.hour_retention)
+                    .unwrap_or(defaults.retention.hour),
+            },
             body_limit: cli
                 .body_limit
                 .or(file.body_limit)
@@ -117,10 +131,23 @@ impl Settings {
 
     /// The settings, or what is out of range in them.
     pub fn checked(self) -> anyhow::Result<Self> {
+        let r = self.retention;
         anyhow::ensure!(
-            self.retention >= Duration::from_secs(60),
+            r.raw >= Duration::from_secs(60),
             "retention {} is too short: keep snapshots at least 1m",
-            humantime::format_duration(self.retention)
+            humantime::format_duration(r.raw)
+        );
+        anyhow::ensure!(
+            r.minute >= r.raw,
+            "minute_retention {} is shorter than retention {}: roll-ups must outlive the snapshots they summarise",
+            humantime::format_duration(r.minute),
+            humantime::format_duration(r.raw)
+        );
+        anyhow::ensure!(
+            r.hour >= r.minute,
+            "hour_retention {} is shorter than minute_retention {}",
+            humantime::format_duration(r.hour),
+            humantime::format_duration(r.minute)
         );
         anyhow::ensure!(
             self.body_limit >= 64 * 1024,
@@ -167,9 +194,17 @@ pub struct Cli {
     /// generated into <data dir>/viewer.key].
     #[arg(long, env = "PROCMON_VIEWER_KEY", hide_env_values = true)]
     pub viewer_key: Option<SecretString>,
-    /// How long snapshots are kept, e.g. "24h", "7days" [default: 24h].
+    /// How long every snapshot is kept as sent (exact trees, time
+    /// travel), e.g. "24h", "7days" [default: 7days].
     #[arg(long, env = "PROCMON_RETENTION")]
     pub retention: Option<humantime::Duration>,
+    /// How long one-minute roll-ups (average, minimum, maximum) are kept
+    /// [default: 90days].
+    #[arg(long, env = "PROCMON_MINUTE_RETENTION")]
+    pub minute_retention: Option<humantime::Duration>,
+    /// How long one-hour roll-ups are kept [default: 730days].
+    #[arg(long, env = "PROCMON_HOUR_RETENTION")]
+    pub hour_retention: Option<humantime::Duration>,
     /// Largest request body in bytes [default: 33554432, 32 MiB].
     #[arg(long, env = "PROCMON_BODY_LIMIT")]
     pub body_limit: Option<usize>,
@@ -195,9 +230,15 @@ struct FileConfig {
     agent_key: Option<SecretString>,
     /// Key readers must send when listening beyond loopback.
     viewer_key: Option<SecretString>,
-    /// How long snapshots are kept, e.g. "24h".
+    /// How long snapshots are kept as sent, e.g. "7days".
     #[serde(default, with = "humantime_serde")]
     retention: Option<Duration>,
+    /// How long one-minute roll-ups are kept, e.g. "90days".
+    #[serde(default, with = "humantime_serde")]
+    minute_retention: Option<Duration>,
+    /// How long one-hour roll-ups are kept, e.g. "730days".
+    #[serde(default, with = "humantime_serde")]
+    hour_retention: Option<Duration>,
     /// Largest request body in bytes.
     body_limit: Option<usize>,
     /// Whether to run the agent for this machine inside the server.
@@ -246,7 +287,8 @@ mod tests {
         cli.retention = Some("30m".parse().unwrap());
         let settings = Settings::from_cli(cli).unwrap();
         assert_eq!(settings.listen, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(settings.retention, Duration::from_secs(30 * 60));
+        assert_eq!(settings.retention.raw, Duration::from_secs(30 * 60));
+        assert_eq!(settings.retention.minute, Retention::default().minute);
         assert_eq!(
             settings.database_path,
             PathBuf::from("d").join("procmon.db")

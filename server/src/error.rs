@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use procmon_model::ErrorBody;
 
+use crate::store::StoreError;
+
 /// Which key a request needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -58,8 +60,20 @@ pub enum ApiError {
     NoRoute(String),
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
+    #[error("the store cannot be used now, so nothing was stored or read: {0}")]
+    StoreUnavailable(String),
     #[error("internal error; the server log has the details")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(why) => Self::StoreUnavailable(why),
+            StoreError::OutOfRange(why) => Self::InvalidQuery(why),
+            StoreError::Failed(e) => Self::Internal(e),
+        }
+    }
 }
 
 impl ApiError {
@@ -82,6 +96,7 @@ impl ApiError {
             Self::SnapshotIdConflict(_) => (StatusCode::CONFLICT, "snapshot_id_conflict"),
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -94,6 +109,7 @@ impl IntoResponse for ApiError {
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "{self}")
             }
+            Self::StoreUnavailable(_) => tracing::warn!("{self}"),
             // Refusals are logged too: "no data shown" is often an agent
             // whose key or snapshots are refused, and this is where it shows.
             _ => tracing::info!(status = status.as_u16(), "refused: {self}"),

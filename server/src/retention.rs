@@ -1,55 +1,57 @@
-//! Deletes snapshots older than the retention age, in the background.
-//!
-//! Work is done in small batches, each its own short transaction, with a
-//! pause between them, so an ingest never waits long behind a deletion.
+//! Keeps history within its retention, in the background: every pass rolls
+//! up what is complete and drops whole blocks of what is too old (see
+//! `Store::maintain`). A pass does its work in short steps, so ingest never
+//! waits long behind it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use crate::clock::Clock;
+use crate::store::{Maintenance, Retention, Store, StoreResult};
 
-use crate::store::{Deleted, Store};
-
-/// Snapshots deleted per transaction.
-pub const BATCH: u32 = 10;
-/// Pause between batches, leaving the database to ingests.
-const PAUSE: Duration = Duration::from_millis(20);
-
-/// Deletes everything older than `retention`, batch by batch, and returns
-/// the totals.
-pub async fn sweep(store: &dyn Store, retention: Duration) -> anyhow::Result<Deleted> {
-    let cutoff = Utc::now() - retention;
-    let mut total = Deleted::default();
+/// Runs passes until one has nothing left to do (a pass does a bounded
+/// amount), and returns the totals.
+pub async fn sweep(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    retention: Retention,
+) -> StoreResult<Maintenance> {
+    let mut total = Maintenance::default();
     loop {
-        let deleted = store.delete_before(cutoff, BATCH).await?;
-        total.snapshots += deleted.snapshots;
-        total.processes += deleted.processes;
-        total.hosts += deleted.hosts;
-        if deleted.snapshots < u64::from(BATCH) {
+        let done = store.maintain(clock.now(), retention).await?;
+        total.minute_rollups += done.minute_rollups;
+        total.hour_rollups += done.hour_rollups;
+        total.blocks_dropped += done.blocks_dropped;
+        total.hosts_removed += done.hosts_removed;
+        if done == Maintenance::default() {
             return Ok(total);
         }
-        tokio::time::sleep(PAUSE).await;
     }
 }
 
 /// Sweeps every `every` until the task is dropped or aborted.
-pub async fn run(store: Arc<dyn Store>, retention: Duration, every: Duration) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    retention: Retention,
+    every: Duration,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match sweep(store.as_ref(), retention).await {
-            Ok(d) if d == Deleted::default() => {}
+        match sweep(store.as_ref(), clock.as_ref(), retention).await {
+            Ok(d) if d == Maintenance::default() => {}
             Ok(d) => tracing::info!(
-                snapshots = d.snapshots,
-                processes = d.processes,
-                hosts = d.hosts,
-                "retention: deleted data older than {}",
-                humantime::format_duration(retention)
+                minute_rollups = d.minute_rollups,
+                hour_rollups = d.hour_rollups,
+                blocks_dropped = d.blocks_dropped,
+                hosts_removed = d.hosts_removed,
+                "history maintained"
             ),
             Err(e) => tracing::warn!(
                 error = format!("{e:#}"),
-                "retention pass failed; will retry"
+                "history maintenance failed; will retry"
             ),
         }
     }

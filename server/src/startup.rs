@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::keys::Keys;
 use crate::store::{SqliteStore, Store};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub viewer_key_required: bool,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Where "now" comes from (tests move it).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -80,6 +83,7 @@ impl Application {
             keys: Arc::new(keys),
             viewer_key_required: !address.ip().is_loopback(),
             body_limit: settings.body_limit,
+            clock: Arc::new(SystemClock),
         };
         Ok(Self {
             listener,
@@ -115,6 +119,11 @@ impl Application {
         &self.state
     }
 
+    /// Makes the server take "now" from `clock` (tests move time with it).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.state.clock = clock;
+    }
+
     /// Serves until Ctrl-C (or SIGTERM on Unix), then stops gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
@@ -130,8 +139,9 @@ impl Application {
         let (stop, stopped) = watch::channel(false);
         let retention = tokio::spawn(crate::retention::run(
             Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
             self.settings.retention,
-            self.settings.retention_sweep_every,
+            self.settings.maintenance_every,
         ));
         let agent = self.settings.embedded_agent.then(|| {
             let mut config = procmon_agent::AgentConfig::new(

@@ -13,20 +13,20 @@ use crate::startup::AppState;
 /// unhealthy; load balancers poll this and must get an answer quickly.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// 200 when the database answers, 503 when it does not.
+/// 200 when the database can be read and written, 503 when it cannot.
 #[utoipa::path(
     get,
     path = "/api/health",
     operation_id = "health",
     tag = "server",
     responses(
-        (status = 200, description = "The database answers", body = HealthStatus),
-        (status = 503, description = "The database does not answer", body = HealthStatus),
+        (status = 200, description = "The database can be read and written", body = HealthStatus),
+        (status = 503, description = "The database cannot be read or written now (or a snapshot write failed in the last 30 s)", body = HealthStatus),
     ),
 )]
 #[tracing::instrument(skip_all)]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthStatus>) {
-    let answered = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
+    let answered = match tokio::time::timeout(PING_TIMEOUT, state.store.check()).await {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {
             tracing::warn!(error = format!("{e:#}"), "health check failed");

@@ -26,7 +26,7 @@ pub const OFFLINE_AFTER_INTERVALS: u32 = 3;
     responses(
         (status = 200, description = "Every host, sorted by display name", body = Vec<HostSummary>),
         (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
-        (status = 500, description = "The database failed", body = ErrorBody),
+        (status = 503, description = "The store cannot be read now", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -40,7 +40,7 @@ pub async fn list(
             .iter()
             .map(|r| (r.info.id.as_str(), r.info.hostname.as_str())),
     );
-    let now = Utc::now();
+    let now = state.clock.now();
     let mut hosts: Vec<HostSummary> = records
         .into_iter()
         .map(|record| {
@@ -70,7 +70,7 @@ pub async fn summary_of(state: &AppState, host_id: &str) -> Result<HostSummary, 
     let names = display_names(namesakes.iter().map(|id| (id.as_str(), hostname.as_str())));
     // The host is among its namesakes, since it is stored.
     let name = names.get(host_id).cloned().unwrap_or(hostname);
-    Ok(summarize(record, name, Utc::now()))
+    Ok(summarize(record, name, state.clock.now()))
 }
 
 fn summarize(record: HostRecord, display_name: String, now: DateTime<Utc>) -> HostSummary {

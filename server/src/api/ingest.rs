@@ -3,7 +3,6 @@
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 use procmon_model::{ErrorBody, IngestResponse, Snapshot};
 
 use crate::auth::AgentAuth;
@@ -43,7 +42,7 @@ impl FromRequest<AppState> for SnapshotBody {
         (status = 413, description = "The body is larger than the server's limit", body = ErrorBody),
         (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
         (status = 422, description = "The JSON is not a valid snapshot (missing field, wrong type, unknown version, too long, ...)", body = ErrorBody),
-        (status = 500, description = "The database failed", body = ErrorBody),
+        (status = 503, description = "The store cannot write now (disk full, database locked, ...): nothing was stored; retry later", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all, fields(host, snapshot, processes))]
@@ -59,7 +58,7 @@ pub async fn ingest(
 
     super::validate::validate(&snapshot).map_err(ApiError::InvalidSnapshot)?;
     let started = std::time::Instant::now();
-    let stored = match state.store.ingest(&snapshot, Utc::now()).await? {
+    let stored = match state.store.ingest(&snapshot, state.clock.now()).await? {
         IngestOutcome::Stored => true,
         IngestOutcome::AlreadyStored => false,
         IngestOutcome::IdTakenByOtherHost => return Err(ApiError::SnapshotIdConflict(snapshot.id)),

@@ -38,7 +38,7 @@ pub struct ProcessQuery {
         (status = 400, description = "`host` missing or empty, or `at` not an RFC 3339 time", body = ErrorBody),
         (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
         (status = 404, description = "Unknown host, or no snapshot of it at or before `at`", body = ErrorBody),
-        (status = 500, description = "The database failed", body = ErrorBody),
+        (status = 503, description = "The store cannot be read now", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all, fields(host, at))]

@@ -1,19 +1,36 @@
-//! Storage behind one interface, so a second database (PostgreSQL) can be
-//! added beside SQLite without touching the API.
+//! Storage behind one interface that speaks the domain (hosts, processes,
+//! snapshots, series, changes, time), so a second database can be added
+//! beside SQLite and held to the same contract tests
+//! (`server/tests/store/`). Nothing above this trait knows SQL, and nothing
+//! below it knows HTTP or how hosts are shown to people.
+//!
+//! Snapshots are stored by change ([`chain`]): a keyframe now and then, and
+//! otherwise only what changed since the host's previous snapshot, so the
+//! cost of a write follows what changed, not how many processes there are.
 
+pub mod chain;
+pub mod codec;
+pub mod fields;
+pub mod rollup;
+mod series;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod testing;
 
+pub use series::{plan_series, SeriesPlan};
 pub use sqlite::SqliteStore;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use procmon_model::{HostInfo, ProcessSample, Snapshot};
+use procmon_model::{HostChanges, HostInfo, ProcessSample, Series, Snapshot};
 use uuid::Uuid;
 
 /// What the store did with a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestOutcome {
-    /// New: it is stored now.
+    /// New: it is durably stored now.
     Stored,
     /// This id was stored before, from the same host; nothing changed.
     AlreadyStored,
@@ -21,10 +38,29 @@ pub enum IngestOutcome {
     IdTakenByOtherHost,
 }
 
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be used now (disk full, file gone, read-only,
+    /// locked by another process); nothing was changed. It clears by itself
+    /// once the cause is gone.
+    #[error("the database cannot be used now: {0}")]
+    Unavailable(String),
+    /// A range or argument the store cannot answer for.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// Anything else: stored data that does not decode, or a bug.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// The store's result type.
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// A host as stored, with the totals of its newest snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostRecord {
-    /// The facts of the newest snapshot received.
+    /// The facts of the newest snapshot (by the time it was taken).
     pub info: HostInfo,
     /// The agent's send interval, in milliseconds.
     pub interval_ms: u64,
@@ -32,7 +68,7 @@ pub struct HostRecord {
     pub first_seen: DateTime<Utc>,
     /// Last snapshot received (server clock).
     pub last_seen: DateTime<Utc>,
-    /// Totals of the newest snapshot; zero when retention removed them all.
+    /// Totals of the newest snapshot.
     pub totals: SnapshotTotals,
 }
 
@@ -41,23 +77,23 @@ pub struct HostRecord {
 pub struct SnapshotTotals {
     /// Number of processes.
     pub process_count: u32,
-    /// Sum of CPU % (100 = one core).
-    pub cpu_percent: f32,
-    /// Sum of resident memory in bytes.
+    /// Sum of CPU % (100 = one core), summed as f64 so it cannot overflow.
+    pub cpu_percent: f64,
+    /// Sum of resident memory in bytes (saturating).
     pub memory_rss_bytes: u64,
 }
 
 impl SnapshotTotals {
     /// The sums over `processes`.
-    pub fn of(processes: &[ProcessSample]) -> Self {
-        Self {
-            process_count: processes.len() as u32,
-            cpu_percent: processes.iter().map(|p| p.cpu_percent).sum(),
-            memory_rss_bytes: processes
-                .iter()
-                .map(|p| p.memory_rss_bytes)
-                .fold(0, u64::saturating_add),
-        }
+    pub fn of<'a>(processes: impl IntoIterator<Item = &'a ProcessSample>) -> Self {
+        processes
+            .into_iter()
+            .fold(Self::default(), |mut t, p| {
+                t.process_count += 1;
+                t.cpu_percent += f64::from(p.cpu_percent);
+                t.memory_rss_bytes = t.memory_rss_bytes.saturating_add(p.memory_rss_bytes);
+                t
+            })
     }
 }
 
@@ -70,61 +106,208 @@ pub struct StoredSnapshot {
     pub collected_at: DateTime<Utc>,
     /// Server clock.
     pub received_at: DateTime<Utc>,
-    /// The processes, as sent.
+    /// When it counts as taken: `collected_at`, or `received_at` when the
+    /// agent's clock put it later than its arrival.
+    pub taken_at: DateTime<Utc>,
+    /// The processes, as sent (in no particular order).
     pub processes: Vec<ProcessSample>,
 }
 
-/// What one retention pass removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Deleted {
-    /// Snapshots (with their samples).
-    pub snapshots: u64,
-    /// Processes that no remaining sample referred to.
-    pub processes: u64,
-    /// Hosts with nothing left, last seen before the cutoff.
-    pub hosts: u64,
+/// A span of time, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
 }
 
-/// Where snapshots are kept. Implementations must make `ingest` atomic: a
-/// snapshot is stored whole or not at all.
+/// Which facts a search looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchField {
+    /// Name, user or command line.
+    #[default]
+    Any,
+    Name,
+    User,
+    Cmd,
+}
+
+/// A fleet-wide search: `text` anywhere in the chosen facts, ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub text: String,
+    pub field: SearchField,
+}
+
+impl SearchQuery {
+    /// Whether `p` matches; `lower` is the text in lower case.
+    pub fn matches(&self, lower: &str, p: &ProcessSample) -> bool {
+        let has = |s: &str| s.to_lowercase().contains(lower);
+        let name = || has(&p.name) || p.exe.as_deref().is_some_and(has);
+        let user = || p.user.as_deref().is_some_and(has);
+        let cmd = || has(&p.cmd.join(" "));
+        match self.field {
+            SearchField::Any => name() || user() || cmd(),
+            SearchField::Name => name(),
+            SearchField::User => user(),
+            SearchField::Cmd => cmd(),
+        }
+    }
+}
+
+/// A process a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// Its host's stable id.
+    pub host_id: String,
+    /// When the snapshot it was found in was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The process as it was then.
+    pub process: ProcessSample,
+}
+
+/// How long each kind of history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Every snapshot as sent (time travel, exact trees).
+    pub raw: Duration,
+    /// One-minute roll-ups (average, minimum, maximum).
+    pub minute: Duration,
+    /// One-hour roll-ups.
+    pub hour: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 60 * 60;
+        Self {
+            raw: Duration::from_secs(7 * DAY),
+            minute: Duration::from_secs(90 * DAY),
+            hour: Duration::from_secs(730 * DAY),
+        }
+    }
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Maintenance {
+    /// Host-hours summarised into minute roll-ups.
+    pub minute_rollups: u64,
+    /// Host-days summarised into hour roll-ups.
+    pub hour_rollups: u64,
+    /// Whole blocks of expired data dropped.
+    pub blocks_dropped: u64,
+    /// Hosts with nothing left, removed.
+    pub hosts_removed: u64,
+}
+
+/// Where snapshots are kept.
+///
+/// Times passed in are the server's clock (callers own the clock, so tests
+/// can move it). Every read answers from one consistent view of the data.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores `snapshot`, received at `received_at` (server clock), unless
-    /// its id was stored before.
+    /// Stores `snapshot`, received at `received_at`, unless its id was
+    /// stored before. `Stored` is answered only once the snapshot is
+    /// durably committed; on any error nothing of it is stored.
     async fn ingest(
         &self,
         snapshot: &Snapshot,
         received_at: DateTime<Utc>,
-    ) -> anyhow::Result<IngestOutcome>;
+    ) -> StoreResult<IngestOutcome>;
 
     /// Every host, in no particular order.
-    async fn hosts(&self) -> anyhow::Result<Vec<HostRecord>>;
+    async fn hosts(&self) -> StoreResult<Vec<HostRecord>>;
 
     /// One host, if known.
-    async fn host(&self, host_id: &str) -> anyhow::Result<Option<HostRecord>>;
+    async fn host(&self, host_id: &str) -> StoreResult<Option<HostRecord>>;
 
-    /// Ids of the hosts whose newest hostname is `hostname`, to make display
-    /// names unique.
-    async fn hosts_named(&self, hostname: &str) -> anyhow::Result<Vec<String>>;
+    /// Ids of the hosts whose newest hostname is `hostname`.
+    async fn hosts_named(&self, hostname: &str) -> StoreResult<Vec<String>>;
 
-    /// The host's newest snapshot, or with `at`, its newest one taken at or
-    /// before `at`. A snapshot counts as taken when the agent collected it,
-    /// or when it arrived if the agent's clock put it later than that.
+    /// Exactly what the agent sent in the host's newest snapshot, or with
+    /// `at`, in its newest one taken at or before `at`.
     async fn snapshot(
         &self,
         host_id: &str,
         at: Option<DateTime<Utc>>,
-    ) -> anyhow::Result<Option<StoredSnapshot>>;
+    ) -> StoreResult<Option<StoredSnapshot>>;
 
-    /// Deletes up to `batch` snapshots received before `cutoff`, then the
-    /// processes and hosts nothing refers to any more, in one short
-    /// transaction. Called repeatedly until it deletes no snapshot.
-    async fn delete_before(&self, cutoff: DateTime<Utc>, batch: u32) -> anyhow::Result<Deleted>;
+    /// One process's numbers over `range`, in at most about `max_points`
+    /// steps (raw samples for short ranges, roll-ups for long ones).
+    async fn process_series(
+        &self,
+        host_id: &str,
+        pid: u32,
+        start_time: DateTime<Utc>,
+        range: TimeRange,
+        max_points: usize,
+    ) -> StoreResult<Series>;
 
-    /// Succeeds when the database answers a query.
-    async fn ping(&self) -> anyhow::Result<()>;
+    /// The host's totals (process count, CPU, resident memory) over
+    /// `range`, in at most about `max_points` steps.
+    async fn host_series(
+        &self,
+        host_id: &str,
+        range: TimeRange,
+        max_points: usize,
+    ) -> StoreResult<Series>;
 
-    /// Closes the connections, waiting for running queries; every call
-    /// after this fails.
+    /// Processes started and exited, and facts changed, after `range.from`
+    /// up to `range.to`; at most `limit` of them in all.
+    async fn changes(
+        &self,
+        host_id: &str,
+        range: TimeRange,
+        limit: usize,
+    ) -> StoreResult<HostChanges>;
+
+    /// Processes matching `query` on every host, in each host's newest
+    /// snapshot or its newest at or before `at`; at most `limit`, and
+    /// whether there were more.
+    async fn search(
+        &self,
+        query: &SearchQuery,
+        at: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Found>, bool)> {
+        let lower = query.text.to_lowercase();
+        let mut hosts = self.hosts().await?;
+        hosts.sort_by(|a, b| a.info.id.cmp(&b.info.id));
+        let mut found = Vec::new();
+        for host in hosts {
+            let Some(snapshot) = self.snapshot(&host.info.id, at).await? else {
+                continue;
+            };
+            let mut hits: Vec<_> = snapshot
+                .processes
+                .into_iter()
+                .filter(|p| query.matches(&lower, p))
+                .collect();
+            hits.sort_by_key(|p| p.pid);
+            for process in hits {
+                if found.len() == limit {
+                    return Ok((found, true));
+                }
+                found.push(Found {
+                    host_id: host.info.id.clone(),
+                    taken_at: snapshot.taken_at,
+                    process,
+                });
+            }
+        }
+        Ok((found, false))
+    }
+
+    /// Rolls up what is complete, then drops what `retention` no longer
+    /// keeps, in whole blocks and short steps that never hold ingest up
+    /// for long. Reads never show data older than retention, even before
+    /// its block is dropped.
+    async fn maintain(&self, now: DateTime<Utc>, retention: Retention) -> StoreResult<Maintenance>;
+
+    /// Succeeds when the database can be read and written: takes the same
+    /// path as a write, without changing anything.
+    async fn check(&self) -> StoreResult<()>;
+
+    /// Closes the database; every call after this fails.
     async fn close(&self);
 }

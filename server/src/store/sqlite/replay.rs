@@ -1,0 +1,205 @@
+//! Rebuilding snapshots from raw blocks: one snapshot by following its
+//! chain from the keyframe, or every snapshot of a span in time order.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use super::errors::Classify;
+use super::schema::{Block, Kind};
+use crate::store::chain::{Chain, Event};
+use crate::store::codec;
+use crate::store::StoreResult;
+
+/// The row of one stored snapshot, without its payload.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub block: Block,
+    pub seq: i64,
+    pub chain: i64,
+    pub id: Uuid,
+    pub taken_at: i64,
+    pub collected_at: i64,
+    pub received_at: i64,
+}
+
+/// The host's newest snapshot taken at or before `at` (and not before
+/// `not_before`), looking through `raw` blocks newest first.
+pub fn head_at(
+    conn: &Connection,
+    raw: &[Block],
+    host: i64,
+    at: i64,
+    not_before: i64,
+) -> StoreResult<Option<Head>> {
+    for &block in raw.iter().rev() {
+        if block.start() > at {
+            continue;
+        }
+        if block.end() <= not_before {
+            break;
+        }
+        let mut statement = conn
+            .prepare_cached(&format!(
+                "SELECT seq, chain, id, taken_at, collected_at, received_at FROM {}
+                 WHERE host = ?1 AND taken_at <= ?2 AND taken_at >= ?3
+                 ORDER BY taken_at DESC, seq DESC LIMIT 1",
+                block.table()
+            ))
+            .doing("cannot read a snapshot")?;
+        let head = statement
+            .query_row(params![host, at, not_before], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
+                ))
+            })
+            .optional()
+            .doing("cannot read a snapshot")?;
+        if let Some((seq, chain, id, taken_at, collected_at, received_at)) = head {
+            return Ok(Some(Head {
+                block,
+                seq,
+                chain,
+                id: Uuid::from_slice(&id).context("stored snapshot id is not a UUID")?,
+                taken_at,
+                collected_at,
+                received_at,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The processes of the snapshot `head`, rebuilt from its chain, and how
+/// many snapshots the chain holds up to it.
+pub fn rebuild(conn: &Connection, head: &Head) -> StoreResult<(Chain, u32)> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT data FROM {} WHERE chain = ?1 AND seq <= ?2 ORDER BY seq",
+            head.block.table()
+        ))
+        .doing("cannot read a snapshot")?;
+    let mut rows = statement
+        .query(params![head.chain, head.seq])
+        .doing("cannot read a snapshot")?;
+    let mut chain = Chain::default();
+    let mut length = 0;
+    while let Some(row) = rows.next().doing("cannot read a snapshot")? {
+        let data = row.get_ref(0).doing("cannot read a snapshot")?;
+        let data = data.as_blob().context("stored snapshot is not a blob")?;
+        chain
+            .apply(&codec::open(data)?, None)
+            .with_context(|| format!("snapshot {} does not decode", head.id))?;
+        length += 1;
+    }
+    Ok((chain, length))
+}
+
+/// One snapshot met while replaying.
+pub struct Step<'a> {
+    pub taken_at: i64,
+    /// The processes after it.
+    pub state: &'a Chain,
+    /// What changed since the snapshot before it (only when asked for).
+    pub events: &'a [Event],
+}
+
+/// Calls `visit` for every snapshot of the host taken within
+/// `[from, to]`, in time order. With `events`, each step says what changed
+/// since the snapshot before it, which may lie before `from`.
+pub fn replay(
+    conn: &Connection,
+    raw: &[Block],
+    host: i64,
+    from: i64,
+    to: i64,
+    events: bool,
+    mut visit: impl FnMut(Step<'_>) -> ControlFlow<()>,
+) -> StoreResult<()> {
+    let blocks: Vec<Block> = raw
+        .iter()
+        .copied()
+        .filter(|b| b.kind == Kind::Raw && b.end() > from && b.start() <= to)
+        .collect();
+    // The state before the first block, so its first snapshot's events are
+    // relative to what came before.
+    let mut previous: Option<Chain> = None;
+    if events {
+        if let Some(first) = blocks.first() {
+            if let Some(head) = head_at(conn, raw, host, first.start() - 1, i64::MIN)? {
+                previous = Some(rebuild(conn, &head)?.0);
+            }
+        }
+    }
+    let mut scratch = Vec::new();
+    for block in blocks {
+        let mut statement = conn
+            .prepare_cached(&format!(
+                "SELECT seq, chain, taken_at, data FROM {}
+                 WHERE host = ?1 AND taken_at <= ?2 ORDER BY taken_at, seq",
+                block.table()
+            ))
+            .doing("cannot read history")?;
+        let mut rows = statement
+            .query(params![host, to])
+            .doing("cannot read history")?;
+        let mut chains: HashMap<i64, Chain> = HashMap::new();
+        let mut last: Option<i64> = None;
+        while let Some(row) = rows.next().doing("cannot read history")? {
+            let seq: i64 = row.get(0).doing("cannot read history")?;
+            let chain_id: i64 = row.get(1).doing("cannot read history")?;
+            let taken_at: i64 = row.get(2).doing("cannot read history")?;
+            let data = row.get_ref(3).doing("cannot read history")?;
+            let payload = codec::open(data.as_blob().context("stored snapshot is not a blob")?)?;
+            let mut state = if chain_id == seq {
+                Chain::default()
+            } else {
+                chains
+                    .remove(&chain_id)
+                    .with_context(|| format!("snapshot {seq} continues a chain not found"))?
+            };
+            scratch.clear();
+            let continues = last == Some(chain_id) && chain_id != seq;
+            if events && continues {
+                state.apply(&payload, Some(&mut scratch))?;
+            } else {
+                state.apply(&payload, None)?;
+                if events {
+                    let before = match last {
+                        Some(l) if l != chain_id => chains.get(&l),
+                        Some(_) => None,
+                        None => previous.as_ref(),
+                    };
+                    let empty = Chain::default();
+                    state.events_since(before.unwrap_or(&empty), &mut scratch);
+                }
+            }
+            let flow = if taken_at >= from {
+                visit(Step {
+                    taken_at,
+                    state: &state,
+                    events: &scratch,
+                })
+            } else {
+                ControlFlow::Continue(())
+            };
+            chains.insert(chain_id, state);
+            last = Some(chain_id);
+            if flow.is_break() {
+                return Ok(());
+            }
+        }
+        if let Some(l) = last {
+            previous = chains.remove(&l);
+        }
+    }
+    Ok(())
+}
