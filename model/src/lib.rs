@@ -11,6 +11,8 @@
 //! server refuses more, and the agent cuts what it collects to fit.
 
 mod api;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod limits;
 mod snapshot;
 
