@@ -2,10 +2,12 @@
 //! OpenAPI description, so the document cannot miss one.
 
 pub mod health;
+pub mod history;
 pub mod hosts;
 pub mod ingest;
 pub mod openapi;
 pub mod processes;
+mod time;
 pub mod validate;
 
 use axum::http::{Method, Uri};
@@ -21,6 +23,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(ingest::ingest, processes::list))
         .routes(routes!(hosts::list))
+        .routes(routes!(history::process_series))
+        .routes(routes!(history::host_series))
+        .routes(routes!(history::changes))
+        .routes(routes!(history::search))
         .routes(routes!(health::health))
         .routes(routes!(openapi::serve))
 }

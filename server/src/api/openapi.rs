@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "processes", description = "Snapshots of a host's processes"),
         (name = "hosts", description = "The machines that send snapshots"),
+        (name = "history", description = "Series, changes and search over stored history"),
         (name = "server", description = "The server itself"),
     )
 )]

@@ -4,7 +4,6 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use procmon_model::{ErrorBody, ProcessListing};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -35,7 +34,7 @@ pub struct ProcessQuery {
     security((), ("viewer_key" = [])),
     responses(
         (status = 200, description = "The snapshot asked for", body = ProcessListing),
-        (status = 400, description = "`host` missing or empty, or `at` not an RFC 3339 time", body = ErrorBody),
+        (status = 400, description = "`host` missing or empty, or `at` not an RFC 3339 time within the years 1677 to 2262", body = ErrorBody),
         (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
         (status = 404, description = "Unknown host, or no snapshot of it at or before `at`", body = ErrorBody),
         (status = 503, description = "The store cannot be read now", body = ErrorBody),
@@ -59,7 +58,7 @@ pub async fn list(
             "`host` is empty: give the host's id as ?host=<id>".into(),
         ));
     }
-    let at = query.at.as_deref().map(parse_at).transpose()?;
+    let at = super::time::parse_optional("at", query.at.as_deref())?;
     tracing::Span::current().record("host", host_id);
 
     let summary = super::hosts::summary_of(&state, host_id).await?;
@@ -79,23 +78,4 @@ pub async fn list(
         received_at: snapshot.received_at,
         processes: snapshot.processes,
     }))
-}
-
-fn parse_at(text: &str) -> Result<DateTime<Utc>, ApiError> {
-    let text = text.trim();
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|e| {
-            // An unescaped "+02:00" arrives as " 02:00" (a query string's
-            // '+' means space): read it as meant.
-            match text.rsplit_once(' ') {
-                Some((time, offset)) => DateTime::parse_from_rfc3339(&format!("{time}+{offset}")),
-                None => Err(e),
-            }
-        })
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            ApiError::InvalidQuery(format!(
-                "`at` is not an RFC 3339 time like 2024-05-01T12:00:00Z: {e}"
-            ))
-        })
 }

@@ -1,0 +1,57 @@
+//! Times in query strings: RFC 3339, within what the store can hold.
+
+use chrono::{DateTime, Utc};
+use procmon_model::limits::is_storable_time;
+
+use crate::error::ApiError;
+
+/// Reads the query parameter `name`, an RFC 3339 time.
+pub fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    let text = text.trim();
+    let time = DateTime::parse_from_rfc3339(text)
+        .or_else(|e| {
+            // An unescaped "+02:00" arrives as " 02:00" (a query string's
+            // '+' means space): read it as meant.
+            match text.rsplit_once(' ') {
+                Some((time, offset)) => DateTime::parse_from_rfc3339(&format!("{time}+{offset}")),
+                None => Err(e),
+            }
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::InvalidQuery(format!(
+                "`{name}` is {text:?}, not a time: give an RFC 3339 time such as \
+                 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00"
+            ))
+        })?;
+    if !is_storable_time(time) {
+        return Err(ApiError::InvalidQuery(format!(
+            "`{name}` is {}, outside the years 1677 to 2262 that procmon keeps",
+            time.to_rfc3339()
+        )));
+    }
+    Ok(time)
+}
+
+/// Reads an optional time parameter.
+pub fn parse_optional(name: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    text.map(|t| parse_time(name, t)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_read_or_refused_with_the_expected_form() {
+        assert!(parse_time("at", "2024-05-01T12:00:00Z").is_ok());
+        assert_eq!(
+            parse_time("at", "2024-05-01T14:00:00 02:00").unwrap(),
+            parse_time("at", "2024-05-01T12:00:00Z").unwrap()
+        );
+        let e = parse_time("at", "yesterday").unwrap_err().to_string();
+        assert!(e.contains("2024-05-01T12:00:00Z"), "{e}");
+        let e = parse_time("at", "9999-12-31T23:59:59Z").unwrap_err().to_string();
+        assert!(e.contains("outside the years"), "{e}");
+    }
+}

@@ -1,0 +1,593 @@
+//! The behaviours every store must have. Each test gets a fresh, empty
+//! store and speaks to it only through the `Store` trait.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use procmon_model::fixtures::{snapshot_at, SimHost};
+use procmon_model::{ProcessFacts, ProcessSample, Resolution, Snapshot};
+use procmon_server::store::{
+    IngestOutcome, Retention, SearchField, SearchQuery, Store, TimeRange,
+};
+
+/// A fresh store, and whatever must live as long as it.
+pub struct Fresh {
+    pub store: Arc<dyn Store>,
+    pub _dir: tempfile::TempDir,
+}
+
+/// One `#[tokio::test]` per behaviour below, for the backend `$fresh`.
+#[macro_export]
+macro_rules! contract_tests {
+    ($fresh:ident) => {
+        $crate::contract_tests!(@each $fresh,
+            every_snapshot_reads_back_exactly_at_and_between_its_times,
+            a_retry_is_stored_once_and_an_id_belongs_to_one_host,
+            host_facts_and_totals_come_from_the_newest_snapshot,
+            changes_list_starts_exits_and_fact_changes,
+            series_and_rollups_equal_what_was_sent,
+            hour_rollups_equal_what_was_sent,
+            retention_removes_what_is_older_and_keeps_what_is_younger,
+            search_finds_processes_by_name_user_and_command_line,
+            a_store_that_works_passes_its_check,
+        );
+    };
+    (@each $fresh:ident, $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::contract::$name($fresh().await).await;
+            }
+        )*
+    };
+}
+
+fn start() -> DateTime<Utc> {
+    // 00:52 UTC: the runs below cross hour and day boundaries.
+    DateTime::parse_from_rfc3339("2026-03-01T23:52:00Z")
+        .unwrap()
+        .to_utc()
+}
+
+fn sorted(mut processes: Vec<ProcessSample>) -> Vec<ProcessSample> {
+    processes.sort_by_key(|p| (p.pid, p.start_time));
+    processes
+}
+
+/// What was sent, by the time each snapshot counts as taken.
+#[derive(Default)]
+struct Sent {
+    by_taken: BTreeMap<DateTime<Utc>, Snapshot>,
+}
+
+impl Sent {
+    /// The snapshot the store must answer for `at`, with when it counts
+    /// as taken.
+    fn at(&self, at: DateTime<Utc>) -> Option<(DateTime<Utc>, &Snapshot)> {
+        self.by_taken.range(..=at).next_back().map(|(t, s)| (*t, s))
+    }
+}
+
+async fn ingest(store: &dyn Store, snapshot: &Snapshot, received: DateTime<Utc>) {
+    assert_eq!(
+        store.ingest(snapshot, received).await.expect("ingest"),
+        IngestOutcome::Stored
+    );
+}
+
+/// Generated sequences with starts, exits, execs, argv rewrites, pid
+/// reuse, a clock running ahead and snapshots arriving out of order: the
+/// tree at each snapshot's time, and between two, is what was sent.
+pub async fn every_snapshot_reads_back_exactly_at_and_between_its_times(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut sim = SimHost::new("host-seq", 120, 11, start());
+    sim.churn.turnover = 0.03;
+    sim.churn.exec = 0.5;
+    let mut sent = Sent::default();
+    let mut late: Vec<(Snapshot, DateTime<Utc>)> = Vec::new();
+    // 600 snapshots at 2 s: 20 minutes across an hour boundary, more than
+    // one chain of deltas.
+    for i in 0..600 {
+        let mut snapshot = sim.next();
+        let real = snapshot.collected_at;
+        let mut received = real + Duration::milliseconds(40);
+        if i % 97 == 5 {
+            // The agent's clock runs an hour ahead: it counts as taken
+            // when it arrived.
+            snapshot.collected_at = real + Duration::hours(1);
+            received = real;
+        }
+        let held_back = i % 23 == 7;
+        if held_back {
+            // It arrives half a minute late, after newer ones.
+            received += Duration::seconds(30);
+        }
+        let taken = snapshot.collected_at.min(received);
+        sent.by_taken.insert(taken, snapshot.clone());
+        if held_back {
+            late.push((snapshot, received));
+        } else {
+            ingest(store, &snapshot, received).await;
+        }
+        if i % 50 == 49 {
+            for (s, r) in late.drain(..) {
+                ingest(store, &s, r).await;
+            }
+        }
+    }
+    for (s, r) in late.drain(..) {
+        ingest(store, &s, r).await;
+    }
+
+    let newest = store.snapshot("host-seq", None).await.unwrap().unwrap();
+    let (_, last) = sent.by_taken.iter().next_back().unwrap();
+    assert_eq!(newest.id, last.id);
+    assert_eq!(sorted(newest.processes), sorted(last.processes.clone()));
+
+    for (taken, expected) in &sent.by_taken {
+        for at in [*taken, *taken + Duration::milliseconds(900)] {
+            let (want_taken, want) = sent.at(at).unwrap();
+            let got = store
+                .snapshot("host-seq", Some(at))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("no snapshot at {at}"));
+            assert_eq!(got.id, want.id, "snapshot at {at}");
+            assert_eq!(got.taken_at, want_taken);
+            assert_eq!(got.collected_at, want.collected_at);
+            assert_eq!(
+                sorted(got.processes),
+                sorted(want.processes.clone()),
+                "processes at {at} (snapshot {})",
+                expected.id
+            );
+        }
+    }
+    let before = start() - Duration::seconds(1);
+    assert!(store.snapshot("host-seq", Some(before)).await.unwrap().is_none());
+    assert!(store.snapshot("no-such-host", None).await.unwrap().is_none());
+}
+
+pub async fn a_retry_is_stored_once_and_an_id_belongs_to_one_host(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let s = snapshot_at("host-a", 5, start());
+    let received = start() + Duration::milliseconds(5);
+    assert_eq!(store.ingest(&s, received).await.unwrap(), IngestOutcome::Stored);
+    assert_eq!(
+        store.ingest(&s, received + Duration::seconds(3)).await.unwrap(),
+        IngestOutcome::AlreadyStored
+    );
+    let mut other = snapshot_at("host-b", 5, start());
+    other.id = s.id;
+    assert_eq!(
+        store.ingest(&other, received).await.unwrap(),
+        IngestOutcome::IdTakenByOtherHost
+    );
+    assert!(store.host("host-b").await.unwrap().is_none());
+    let got = store.snapshot("host-a", None).await.unwrap().unwrap();
+    assert_eq!(got.id, s.id);
+    assert_eq!(got.received_at, received);
+}
+
+pub async fn host_facts_and_totals_come_from_the_newest_snapshot(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut newer = snapshot_at("host-a", 4, start() + Duration::minutes(1));
+    newer.host.hostname = "renamed".into();
+    newer.processes[0].cpu_percent = 3e38;
+    newer.processes[1].cpu_percent = 3e38;
+    let older = snapshot_at("host-a", 9, start());
+    ingest(store, &newer, newer.collected_at).await;
+    // A late, older snapshot changes neither facts nor totals.
+    ingest(store, &older, newer.collected_at + Duration::seconds(5)).await;
+    let host = store.host("host-a").await.unwrap().unwrap();
+    assert_eq!(host.info.hostname, "renamed");
+    assert_eq!(host.totals.process_count, 4);
+    assert!(host.totals.cpu_percent.is_finite() && host.totals.cpu_percent > 5e38);
+    assert_eq!(host.first_seen, newer.collected_at);
+    assert_eq!(host.last_seen, newer.collected_at + Duration::seconds(5));
+    assert_eq!(store.hosts().await.unwrap().len(), 1);
+    assert_eq!(store.hosts_named("renamed").await.unwrap(), vec!["host-a"]);
+    assert!(store.hosts_named("host-a-name").await.unwrap().is_empty());
+}
+
+pub async fn changes_list_starts_exits_and_fact_changes(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut sim = SimHost::new("host-c", 60, 3, start());
+    sim.churn.turnover = 0.05;
+    sim.churn.exec = 1.0;
+    let mut snapshots = vec![sim.snapshot()];
+    for _ in 0..200 {
+        snapshots.push(sim.next());
+    }
+    for s in &snapshots {
+        ingest(store, s, s.collected_at).await;
+    }
+    let (from, to) = (snapshots[20].collected_at, snapshots[180].collected_at);
+    let answer = store
+        .changes("host-c", TimeRange { from, to }, 100_000)
+        .await
+        .unwrap();
+    assert!(!answer.truncated);
+
+    // The same, worked out from what was sent.
+    let (mut started, mut exited, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in snapshots[20..=180].windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        let key = |p: &ProcessSample| (p.pid, p.start_time);
+        for p in &after.processes {
+            match before.processes.iter().find(|q| key(q) == key(p)) {
+                None => started.push((after.collected_at, ProcessFacts::from(p))),
+                Some(q) if ProcessFacts::from(q) != ProcessFacts::from(p) => {
+                    changed.push((after.collected_at, ProcessFacts::from(q), ProcessFacts::from(p)))
+                }
+                Some(_) => {}
+            }
+        }
+        for q in &before.processes {
+            if !after.processes.iter().any(|p| key(p) == key(q)) {
+                exited.push((after.collected_at, ProcessFacts::from(q)));
+            }
+        }
+    }
+    let got_started: Vec<_> = answer.started.iter().map(|e| (e.at, e.process.clone())).collect();
+    let got_exited: Vec<_> = answer.exited.iter().map(|e| (e.at, e.process.clone())).collect();
+    let got_changed: Vec<_> = answer
+        .changed
+        .iter()
+        .map(|c| (c.at, c.before.clone(), c.after.clone()))
+        .collect();
+    let by = |v: &mut Vec<(DateTime<Utc>, ProcessFacts)>| v.sort_by_key(|(t, p)| (*t, p.pid));
+    let (mut a, mut b) = (got_started, started);
+    by(&mut a);
+    by(&mut b);
+    assert_eq!(a, b, "started");
+    let (mut a, mut b) = (got_exited, exited);
+    by(&mut a);
+    by(&mut b);
+    assert_eq!(a, b, "exited");
+    assert!(!changed.is_empty());
+    let (mut a, mut b) = (got_changed, changed);
+    a.sort_by_key(|(t, p, _)| (*t, p.pid));
+    b.sort_by_key(|(t, p, _)| (*t, p.pid));
+    assert_eq!(a, b, "changed");
+
+    // A limit stops the answer and says so.
+    let few = store
+        .changes("host-c", TimeRange { from, to }, 3)
+        .await
+        .unwrap();
+    assert!(few.truncated);
+    assert!(few.started.len() + few.exited.len() + few.changed.len() <= 3);
+}
+
+/// avg, min and max of each metric of the process `(pid, start)` over the
+/// snapshots taken in `[at, at + step)`, worked out from what was sent.
+fn expected_point(
+    snapshots: &[Snapshot],
+    pick: impl Fn(&Snapshot) -> Option<Vec<Option<f64>>>,
+    at: DateTime<Utc>,
+    step: Duration,
+    metrics: usize,
+) -> Option<(u64, Vec<(f64, f64, f64)>)> {
+    let mut n = 0;
+    let mut sums = vec![(0.0, f64::INFINITY, f64::NEG_INFINITY, 0u64); metrics];
+    for s in snapshots {
+        if s.collected_at < at || s.collected_at >= at + step {
+            continue;
+        }
+        let Some(values) = pick(s) else { continue };
+        n += 1;
+        for (acc, v) in sums.iter_mut().zip(values) {
+            if let Some(v) = v {
+                acc.0 += v;
+                acc.1 = acc.1.min(v);
+                acc.2 = acc.2.max(v);
+                acc.3 += 1;
+            }
+        }
+    }
+    (n > 0).then(|| {
+        (
+            n,
+            sums.into_iter()
+                .map(|(sum, min, max, k)| (sum / k.max(1) as f64, min, max))
+                .collect(),
+        )
+    })
+}
+
+fn process_values(p: &ProcessSample) -> Vec<Option<f64>> {
+    vec![
+        Some(f64::from(p.cpu_percent)),
+        Some(p.memory_rss_bytes as f64),
+        Some(p.memory_virtual_bytes as f64),
+        p.memory_private_bytes.map(|v| v as f64),
+        p.threads.map(f64::from),
+        p.handles.map(f64::from),
+        Some(p.disk_read_bytes as f64),
+        Some(p.disk_written_bytes as f64),
+    ]
+}
+
+fn host_values(s: &Snapshot) -> Vec<Option<f64>> {
+    vec![
+        Some(s.processes.len() as f64),
+        Some(s.processes.iter().map(|p| f64::from(p.cpu_percent)).sum()),
+        Some(s.processes.iter().map(|p| p.memory_rss_bytes as f64).sum()),
+    ]
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Checks every point against what was sent, and that every sample taken
+/// from `since` to the series' end is in some point.
+fn check_series(
+    series: &procmon_model::Series,
+    since: DateTime<Utc>,
+    snapshots: &[Snapshot],
+    pick: impl Fn(&Snapshot) -> Option<Vec<Option<f64>>> + Copy,
+) {
+    let step = Duration::milliseconds(series.step_ms as i64);
+    assert!(!series.points.is_empty());
+    for point in &series.points {
+        let (n, want) = expected_point(snapshots, pick, point.at, step, series.metrics.len())
+            .unwrap_or_else(|| panic!("a point at {} with no sample", point.at));
+        assert_eq!(point.samples, n, "samples at {}", point.at);
+        for (i, (avg, min, max)) in want.into_iter().enumerate() {
+            let name = &series.metrics[i];
+            if let Some(got) = point.avg[i] {
+                assert!(close(got, avg), "{name} avg at {}: {got} vs {avg}", point.at);
+                assert_eq!(point.min[i], Some(min), "{name} min at {}", point.at);
+                assert_eq!(point.max[i], Some(max), "{name} max at {}", point.at);
+            }
+        }
+    }
+    // Every step that had a sample is there.
+    let covered: usize = series.points.iter().map(|p| p.samples as usize).sum();
+    let in_range = snapshots
+        .iter()
+        .filter(|s| s.collected_at >= since && s.collected_at <= series.to)
+        .filter(|s| pick(s).is_some())
+        .count();
+    assert_eq!(covered, in_range, "samples covered by the series");
+}
+
+/// Raw series for short ranges and minute roll-ups for long ones give the
+/// averages, minima and maxima of what was sent.
+pub async fn series_and_rollups_equal_what_was_sent(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut sim = SimHost::new("host-s", 40, 5, start());
+    sim.interval = Duration::seconds(10);
+    sim.churn.busy = 0.3;
+    let mut snapshots = vec![sim.snapshot()];
+    // Three hours and a bit.
+    for _ in 0..1200 {
+        snapshots.push(sim.next());
+    }
+    for s in &snapshots {
+        ingest(store, s, s.collected_at).await;
+    }
+    let end = snapshots.last().unwrap().collected_at;
+    store
+        .maintain(end + Duration::minutes(5), Retention::default())
+        .await
+        .unwrap();
+
+    let pid1 = snapshots[0].processes[0].clone();
+    let pick = |s: &Snapshot| {
+        s.processes
+            .iter()
+            .find(|p| p.pid == pid1.pid && p.start_time == pid1.start_time)
+            .map(process_values)
+    };
+    // Short: raw samples.
+    let range = TimeRange {
+        from: start() + Duration::minutes(70),
+        to: start() + Duration::minutes(100),
+    };
+    let raw = store
+        .process_series("host-s", pid1.pid, pid1.start_time, range, 1000)
+        .await
+        .unwrap();
+    assert_eq!(raw.resolution, Resolution::Raw);
+    assert_eq!(raw.metrics[0], "cpu_percent");
+    check_series(&raw, range.from, &snapshots, pick);
+
+    // Long: minute roll-ups, and raw for the hour not rolled up yet.
+    let range = TimeRange {
+        from: start(),
+        to: end,
+    };
+    let rolled = store
+        .process_series("host-s", pid1.pid, pid1.start_time, range, 50)
+        .await
+        .unwrap();
+    assert_eq!(rolled.resolution, Resolution::Minute);
+    assert!(rolled.points.len() <= 51, "{} points", rolled.points.len());
+    check_series(&rolled, range.from, &snapshots, pick);
+
+    let host = store.host_series("host-s", range, 50).await.unwrap();
+    assert_eq!(host.metrics, ["process_count", "cpu_percent", "memory_rss_bytes"]);
+    check_series(&host, range.from, &snapshots, |s| Some(host_values(s)));
+
+    let unknown = store
+        .process_series("host-s", 999_999, start(), range, 50)
+        .await
+        .unwrap();
+    assert!(unknown.points.is_empty());
+}
+
+/// Hour roll-ups, made from minute roll-ups once a day is complete.
+pub async fn hour_rollups_equal_what_was_sent(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut sim = SimHost::new("host-h", 10, 9, start());
+    sim.interval = Duration::seconds(120);
+    sim.churn.busy = 0.5;
+    sim.churn.turnover = 0.0;
+    let mut snapshots = vec![sim.snapshot()];
+    // Two days and a bit, so one whole UTC day is rolled up by hour.
+    for _ in 0..(26 * 60) {
+        snapshots.push(sim.next());
+    }
+    for s in &snapshots {
+        ingest(store, s, s.collected_at).await;
+    }
+    let end = snapshots.last().unwrap().collected_at;
+    store
+        .maintain(end + Duration::minutes(5), Retention::default())
+        .await
+        .unwrap();
+    let range = TimeRange {
+        from: start(),
+        to: end,
+    };
+    let host = store.host_series("host-h", range, 20).await.unwrap();
+    assert_eq!(host.resolution, Resolution::Hour);
+    check_series(&host, range.from, &snapshots, |s| Some(host_values(s)));
+    let p = snapshots[0].processes[3].clone();
+    let series = store
+        .process_series("host-h", p.pid, p.start_time, range, 20)
+        .await
+        .unwrap();
+    assert_eq!(series.resolution, Resolution::Hour);
+    check_series(&series, range.from, &snapshots, |s| {
+        s.processes
+            .iter()
+            .find(|q| q.pid == p.pid && q.start_time == p.start_time)
+            .map(process_values)
+    });
+}
+
+pub async fn retention_removes_what_is_older_and_keeps_what_is_younger(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut sim = SimHost::new("host-r", 20, 1, start());
+    sim.interval = Duration::seconds(30);
+    let mut snapshots = vec![sim.snapshot()];
+    for _ in 0..(6 * 120) {
+        snapshots.push(sim.next());
+    }
+    for s in &snapshots {
+        ingest(store, s, s.collected_at).await;
+    }
+    // Another host, last heard of before every retention.
+    let gone = snapshot_at("host-gone", 3, start() - Duration::hours(1));
+    ingest(store, &gone, gone.collected_at).await;
+
+    let end = snapshots.last().unwrap().collected_at;
+    let retention = Retention {
+        raw: StdDuration::from_secs(2 * 3600),
+        minute: StdDuration::from_secs(4 * 3600),
+        hour: StdDuration::from_secs(5 * 3600),
+    };
+    let now = end + Duration::minutes(10);
+    let done = store.maintain(now, retention).await.unwrap();
+    assert!(done.blocks_dropped > 0, "{done:?}");
+    assert_eq!(done.hosts_removed, 1);
+    assert!(store.host("host-gone").await.unwrap().is_none());
+
+    let raw_cut = now - Duration::hours(2);
+    for s in &snapshots {
+        let got = store.snapshot("host-r", Some(s.collected_at)).await.unwrap();
+        if s.collected_at < raw_cut {
+            assert!(got.is_none(), "snapshot of {} outlived retention", s.collected_at);
+        } else {
+            let got = got.unwrap_or_else(|| panic!("snapshot of {} was lost", s.collected_at));
+            assert_eq!(got.id, s.id);
+            assert_eq!(sorted(got.processes), sorted(s.processes.clone()));
+        }
+    }
+    // Roll-ups outlive raw snapshots: a series over the whole run comes
+    // from them, back to the hour roll-ups' own cutoff and no further.
+    let hour_cut = now - Duration::hours(5);
+    let series = store
+        .host_series(
+            "host-r",
+            TimeRange {
+                from: start(),
+                to: end,
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    let step = Duration::milliseconds(series.step_ms as i64);
+    assert!(series.points[0].at > hour_cut - step, "{:?}", series.points[0]);
+    let kept: Vec<_> = snapshots
+        .iter()
+        .filter(|s| s.collected_at >= series.points[0].at)
+        .cloned()
+        .collect();
+    check_series(&series, series.points[0].at, &kept, |s| Some(host_values(s)));
+    // Running it again finds nothing more to do.
+    let again = store.maintain(now, retention).await.unwrap();
+    assert_eq!(again.blocks_dropped, 0);
+}
+
+pub async fn search_finds_processes_by_name_user_and_command_line(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let t0 = start();
+    let mut a = snapshot_at("host-a", 5, t0);
+    a.processes[2].name = "nginx".into();
+    a.processes[2].user = Some("www-data".into());
+    a.processes[3].cmd = vec!["python3".into(), "-m".into(), "Http.Server".into()];
+    let mut b = snapshot_at("host-b", 5, t0);
+    b.processes[4].name = "NGINX-worker".into();
+    ingest(store, &a, t0).await;
+    ingest(store, &b, t0).await;
+    // Later, nginx is gone from host-a.
+    let mut a2 = snapshot_at("host-a", 5, t0 + Duration::minutes(5));
+    a2.processes[2].name = "apache2".into();
+    ingest(store, &a2, a2.collected_at).await;
+
+    let q = |text: &str, field| SearchQuery {
+        text: text.into(),
+        field,
+    };
+    let (now, more) = store.search(&q("nginx", SearchField::Any), None, 100).await.unwrap();
+    assert!(!more);
+    assert_eq!(
+        now.iter().map(|f| f.host_id.as_str()).collect::<Vec<_>>(),
+        ["host-b"]
+    );
+    let (then, _) = store
+        .search(&q("nginx", SearchField::Name), Some(t0 + Duration::minutes(1)), 100)
+        .await
+        .unwrap();
+    assert_eq!(then.len(), 2);
+    assert_eq!(then[0].host_id, "host-a");
+    assert_eq!(then[0].process.pid, 3);
+    let (by_user, _) = store
+        .search(&q("WWW-DATA", SearchField::User), Some(t0), 100)
+        .await
+        .unwrap();
+    assert_eq!(by_user.len(), 1);
+    let (by_cmd, _) = store
+        .search(&q("http.server", SearchField::Cmd), None, 100)
+        .await
+        .unwrap();
+    assert!(by_cmd.is_empty(), "host-a's python is gone now");
+    let (by_cmd, _) = store
+        .search(&q("http.server", SearchField::Cmd), Some(t0), 100)
+        .await
+        .unwrap();
+    assert_eq!(by_cmd.len(), 1);
+    let (limited, more) = store
+        .search(&q("proc", SearchField::Any), None, 3)
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 3);
+    assert!(more);
+}
+
+pub async fn a_store_that_works_passes_its_check(fresh: Fresh) {
+    fresh.store.check().await.unwrap();
+    let s = snapshot_at("host-a", 3, start());
+    ingest(fresh.store.as_ref(), &s, start()).await;
+    fresh.store.check().await.unwrap();
+    fresh.store.close().await;
+    assert!(fresh.store.check().await.is_err());
+}
