@@ -107,7 +107,11 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("systemd", "/usr/lib/systemd/systemd", "root"),
     ("sshd", "/usr/sbin/sshd", "root"),
     ("nginx", "/usr/sbin/nginx", "www-data"),
-    ("postgres", "/usr/lib/postgresql/15/bin/postgres", "postgres"),
+    (
+        "postgres",
+        "/usr/lib/postgresql/15/bin/postgres",
+        "postgres",
+    ),
     ("chrome", "/opt/google/chrome/chrome", "alice"),
     ("python3", "/usr/bin/python3.11", "alice"),
     ("bash", "/usr/bin/bash", "bob"),
@@ -182,8 +186,8 @@ impl SimHost {
             start_time: self.now - Duration::seconds(self.below(86_400) as i64),
             status: ProcessStatus::Sleeping,
             cpu_percent: 0.0,
-            memory_rss_bytes: (1 + self.below(500)) * 1 << 20,
-            memory_virtual_bytes: (10 + self.below(4000)) * 1 << 20,
+            memory_rss_bytes: (1 + self.below(500)) << 20,
+            memory_virtual_bytes: (10 + self.below(4000)) << 20,
             memory_private_bytes: None,
             threads: Some(1 + self.below(32) as u32),
             handles: Some(3 + self.below(200) as u32),
@@ -193,6 +197,7 @@ impl SimHost {
     }
 
     /// The next snapshot, one interval after the last.
+    #[allow(clippy::should_implement_trait)] // never ends, so not an iterator
     pub fn next(&mut self) -> Snapshot {
         self.now += self.interval;
         let count = self.processes.len();
@@ -233,7 +238,7 @@ impl SimHost {
             let i = 1 + self.below(self.processes.len() as u64 - 1) as usize;
             let n = self.below(100);
             let p = &mut self.processes[i];
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 p.name = format!("{}-exec", p.name);
                 p.exe = Some(format!("/usr/local/bin/{}", p.name));
             }

@@ -128,7 +128,12 @@ fn range(state: &AppState, from: Option<&str>, to: Option<&str>) -> Result<TimeR
     Ok(TimeRange { from, to })
 }
 
-fn bounded(name: &str, value: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+fn bounded(
+    name: &str,
+    value: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
     match value.unwrap_or(default) {
         n if (1..=max).contains(&n) => Ok(n),
         n => Err(ApiError::InvalidQuery(format!(
@@ -302,7 +307,10 @@ pub async fn search(
         hits: found
             .into_iter()
             .map(|f| SearchHit {
-                display_name: names.get(&f.host_id).cloned().unwrap_or_else(|| f.host_id.clone()),
+                display_name: names
+                    .get(&f.host_id)
+                    .cloned()
+                    .unwrap_or_else(|| f.host_id.clone()),
                 host_id: f.host_id,
                 taken_at: f.taken_at,
                 process: f.process,

@@ -51,7 +51,9 @@ mod tests {
         );
         let e = parse_time("at", "yesterday").unwrap_err().to_string();
         assert!(e.contains("2024-05-01T12:00:00Z"), "{e}");
-        let e = parse_time("at", "9999-12-31T23:59:59Z").unwrap_err().to_string();
+        let e = parse_time("at", "9999-12-31T23:59:59Z")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("outside the years"), "{e}");
     }
 }

@@ -40,8 +40,11 @@ pub fn identity(p: &ProcessSample) -> Identity {
 /// Nanoseconds since the epoch; times outside 1677-2262 were refused at the
 /// API, and clamp here rather than fail.
 pub fn nanos(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt()
-        .unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 /// What one applied payload did, for the changes API.
@@ -60,18 +63,12 @@ pub enum Event {
 pub struct Chain {
     slots: Vec<Option<ProcessSample>>,
     index: HashMap<Identity, usize>,
-    alive: usize,
 }
 
 impl Chain {
     /// The processes alive now, in slot order.
     pub fn processes(&self) -> impl Iterator<Item = &ProcessSample> {
         self.slots.iter().flatten()
-    }
-
-    /// How many processes are alive.
-    pub fn len(&self) -> usize {
-        self.alive
     }
 
     /// The process in `slot`, if alive.
@@ -182,7 +179,6 @@ impl Chain {
                         .and_then(Option::take)
                         .with_context(|| format!("exit of empty slot {slot}"))?;
                     self.index.remove(&identity(&gone));
-                    self.alive -= 1;
                     if let Some(events) = events.as_deref_mut() {
                         events.push(Event::Exited(gone));
                     }
@@ -234,7 +230,6 @@ impl Chain {
             p.pid
         );
         self.slots.push(Some(p));
-        self.alive += 1;
         Ok(slot)
     }
 }
@@ -371,7 +366,9 @@ mod tests {
     fn a_keyframe_over_a_state_reports_the_difference() {
         let mut chain = Chain::default();
         let a: Vec<_> = (1..=3).map(process).collect();
-        chain.apply(Chain::encode_keyframe(&a).payload(), None).unwrap();
+        chain
+            .apply(Chain::encode_keyframe(&a).payload(), None)
+            .unwrap();
         let b: Vec<_> = (2..=4).map(process).collect();
         let mut events = Vec::new();
         chain

@@ -103,7 +103,10 @@ pub fn open(stored: &[u8]) -> anyhow::Result<std::borrow::Cow<'_, [u8]>> {
     payload.push(first & !COMPRESSED);
     let inflated =
         zstd::bulk::decompress(reader.rest(), len).context("stored payload does not inflate")?;
-    ensure!(inflated.len() == len, "stored payload inflated to the wrong size");
+    ensure!(
+        inflated.len() == len,
+        "stored payload inflated to the wrong size"
+    );
     payload.extend_from_slice(&inflated);
     Ok(std::borrow::Cow::Owned(payload))
 }

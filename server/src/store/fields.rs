@@ -179,8 +179,8 @@ impl Metric {
 
 /// A sample whose optional numbers are all present, to ask each metric
 /// whether it charts.
-static ZERO_PROBE: std::sync::LazyLock<ProcessSample> = std::sync::LazyLock::new(|| {
-    ProcessSample {
+static ZERO_PROBE: std::sync::LazyLock<ProcessSample> =
+    std::sync::LazyLock::new(|| ProcessSample {
         pid: 0,
         parent_pid: None,
         name: String::new(),
@@ -197,8 +197,7 @@ static ZERO_PROBE: std::sync::LazyLock<ProcessSample> = std::sync::LazyLock::new
         handles: Some(0),
         disk_read_bytes: 0,
         disk_written_bytes: 0,
-    }
-});
+    });
 
 #[cfg(test)]
 mod tests {

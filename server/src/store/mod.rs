@@ -86,14 +86,12 @@ pub struct SnapshotTotals {
 impl SnapshotTotals {
     /// The sums over `processes`.
     pub fn of<'a>(processes: impl IntoIterator<Item = &'a ProcessSample>) -> Self {
-        processes
-            .into_iter()
-            .fold(Self::default(), |mut t, p| {
-                t.process_count += 1;
-                t.cpu_percent += f64::from(p.cpu_percent);
-                t.memory_rss_bytes = t.memory_rss_bytes.saturating_add(p.memory_rss_bytes);
-                t
-            })
+        processes.into_iter().fold(Self::default(), |mut t, p| {
+            t.process_count += 1;
+            t.cpu_percent += f64::from(p.cpu_percent);
+            t.memory_rss_bytes = t.memory_rss_bytes.saturating_add(p.memory_rss_bytes);
+            t
+        })
     }
 }
 

@@ -60,7 +60,12 @@ pub fn plan_series(
 }
 
 /// The answer, from step buckets (each `plan.step` wide).
-pub fn finish(range: TimeRange, plan: SeriesPlan, metrics: &[&str], buckets: Vec<Bucket>) -> Series {
+pub fn finish(
+    range: TimeRange,
+    plan: SeriesPlan,
+    metrics: &[&str],
+    buckets: Vec<Bucket>,
+) -> Series {
     Series {
         from: range.from,
         to: range.to,

@@ -11,7 +11,11 @@ pub fn process(pid: u32) -> ProcessSample {
         parent_pid: (pid != 1).then_some(1),
         name: format!("proc-{pid}"),
         exe: Some(format!("/usr/bin/proc-{pid}")),
-        cmd: vec![format!("/usr/bin/proc-{pid}"), "--flag".into(), format!("{pid}")],
+        cmd: vec![
+            format!("/usr/bin/proc-{pid}"),
+            "--flag".into(),
+            format!("{pid}"),
+        ],
         user: Some("root".into()),
         start_time: epoch + Duration::seconds(i64::from(pid)),
         status: ProcessStatus::Sleeping,

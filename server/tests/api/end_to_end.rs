@@ -178,7 +178,7 @@ async fn a_snapshot_fitted_by_the_agent_passes_every_check_of_the_server() {
         response.status(),
         response.text().await.unwrap()
     );
-    assert_eq!(app.count("snapshots").await, 1);
+    assert_eq!(app.stored_snapshots(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +188,7 @@ async fn a_wrong_key_is_reported_by_the_agent_as_refused() {
     let sender = Sender::new(&app.address, "wrong".to_owned().into()).unwrap();
     let error = sender.send(&snapshot).await.unwrap_err().to_string();
     assert!(error.to_lowercase().contains("key"), "{error}");
-    assert_eq!(app.count("snapshots").await, 0);
+    assert_eq!(app.stored_snapshots(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,11 +24,13 @@ async fn health_is_200_while_the_database_answers_and_503_once_it_is_gone() {
     assert_eq!(health.status, "unavailable");
     assert!(!health.database);
 
-    // Other reads fail with a JSON 500, not a hang or a dropped connection.
+    // Other reads fail with a JSON 503 that says why, not a hang, a
+    // dropped connection or a generic 500.
     let response = app.get_hosts().await;
-    assert_eq!(response.status(), 500);
+    assert_eq!(response.status(), 503);
     let error: procmon_model::ErrorBody = response.json().await.unwrap();
-    assert_eq!(error.error, "internal");
+    assert_eq!(error.error, "store_unavailable");
+    assert!(error.message.contains("closed"), "{}", error.message);
 }
 
 #[tokio::test]

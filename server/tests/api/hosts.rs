@@ -4,7 +4,11 @@
 use chrono::{Duration, Utc};
 use procmon_model::HostSummary;
 
-use crate::common::{sample_snapshot, spawn_app};
+use std::sync::Arc;
+
+use procmon_server::clock::ManualClock;
+
+use crate::common::{sample_snapshot, spawn_app, spawn_app_with_clock};
 
 async fn hosts(app: &crate::common::TestApp) -> Vec<HostSummary> {
     let response = app.get_hosts().await;
@@ -42,24 +46,16 @@ async fn a_host_that_just_sent_is_online_with_its_totals() {
 
 #[tokio::test]
 async fn a_host_is_offline_after_three_intervals_of_silence_by_the_server_clock() {
-    let app = spawn_app().await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = spawn_app_with_clock(Some(clock.clone()), |_| {}).await;
     let mut quiet = sample_snapshot("quiet", 2);
     // A wrong agent clock far in the future must not keep it online.
     quiet.collected_at = Utc::now() + Duration::days(365);
     app.post_snapshot(&quiet).await;
+    // 7 s later, interval 2 s: "quiet" is silent for more than three
+    // intervals; "busy" just sent.
+    clock.advance(Duration::seconds(7));
     app.post_snapshot(&sample_snapshot("busy", 2)).await;
-
-    // Received 7 s ago, interval 2 s: silent for more than three intervals.
-    let db = app.db().await;
-    let seven_seconds_ago = (Utc::now() - Duration::seconds(7))
-        .timestamp_nanos_opt()
-        .unwrap();
-    sqlx::query("UPDATE hosts SET last_seen = ? WHERE id = 'quiet'")
-        .bind(seven_seconds_ago)
-        .execute(&db)
-        .await
-        .unwrap();
-    db.close().await;
 
     let list = hosts(&app).await;
     let online = |id: &str| list.iter().find(|h| h.host.id == id).unwrap().online;

@@ -9,8 +9,12 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 5] = [
+const ENDPOINTS: [(&str, &str); 9] = [
     ("get", "/api/health"),
+    ("get", "/api/history/changes/"),
+    ("get", "/api/history/host/"),
+    ("get", "/api/history/process/"),
+    ("get", "/api/search/"),
     ("get", "/api/hosts/"),
     ("get", "/api/openapi.json"),
     ("get", "/api/processes/"),
@@ -194,6 +198,49 @@ async fn real_responses_match_the_documented_schemas() {
     let (s, b) = answer(app.get("/api/openapi.json").await).await;
     check("get", "/api/openapi.json", s, b);
 
+    let p = &snapshot.processes[0];
+    let start_time = p.start_time.to_rfc3339();
+    let pid = p.pid.to_string();
+    for (path, query) in [
+        (
+            "/api/history/process/",
+            vec![
+                ("host", "host-a"),
+                ("pid", pid.as_str()),
+                ("start_time", start_time.as_str()),
+            ],
+        ),
+        (
+            "/api/history/process/",
+            vec![("host", "host-a"), ("pid", "x")],
+        ),
+        (
+            "/api/history/process/",
+            vec![
+                ("host", "nobody"),
+                ("pid", "1"),
+                ("start_time", start_time.as_str()),
+            ],
+        ),
+        ("/api/history/host/", vec![("host", "host-a")]),
+        (
+            "/api/history/host/",
+            vec![("host", "host-a"), ("from", "soon")],
+        ),
+        ("/api/history/host/", vec![("host", "nobody")]),
+        ("/api/history/changes/", vec![("host", "host-a")]),
+        (
+            "/api/history/changes/",
+            vec![("host", "host-a"), ("limit", "0")],
+        ),
+        ("/api/history/changes/", vec![("host", "nobody")]),
+        ("/api/search/", vec![("q", "proc")]),
+        ("/api/search/", vec![("q", " ")]),
+    ] {
+        let (s, b) = answer(app.get_with_query(path, &query).await).await;
+        check("get", path, s, b);
+    }
+
     app.state.store.close().await;
     let (s, b) = answer(app.get("/api/health").await).await;
     check("get", "/api/health", s, b);
@@ -212,7 +259,18 @@ async fn real_responses_match_the_documented_schemas() {
         "get /api/processes/ 400",
         "get /api/processes/ 404",
         "get /api/hosts/ 200",
-        "get /api/hosts/ 500",
+        "get /api/hosts/ 503",
+        "get /api/history/process/ 200",
+        "get /api/history/process/ 400",
+        "get /api/history/process/ 404",
+        "get /api/history/host/ 200",
+        "get /api/history/host/ 400",
+        "get /api/history/host/ 404",
+        "get /api/history/changes/ 200",
+        "get /api/history/changes/ 400",
+        "get /api/history/changes/ 404",
+        "get /api/search/ 200",
+        "get /api/search/ 400",
         "get /api/health 200",
         "get /api/health 503",
     ] {

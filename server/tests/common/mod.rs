@@ -5,13 +5,14 @@
 
 use std::path::Path;
 
-use chrono::{Duration, Utc};
-use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSION};
+use std::sync::Arc;
+
+use procmon_model::Snapshot;
+use procmon_server::clock::ManualClock;
 use procmon_server::config::Settings;
 use procmon_server::startup::{AppState, Application};
 use secrecy::ExposeSecret;
 use tempfile::TempDir;
-use uuid::Uuid;
 
 /// A running server with its own data directory, deleted when dropped.
 pub struct TestApp {
@@ -39,12 +40,23 @@ pub async fn spawn_app() -> TestApp {
 /// As [`spawn_app`], with `configure` changing the settings first (the
 /// data directory is already a fresh temporary one).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_clock(None, configure).await
+}
+
+/// As [`spawn_app_with`], with the server's "now" taken from `clock`.
+pub async fn spawn_app_with_clock(
+    clock: Option<Arc<ManualClock>>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::with_data_dir(data_dir.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.embedded_agent = false;
     configure(&mut settings);
-    let application = Application::build(settings).await.expect("server builds");
+    let mut application = Application::build(settings).await.expect("server builds");
+    if let Some(clock) = clock {
+        application.set_clock(clock);
+    }
     let port = application.port();
     let state = application.state().clone();
     // Dropped with the test's runtime; no Ctrl-C handler in tests.
@@ -108,26 +120,39 @@ impl TestApp {
         self.get_with_query(path, &[]).await
     }
 
-    /// A separate connection to the server's database file, to check what
-    /// was stored (or to plant old rows).
-    pub async fn db(&self) -> sqlx::SqlitePool {
-        let path = self.data_dir.path().join("procmon.db");
-        sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
-            .await
+    /// A separate connection to the server's database file, to check
+    /// what was stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.data_dir.path().join("procmon.db"))
             .expect("open the test database")
     }
 
-    /// `SELECT count(*)` of a table in the server's database.
-    pub async fn count(&self, table: &str) -> i64 {
-        let db = self.db().await;
-        let count = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&db)
-            .await
-            .expect("count rows");
-        db.close().await;
-        count
+    /// How many snapshots are stored, in every raw history block.
+    pub fn stored_snapshots(&self) -> i64 {
+        let db = self.db();
+        let tables: Vec<String> = db
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'raw\\_%' ESCAPE '\\'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tables
+            .iter()
+            .map(|t| {
+                db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+            })
+            .sum()
+    }
+
+    /// How many hosts are stored.
+    pub fn stored_hosts(&self) -> i64 {
+        self.db()
+            .query_row("SELECT count(*) FROM host", [], |r| r.get(0))
+            .unwrap()
     }
 
     /// `GET` of a path with query parameters, no key.
@@ -144,49 +169,7 @@ impl TestApp {
 /// A plausible snapshot of a host with `count` processes: pid 1 is the
 /// root, every other process a child of pid 1.
 pub fn sample_snapshot(host_id: &str, count: u32) -> Snapshot {
-    let now = Utc::now();
-    Snapshot {
-        version: WIRE_VERSION,
-        id: Uuid::new_v4(),
-        collected_at: now,
-        interval_ms: 2000,
-        host: HostInfo {
-            id: host_id.to_owned(),
-            hostname: format!("{host_id}-name"),
-            os_name: "Debian GNU/Linux".into(),
-            os_version: "12".into(),
-            kernel: "6.1.0".into(),
-            arch: "x86_64".into(),
-            cpu_count: 4,
-            memory_total_bytes: 8 << 30,
-            boot_time: now - Duration::hours(5),
-            agent_version: "0.1.0".into(),
-        },
-        processes: (1..=count)
-            .map(|pid| ProcessSample {
-                pid,
-                parent_pid: (pid != 1).then_some(1),
-                name: format!("proc-{pid}"),
-                exe: Some(format!("/usr/bin/proc-{pid}")),
-                cmd: vec![
-                    format!("/usr/bin/proc-{pid}"),
-                    "--flag".into(),
-                    format!("arg {pid}"),
-                ],
-                user: Some("root".into()),
-                start_time: now - Duration::minutes(i64::from(pid)),
-                status: ProcessStatus::Sleeping,
-                cpu_percent: 0.5,
-                memory_rss_bytes: 1_000_000 + u64::from(pid),
-                memory_virtual_bytes: 10_000_000,
-                memory_private_bytes: Some(500_000),
-                threads: Some(2),
-                handles: Some(10),
-                disk_read_bytes: 4096,
-                disk_written_bytes: 512,
-            })
-            .collect(),
-    }
+    procmon_model::fixtures::snapshot(host_id, count)
 }
 
 /// A child process that is killed when the test ends, even by a panic.

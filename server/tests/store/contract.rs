@@ -8,9 +8,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use procmon_model::fixtures::{snapshot_at, SimHost};
 use procmon_model::{ProcessFacts, ProcessSample, Resolution, Snapshot};
-use procmon_server::store::{
-    IngestOutcome, Retention, SearchField, SearchQuery, Store, TimeRange,
-};
+use procmon_server::store::{IngestOutcome, Retention, SearchField, SearchQuery, Store, TimeRange};
 
 /// A fresh store, and whatever must live as long as it.
 pub struct Fresh {
@@ -146,17 +144,31 @@ pub async fn every_snapshot_reads_back_exactly_at_and_between_its_times(fresh: F
         }
     }
     let before = start() - Duration::seconds(1);
-    assert!(store.snapshot("host-seq", Some(before)).await.unwrap().is_none());
-    assert!(store.snapshot("no-such-host", None).await.unwrap().is_none());
+    assert!(store
+        .snapshot("host-seq", Some(before))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .snapshot("no-such-host", None)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 pub async fn a_retry_is_stored_once_and_an_id_belongs_to_one_host(fresh: Fresh) {
     let store = fresh.store.as_ref();
     let s = snapshot_at("host-a", 5, start());
     let received = start() + Duration::milliseconds(5);
-    assert_eq!(store.ingest(&s, received).await.unwrap(), IngestOutcome::Stored);
     assert_eq!(
-        store.ingest(&s, received + Duration::seconds(3)).await.unwrap(),
+        store.ingest(&s, received).await.unwrap(),
+        IngestOutcome::Stored
+    );
+    assert_eq!(
+        store
+            .ingest(&s, received + Duration::seconds(3))
+            .await
+            .unwrap(),
         IngestOutcome::AlreadyStored
     );
     let mut other = snapshot_at("host-b", 5, start());
@@ -219,9 +231,11 @@ pub async fn changes_list_starts_exits_and_fact_changes(fresh: Fresh) {
         for p in &after.processes {
             match before.processes.iter().find(|q| key(q) == key(p)) {
                 None => started.push((after.collected_at, ProcessFacts::from(p))),
-                Some(q) if ProcessFacts::from(q) != ProcessFacts::from(p) => {
-                    changed.push((after.collected_at, ProcessFacts::from(q), ProcessFacts::from(p)))
-                }
+                Some(q) if ProcessFacts::from(q) != ProcessFacts::from(p) => changed.push((
+                    after.collected_at,
+                    ProcessFacts::from(q),
+                    ProcessFacts::from(p),
+                )),
                 Some(_) => {}
             }
         }
@@ -231,8 +245,16 @@ pub async fn changes_list_starts_exits_and_fact_changes(fresh: Fresh) {
             }
         }
     }
-    let got_started: Vec<_> = answer.started.iter().map(|e| (e.at, e.process.clone())).collect();
-    let got_exited: Vec<_> = answer.exited.iter().map(|e| (e.at, e.process.clone())).collect();
+    let got_started: Vec<_> = answer
+        .started
+        .iter()
+        .map(|e| (e.at, e.process.clone()))
+        .collect();
+    let got_exited: Vec<_> = answer
+        .exited
+        .iter()
+        .map(|e| (e.at, e.process.clone()))
+        .collect();
     let got_changed: Vec<_> = answer
         .changed
         .iter()
@@ -262,6 +284,9 @@ pub async fn changes_list_starts_exits_and_fact_changes(fresh: Fresh) {
     assert!(few.started.len() + few.exited.len() + few.changed.len() <= 3);
 }
 
+/// Samples in a step, and each metric's (avg, min, max) over them.
+type Expected = (u64, Vec<(f64, f64, f64)>);
+
 /// avg, min and max of each metric of the process `(pid, start)` over the
 /// snapshots taken in `[at, at + step)`, worked out from what was sent.
 fn expected_point(
@@ -270,7 +295,7 @@ fn expected_point(
     at: DateTime<Utc>,
     step: Duration,
     metrics: usize,
-) -> Option<(u64, Vec<(f64, f64, f64)>)> {
+) -> Option<Expected> {
     let mut n = 0;
     let mut sums = vec![(0.0, f64::INFINITY, f64::NEG_INFINITY, 0u64); metrics];
     for s in snapshots {
@@ -340,7 +365,11 @@ fn check_series(
         for (i, (avg, min, max)) in want.into_iter().enumerate() {
             let name = &series.metrics[i];
             if let Some(got) = point.avg[i] {
-                assert!(close(got, avg), "{name} avg at {}: {got} vs {avg}", point.at);
+                assert!(
+                    close(got, avg),
+                    "{name} avg at {}: {got} vs {avg}",
+                    point.at
+                );
                 assert_eq!(point.min[i], Some(min), "{name} min at {}", point.at);
                 assert_eq!(point.max[i], Some(max), "{name} max at {}", point.at);
             }
@@ -411,7 +440,10 @@ pub async fn series_and_rollups_equal_what_was_sent(fresh: Fresh) {
     check_series(&rolled, range.from, &snapshots, pick);
 
     let host = store.host_series("host-s", range, 50).await.unwrap();
-    assert_eq!(host.metrics, ["process_count", "cpu_percent", "memory_rss_bytes"]);
+    assert_eq!(
+        host.metrics,
+        ["process_count", "cpu_percent", "memory_rss_bytes"]
+    );
     check_series(&host, range.from, &snapshots, |s| Some(host_values(s)));
 
     let unknown = store
@@ -491,9 +523,16 @@ pub async fn retention_removes_what_is_older_and_keeps_what_is_younger(fresh: Fr
 
     let raw_cut = now - Duration::hours(2);
     for s in &snapshots {
-        let got = store.snapshot("host-r", Some(s.collected_at)).await.unwrap();
+        let got = store
+            .snapshot("host-r", Some(s.collected_at))
+            .await
+            .unwrap();
         if s.collected_at < raw_cut {
-            assert!(got.is_none(), "snapshot of {} outlived retention", s.collected_at);
+            assert!(
+                got.is_none(),
+                "snapshot of {} outlived retention",
+                s.collected_at
+            );
         } else {
             let got = got.unwrap_or_else(|| panic!("snapshot of {} was lost", s.collected_at));
             assert_eq!(got.id, s.id);
@@ -515,13 +554,19 @@ pub async fn retention_removes_what_is_older_and_keeps_what_is_younger(fresh: Fr
         .await
         .unwrap();
     let step = Duration::milliseconds(series.step_ms as i64);
-    assert!(series.points[0].at > hour_cut - step, "{:?}", series.points[0]);
+    assert!(
+        series.points[0].at > hour_cut - step,
+        "{:?}",
+        series.points[0]
+    );
     let kept: Vec<_> = snapshots
         .iter()
         .filter(|s| s.collected_at >= series.points[0].at)
         .cloned()
         .collect();
-    check_series(&series, series.points[0].at, &kept, |s| Some(host_values(s)));
+    check_series(&series, series.points[0].at, &kept, |s| {
+        Some(host_values(s))
+    });
     // Running it again finds nothing more to do.
     let again = store.maintain(now, retention).await.unwrap();
     assert_eq!(again.blocks_dropped, 0);
@@ -547,14 +592,21 @@ pub async fn search_finds_processes_by_name_user_and_command_line(fresh: Fresh) 
         text: text.into(),
         field,
     };
-    let (now, more) = store.search(&q("nginx", SearchField::Any), None, 100).await.unwrap();
+    let (now, more) = store
+        .search(&q("nginx", SearchField::Any), None, 100)
+        .await
+        .unwrap();
     assert!(!more);
     assert_eq!(
         now.iter().map(|f| f.host_id.as_str()).collect::<Vec<_>>(),
         ["host-b"]
     );
     let (then, _) = store
-        .search(&q("nginx", SearchField::Name), Some(t0 + Duration::minutes(1)), 100)
+        .search(
+            &q("nginx", SearchField::Name),
+            Some(t0 + Duration::minutes(1)),
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(then.len(), 2);

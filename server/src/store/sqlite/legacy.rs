@@ -26,14 +26,22 @@ pub fn convert(writer: &mut Writer) -> anyhow::Result<()> {
              ORDER BY taken_at, seq",
         )?
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?
         .collect::<Result<_, _>>()?;
     tracing::info!(
         snapshots = heads.len(),
         "converting the database to storage by change; this runs once"
     );
-    for (done, (seq, id, host_id, collected, received, interval_ms)) in heads.into_iter().enumerate()
+    for (done, (seq, id, host_id, collected, received, interval_ms)) in
+        heads.into_iter().enumerate()
     {
         let host = hosts
             .iter()

@@ -79,7 +79,9 @@ struct Inner {
 /// Locks a mutex, going on after a panic elsewhere: what it guards stays
 /// consistent, since every change to it is made after the database's.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SqliteStore {
@@ -100,8 +102,8 @@ impl SqliteStore {
         }
         create_private(path)
             .with_context(|| format!("cannot create database {}", path.display()))?;
-        let conn = connect(path)
-            .with_context(|| format!("cannot open database {}", path.display()))?;
+        let conn =
+            connect(path).with_context(|| format!("cannot open database {}", path.display()))?;
         let mut writer = Writer::new(migrate(conn, path)?)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open database {}", path.display()))?;
@@ -309,7 +311,14 @@ impl Store for SqliteStore {
     ) -> StoreResult<Series> {
         let host_id = host_id.to_owned();
         self.read(move |conn, view| {
-            read::process_series(conn, view, &host_id, (pid, nanos(start_time)), range, max_points)
+            read::process_series(
+                conn,
+                view,
+                &host_id,
+                (pid, nanos(start_time)),
+                range,
+                max_points,
+            )
         })
         .await
     }
@@ -380,8 +389,13 @@ impl Store for SqliteStore {
 
 /// One maintenance pass: retention marks, roll-ups, then expired blocks.
 fn maintain(inner: &Inner, now: i64, retention: Retention) -> StoreResult<Maintenance> {
-    let cut = |keep: Duration| now.saturating_sub(i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX));
-    let (raw_cut, minute_cut, hour_cut) = (cut(retention.raw), cut(retention.minute), cut(retention.hour));
+    let cut =
+        |keep: Duration| now.saturating_sub(i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX));
+    let (raw_cut, minute_cut, hour_cut) = (
+        cut(retention.raw),
+        cut(retention.minute),
+        cut(retention.hour),
+    );
     let mut done = Maintenance::default();
 
     inner.write(|w| {
@@ -392,7 +406,11 @@ fn maintain(inner: &Inner, now: i64, retention: Retention) -> StoreResult<Mainte
                      ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                 )
                 .doing("cannot write the retention marks")?;
-            for (name, value) in [("raw_from", raw_cut), ("minute_from", minute_cut), ("hour_from", hour_cut)] {
+            for (name, value) in [
+                ("raw_from", raw_cut),
+                ("minute_from", minute_cut),
+                ("hour_from", hour_cut),
+            ] {
                 s.execute(rusqlite::params![name, value])
                     .doing("cannot write the retention marks")?;
             }
@@ -411,7 +429,10 @@ fn maintain(inner: &Inner, now: i64, retention: Retention) -> StoreResult<Mainte
             let (next, rollup) = inner.read(|conn, view| {
                 let block = Block::of(Kind::Raw, mark);
                 if view.blocks.contains(&block) && block.end() > view.raw_from {
-                    Ok((mark + HOUR, Some(read::roll_up_hour(conn, view, host.key, mark)?)))
+                    Ok((
+                        mark + HOUR,
+                        Some(read::roll_up_hour(conn, view, host.key, mark)?),
+                    ))
                 } else {
                     // Nothing to roll up: on to the next hour that has data.
                     let next = view
@@ -461,7 +482,11 @@ fn maintain(inner: &Inner, now: i64, retention: Retention) -> StoreResult<Mainte
 
     // Whole blocks past retention, once every host's roll-ups cover them.
     let hosts = inner.read(|conn, _| read::hosts(conn))?;
-    let minute_done = hosts.iter().map(|h| h.minute_done).min().unwrap_or(i64::MAX);
+    let minute_done = hosts
+        .iter()
+        .map(|h| h.minute_done)
+        .min()
+        .unwrap_or(i64::MAX);
     let hour_done = hosts.iter().map(|h| h.hour_done).min().unwrap_or(i64::MAX);
     let blocks = inner.read(|_, view| Ok(view.blocks.clone()))?;
     for block in blocks {

@@ -111,7 +111,8 @@ pub fn hosts(conn: &Connection) -> StoreResult<Vec<HostRow>> {
     let rows = statement
         .query_map([], host_row)
         .doing("cannot read the hosts")?;
-    rows.collect::<Result<_, _>>().doing("cannot read the hosts")
+    rows.collect::<Result<_, _>>()
+        .doing("cannot read the hosts")
 }
 
 pub fn host(conn: &Connection, host_id: &str) -> StoreResult<Option<HostRow>> {
@@ -273,15 +274,20 @@ pub fn process_series(
                 merge_rolled(conn, view, kind, (a, b), Some(process), host.key, steps)
             },
             |a, b, steps| {
-                replay::replay(conn, &raw, host.key, a.max(view.raw_from), b, false, |step| {
-                    if let Some(p) = step.state.find(process).and_then(|s| step.state.slot(s)) {
-                        steps.add(
-                            step.taken_at,
-                            metrics.iter().map(|m| m.chart(m.raw(p))),
-                        );
-                    }
-                    ControlFlow::Continue(())
-                })
+                replay::replay(
+                    conn,
+                    &raw,
+                    host.key,
+                    a.max(view.raw_from),
+                    b,
+                    false,
+                    |step| {
+                        if let Some(p) = step.state.find(process).and_then(|s| step.state.slot(s)) {
+                            steps.add(step.taken_at, metrics.iter().map(|m| m.chart(m.raw(p))));
+                        }
+                        ControlFlow::Continue(())
+                    },
+                )
             },
         )?;
     }
@@ -433,28 +439,41 @@ pub struct HourRollup {
 }
 
 /// Computes the minute roll-ups of the host's hour starting at `hour`.
-pub fn roll_up_hour(conn: &Connection, view: &View, host: i64, hour: i64) -> StoreResult<HourRollup> {
+pub fn roll_up_hour(
+    conn: &Connection,
+    view: &View,
+    host: i64,
+    hour: i64,
+) -> StoreResult<HourRollup> {
     let metrics: Vec<Metric> = Metric::charted().collect();
     let mut processes: std::collections::HashMap<Identity, Buckets> = Default::default();
     let mut totals = Buckets::new(MINUTE, HOST_METRICS.len());
-    replay::replay(conn, &view.raw(), host, hour, hour + HOUR - 1, false, |step| {
-        for p in step.state.processes() {
-            processes
-                .entry(identity(p))
-                .or_insert_with(|| Buckets::new(MINUTE, metrics.len()))
-                .add(step.taken_at, metrics.iter().map(|m| m.chart(m.raw(p))));
-        }
-        let t = SnapshotTotals::of(step.state.processes());
-        totals.add(
-            step.taken_at,
-            [
-                Some(f64::from(t.process_count)),
-                Some(t.cpu_percent),
-                Some(t.memory_rss_bytes as f64),
-            ],
-        );
-        ControlFlow::Continue(())
-    })?;
+    replay::replay(
+        conn,
+        &view.raw(),
+        host,
+        hour,
+        hour + HOUR - 1,
+        false,
+        |step| {
+            for p in step.state.processes() {
+                processes
+                    .entry(identity(p))
+                    .or_insert_with(|| Buckets::new(MINUTE, metrics.len()))
+                    .add(step.taken_at, metrics.iter().map(|m| m.chart(m.raw(p))));
+            }
+            let t = SnapshotTotals::of(step.state.processes());
+            totals.add(
+                step.taken_at,
+                [
+                    Some(f64::from(t.process_count)),
+                    Some(t.cpu_percent),
+                    Some(t.memory_rss_bytes as f64),
+                ],
+            );
+            ControlFlow::Continue(())
+        },
+    )?;
     Ok(HourRollup {
         processes: processes
             .into_iter()
@@ -492,7 +511,11 @@ pub fn roll_up_day(conn: &Connection, view: &View, host: i64, day: i64) -> Store
         let hours = processes
             .entry((pid, start))
             .or_insert_with(|| Buckets::new(HOUR, metrics));
-        for bucket in rollup::decode(period, MINUTE, data.as_blob().context("roll-up is not a blob")?)? {
+        for bucket in rollup::decode(
+            period,
+            MINUTE,
+            data.as_blob().context("roll-up is not a blob")?,
+        )? {
             hours.merge(&bucket);
         }
     }
@@ -507,7 +530,11 @@ pub fn roll_up_day(conn: &Connection, view: &View, host: i64, day: i64) -> Store
     while let Some(row) = rows.next().doing("cannot read roll-ups")? {
         let period: i64 = row.get(0).doing("cannot read roll-ups")?;
         let data = row.get_ref(1).doing("cannot read roll-ups")?;
-        for bucket in rollup::decode(period, MINUTE, data.as_blob().context("roll-up is not a blob")?)? {
+        for bucket in rollup::decode(
+            period,
+            MINUTE,
+            data.as_blob().context("roll-up is not a blob")?,
+        )? {
             totals.merge(&bucket);
         }
     }

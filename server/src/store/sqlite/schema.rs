@@ -201,7 +201,8 @@ impl Block {
                 )
             }
         };
-        conn.execute_batch(&sql).doing("cannot create a history table")
+        conn.execute_batch(&sql)
+            .doing("cannot create a history table")
     }
 
     /// Drops the block's tables.
