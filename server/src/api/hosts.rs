@@ -27,6 +27,7 @@ pub const OFFLINE_AFTER_INTERVALS: u32 = 3;
         (status = 200, description = "Every host, sorted by display name", body = Vec<HostSummary>),
         (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
         (status = 500, description = "The database failed", body = ErrorBody),
+        (status = 503, description = "The server is at its connection limit, or did not answer in time", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all)]

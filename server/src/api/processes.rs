@@ -39,6 +39,7 @@ pub struct ProcessQuery {
         (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
         (status = 404, description = "Unknown host, or no snapshot of it at or before `at`", body = ErrorBody),
         (status = 500, description = "The database failed", body = ErrorBody),
+        (status = 503, description = "The server is at its connection limit, or did not answer in time", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all, fields(host, at))]

@@ -43,6 +43,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::with_data_dir(data_dir.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.embedded_agent = false;
+    // Tests post snapshots back to back from one host; only the tests of
+    // the rate limit itself set one.
+    settings.ingest_burst = 100_000;
     configure(&mut settings);
     let application = Application::build(settings).await.expect("server builds");
     let port = application.port();
