@@ -5,6 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use procmon_model::limits::is_storable_time;
 use procmon_model::{ErrorBody, ProcessListing};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -35,7 +36,7 @@ pub struct ProcessQuery {
     security((), ("viewer_key" = [])),
     responses(
         (status = 200, description = "The snapshot asked for", body = ProcessListing),
-        (status = 400, description = "`host` missing or empty, or `at` not an RFC 3339 time", body = ErrorBody),
+        (status = 400, description = "`host` missing, empty or with spaces around it, or `at` not an RFC 3339 time between the years 1677 and 2262", body = ErrorBody),
         (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
         (status = 404, description = "Unknown host, or no snapshot of it at or before `at`", body = ErrorBody),
         (status = 500, description = "The database failed", body = ErrorBody),
@@ -54,11 +55,18 @@ pub async fn list(
         }
         other => other,
     })?;
-    let host_id = query.host.trim();
-    if host_id.is_empty() {
+    let host_id = query.host.as_str();
+    if host_id.trim().is_empty() {
         return Err(ApiError::InvalidQuery(
             "`host` is empty: give the host's id as ?host=<id>".into(),
         ));
+    }
+    // Host ids with spaces around them are refused when sent, so none is
+    // stored: say so rather than answer "unknown host".
+    if host_id.trim() != host_id {
+        return Err(ApiError::InvalidQuery(format!(
+            "`host` {host_id:?} has spaces at its start or end; host ids never do"
+        )));
     }
     let at = query.at.as_deref().map(parse_at).transpose()?;
     tracing::Span::current().record("host", host_id);
@@ -94,9 +102,20 @@ fn parse_at(text: &str) -> Result<DateTime<Utc>, ApiError> {
             }
         })
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
+        .map_err(|_| {
             ApiError::InvalidQuery(format!(
-                "`at` is not an RFC 3339 time like 2024-05-01T12:00:00Z: {e}"
+                "`at` is {text:?}, not a time: give an RFC 3339 time with a date, a time and \
+                 a zone, like 2024-05-01T12:00:00Z (UTC) or 2024-05-01T14:00:00+02:00"
             ))
+        })
+        .and_then(|at| {
+            if is_storable_time(at) {
+                Ok(at)
+            } else {
+                Err(ApiError::InvalidQuery(format!(
+                    "`at` is {}, outside the years 1677 to 2262 that snapshots can be kept for",
+                    at.to_rfc3339()
+                )))
+            }
         })
 }
