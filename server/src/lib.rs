@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod private;
 pub mod rate_limit;
 pub mod retention;
 pub mod serve;

@@ -99,7 +99,12 @@ impl Application {
     /// Reads or creates the keys, opens the database (running its
     /// migrations) and binds the listen address (port 0: any free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        create_private_dir(&settings.data_dir)?;
+        crate::private::create_dir(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         let keys = Keys::resolve(
             &settings.data_dir,
             settings.agent_key.clone(),
@@ -219,22 +224,6 @@ impl Application {
         store.close().await;
         Ok(())
     }
-}
-
-/// Creates the data directory, if missing, readable only by this user: the
-/// database holds command lines, which can hold secrets. An existing
-/// directory is left as it is.
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))
 }
 
 /// Ctrl-C, or SIGTERM (how service managers and `docker stop` ask).

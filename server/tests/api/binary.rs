@@ -96,3 +96,33 @@ fn a_bad_environment_value_is_named() {
         "{stderr}"
     );
 }
+
+/// Started under a umask that takes the owner's own bits away, the data
+/// directory is still 0700 and the keys 0600: the modes are set, not only
+/// asked for.
+#[cfg(unix)]
+#[test]
+fn the_data_dir_and_keys_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let mut server = crate::common::KillOnDrop(
+        Command::new("sh")
+            .args(["-c", "umask 0277 && exec \"$0\" \"$@\"", BINARY])
+            .args(["--listen", "127.0.0.1:0", "--no-agent", "--data-dir"])
+            .arg(&dir)
+            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start procmon-server"),
+    );
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("procmon is running at"), "{first:?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("agent.key")), 0o600);
+    assert_eq!(mode(&dir.join("viewer.key")), 0o600);
+}
