@@ -6,6 +6,7 @@ pub mod hosts;
 pub mod ingest;
 pub mod openapi;
 pub mod processes;
+pub mod schema_limits;
 pub mod validate;
 
 use axum::http::{Method, Uri};
