@@ -4,6 +4,7 @@
 //! [`startup::Application`] is the whole server; `main.rs` only reads the
 //! configuration and runs it, so tests start exactly what users run.
 
+pub mod addresses;
 pub mod api;
 pub mod auth;
 pub mod config;
