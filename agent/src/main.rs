@@ -65,10 +65,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    runtime.block_on(procmon_agent::run(config, async {
-        // If Ctrl-C cannot be watched, run until killed.
+    runtime.block_on(async { procmon_agent::run(config, stop_signal()).await })
+}
+
+/// Ctrl-C, or SIGTERM (how service managers, `kill` and `docker stop`
+/// ask). A signal that cannot be watched is waited for never: the agent
+/// then runs until killed.
+async fn stop_signal() {
+    let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    }))
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("stopping: Ctrl-C"),
+        () = terminate => tracing::info!("stopping: SIGTERM"),
+    }
 }

@@ -2,16 +2,22 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::time::MissedTickBehavior;
 
 use crate::{AgentConfig, Collector, Sender};
 
+/// How long a stop waits for the snapshot in flight: long enough for a
+/// send to a server that answers, short enough for a service manager that
+/// kills after 10 s or so.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Takes and sends a snapshot every `config.interval` until `shutdown`
-/// completes. A failed send is logged and the loop goes on: the server may
-/// come back. Errors only when the agent cannot start at all.
+/// completes; a snapshot in flight then gets [`STOP_GRACE`] to be sent. A
+/// failed send is logged and the loop goes on: the server may come back.
+/// Errors only when the agent cannot start at all.
 pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let sender = Sender::new(&config.server_url, config.api_key.clone())?;
     // Reading every process takes a while and blocks, so it runs on the
@@ -36,16 +42,35 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> any
             () = &mut shutdown => break,
             _ = ticks.tick() => {}
         }
-        let cycle = tokio::select! {
-            () = &mut shutdown => break,
-            result = collect_and_send(&collector, &sender, &config) => result,
+        let cycle = collect_and_send(&collector, &sender, &config);
+        tokio::pin!(cycle);
+        let result = tokio::select! {
+            result = &mut cycle => result,
+            () = &mut shutdown => {
+                tracing::info!(
+                    "stopping: finishing the snapshot in flight (at most {} s)",
+                    STOP_GRACE.as_secs()
+                );
+                match tokio::time::timeout(STOP_GRACE, &mut cycle).await {
+                    Ok(result) => log_failure(result),
+                    Err(_) => tracing::warn!(
+                        "stopping: the snapshot in flight was abandoned after {} s",
+                        STOP_GRACE.as_secs()
+                    ),
+                }
+                break;
+            }
         };
-        if let Err(error) = cycle {
-            tracing::error!("{error:#}");
-        }
+        log_failure(result);
     }
     tracing::info!("procmon agent stopped");
     Ok(())
+}
+
+fn log_failure(cycle: anyhow::Result<()>) {
+    if let Err(error) = cycle {
+        tracing::error!("{error:#}");
+    }
 }
 
 /// One cycle; logs the send's outcome in one line. Errors only when the

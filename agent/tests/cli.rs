@@ -1,6 +1,9 @@
 //! The `procmon-agent` binary as people and scripts run it.
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use procmon_model::Snapshot;
 
@@ -183,4 +186,117 @@ fn processes_of_other_users_are_listed_with_what_could_be_read() {
 fn make_world_accessible(dir: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A one-connection HTTP server that reads one request, tells the test it
+/// has it, waits for `answer_after` (for ever when `None`) and answers 201.
+fn slow_server(answer_after: Option<Duration>) -> (u16, mpsc::Receiver<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (got_request, request_seen) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let _ = got_request.send(());
+        let Some(delay) = answer_after else {
+            // Hold the connection, unanswered, until the process ends.
+            std::thread::sleep(Duration::from_secs(3600));
+            return;
+        };
+        std::thread::sleep(delay);
+        let body = format!(
+            "{{\"snapshot_id\":\"{}\",\"stored\":true}}",
+            uuid::Uuid::new_v4()
+        );
+        let _ = write!(
+            stream,
+            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    (port, request_seen)
+}
+
+/// Starts the agent against `port`, waits until its first send is in
+/// flight, sends SIGTERM, and returns how it ended and its log.
+#[cfg(unix)]
+fn terminate_during_a_send(answer_after: Option<Duration>) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, request_seen) = slow_server(answer_after);
+    let mut agent = agent(
+        &dir,
+        &[
+            "--server-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--interval",
+            "1h",
+        ],
+    )
+    .env("PROCMON_AGENT_API_KEY", "some-key")
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    request_seen
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the agent sent a snapshot");
+    let killed = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            panic!("the agent did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    agent
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    (status, log)
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_during_a_send_lets_it_finish_then_exits_0() {
+    let started = Instant::now();
+    let (status, log) = terminate_during_a_send(Some(Duration::from_secs(1)));
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("stopping: SIGTERM"), "{log}");
+    assert!(log.contains("finishing the snapshot in flight"), "{log}");
+    assert!(log.contains("stored"), "the send was not finished: {log}");
+    assert!(log.contains("procmon agent stopped"), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_during_a_send_that_hangs_abandons_it_within_the_grace() {
+    let (status, log) = terminate_during_a_send(None);
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("abandoned after 5 s"), "{log}");
+    assert!(log.contains("procmon agent stopped"), "{log}");
 }

@@ -23,6 +23,7 @@ pub struct Snapshot {
     /// The machine the processes run on.
     pub host: HostInfo,
     /// Every process the agent could see, in no particular order.
+    #[serde(deserialize_with = "crate::limits::deserialize_processes")]
     pub processes: Vec<ProcessSample>,
 }
 
@@ -69,6 +70,7 @@ pub struct ProcessSample {
     pub exe: Option<String>,
     /// Command line as a list of arguments; empty when it could not be read.
     /// May hold secrets, so the server only shows it to readers it trusts.
+    #[serde(deserialize_with = "crate::limits::deserialize_cmd")]
     pub cmd: Vec<String>,
     /// Owner: "name" on Unix, "DOMAIN\name" on Windows; absent when denied.
     pub user: Option<String>,

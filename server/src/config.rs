@@ -44,6 +44,21 @@ pub struct Settings {
     pub embedded_agent: bool,
     /// How often the embedded agent takes a snapshot.
     pub embedded_agent_interval: Duration,
+    /// Longest time a client may take to send a request head; also how long
+    /// an idle keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// Longest gap while a request body arrives.
+    pub body_timeout: Duration,
+    /// Longest time to read and answer one request.
+    pub request_timeout: Duration,
+    /// Most connections served at once; more get a 503.
+    pub max_connections: usize,
+    /// How long stopping waits for requests in flight.
+    pub shutdown_grace: Duration,
+    /// Snapshots one host may send per second, after a burst.
+    pub ingest_per_second: u32,
+    /// Snapshots one host may send at once.
+    pub ingest_burst: u32,
 }
 
 impl Settings {
@@ -61,6 +76,17 @@ impl Settings {
             body_limit: 32 * 1024 * 1024,
             embedded_agent: true,
             embedded_agent_interval: Duration::from_secs(2),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            // Well below the usual limit of 1,024 descriptors, which the
+            // database and the full-house slots share.
+            max_connections: 512,
+            shutdown_grace: Duration::from_secs(10),
+            // An agent sends at most 10 a second (its shortest interval is
+            // 100 ms); the burst lets it catch up after a restart.
+            ingest_per_second: 10,
+            ingest_burst: 20,
         }
     }
 
@@ -84,8 +110,14 @@ impl Settings {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("procmon-data"));
         let defaults = Self::with_data_dir(&data_dir);
+        let file_listen = file
+            .listen
+            .as_deref()
+            .map(parse_listen)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("listen in the config file: {e}"))?;
         Self {
-            listen: cli.listen.or(file.listen).unwrap_or(defaults.listen),
+            listen: cli.listen.or(file_listen).unwrap_or(defaults.listen),
             database_path: cli
                 .database
                 .or(file.database)
@@ -123,6 +155,34 @@ impl Settings {
                 .map(Duration::from)
                 .or(file.embedded_agent_interval)
                 .unwrap_or(defaults.embedded_agent_interval),
+            header_timeout: pick(
+                cli.header_timeout,
+                file.header_timeout,
+                defaults.header_timeout,
+            ),
+            body_timeout: pick(cli.body_timeout, file.body_timeout, defaults.body_timeout),
+            request_timeout: pick(
+                cli.request_timeout,
+                file.request_timeout,
+                defaults.request_timeout,
+            ),
+            max_connections: cli
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+            shutdown_grace: pick(
+                cli.shutdown_grace,
+                file.shutdown_grace,
+                defaults.shutdown_grace,
+            ),
+            ingest_per_second: cli
+                .ingest_per_second
+                .or(file.ingest_per_second)
+                .unwrap_or(defaults.ingest_per_second),
+            ingest_burst: cli
+                .ingest_burst
+                .or(file.ingest_burst)
+                .unwrap_or(defaults.ingest_burst),
             data_dir,
             ..defaults
         }
@@ -162,8 +222,60 @@ impl Settings {
             humantime::format_duration(shortest),
             humantime::format_duration(longest)
         );
+        for (key, value, shortest, longest) in [
+            ("header_timeout", self.header_timeout, 1, 300),
+            ("body_timeout", self.body_timeout, 1, 600),
+            ("request_timeout", self.request_timeout, 1, 3600),
+            ("shutdown_grace", self.shutdown_grace, 0, 300),
+        ] {
+            let (shortest, longest) = (Duration::from_secs(shortest), Duration::from_secs(longest));
+            anyhow::ensure!(
+                (shortest..=longest).contains(&value),
+                "{key} {} is out of range: it must be between {} and {}",
+                humantime::format_duration(value),
+                humantime::format_duration(shortest),
+                humantime::format_duration(longest)
+            );
+        }
+        for (key, value, range) in [
+            ("max_connections", self.max_connections, 1..=100_000),
+            (
+                "ingest_per_second",
+                self.ingest_per_second as usize,
+                1..=100_000,
+            ),
+            ("ingest_burst", self.ingest_burst as usize, 1..=100_000),
+        ] {
+            anyhow::ensure!(
+                range.contains(&value),
+                "{key} {value} is out of range: it must be between {} and {}",
+                range.start(),
+                range.end()
+            );
+        }
         Ok(self)
     }
+}
+
+/// The flag's value, else the file's, else the default.
+fn pick(flag: Option<humantime::Duration>, file: Option<Duration>, default: Duration) -> Duration {
+    flag.map(Duration::from).or(file).unwrap_or(default)
+}
+
+/// A listen address: `IP:PORT`, or `localhost:PORT` for 127.0.0.1.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Some(port) = text.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+    }
+    text.parse().map_err(|_| {
+        format!(
+            "{text:?} is not an address to listen on: give IP:PORT, e.g. 127.0.0.1:8000 \
+             (this machine only) or 0.0.0.0:8000 (every network)"
+        )
+    })
 }
 
 /// Command-line flags; each can also be set by the environment variable
@@ -178,8 +290,9 @@ pub struct Cli {
     /// TOML config file [default: ./procmon-server.toml if it exists].
     #[arg(long, env = "PROCMON_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8000].
-    #[arg(long, env = "PROCMON_LISTEN")]
+    /// Address to listen on, IP:PORT (0.0.0.0:8000: every network)
+    /// [default: 127.0.0.1:8000].
+    #[arg(long, env = "PROCMON_LISTEN", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Directory for the database and key files [default: ./procmon-data].
     #[arg(long, env = "PROCMON_DATA_DIR")]
@@ -214,6 +327,28 @@ pub struct Cli {
     /// Snapshot interval of the embedded agent, e.g. "2s" [default: 2s].
     #[arg(long, env = "PROCMON_EMBEDDED_AGENT_INTERVAL")]
     pub embedded_agent_interval: Option<humantime::Duration>,
+    /// Longest time to send a request head, and to keep an idle connection
+    /// open [default: 10s].
+    #[arg(long, env = "PROCMON_HEADER_TIMEOUT")]
+    pub header_timeout: Option<humantime::Duration>,
+    /// Longest gap while a request body arrives [default: 10s].
+    #[arg(long, env = "PROCMON_BODY_TIMEOUT")]
+    pub body_timeout: Option<humantime::Duration>,
+    /// Longest time to read and answer a request [default: 60s].
+    #[arg(long, env = "PROCMON_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<humantime::Duration>,
+    /// Most connections served at once [default: 512].
+    #[arg(long, env = "PROCMON_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// How long stopping waits for requests in flight [default: 10s].
+    #[arg(long, env = "PROCMON_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<humantime::Duration>,
+    /// Snapshots one host may send per second after a burst [default: 10].
+    #[arg(long, env = "PROCMON_INGEST_PER_SECOND")]
+    pub ingest_per_second: Option<u32>,
+    /// Snapshots one host may send at once [default: 20].
+    #[arg(long, env = "PROCMON_INGEST_BURST")]
+    pub ingest_burst: Option<u32>,
 }
 
 /// The config file's keys; all optional, unknown keys rejected.
@@ -221,7 +356,7 @@ pub struct Cli {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     /// Address to listen on, e.g. "127.0.0.1:8000".
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     /// Directory for the database and key files.
     data_dir: Option<PathBuf>,
     /// SQLite database file.
@@ -246,14 +381,64 @@ struct FileConfig {
     /// Snapshot interval of the embedded agent, e.g. "2s".
     #[serde(default, with = "humantime_serde")]
     embedded_agent_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    body_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    request_timeout: Option<Duration>,
+    max_connections: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    shutdown_grace: Option<Duration>,
+    ingest_per_second: Option<u32>,
+    ingest_burst: Option<u32>,
 }
+
+/// Every key the file may hold, to name all unknown ones at once.
+const FILE_KEYS: [&str; 18] = [
+    "listen",
+    "data_dir",
+    "database",
+    "agent_key",
+    "viewer_key",
+    "retention",
+    "minute_retention",
+    "hour_retention",
+    "body_limit",
+    "embedded_agent",
+    "embedded_agent_interval",
+    "header_timeout",
+    "body_timeout",
+    "request_timeout",
+    "max_connections",
+    "shutdown_grace",
+    "ingest_per_second",
+    "ingest_burst",
+];
 
 impl FileConfig {
     fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        // toml's message names the unknown key and lists the known ones.
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+        let invalid = || format!("invalid config file {}", path.display());
+        let table: toml::Table = toml::from_str(&text).with_context(invalid)?;
+        // toml would name only the first unknown key; a file with several
+        // typos gets them all named at once.
+        let unknown: Vec<&str> = table
+            .keys()
+            .map(String::as_str)
+            .filter(|key| !FILE_KEYS.contains(key))
+            .collect();
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "{}: unknown key{} {}; the known keys are {}",
+                invalid(),
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", "),
+                FILE_KEYS.join(", ")
+            );
+        }
+        table.try_into().with_context(invalid)
     }
 }
 
@@ -277,6 +462,65 @@ mod tests {
         let (_file, cli) = cli_with_file("listen = \"127.0.0.1:9000\"\nretension = \"1h\"\n");
         let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
         assert!(error.contains("retension"), "{error}");
+    }
+
+    #[test]
+    fn every_unknown_key_in_file_is_named() {
+        let (_file, cli) =
+            cli_with_file("retension = \"1h\"\nlisten = \"127.0.0.1:1\"\nport = 1\n");
+        let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
+        assert!(error.contains("unknown keys port, retension"), "{error}");
+        assert!(
+            error.contains("the known keys are listen, data_dir"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_known_keys_are_exactly_the_file_fields() {
+        // serde lists every field it expects when one is unknown.
+        let error = toml::from_str::<FileConfig>("zzz = 1")
+            .unwrap_err()
+            .to_string();
+        for key in FILE_KEYS {
+            assert!(
+                error.contains(&format!("`{key}`")),
+                "{key} missing from {error}"
+            );
+        }
+        assert_eq!(
+            error.matches('`').count() / 2,
+            FILE_KEYS.len() + 1,
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn listen_takes_ip_port_or_localhost_port() {
+        assert_eq!(
+            parse_listen("localhost:8001"),
+            Ok("127.0.0.1:8001".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("0.0.0.0:8001"),
+            Ok("0.0.0.0:8001".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("[::1]:8001"),
+            Ok("[::1]:8001".parse().unwrap())
+        );
+        for bad in ["8001", "localhost", "example.com:80", "localhost:99999"] {
+            let error = parse_listen(bad).unwrap_err();
+            assert!(
+                error.contains("give IP:PORT, e.g. 127.0.0.1:8000"),
+                "{error}"
+            );
+        }
+        let (_file, cli) = cli_with_file("listen = \"8001\"\n");
+        let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
+        assert!(error.contains("listen in the config file"), "{error}");
+        let (_file, cli) = cli_with_file("listen = \"localhost:8001\"\n");
+        assert_eq!(Settings::from_cli(cli).unwrap().listen.port(), 8001);
     }
 
     #[test]
@@ -310,6 +554,28 @@ mod tests {
                 "embedded_agent_interval = \"2days\"\n",
                 "embedded_agent_interval 2days is out of range: it must be between 100ms and 1day",
             ),
+            (
+                "header_timeout = \"0s\"\n",
+                "header_timeout 0s is out of range: it must be between 1s and 5m",
+            ),
+            ("body_timeout = \"1h\"\n", "body_timeout 1h is out of range"),
+            (
+                "request_timeout = \"2h\"\n",
+                "request_timeout 2h is out of range",
+            ),
+            (
+                "shutdown_grace = \"1h\"\n",
+                "shutdown_grace 1h is out of range",
+            ),
+            (
+                "max_connections = 0\n",
+                "max_connections 0 is out of range: it must be between 1 and 100000",
+            ),
+            (
+                "ingest_per_second = 0\n",
+                "ingest_per_second 0 is out of range",
+            ),
+            ("ingest_burst = 0\n", "ingest_burst 0 is out of range"),
         ] {
             let (_file, cli) = cli_with_file(text);
             let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());

@@ -2,7 +2,8 @@
 //! into a status code and an [`ErrorBody`].
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use procmon_model::ErrorBody;
@@ -62,6 +63,30 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("the store cannot be used now, so nothing was stored or read: {0}")]
     StoreUnavailable(String),
+    #[error(
+        "the request body stopped arriving: nothing came for {} (the server's body_timeout)",
+        humantime::format_duration(*.0)
+    )]
+    BodyTimeout(std::time::Duration),
+    #[error(
+        "the request was not answered within {} (the server's request_timeout); try again",
+        humantime::format_duration(*.0)
+    )]
+    RequestTimeout(std::time::Duration),
+    #[error(
+        "the server is at its limit of {max} connections; try again in a moment \
+         (the server's max_connections)"
+    )]
+    TooManyConnections { max: usize },
+    #[error(
+        "too many snapshots from {key:?}: try again in {} s (the server's ingest_per_second \
+         and ingest_burst)",
+        retry_after_secs(*retry_after)
+    )]
+    RateLimited {
+        key: String,
+        retry_after: std::time::Duration,
+    },
     #[error("internal error; the server log has the details")]
     Internal(#[from] anyhow::Error),
 }
@@ -97,6 +122,12 @@ impl ApiError {
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Self::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            Self::RequestTimeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout"),
+            Self::TooManyConnections { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "too_many_connections")
+            }
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -122,11 +153,21 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+        let headers = response.headers_mut();
+        match &self {
+            Self::MissingKey(_) | Self::MalformedAuthorization | Self::WrongKey(_) => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::RateLimited { retry_after, .. } => {
+                headers.insert(
+                    RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(*retry_after)),
+                );
+            }
+            Self::TooManyConnections { .. } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }
@@ -135,13 +176,21 @@ impl IntoResponse for ApiError {
 impl ApiError {
     /// A JSON body that could not be read, for a route whose body limit is
     /// `limit` bytes (axum's rejection does not carry the limit).
-    pub fn from_json_rejection(rejection: JsonRejection, limit: usize) -> Self {
+    /// `body_timeout` is the gap after which the body counts as stalled.
+    pub fn from_json_rejection(
+        rejection: JsonRejection,
+        limit: usize,
+        body_timeout: std::time::Duration,
+    ) -> Self {
         match rejection {
             JsonRejection::JsonSyntaxError(e) => Self::InvalidJson(serde_message(&e)),
             JsonRejection::JsonDataError(e) => Self::SchemaMismatch(serde_message(&e)),
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Self::PayloadTooLarge { limit }
+            }
+            JsonRejection::BytesRejection(e) if body_timed_out(&e) => {
+                Self::BodyTimeout(body_timeout)
             }
             other => Self::InvalidJson(other.body_text()),
         }
@@ -157,6 +206,24 @@ impl From<QueryRejection> for ApiError {
             other => Self::InvalidQuery(other.body_text()),
         }
     }
+}
+
+/// Whether reading the body failed because it stopped arriving (tower-http's
+/// body timeout), somewhere down the error's chain of causes.
+fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Whole seconds to wait, rounded up so a client never retries too early.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// serde's own message (with the field path, line and column), without

@@ -61,17 +61,13 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<SecretString> {
         Err(e) => return Err(e),
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        crate::private::create_dir(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
     let key = generate_key()?;
-    let mut options = std::fs::OpenOptions::new();
     // create_new: if another server process made the file a moment ago, we
     // read its key instead of overwriting it.
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match crate::private::create_new_file(path) {
         Ok(mut file) => {
             file.write_all(format!("{key}\n").as_bytes())
                 .and_then(|()| file.sync_all())

@@ -35,6 +35,10 @@ async fn run() -> anyhow::Result<()> {
     let application = Application::build(settings).await?;
 
     println!("procmon is running at {}", application.local_url());
+    let others = procmon_server::addresses::for_other_machines(application.local_addr());
+    if !others.is_empty() {
+        println!("  from other machines: {}", others.join(" or "));
+    }
     println!("  database: {}", database.display());
     for file in &application.state().keys.files {
         println!("  key file: {}", file.display());

@@ -5,16 +5,25 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::error::ApiError;
 use crate::keys::Keys;
+use crate::rate_limit::RateLimiter;
+use crate::serve::ConnectionLimits;
 use crate::store::{SqliteStore, Store};
 
 /// What every request handler can reach.
@@ -31,6 +40,12 @@ pub struct AppState {
     pub body_limit: usize,
     /// Where "now" comes from (tests move it).
     pub clock: Arc<dyn Clock>,
+    /// Longest gap while a request body arrives.
+    pub body_timeout: Duration,
+    /// Longest time to read and answer one request.
+    pub request_timeout: Duration,
+    /// Snapshots each client may send: a burst, then a steady rate.
+    pub ingest_limiter: Arc<RateLimiter>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -44,11 +59,35 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(RequestBodyTimeoutLayer::new(state.body_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         // A process listing is ~0.5 kB per process, and the page fetches it
         // every few seconds: gzip makes that a tenth over a real network.
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// What connections beyond the cap get: `/api/health` as usual, so that
+/// monitoring still sees a live server, and a 503 for anything else.
+fn full_house(state: AppState, max_connections: usize) -> Router {
+    Router::new()
+        .route("/api/health", get(crate::api::health::health))
+        .fallback(move || async move {
+            ApiError::TooManyConnections {
+                max: max_connections,
+            }
+        })
+        .with_state(state)
+}
+
+/// Answers 503 for a request not answered within `request_timeout`, the
+/// bound on everything else (a body that trickles, a slow database).
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(state.request_timeout).into_response(),
+    }
 }
 
 /// A bound, ready server; [`Application::run_until_stopped`] serves.
@@ -63,7 +102,12 @@ impl Application {
     /// Reads or creates the keys, opens the database (running its
     /// migrations) and binds the listen address (port 0: any free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        create_private_dir(&settings.data_dir)?;
+        crate::private::create_dir(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         let keys = Keys::resolve(
             &settings.data_dir,
             settings.agent_key.clone(),
@@ -84,6 +128,12 @@ impl Application {
             viewer_key_required: !address.ip().is_loopback(),
             body_limit: settings.body_limit,
             clock: Arc::new(SystemClock),
+            body_timeout: settings.body_timeout,
+            request_timeout: settings.request_timeout,
+            ingest_limiter: Arc::new(RateLimiter::new(
+                settings.ingest_per_second,
+                settings.ingest_burst,
+            )),
         };
         Ok(Self {
             listener,
@@ -156,13 +206,22 @@ impl Application {
         });
 
         let store = Arc::clone(&self.state.store);
-        let served = axum::serve(self.listener, app(self.state))
-            .with_graceful_shutdown(async move {
+        let limits = ConnectionLimits {
+            header_timeout: self.settings.header_timeout,
+            max_connections: self.settings.max_connections,
+            shutdown_grace: self.settings.shutdown_grace,
+        };
+        crate::serve::serve(
+            self.listener,
+            app(self.state.clone()),
+            full_house(self.state, limits.max_connections),
+            limits,
+            async move {
                 shutdown.await;
                 let _ = stop.send(true);
-            })
-            .await
-            .context("the server stopped with an error");
+            },
+        )
+        .await;
 
         retention.abort();
         if let Some(agent) = agent {
@@ -173,24 +232,8 @@ impl Application {
             }
         }
         store.close().await;
-        served
+        Ok(())
     }
-}
-
-/// Creates the data directory, if missing, readable only by this user: the
-/// database holds command lines, which can hold secrets. An existing
-/// directory is left as it is.
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))
 }
 
 /// Ctrl-C, or SIGTERM (how service managers and `docker stop` ask).
@@ -216,5 +259,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    tracing::info!("stopping: finishing open requests");
 }

@@ -13,8 +13,8 @@ use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use procmon_model::limits::{
-    cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_BYTES, MAX_HOST_FIELD, MAX_NAME, MAX_PATH,
-    MAX_PROCESSES,
+    cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CPU_PERCENT,
+    MAX_HOST_FIELD, MAX_NAME, MAX_PATH, MAX_PROCESSES, MAX_SNAPSHOT_CMD_ARGS,
 };
 use procmon_model::Snapshot;
 
@@ -45,10 +45,17 @@ pub enum Cut {
     Exe,
     /// A command line cut to `MAX_CMD_BYTES`.
     CommandLine,
+    /// A command line cut to `MAX_CMD_ARGS` arguments, or to what is left
+    /// of `MAX_SNAPSHOT_CMD_ARGS`.
+    CommandArgs,
     /// A start time that cannot be true, replaced by the boot time.
     StartTime,
     /// A negative CPU %, made 0.
     CpuPercent,
+    /// A CPU % over `MAX_CPU_PERCENT`, lowered to it.
+    CpuPercentHigh,
+    /// A host id with spaces around it, trimmed (the server refuses those).
+    HostIdSpaces,
 }
 
 impl fmt::Display for Cut {
@@ -65,6 +72,9 @@ impl fmt::Display for Cut {
             Cut::CommandLine => "command line cut",
             Cut::StartTime => "impossible start time replaced by the boot time",
             Cut::CpuPercent => "negative CPU % made 0",
+            Cut::CpuPercentHigh => "CPU % over 100 per core for 4096 cores lowered to that",
+            Cut::HostIdSpaces => "spaces around the host id removed",
+            Cut::CommandArgs => "command line cut to the most arguments the server accepts",
         })
     }
 }
@@ -120,6 +130,11 @@ pub fn fit(snapshot: &mut Snapshot) -> Cuts {
     let mut cuts = Cuts::default();
 
     let host = &mut snapshot.host;
+    if host.id.trim() != host.id {
+        let before = host.id.clone();
+        host.id = before.trim().to_owned();
+        cuts.note(Cut::HostIdSpaces, || format!("host.id was {before:?}"));
+    }
     for (field, value) in [
         ("id", &mut host.id),
         ("hostname", &mut host.hostname),
@@ -170,6 +185,7 @@ pub fn fit(snapshot: &mut Snapshot) -> Cuts {
         });
     }
 
+    let mut args_left = MAX_SNAPSHOT_CMD_ARGS;
     for p in processes.iter_mut() {
         let pid = p.pid;
         let before = p.name.len();
@@ -210,12 +226,30 @@ pub fn fit(snapshot: &mut Snapshot) -> Cuts {
                 )
             });
         }
+        let most = MAX_CMD_ARGS.min(args_left);
+        if p.cmd.len() > most {
+            let before = p.cmd.len();
+            p.cmd.truncate(most);
+            cuts.note(Cut::CommandArgs, || {
+                format!(
+                    "command line of pid {pid} ({}) cut from {before} to {most} arguments",
+                    p.name
+                )
+            });
+        }
+        args_left -= p.cmd.len();
         if p.cpu_percent < 0.0 || !p.cpu_percent.is_finite() {
             let before = p.cpu_percent;
             cuts.note(Cut::CpuPercent, || {
                 format!("CPU % of pid {pid} was {before}")
             });
             p.cpu_percent = 0.0;
+        } else if p.cpu_percent > MAX_CPU_PERCENT {
+            let before = p.cpu_percent;
+            cuts.note(Cut::CpuPercentHigh, || {
+                format!("CPU % of pid {pid} was {before}")
+            });
+            p.cpu_percent = MAX_CPU_PERCENT;
         }
     }
 
@@ -383,6 +417,39 @@ mod tests {
             },
             processes: pids.iter().map(|&pid| process(pid, now)).collect(),
         }
+    }
+
+    #[test]
+    fn argument_counts_cpu_and_host_id_are_fitted() {
+        let mut s = snapshot(&[1, 2, 3]);
+        s.host.id = " 0123456789abcdef\n".into();
+        s.processes[0].cmd = vec![String::new(); MAX_CMD_ARGS + 5];
+        s.processes[1].cpu_percent = 3e38;
+        let cuts = fit(&mut s);
+        assert_eq!(s.host.id, "0123456789abcdef");
+        assert_eq!(s.processes[0].cmd.len(), MAX_CMD_ARGS);
+        assert_eq!(s.processes[1].cpu_percent, MAX_CPU_PERCENT);
+        assert_eq!(cuts.count(Cut::HostIdSpaces), 1);
+        assert_eq!(cuts.count(Cut::CommandArgs), 1);
+        assert_eq!(cuts.count(Cut::CpuPercentHigh), 1);
+
+        // The snapshot-wide count: the later processes get what is left.
+        let per_process = MAX_CMD_ARGS;
+        let full = MAX_SNAPSHOT_CMD_ARGS / per_process;
+        let pids: Vec<u32> = (1..=full as u32 + 2).collect();
+        let mut s = snapshot(&pids);
+        for p in &mut s.processes {
+            p.cmd = vec![String::new(); per_process];
+        }
+        let cuts = fit(&mut s);
+        let total: usize = s.processes.iter().map(|p| p.cmd.len()).sum();
+        assert_eq!(total, MAX_SNAPSHOT_CMD_ARGS);
+        assert_eq!(
+            s.processes[full].cmd.len(),
+            MAX_SNAPSHOT_CMD_ARGS - full * per_process
+        );
+        assert!(s.processes[full + 1].cmd.is_empty());
+        assert_eq!(cuts.count(Cut::CommandArgs), 2);
     }
 
     #[test]

@@ -21,7 +21,9 @@ impl FromRequest<AppState> for SnapshotBody {
         Json::<Snapshot>::from_request(request, state)
             .await
             .map(|Json(snapshot)| Self(snapshot))
-            .map_err(|rejection| ApiError::from_json_rejection(rejection, state.body_limit))
+            .map_err(|rejection| {
+                ApiError::from_json_rejection(rejection, state.body_limit, state.body_timeout)
+            })
     }
 }
 
@@ -41,8 +43,11 @@ impl FromRequest<AppState> for SnapshotBody {
         (status = 409, description = "The snapshot id was already used by another host", body = ErrorBody),
         (status = 413, description = "The body is larger than the server's limit", body = ErrorBody),
         (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving", body = ErrorBody),
         (status = 422, description = "The JSON is not a valid snapshot (missing field, wrong type, unknown version, too long, ...)", body = ErrorBody),
-        (status = 503, description = "The store cannot write now (disk full, database locked, ...): nothing was stored; retry later", body = ErrorBody),
+        (status = 429, description = "This host sent too many snapshots; `Retry-After` says how many seconds to wait", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before sending again"))),
+        (status = 503, description = "Nothing was stored: the store cannot write now (disk full, database locked, ...), the server is at its connection limit, or it did not answer in time; retry later", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all, fields(host, snapshot, processes))]
@@ -55,6 +60,14 @@ pub async fn ingest(
     span.record("host", snapshot.host.id.as_str());
     span.record("snapshot", snapshot.id.to_string());
     span.record("processes", snapshot.processes.len());
+
+    let key = rate_key(&snapshot);
+    if let Err(retry_after) = state.ingest_limiter.check(key, std::time::Instant::now()) {
+        return Err(ApiError::RateLimited {
+            key: key.to_owned(),
+            retry_after,
+        });
+    }
 
     super::validate::validate(&snapshot).map_err(ApiError::InvalidSnapshot)?;
     let started = std::time::Instant::now();
@@ -75,4 +88,11 @@ pub async fn ingest(
             stored,
         }),
     ))
+}
+
+/// Whose budget a snapshot counts against: its host id, since all agents
+/// share one key. With a key per host this becomes the key's id, so a
+/// client cannot spread its load over made-up host ids.
+fn rate_key(snapshot: &Snapshot) -> &str {
+    &snapshot.host.id
 }

@@ -7,6 +7,7 @@ pub mod hosts;
 pub mod ingest;
 pub mod openapi;
 pub mod processes;
+pub mod schema_limits;
 mod time;
 pub mod validate;
 

@@ -51,7 +51,13 @@ impl Modify for KeySchemes {
 /// The whole document, built once.
 pub fn document() -> &'static Document {
     static DOCUMENT: OnceLock<Document> = OnceLock::new();
-    DOCUMENT.get_or_init(|| super::router().split_for_parts().1)
+    DOCUMENT.get_or_init(|| {
+        // The snapshot schemas exist only once the routes are added, after
+        // the modifiers above have run.
+        let mut document = super::router().split_for_parts().1;
+        super::schema_limits::state(&mut document);
+        document
+    })
 }
 
 /// The OpenAPI document of this API.

@@ -34,10 +34,10 @@ pub struct ProcessQuery {
     security((), ("viewer_key" = [])),
     responses(
         (status = 200, description = "The snapshot asked for", body = ProcessListing),
-        (status = 400, description = "`host` missing or empty, or `at` not an RFC 3339 time within the years 1677 to 2262", body = ErrorBody),
+        (status = 400, description = "`host` missing, empty or with spaces around it, or `at` not an RFC 3339 time between the years 1677 and 2262", body = ErrorBody),
         (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
         (status = 404, description = "Unknown host, or no snapshot of it at or before `at`", body = ErrorBody),
-        (status = 503, description = "The store cannot be read now", body = ErrorBody),
+        (status = 503, description = "The store cannot be read now, the server is at its connection limit, or it did not answer in time", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all, fields(host, at))]
@@ -52,11 +52,18 @@ pub async fn list(
         }
         other => other,
     })?;
-    let host_id = query.host.trim();
-    if host_id.is_empty() {
+    let host_id = query.host.as_str();
+    if host_id.trim().is_empty() {
         return Err(ApiError::InvalidQuery(
             "`host` is empty: give the host's id as ?host=<id>".into(),
         ));
+    }
+    // Host ids with spaces around them are refused when sent, so none is
+    // stored: say so rather than answer "unknown host".
+    if host_id.trim() != host_id {
+        return Err(ApiError::InvalidQuery(format!(
+            "`host` {host_id:?} has spaces at its start or end; host ids never do"
+        )));
     }
     let at = super::time::parse_optional("at", query.at.as_deref())?;
     tracing::Span::current().record("host", host_id);

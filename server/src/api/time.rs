@@ -20,8 +20,8 @@ pub fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             ApiError::InvalidQuery(format!(
-                "`{name}` is {text:?}, not a time: give an RFC 3339 time such as \
-                 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00"
+                "`{name}` is {text:?}, not a time: give an RFC 3339 time with a date, a time \
+                 and a zone, like 2024-05-01T12:00:00Z (UTC) or 2024-05-01T14:00:00+02:00"
             ))
         })?;
     if !is_storable_time(time) {

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 // The limits live in the model crate, shared with the agent, which cuts
 // what it collects to fit them.
 use procmon_model::limits::{
-    cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_BYTES, MAX_HOST_FIELD, MAX_NAME, MAX_PATH,
-    MAX_PROCESSES,
+    cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CPU_PERCENT,
+    MAX_HOST_FIELD, MAX_NAME, MAX_PATH, MAX_PROCESSES, MAX_SNAPSHOT_CMD_ARGS,
 };
 use procmon_model::{Snapshot, WIRE_VERSION};
 
@@ -24,6 +24,14 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
     let host = &snapshot.host;
     if host.id.trim().is_empty() {
         return Err("host.id is empty: it must be the machine's stable id".into());
+    }
+    // Refused rather than trimmed: `?host=` is matched exactly too, so an
+    // id stored with spaces could never be asked for reliably.
+    if host.id.trim() != host.id {
+        return Err(format!(
+            "host.id {:?} has spaces at its start or end: send the id without them",
+            host.id
+        ));
     }
     for (field, value) in [
         ("host.id", &host.id),
@@ -53,6 +61,14 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
         ));
     }
 
+    let args: usize = snapshot.processes.iter().map(|p| p.cmd.len()).sum();
+    if args > MAX_SNAPSHOT_CMD_ARGS {
+        return Err(format!(
+            "the command lines have {args} arguments in all, more than the \
+             {MAX_SNAPSHOT_CMD_ARGS} one snapshot may hold"
+        ));
+    }
+
     let mut first_index = HashMap::with_capacity(snapshot.processes.len());
     for (i, p) in snapshot.processes.iter().enumerate() {
         // Called only to word an error: a valid snapshot formats nothing.
@@ -70,6 +86,13 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
         if let Some(user) = &p.user {
             at_most(|| at("user"), user, MAX_NAME)?;
         }
+        if p.cmd.len() > MAX_CMD_ARGS {
+            return Err(format!(
+                "{} has {} arguments, more than the {MAX_CMD_ARGS} allowed",
+                at("cmd"),
+                p.cmd.len()
+            ));
+        }
         let cmd_bytes = cmd_bytes(&p.cmd);
         if cmd_bytes > MAX_CMD_BYTES {
             return Err(format!(
@@ -77,9 +100,9 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
                 at("cmd")
             ));
         }
-        if !(p.cpu_percent.is_finite() && p.cpu_percent >= 0.0) {
+        if !(0.0..=MAX_CPU_PERCENT).contains(&p.cpu_percent) {
             return Err(format!(
-                "{} is {}: it must be 0 or more",
+                "{} is {}: it must be between 0 and {MAX_CPU_PERCENT} (100 per core)",
                 at("cpu_percent"),
                 p.cpu_percent
             ));
@@ -192,6 +215,26 @@ mod tests {
         let mut s = snapshot(&[1]);
         s.processes[0].cpu_percent = -1.0;
         assert!(validate(&s).unwrap_err().contains("cpu_percent"));
+
+        let mut s = snapshot(&[1]);
+        s.processes[0].cpu_percent = 3e38;
+        assert!(validate(&s).unwrap_err().contains("between 0 and 409600"));
+
+        let mut s = snapshot(&[1]);
+        s.processes[0].cpu_percent = f32::NAN;
+        assert!(validate(&s).unwrap_err().contains("cpu_percent"));
+
+        let mut s = snapshot(&[1]);
+        s.host.id = " host-1".into();
+        assert!(validate(&s)
+            .unwrap_err()
+            .contains("has spaces at its start or end"));
+
+        let mut s = snapshot(&[1]);
+        s.processes[0].cmd = vec![String::new(); MAX_CMD_ARGS + 1];
+        assert!(validate(&s)
+            .unwrap_err()
+            .contains("processes[0] (pid 1).cmd has 4097 arguments"));
 
         let mut s = snapshot(&[1]);
         s.interval_ms = 0;

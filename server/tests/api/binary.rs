@@ -96,3 +96,81 @@ fn a_bad_environment_value_is_named() {
         "{stderr}"
     );
 }
+
+/// Started under a umask that takes the owner's own bits away, the data
+/// directory is still 0700 and the keys 0600: the modes are set, not only
+/// asked for.
+#[cfg(unix)]
+#[test]
+fn the_data_dir_and_keys_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let mut server = crate::common::KillOnDrop(
+        Command::new("sh")
+            .args(["-c", "umask 0277 && exec \"$0\" \"$@\"", BINARY])
+            .args(["--listen", "127.0.0.1:0", "--no-agent", "--data-dir"])
+            .arg(&dir)
+            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start procmon-server"),
+    );
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("procmon is running at"), "{first:?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("agent.key")), 0o600);
+    assert_eq!(mode(&dir.join("viewer.key")), 0o600);
+}
+
+#[test]
+fn a_listen_address_without_an_ip_says_the_form_expected() {
+    for given in ["8001", "example:8001"] {
+        let output = Command::new(BINARY)
+            .args(["--listen", given])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("give IP:PORT, e.g. 127.0.0.1:8000") && stderr.contains("0.0.0.0:8000"),
+            "{stderr}"
+        );
+    }
+}
+
+/// On every network, the server also says how other machines reach it:
+/// the loopback URL alone would not work from there.
+#[test]
+fn listening_on_every_network_prints_an_address_for_other_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = crate::common::KillOnDrop(
+        Command::new(BINARY)
+            .args(["--listen", "0.0.0.0:0", "--no-agent", "--data-dir"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start procmon-server"),
+    );
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    stdout.read_line(&mut first).unwrap();
+    stdout.read_line(&mut second).unwrap();
+    let port = first
+        .trim()
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap();
+    let others = second
+        .trim()
+        .strip_prefix("from other machines: ")
+        .unwrap_or_else(|| panic!("no address for other machines: {second:?}"));
+    assert!(others.contains(&format!(":{port}/")), "{others}");
+    assert!(!others.contains("127.0.0.1"), "{others}");
+}

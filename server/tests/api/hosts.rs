@@ -96,3 +96,26 @@ async fn hosts_sharing_a_hostname_get_distinct_display_names() {
         .unwrap();
     assert_eq!(listing.host.display_name, "web (3f2a9c1d1)");
 }
+
+/// Two CPU % of 3e38 once made a host's total overflow to null; such values
+/// are refused now, and the highest allowed ones still add up to a number.
+#[tokio::test]
+async fn cpu_totals_stay_numbers() {
+    let app = spawn_app().await;
+    let mut overflowing = sample_snapshot("host-a", 2);
+    for p in &mut overflowing.processes {
+        p.cpu_percent = 3e38;
+    }
+    assert_eq!(app.post_snapshot(&overflowing).await.status(), 422);
+
+    let mut busiest = sample_snapshot("host-a", 2);
+    for p in &mut busiest.processes {
+        p.cpu_percent = procmon_model::limits::MAX_CPU_PERCENT;
+    }
+    assert_eq!(app.post_snapshot(&busiest).await.status(), 201);
+    let list = hosts(&app).await;
+    assert_eq!(
+        list[0].cpu_percent_total,
+        2.0 * f64::from(procmon_model::limits::MAX_CPU_PERCENT)
+    );
+}

@@ -249,6 +249,66 @@ async fn hostile_snapshots_are_422_and_store_nothing() {
         error.message
     );
 
+    let spaced = sample_snapshot(" host-a ", 1);
+    let error = error_of(app.post_snapshot(&spaced).await, 422).await;
+    assert!(
+        error.message.contains("has spaces at its start or end"),
+        "{}",
+        error.message
+    );
+
+    let mut hot = sample_snapshot("host-a", 2);
+    hot.processes[1].cpu_percent = 3e38;
+    let error = error_of(app.post_snapshot(&hot).await, 422).await;
+    assert!(
+        error.message.contains("cpu_percent is 3") && error.message.contains("409600"),
+        "{}",
+        error.message
+    );
+
+    assert_untouched(&app, &snapshot).await;
+}
+
+/// The hostile client's find: 8 million empty arguments are a 24 MB body
+/// (under the 32 MiB limit) that counts as a 0-byte command line, and cost
+/// hundreds of MB to read. It is refused while being read.
+#[tokio::test]
+async fn millions_of_empty_arguments_are_refused_quickly() {
+    let (app, snapshot) = app_with_one_snapshot().await;
+    let mut body = serde_json::to_string(&sample_snapshot("host-a", 1)).unwrap();
+    let args = format!("\"cmd\":[{}]", vec!["\"\""; 8_000_000].join(","));
+    let start = body.find("\"cmd\":[").unwrap();
+    let end = start + body[start..].find(']').unwrap() + 1;
+    body.replace_range(start..end, &args);
+    assert!(body.len() > 24_000_000);
+
+    let started = std::time::Instant::now();
+    let response = app
+        .post_raw(body, Some("application/json"), Some(&app.agent_key))
+        .await;
+    let took = started.elapsed();
+    let error = error_of(response, 422).await;
+    assert!(
+        error.message.contains("more than the 4096 arguments"),
+        "{}",
+        error.message
+    );
+    // Generous: reading the 24 MB takes a fraction of this even unoptimised.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    eprintln!("8 million empty arguments refused in {took:?}");
+
+    // Spread over processes, each under the per-process count, the total
+    // is refused as well.
+    let mut many = sample_snapshot("host-a", 300);
+    for p in &mut many.processes {
+        p.cmd = vec![String::new(); 4000];
+    }
+    let error = error_of(app.post_snapshot(&many).await, 422).await;
+    assert!(
+        error.message.contains("more than the 1000000 arguments"),
+        "{}",
+        error.message
+    );
     assert_untouched(&app, &snapshot).await;
 }
 

@@ -9,6 +9,7 @@ mod binary;
 mod data_dir;
 mod end_to_end;
 mod health;
+mod hostile;
 mod hosts;
 mod ingest;
 mod openapi;

@@ -281,6 +281,95 @@ async fn real_responses_match_the_documented_schemas() {
     }
 }
 
+/// Every limit the server enforces on a snapshot is in the document, with
+/// the server's numbers; at each bound the document and the server agree:
+/// a value the document allows is stored, one past it is refused by both.
+#[tokio::test]
+async fn the_document_states_every_limit_the_server_enforces() {
+    use procmon_model::limits::*;
+    let app = spawn_app_with(|_| {}).await;
+    let document = document(&app).await;
+    let schemas = &document["components"]["schemas"];
+    let snapshot = &schemas["Snapshot"]["properties"];
+    assert_eq!(snapshot["version"]["enum"], serde_json::json!([1]));
+    assert_eq!(snapshot["interval_ms"]["minimum"], *INTERVAL_MS.start());
+    assert_eq!(snapshot["interval_ms"]["maximum"], *INTERVAL_MS.end());
+    assert_eq!(snapshot["processes"]["maxItems"], MAX_PROCESSES);
+    let host = &schemas["HostInfo"]["properties"];
+    assert_eq!(host["id"]["minLength"], 1);
+    for field in [
+        "id",
+        "hostname",
+        "os_name",
+        "os_version",
+        "kernel",
+        "arch",
+        "agent_version",
+    ] {
+        assert_eq!(host[field]["maxLength"], MAX_HOST_FIELD, "{field}");
+        let description = host[field]["description"].as_str().unwrap();
+        assert!(description.contains("256 bytes of UTF-8"), "{description}");
+    }
+    let process = &schemas["ProcessSample"]["properties"];
+    assert_eq!(process["name"]["maxLength"], MAX_NAME);
+    assert_eq!(process["user"]["maxLength"], MAX_NAME);
+    assert_eq!(process["exe"]["maxLength"], MAX_PATH);
+    assert_eq!(process["cmd"]["maxItems"], MAX_CMD_ARGS);
+    assert_eq!(process["cmd"]["items"]["maxLength"], MAX_CMD_BYTES);
+    assert_eq!(process["cpu_percent"]["minimum"], 0);
+    assert_eq!(
+        process["cpu_percent"]["maximum"],
+        f64::from(MAX_CPU_PERCENT)
+    );
+
+    let request_schema = &document["paths"]["/api/processes/"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    type Change = fn(&mut procmon_model::Snapshot, bool);
+    let cases: [(&str, Change); 8] = [
+        ("version", |s, over| s.version = if over { 2 } else { 1 }),
+        ("shortest interval", |s, over| {
+            s.interval_ms = INTERVAL_MS.start() - u64::from(over)
+        }),
+        ("longest interval", |s, over| {
+            s.interval_ms = INTERVAL_MS.end() + u64::from(over)
+        }),
+        ("longest host id", |s, over| {
+            s.host.id = "h".repeat(MAX_HOST_FIELD + usize::from(over))
+        }),
+        ("host id with spaces", |s, over| {
+            s.host.id = if over { " h".into() } else { "h h".into() }
+        }),
+        ("longest name", |s, over| {
+            s.processes[0].name = "n".repeat(MAX_NAME + usize::from(over))
+        }),
+        ("most arguments", |s, over| {
+            s.processes[0].cmd = vec!["a".into(); MAX_CMD_ARGS + usize::from(over)]
+        }),
+        ("highest CPU %", |s, over| {
+            s.processes[0].cpu_percent = MAX_CPU_PERCENT + if over { 1.0 } else { 0.0 }
+        }),
+    ];
+    for (case, change) in cases {
+        for over in [false, true] {
+            let mut snapshot = sample_snapshot("host-a", 2);
+            change(&mut snapshot, over);
+            let sent = serde_json::to_value(&snapshot).unwrap();
+            let documented = validate(&document, request_schema, &sent, "request");
+            let status = app.post_snapshot(&snapshot).await.status().as_u16();
+            if over {
+                assert!(
+                    documented.is_err(),
+                    "{case}: past the bound, the document allows it"
+                );
+                assert_eq!(status, 422, "{case}: past the bound");
+            } else {
+                assert_eq!(documented, Ok(()), "{case}: at the bound");
+                assert_eq!(status, 201, "{case}: at the bound, the server refuses it");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_validator_catches_what_it_should() {
     let app = spawn_app_with(|_| {}).await;
@@ -376,6 +465,44 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
     ) {
         if number < minimum {
             return Err(format!("{at}: {number} is below the minimum {minimum}"));
+        }
+    }
+    if let (Some(maximum), Some(number)) = (
+        schema.get("maximum").and_then(Value::as_f64),
+        value.as_f64(),
+    ) {
+        if number > maximum {
+            return Err(format!("{at}: {number} is above the maximum {maximum}"));
+        }
+    }
+    if let Some(text) = value.as_str() {
+        let chars = text.chars().count() as u64;
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
+            if chars > max {
+                return Err(format!("{at}: {chars} characters, over maxLength {max}"));
+            }
+        }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
+            if chars < min {
+                return Err(format!("{at}: {chars} characters, under minLength {min}"));
+            }
+        }
+        // The one pattern in the document: no spaces around a host id.
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+            assert_eq!(
+                pattern, r"^\S([\s\S]*\S)?$",
+                "a pattern this validator cannot check"
+            );
+            if text.trim() != text || text.is_empty() {
+                return Err(format!("{at}: {text:?} does not match {pattern}"));
+            }
+        }
+    }
+    if let (Some(max), Value::Array(items)) =
+        (schema.get("maxItems").and_then(Value::as_u64), value)
+    {
+        if items.len() as u64 > max {
+            return Err(format!("{at}: {} items, over maxItems {max}", items.len()));
         }
     }
     if let Value::Object(fields) = value {

@@ -92,7 +92,20 @@ async fn a_bad_query_is_400_saying_what_to_send() {
     for (query, expected) in [
         (vec![], "host"),
         (vec![("host", " ")], "`host` is empty"),
-        (vec![("host", "h"), ("at", "yesterday")], "RFC 3339"),
+        (vec![("host", " h ")], "has spaces at its start or end"),
+        (
+            vec![("host", "h"), ("at", "yesterday")],
+            "not a time: give an RFC 3339 time with a date, a time and a zone, like \
+             2024-05-01T12:00:00Z (UTC) or 2024-05-01T14:00:00+02:00",
+        ),
+        (
+            vec![("host", "h"), ("at", "9999-12-31T23:59:59Z")],
+            "outside the years 1677 to 2262",
+        ),
+        (
+            vec![("host", "h"), ("at", "1000-01-01T00:00:00Z")],
+            "outside the years 1677 to 2262",
+        ),
     ] {
         let response = app.get_with_query("/api/processes/", &query).await;
         assert_eq!(response.status(), 400, "{query:?}");

@@ -52,6 +52,9 @@ pub async fn spawn_app_with_clock(
     let mut settings = Settings::with_data_dir(data_dir.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.embedded_agent = false;
+    // Tests post snapshots back to back from one host; only the tests of
+    // the rate limit itself set one.
+    settings.ingest_burst = 100_000;
     configure(&mut settings);
     let mut application = Application::build(settings).await.expect("server builds");
     if let Some(clock) = clock {

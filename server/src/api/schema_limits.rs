@@ -1,0 +1,103 @@
+//! The limits the server enforces on a snapshot ([`procmon_model::limits`]
+//! and the wire version), written into the OpenAPI schemas, so that a
+//! client that follows the document is never refused. The numbers come from
+//! the same constants `validate.rs` checks against.
+//!
+//! Lengths are limited in bytes of UTF-8, which JSON Schema cannot say:
+//! `maxLength` (characters) is set to the byte limit, which every accepted
+//! string meets, and each description states the byte limit, which text
+//! beyond ASCII reaches sooner.
+
+use procmon_model::limits::{
+    INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CPU_PERCENT, MAX_HOST_FIELD, MAX_NAME, MAX_PATH,
+    MAX_PROCESSES,
+};
+use procmon_model::WIRE_VERSION;
+use utoipa::openapi::schema::ArrayItems;
+use utoipa::openapi::{Components, OpenApi as Document, RefOr, Schema};
+
+/// Adds every limit to the `Snapshot`, `HostInfo` and `ProcessSample`
+/// schemas. Panics if one of them lacks a field named here: the model and
+/// this list must change together.
+pub fn state(document: &mut Document) {
+    let components = document
+        .components
+        .as_mut()
+        .expect("the document has components");
+
+    let version = object(property(components, "Snapshot", "version"));
+    version.enum_values = Some(vec![WIRE_VERSION.into()]);
+    let interval = object(property(components, "Snapshot", "interval_ms"));
+    interval.minimum = Some((*INTERVAL_MS.start() as usize).into());
+    interval.maximum = Some((*INTERVAL_MS.end() as usize).into());
+    array(property(components, "Snapshot", "processes")).max_items = Some(MAX_PROCESSES);
+
+    let id = object(property(components, "HostInfo", "id"));
+    id.min_length = Some(1);
+    // No spaces around it: the server refuses those rather than trim.
+    id.pattern = Some(r"^\S([\s\S]*\S)?$".to_owned());
+    for field in [
+        "id",
+        "hostname",
+        "os_name",
+        "os_version",
+        "kernel",
+        "arch",
+        "agent_version",
+    ] {
+        at_most_bytes(
+            object(property(components, "HostInfo", field)),
+            MAX_HOST_FIELD,
+        );
+    }
+
+    for (field, limit) in [("name", MAX_NAME), ("user", MAX_NAME), ("exe", MAX_PATH)] {
+        at_most_bytes(object(property(components, "ProcessSample", field)), limit);
+    }
+    let cmd = array(property(components, "ProcessSample", "cmd"));
+    cmd.max_items = Some(MAX_CMD_ARGS);
+    if let ArrayItems::RefOrSchema(item) = &mut cmd.items {
+        if let RefOr::T(item) = item.as_mut() {
+            object(item).max_length = Some(MAX_CMD_BYTES);
+        }
+    }
+    cmd.description = Some(format!(
+        "{} At most {MAX_CMD_ARGS} arguments and {MAX_CMD_BYTES} bytes in all.",
+        cmd.description.as_deref().unwrap_or_default()
+    ));
+    let cpu = object(property(components, "ProcessSample", "cpu_percent"));
+    cpu.minimum = Some(0.into());
+    cpu.maximum = Some(f64::from(MAX_CPU_PERCENT).into());
+}
+
+fn at_most_bytes(string: &mut utoipa::openapi::schema::Object, limit: usize) {
+    string.max_length = Some(limit);
+    string.description = Some(format!(
+        "{} At most {limit} bytes of UTF-8.",
+        string.description.as_deref().unwrap_or_default()
+    ));
+}
+
+fn property<'a>(components: &'a mut Components, schema: &str, field: &str) -> &'a mut Schema {
+    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
+        panic!("no object schema {schema} in the document");
+    };
+    match object.properties.get_mut(field) {
+        Some(RefOr::T(property)) => property,
+        _ => panic!("{schema} has no inline property {field}"),
+    }
+}
+
+fn object(schema: &mut Schema) -> &mut utoipa::openapi::schema::Object {
+    match schema {
+        Schema::Object(object) => object,
+        _ => panic!("expected an object schema"),
+    }
+}
+
+fn array(schema: &mut Schema) -> &mut utoipa::openapi::schema::Array {
+    match schema {
+        Schema::Array(array) => array,
+        _ => panic!("expected an array schema"),
+    }
+}
