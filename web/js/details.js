@@ -2,15 +2,10 @@
 // are built once and their text updated on each refresh, so a person can
 // select and copy a command line while the page keeps refreshing.
 
-import {
-  formatBytes,
-  formatCommandLine,
-  formatCpu,
-  formatDateTime,
-  formatDuration,
-  formatStatus,
-} from "./format.js";
+import { METRICS, detailText } from "./fields.js";
+import { formatCommandLine, formatDateTime, formatDuration, formatStatus } from "./format.js";
 
+// Facts first, then every number (fields.js), then the long texts.
 const FIELDS = [
   ["pid", "PID"],
   ["parent", "Parent"],
@@ -18,13 +13,7 @@ const FIELDS = [
   ["user", "User"],
   ["status", "Status"],
   ["started", "Started"],
-  ["cpu", "CPU"],
-  ["memory", "Memory (resident)"],
-  ["private", "Private bytes"],
-  ["virtual", "Virtual memory"],
-  ["threads", "Threads"],
-  ["handles", "Handles"],
-  ["io", "Disk read / written"],
+  ...METRICS.map((m) => [m.column, m.label]),
   ["exe", "Executable"],
   ["cmd", "Command line"],
 ];
@@ -94,13 +83,7 @@ export function createDetails(pane, actions) {
       values.started,
       `${formatDateTime(new Date(startMs))} (running ${formatDuration((now - startMs) / 1000)})`,
     );
-    set(values.cpu, `${formatCpu(p.cpu_percent)} % (100 % = one core)`);
-    set(values.memory, formatBytes(p.memory_rss_bytes));
-    set(values.private, p.memory_private_bytes == null ? "not reported" : formatBytes(p.memory_private_bytes));
-    set(values.virtual, formatBytes(p.memory_virtual_bytes));
-    set(values.threads, p.threads == null ? "not readable" : String(p.threads));
-    set(values.handles, p.handles == null ? "not reported" : String(p.handles));
-    set(values.io, `${formatBytes(p.disk_read_bytes)} / ${formatBytes(p.disk_written_bytes)}`);
+    for (const metric of METRICS) set(values[metric.column], detailText(metric, p));
     set(values.exe, p.exe ?? "not readable");
     set(values.cmd, p.cmd?.length ? formatCommandLine(p.cmd) : "not readable");
   }

@@ -4,6 +4,7 @@
 
 import { ApiError, fetchHosts, fetchProcesses, serverNow, setViewerKey, viewerKey } from "./api.js";
 import { createDetails } from "./details.js";
+import { addMetricHeaders } from "./fields.js";
 import { createHostList } from "./hosts.js";
 import { renderStatus } from "./status.js";
 import { collapsedKeys, readHash, state, subscribe, update, writeHash } from "./state.js";
@@ -259,6 +260,7 @@ function wire() {
     for (const key of parentKeys(state.tree)) collapsed.add(key);
     update({});
   });
+  addMetricHeaders(document.querySelector("#process-table thead tr"), "started");
   for (const th of document.querySelectorAll("th[data-sort]")) {
     th.querySelector("button").addEventListener("click", () => {
       const column = th.dataset.sort;

@@ -6,7 +6,8 @@
 // changed text is touched. Values from a machine are only ever set with
 // textContent or attributes.
 
-import { formatBytes, formatCpu, formatDateTime } from "./format.js";
+import { TABLE_METRICS, cellText } from "./fields.js";
+import { formatDateTime } from "./format.js";
 
 /** Rows drawn beyond each edge of the view, so a fast scroll shows no gap. */
 const OVERSCAN = 30;
@@ -250,9 +251,7 @@ function makeRow(key) {
   const cells = {
     pid: cell("col-pid num"),
     user: cell("col-user"),
-    cpu: cell("col-cpu num"),
-    memory: cell("col-memory num"),
-    threads: cell("col-threads num"),
+    ...Object.fromEntries(TABLE_METRICS.map((m) => [m.column, cell(`col-${m.column} num`)])),
     started: cell("col-started num"),
   };
   return { tr, nameCell, toggle, name, folded, cells, last: {} };
@@ -300,9 +299,9 @@ function fill(entry, row, index, selected) {
 
   setText(entry, "pid", entry.cells.pid, String(p.pid));
   setText(entry, "user", entry.cells.user, p.user ?? "");
-  setText(entry, "cpu", entry.cells.cpu, formatCpu(p.cpu_percent));
-  setText(entry, "memory", entry.cells.memory, formatBytes(p.memory_rss_bytes));
-  setText(entry, "threads", entry.cells.threads, p.threads == null ? "" : String(p.threads));
+  for (const metric of TABLE_METRICS) {
+    setText(entry, metric.column, entry.cells[metric.column], cellText(metric, p));
+  }
   setText(entry, "started", entry.cells.started, formatDateTime(new Date(node.startMs)));
 
   // Heat: 0 at idle, full at one busy core, like Process Explorer's CPU tint.

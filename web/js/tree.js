@@ -11,6 +11,8 @@
 //   Every process must still appear exactly once, so cycles are cut.
 // Everything is iterative: a deep or hostile chain cannot overflow the stack.
 
+import { METRICS, compareBy } from "./fields.js";
+
 /** A process's identity within one host: pid plus start time. */
 export function processKey(process) {
   return `${process.pid}@${process.start_time}`;
@@ -127,9 +129,7 @@ export const SORT_COLUMNS = {
   name: (a, b) => compareText(a.name, b.name),
   pid: (a, b) => a.pid - b.pid,
   user: (a, b) => compareText(a.user ?? "", b.user ?? ""),
-  cpu: (a, b) => (a.cpu_percent ?? 0) - (b.cpu_percent ?? 0),
-  memory: (a, b) => (a.memory_rss_bytes ?? 0) - (b.memory_rss_bytes ?? 0),
-  threads: (a, b) => (a.threads ?? 0) - (b.threads ?? 0),
+  ...Object.fromEntries(METRICS.map((m) => [m.column, compareBy(m)])),
   started: (a, b) => compareText(a.start_time, b.start_time),
 };
 
