@@ -3,6 +3,7 @@
 //! `contract_tests!` instantiates the suite for one backend.
 
 mod contract;
+mod first_layout;
 
 /// A fresh SQLite store in its own temporary directory.
 async fn sqlite() -> contract::Fresh {
