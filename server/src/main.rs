@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,sqlx=warn,tower_http=warn,procmon_agent=warn")
+            EnvFilter::new("info,tower_http=warn,procmon_agent=warn")
         }))
         .init();
     match run().await {
