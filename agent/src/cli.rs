@@ -12,7 +12,8 @@ use crate::config::Overrides;
 ///
 /// Settings come from procmon-agent.toml (beside the executable, else in the
 /// working directory, or --config), then the environment variables
-/// PROCMON_AGENT_SERVER_URL, PROCMON_AGENT_API_KEY and PROCMON_AGENT_INTERVAL,
+/// PROCMON_AGENT_SERVER_URL, PROCMON_AGENT_ENROLL_SECRET,
+/// PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE and PROCMON_AGENT_INTERVAL,
 /// then these flags.
 #[derive(Debug, Parser)]
 #[command(name = "procmon-agent", version)]
@@ -25,10 +26,22 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub server_url: Option<String>,
 
-    /// The server's agent key. Prefer the file or PROCMON_AGENT_API_KEY:
-    /// flags are visible to everyone in the process list.
+    /// The server's enrollment secret (pme_...): the agent exchanges it
+    /// once for this machine's own key and keeps that in --key-file. Prefer
+    /// the file or PROCMON_AGENT_ENROLL_SECRET: flags are visible to
+    /// everyone in the process list.
+    #[arg(long, value_name = "SECRET", value_parser = parse_secret)]
+    pub enroll_secret: Option<SecretString>,
+
+    /// This machine's key (pmk_..., from `procmon-server keys create`),
+    /// instead of enrolling. Prefer the file or PROCMON_AGENT_API_KEY.
     #[arg(long, value_name = "KEY", value_parser = parse_secret)]
     pub api_key: Option<SecretString>,
+
+    /// Where an enrolled agent keeps its key [default: procmon-agent.key
+    /// beside the config file, else in the working directory].
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
 
     /// Time between snapshots, e.g. "2s" or "500ms".
     #[arg(long, value_name = "DURATION")]
@@ -68,6 +81,8 @@ impl Cli {
             config_file: self.config.clone(),
             server_url: self.server_url.clone(),
             api_key: self.api_key.clone(),
+            enroll_secret: self.enroll_secret.clone(),
+            key_file: self.key_file.clone(),
             interval: self.interval.clone(),
         }
     }

@@ -25,16 +25,27 @@ pub use procmon_model::limits::MAX_INTERVAL;
 /// then in the working directory.
 pub const FILE_NAME: &str = "procmon-agent.toml";
 
+/// The file an enrolled agent keeps its host key in, beside its config
+/// file (or in the working directory when it has none).
+pub const KEY_FILE_NAME: &str = "procmon-agent.key";
+
 /// A commented config file with every key, for people to start from.
 pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment variables PROCMON_AGENT_SERVER_URL,
-# PROCMON_AGENT_API_KEY and PROCMON_AGENT_INTERVAL override these, and the
-# flags --server-url, --api-key and --interval override both.
+# PROCMON_AGENT_ENROLL_SECRET, PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE
+# and PROCMON_AGENT_INTERVAL override these, and the flags --server-url,
+# --enroll-secret, --api-key, --key-file and --interval override both.
 
 # The procmon server to send snapshots to.
 server_url = "http://127.0.0.1:8000"
 
-# The agent key: copy it from the agent.key file in the server's data
-# directory (the server prints where when it starts).
+# The server's enrollment secret (pme_...): the server prints it at its
+# first start (`procmon-server enroll-secret rotate` makes a new one). The
+# agent exchanges it once for this machine's own key, which it keeps in
+# procmon-agent.key beside this file.
+enroll_secret = ""
+
+# Or this machine's key itself (pmk_...), made with
+# `procmon-server keys create --host <host id>`; then no enrollment.
 api_key = ""
 
 # How often to take and send a snapshot, e.g. "2s", "500ms", "1m".
@@ -46,18 +57,32 @@ interval = "2s"
 pub struct AgentConfig {
     /// Base URL of the procmon server, e.g. `http://127.0.0.1:8000`.
     pub server_url: String,
-    /// The server's agent key, sent as `Authorization: Bearer`. Never printed.
-    pub api_key: SecretString,
+    /// How the agent gets the key it sends as `Authorization: Bearer`.
+    pub key: AgentKey,
     /// Time between two snapshots.
     pub interval: Duration,
 }
 
+/// Where the agent's key comes from. Never printed.
+#[derive(Debug, Clone)]
+pub enum AgentKey {
+    /// This machine's key, given in the settings (or kept from an earlier
+    /// enrollment).
+    Given(SecretString),
+    /// Enroll with the server's enrollment secret and keep the host key it
+    /// gives in `key_file`; once that file exists, its key is used.
+    Enroll {
+        secret: SecretString,
+        key_file: PathBuf,
+    },
+}
+
 impl AgentConfig {
-    /// A config with the default interval (2 s).
+    /// A config with a given key and the default interval (2 s).
     pub fn new(server_url: impl Into<String>, api_key: impl Into<SecretString>) -> AgentConfig {
         AgentConfig {
             server_url: server_url.into(),
-            api_key: api_key.into(),
+            key: AgentKey::Given(api_key.into()),
             interval: DEFAULT_INTERVAL,
         }
     }
@@ -83,21 +108,34 @@ pub enum ConfigError {
         reason: String,
     },
     #[error(
-        "no API key is set: put api_key in the config file ({file}), or set \
-         PROCMON_AGENT_API_KEY, or pass --api-key; the key is in the server's agent.key file"
+        "no key is set: put the server's enrollment secret in enroll_secret in the config \
+         file ({file}) (or PROCMON_AGENT_ENROLL_SECRET, or --enroll-secret): the server prints \
+         it at its first start, and the agent exchanges it for this machine's own key; or put \
+         this machine's key, made with `procmon-server keys create`, in api_key"
     )]
     MissingApiKey { file: String },
+    #[error("cannot read the key file {}: {source}", path.display())]
+    KeyFileUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// The keys of the config file; unknown keys are an error, so a typo is
-/// not silently ignored.
+/// What one layer (the file, the environment, the flags) sets. As the
+/// file's keys, unknown ones are an error, so a typo is not silently
+/// ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileLayer {
+struct Layer {
     /// See [`AgentConfig::server_url`].
     server_url: Option<String>,
-    /// See [`AgentConfig::api_key`].
+    /// See [`AgentKey::Given`].
     api_key: Option<SecretString>,
+    /// See [`AgentKey::Enroll`].
+    enroll_secret: Option<SecretString>,
+    /// Where an enrolled agent keeps its key.
+    key_file: Option<PathBuf>,
     /// A duration such as "2s"; see [`AgentConfig::interval`].
     interval: Option<String>,
 }
@@ -112,6 +150,10 @@ pub struct Overrides {
     pub server_url: Option<String>,
     /// `--api-key`.
     pub api_key: Option<SecretString>,
+    /// `--enroll-secret`.
+    pub enroll_secret: Option<SecretString>,
+    /// `--key-file`.
+    pub key_file: Option<PathBuf>,
     /// `--interval`, unparsed so its error can name the flag.
     pub interval: Option<String>,
 }
@@ -122,8 +164,13 @@ pub struct Overrides {
 pub struct Settings {
     /// See [`AgentConfig::server_url`].
     pub server_url: String,
-    /// See [`AgentConfig::api_key`]; `None` when no layer set one.
+    /// See [`AgentKey::Given`]; `None` when no layer set one.
     pub api_key: Option<SecretString>,
+    /// See [`AgentKey::Enroll`]; `None` when no layer set one.
+    pub enroll_secret: Option<SecretString>,
+    /// Where an enrolled agent keeps its key: beside the config file, or
+    /// in the working directory.
+    pub key_file: PathBuf,
     /// See [`AgentConfig::interval`].
     pub interval: Duration,
     /// The config file that was read, if any.
@@ -147,20 +194,25 @@ impl Settings {
         };
         let layer = match &file {
             Some(path) => read_file(path)?,
-            None => FileLayer::default(),
+            None => Layer::default(),
         };
+        let key_dir = file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_owned)
+            .unwrap_or_default();
         let mut settings = Settings {
             server_url: DEFAULT_SERVER_URL.to_owned(),
             api_key: None,
+            enroll_secret: None,
+            key_file: key_dir.join(KEY_FILE_NAME),
             interval: DEFAULT_INTERVAL,
             file: file.clone(),
         };
         if let Some(path) = &file {
             settings.apply(
                 |key| format!("the config file {}, key {key}", path.display()),
-                layer.server_url,
-                layer.api_key,
-                layer.interval,
+                layer,
             )?;
         }
         settings.apply(
@@ -170,54 +222,75 @@ impl Settings {
                     key.to_uppercase()
                 )
             },
-            env("PROCMON_AGENT_SERVER_URL"),
-            env("PROCMON_AGENT_API_KEY").map(SecretString::from),
-            env("PROCMON_AGENT_INTERVAL"),
+            Layer {
+                server_url: env("PROCMON_AGENT_SERVER_URL"),
+                api_key: env("PROCMON_AGENT_API_KEY").map(SecretString::from),
+                enroll_secret: env("PROCMON_AGENT_ENROLL_SECRET").map(SecretString::from),
+                key_file: env("PROCMON_AGENT_KEY_FILE").map(PathBuf::from),
+                interval: env("PROCMON_AGENT_INTERVAL"),
+            },
         )?;
         settings.apply(
             |key| format!("the flag --{}", key.replace('_', "-")),
-            flags.server_url.clone(),
-            flags.api_key.clone(),
-            flags.interval.clone(),
+            Layer {
+                server_url: flags.server_url.clone(),
+                api_key: flags.api_key.clone(),
+                enroll_secret: flags.enroll_secret.clone(),
+                key_file: flags.key_file.clone(),
+                interval: flags.interval.clone(),
+            },
         )?;
         Ok(settings)
     }
 
-    fn apply(
-        &mut self,
-        origin: impl Fn(&str) -> String,
-        server_url: Option<String>,
-        api_key: Option<SecretString>,
-        interval: Option<String>,
-    ) -> Result<(), ConfigError> {
-        if let Some(url) = server_url {
+    fn apply(&mut self, origin: impl Fn(&str) -> String, layer: Layer) -> Result<(), ConfigError> {
+        if let Some(url) = layer.server_url {
             self.server_url = parse_server_url(&origin("server_url"), &url)?;
         }
-        if let Some(key) = api_key {
-            use secrecy::ExposeSecret;
-            // An empty key (as in the default file) means "not set yet".
-            if !key.expose_secret().trim().is_empty() {
-                self.api_key = Some(key);
-            }
+        // An empty key or secret (as in the default file) means "not set".
+        if let Some(key) = layer.api_key.filter(is_set) {
+            self.api_key = Some(key);
         }
-        if let Some(text) = interval {
+        if let Some(secret) = layer.enroll_secret.filter(is_set) {
+            self.enroll_secret = Some(secret);
+        }
+        if let Some(path) = layer.key_file {
+            self.key_file = path;
+        }
+        if let Some(text) = layer.interval {
             self.interval = parse_interval(&origin("interval"), &text)?;
         }
         Ok(())
     }
 
-    /// The config for sending, which needs a key.
+    /// The config for sending, which needs a key, an enrollment secret, or
+    /// a key file kept from an earlier enrollment.
     pub fn into_agent_config(self) -> Result<AgentConfig, ConfigError> {
-        let Some(api_key) = self.api_key else {
-            let file = self.file.as_deref().map_or_else(
-                || format!("{FILE_NAME} beside the agent"),
-                |path| path.display().to_string(),
-            );
-            return Err(ConfigError::MissingApiKey { file });
+        let key = match (self.api_key, self.enroll_secret) {
+            (Some(key), _) => AgentKey::Given(key),
+            (None, Some(secret)) => AgentKey::Enroll {
+                secret,
+                key_file: self.key_file,
+            },
+            (None, None) if self.key_file.is_file() => AgentKey::Given(
+                crate::enroll::read_key_file(&self.key_file).map_err(|source| {
+                    ConfigError::KeyFileUnreadable {
+                        path: self.key_file.clone(),
+                        source,
+                    }
+                })?,
+            ),
+            (None, None) => {
+                let file = self.file.as_deref().map_or_else(
+                    || format!("{FILE_NAME} beside the agent"),
+                    |path| path.display().to_string(),
+                );
+                return Err(ConfigError::MissingApiKey { file });
+            }
         };
         Ok(AgentConfig {
             server_url: self.server_url,
-            api_key,
+            key,
             interval: self.interval,
         })
     }
@@ -235,7 +308,12 @@ pub fn default_file() -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-fn read_file(path: &Path) -> Result<FileLayer, ConfigError> {
+fn is_set(secret: &SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    !secret.expose_secret().trim().is_empty()
+}
+
+fn read_file(path: &Path) -> Result<Layer, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::FileUnreadable {
         path: path.to_owned(),
         source,

@@ -42,7 +42,7 @@ pub fn instructions(path: &Path) -> String {
         "No settings were found, so a commented config file was written: {}\n\
          Edit it and set:\n\
          \x20 server_url = the procmon server, e.g. \"http://my-server:8000\" (now {})\n\
-         \x20 api_key    = the key from the agent.key file in the server's data directory\n\
+         \x20 enroll_secret = the enrollment secret the server printed at its first start\n\
          Save the file: the agent picks it up by itself. Until then it keeps running here.",
         path.display(),
         config::DEFAULT_SERVER_URL,
@@ -134,7 +134,10 @@ mod tests {
             .expect("picks up the key")
             .unwrap();
         use secrecy::ExposeSecret;
-        assert_eq!(config.api_key.expose_secret(), "k-123");
+        let crate::AgentKey::Given(key) = &config.key else {
+            panic!("a given key: {:?}", config.key);
+        };
+        assert_eq!(key.expose_secret(), "k-123");
         assert_eq!(config.server_url, config::DEFAULT_SERVER_URL);
     }
 

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod enroll;
 pub mod first_run;
 mod run;
 pub mod send;
@@ -16,6 +17,6 @@ pub mod send;
 pub mod windows;
 
 pub use collect::Collector;
-pub use config::AgentConfig;
+pub use config::{AgentConfig, AgentKey};
 pub use run::run;
 pub use send::{SendError, Sender};

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use procmon_agent::cli::Cli;
 use procmon_agent::config::Settings;
-use procmon_agent::{Collector, Sender};
+use procmon_agent::enroll::Credentials;
+use procmon_agent::Collector;
 #[cfg(not(windows))]
 use tracing_subscriber::EnvFilter;
 
@@ -54,9 +55,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = settings.into_agent_config()?;
     let runtime = tokio::runtime::Runtime::new()?;
     if cli.once {
-        let sender = Sender::new(&config.server_url, config.api_key.clone())?;
+        let mut credentials = Credentials::new(&config.server_url, config.key.clone())?;
         let snapshot = Collector::new().snapshot(config.interval);
-        let answer = runtime.block_on(sender.send(&snapshot))?;
+        let answer = runtime.block_on(async {
+            let sender = credentials.sender(&snapshot.host).await?;
+            sender.send(&snapshot).await
+        })?;
         tracing::info!(
             snapshot = %answer.snapshot_id,
             processes = snapshot.processes.len(),

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::time::MissedTickBehavior;
 
-use crate::{AgentConfig, Collector, Sender};
+use crate::enroll::Credentials;
+use crate::{AgentConfig, Collector, SendError};
 
 /// How long a stop waits for the snapshot in flight: long enough for a
 /// send to a server that answers, short enough for a service manager that
@@ -19,7 +20,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// failed send is logged and the loop goes on: the server may come back.
 /// Errors only when the agent cannot start at all.
 pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let sender = Sender::new(&config.server_url, config.api_key.clone())?;
+    let mut credentials = Credentials::new(&config.server_url, config.key.clone())?;
     // Reading every process takes a while and blocks, so it runs on the
     // blocking pool; the collector moves there and back through the mutex.
     let collector = tokio::task::spawn_blocking(Collector::new)
@@ -27,7 +28,7 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> any
         .context("the process collector could not start")?;
     let collector = Arc::new(Mutex::new(collector));
     tracing::info!(
-        server = %sender.ingest_url(),
+        server = %credentials.server_url(),
         interval = %humantime::format_duration(config.interval),
         "procmon agent started"
     );
@@ -42,7 +43,7 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> any
             () = &mut shutdown => break,
             _ = ticks.tick() => {}
         }
-        let cycle = collect_and_send(&collector, &sender, &config);
+        let cycle = collect_and_send(&collector, &mut credentials, &config);
         tokio::pin!(cycle);
         let result = tokio::select! {
             result = &mut cycle => result,
@@ -77,7 +78,7 @@ fn log_failure(cycle: anyhow::Result<()>) {
 /// collector itself failed.
 async fn collect_and_send(
     collector: &Arc<Mutex<Collector>>,
-    sender: &Sender,
+    credentials: &mut Credentials,
     config: &AgentConfig,
 ) -> anyhow::Result<()> {
     let interval = config.interval;
@@ -94,7 +95,13 @@ async fn collect_and_send(
     let collect_ms = collect_started.elapsed().as_millis();
 
     let send_started = Instant::now();
-    let outcome = sender.send(&snapshot).await;
+    let outcome = match credentials.sender(&snapshot.host).await {
+        Ok(sender) => sender.send(&snapshot).await,
+        Err(e) => Err(e),
+    };
+    if matches!(outcome, Err(SendError::KeyRefused)) {
+        credentials.refused();
+    }
     let send_ms = send_started.elapsed().as_millis();
     let id = snapshot.id.simple().to_string();
     let short_id = &id[..8];

@@ -30,9 +30,18 @@ pub enum SendError {
         cause: String,
     },
     #[error(
-        "the server refused the API key: set api_key to the key in the server's agent.key file"
+        "the server refused this machine's key (wrong, revoked, or for another host): set \
+         api_key to a key made for this host with `procmon-server keys create`, or set \
+         enroll_secret to the server's enrollment secret to enroll again"
     )]
     KeyRefused,
+    #[error(
+        "the server refused the enrollment secret: set enroll_secret to the one the server \
+         printed at its first start, or make a new one with `procmon-server enroll-secret rotate`"
+    )]
+    EnrollRefused,
+    #[error("cannot keep the key the server gave in {path}: {cause}")]
+    KeyFile { path: String, cause: String },
     #[error("the server rejected the snapshot ({status}): {message}")]
     Rejected {
         /// The HTTP status the server answered with.
@@ -60,15 +69,8 @@ impl Sender {
         };
         let base = parse_server_url(server_url).map_err(bad_url)?;
         // Keep any path prefix (a server behind a reverse proxy at /procmon/).
-        let base_path = base.path().trim_end_matches('/').to_owned();
-        let mut ingest_url = base;
-        ingest_url.set_path(&format!("{base_path}/api/processes/"));
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("procmon-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| bad_url(format!("cannot set up the HTTP client: {e}")))?;
+        let ingest_url = endpoint(&base, "api/processes/");
+        let client = http_client().map_err(bad_url)?;
         Ok(Sender {
             client,
             ingest_url,
@@ -118,6 +120,25 @@ impl Sender {
     }
 }
 
+/// The HTTP client every request of the agent goes through.
+pub(crate) fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("procmon-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+}
+
+/// `base` with `path` (e.g. "api/enroll/") after its own path, which
+/// may be a reverse proxy's prefix.
+pub(crate) fn endpoint(base: &Url, path: &str) -> Url {
+    let prefix = base.path().trim_end_matches('/').to_owned();
+    let mut url = base.clone();
+    url.set_path(&format!("{prefix}/{path}"));
+    url
+}
+
 /// `text` as the base URL of a server the agent can send to: http or https,
 /// with a host. Else the reason, for a person.
 pub(crate) fn parse_server_url(text: &str) -> Result<Url, String> {
@@ -133,7 +154,7 @@ pub(crate) fn parse_server_url(text: &str) -> Result<Url, String> {
 
 /// The server's `ErrorBody.message`, or the start of whatever else it sent
 /// (a proxy's HTML page, say).
-fn server_message(body: &[u8]) -> String {
+pub(crate) fn server_message(body: &[u8]) -> String {
     if let Ok(error) = serde_json::from_slice::<ErrorBody>(body) {
         return error.message;
     }
@@ -152,7 +173,7 @@ fn server_message(body: &[u8]) -> String {
 /// reqwest's own message ("error sending request for url (...)") repeats
 /// the URL and hides the cause; the innermost error says what happened
 /// ("Connection refused", "dns error: ...").
-fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return format!("no answer within {} s", REQUEST_TIMEOUT.as_secs());
     }

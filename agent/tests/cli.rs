@@ -75,8 +75,9 @@ fn once_without_a_key_fails_saying_how_to_set_one() {
     let output = agent(&dir, &["--once"]).output().unwrap();
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains("no API key"), "{message}");
-    assert!(message.contains("PROCMON_AGENT_API_KEY"), "{message}");
+    assert!(message.contains("no key is set"), "{message}");
+    assert!(message.contains("PROCMON_AGENT_ENROLL_SECRET"), "{message}");
+    assert!(message.contains("procmon-server keys create"), "{message}");
 }
 
 #[test]

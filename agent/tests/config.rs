@@ -86,8 +86,47 @@ fn without_any_layer_the_defaults_hold_and_sending_needs_a_key() {
     let error = settings.into_agent_config().unwrap_err();
     assert!(matches!(error, ConfigError::MissingApiKey { .. }));
     let message = error.to_string();
-    assert!(message.contains("PROCMON_AGENT_API_KEY"), "{message}");
+    assert!(message.contains("PROCMON_AGENT_ENROLL_SECRET"), "{message}");
     assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[test]
+fn an_enrollment_secret_enrolls_keeping_the_key_beside_the_config_file() {
+    let (dir, path) = file("enroll_secret = \"pme_from-file\"\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    let config = settings.into_agent_config().unwrap();
+    let procmon_agent::AgentKey::Enroll { secret, key_file } = config.key else {
+        panic!("enrolls");
+    };
+    assert_eq!(secret.expose_secret(), "pme_from-file");
+    assert_eq!(key_file, dir.path().join("procmon-agent.key"));
+
+    // Once the key file exists and no secret is set any more, its key is
+    // used; an api_key, when set, wins over both.
+    std::fs::write(dir.path().join("procmon-agent.key"), "pmk_kept_x\n").unwrap();
+    let (_other, bare) = file("");
+    let flags = procmon_agent::config::Overrides {
+        key_file: Some(dir.path().join("procmon-agent.key")),
+        ..with_file(&bare)
+    };
+    let config = Settings::load_with_env(&flags, env(&[]))
+        .unwrap()
+        .into_agent_config()
+        .unwrap();
+    let procmon_agent::AgentKey::Given(key) = config.key else {
+        panic!("uses the kept key");
+    };
+    assert_eq!(key.expose_secret(), "pmk_kept_x");
+    let config = Settings::load_with_env(
+        &with_file(&path),
+        env(&[("PROCMON_AGENT_API_KEY", "pmk_given_y")]),
+    )
+    .unwrap()
+    .into_agent_config()
+    .unwrap();
+    assert!(
+        matches!(config.key, procmon_agent::AgentKey::Given(k) if k.expose_secret() == "pmk_given_y")
+    );
 }
 
 #[test]

@@ -219,3 +219,28 @@ pub struct SearchResults {
     /// True when there were more matches than the limit.
     pub truncated: bool,
 }
+
+/// What an agent sends to `POST /api/enroll/` to get its host key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnrollRequest {
+    /// The server's enrollment secret (`pme_...`).
+    pub enroll_secret: String,
+    /// The host's stable id, as its snapshots will name it.
+    #[schema(min_length = 1, max_length = 256)]
+    pub host_id: String,
+    /// The host's name, for the server's log.
+    #[schema(max_length = 256)]
+    pub hostname: String,
+}
+
+/// Answer to `POST /api/enroll/`: the host's own key, shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnrollResponse {
+    /// The key's public id, to find it in `procmon-server keys list`.
+    pub key_id: String,
+    /// The key to send snapshots with (`Authorization: Bearer <key>`).
+    /// Keep it: the server stores only its hash.
+    pub key: String,
+    /// The host it is bound to.
+    pub host_id: String,
+}

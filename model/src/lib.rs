@@ -17,8 +17,9 @@ pub mod limits;
 mod snapshot;
 
 pub use api::{
-    ErrorBody, FactChange, HealthStatus, HostChanges, HostSummary, IngestResponse, ProcessEvent,
-    ProcessFacts, ProcessListing, Resolution, SearchHit, SearchResults, Series, SeriesPoint,
+    EnrollRequest, EnrollResponse, ErrorBody, FactChange, HealthStatus, HostChanges, HostSummary,
+    IngestResponse, ProcessEvent, ProcessFacts, ProcessListing, Resolution, SearchHit,
+    SearchResults, Series, SeriesPoint,
 };
 pub use snapshot::{HostInfo, ProcessSample, ProcessStatus, Snapshot};
 

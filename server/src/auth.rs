@@ -1,5 +1,6 @@
-//! Who may call what: agents need the agent key to send snapshots; readers
-//! need the viewer key, but only when the server listens beyond loopback.
+//! Who may call what: agents need their host's key to send snapshots;
+//! readers need the viewer key, but only when the server listens beyond
+//! loopback.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -7,12 +8,14 @@ use axum::http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+use crate::agent_keys::KeyError;
 use crate::error::{ApiError, KeyKind};
 use crate::startup::AppState;
+use crate::store::keys::AgentKeyRecord;
 
-/// Proof that the request carried the agent key.
+/// Proof that the request carried an agent key in force: the key.
 #[derive(Debug)]
-pub struct AgentAuth;
+pub struct AgentAuth(pub AgentKeyRecord);
 
 /// Proof that the request may read processes: it carried the viewer key, or
 /// the server listens on loopback only.
@@ -23,7 +26,19 @@ impl FromRequestParts<AppState> for AgentAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        check(parts, &state.keys.agent, KeyKind::Agent).map(|()| Self)
+        // Missing, malformed, wrong and revoked keys all get one answer,
+        // so a caller learns nothing about which keys exist.
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(bearer_token)
+            .ok_or(ApiError::AgentKeyRefused)?;
+        match state.agent_keys.check(token).await {
+            Ok(record) => Ok(Self(record)),
+            Err(KeyError::Store(e)) => Err(e.into()),
+            Err(_) => Err(ApiError::AgentKeyRefused),
+        }
     }
 }
 
@@ -56,7 +71,7 @@ fn check(parts: &Parts, expected: &SecretString, kind: KeyKind) -> Result<(), Ap
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, as RFC 7235 says).
-fn bearer_token(header: &str) -> Option<&str> {
+pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

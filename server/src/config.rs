@@ -27,9 +27,6 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The SQLite database file, created if missing.
     pub database_path: PathBuf,
-    /// The key agents must send; `None` means the one kept in
-    /// `<data_dir>/agent.key`, generated on first start.
-    pub agent_key: Option<SecretString>,
     /// The key readers must send when the server listens beyond loopback;
     /// `None` means the one kept in `<data_dir>/viewer.key`.
     pub viewer_key: Option<SecretString>,
@@ -69,7 +66,6 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database_path: data_dir.join("procmon.db"),
             data_dir,
-            agent_key: None,
             viewer_key: None,
             retention: Retention::default(),
             maintenance_every: Duration::from_secs(60),
@@ -122,7 +118,6 @@ impl Settings {
                 .database
                 .or(file.database)
                 .unwrap_or(defaults.database_path),
-            agent_key: cli.agent_key.or(file.agent_key),
             viewer_key: cli.viewer_key.or(file.viewer_key),
             retention: Retention {
                 raw: cli
@@ -287,22 +282,22 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     about = "The procmon server: stores agents' snapshots and serves the process tree page"
 )]
 pub struct Cli {
+    /// What to do instead of serving (managing keys); none: serve.
+    #[command(subcommand)]
+    pub command: Option<crate::commands::Command>,
     /// TOML config file [default: ./procmon-server.toml if it exists].
-    #[arg(long, env = "PROCMON_CONFIG")]
+    #[arg(long, env = "PROCMON_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on, IP:PORT (0.0.0.0:8000: every network)
     /// [default: 127.0.0.1:8000].
     #[arg(long, env = "PROCMON_LISTEN", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Directory for the database and key files [default: ./procmon-data].
-    #[arg(long, env = "PROCMON_DATA_DIR")]
+    #[arg(long, env = "PROCMON_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// SQLite database file [default: <data dir>/procmon.db].
-    #[arg(long, env = "PROCMON_DATABASE")]
+    #[arg(long, env = "PROCMON_DATABASE", global = true)]
     pub database: Option<PathBuf>,
-    /// Key agents must send [default: generated into <data dir>/agent.key].
-    #[arg(long, env = "PROCMON_AGENT_KEY", hide_env_values = true)]
-    pub agent_key: Option<SecretString>,
     /// Key readers must send when listening beyond loopback [default:
     /// generated into <data dir>/viewer.key].
     #[arg(long, env = "PROCMON_VIEWER_KEY", hide_env_values = true)]
@@ -361,8 +356,6 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     /// SQLite database file.
     database: Option<PathBuf>,
-    /// Key agents must send.
-    agent_key: Option<SecretString>,
     /// Key readers must send when listening beyond loopback.
     viewer_key: Option<SecretString>,
     /// How long snapshots are kept as sent, e.g. "7days".
@@ -395,11 +388,10 @@ struct FileConfig {
 }
 
 /// Every key the file may hold, to name all unknown ones at once.
-const FILE_KEYS: [&str; 18] = [
+const FILE_KEYS: [&str; 17] = [
     "listen",
     "data_dir",
     "database",
-    "agent_key",
     "viewer_key",
     "retention",
     "minute_retention",
@@ -586,10 +578,8 @@ mod tests {
     #[test]
     fn debug_never_prints_keys() {
         let mut settings = Settings::with_data_dir("d");
-        settings.agent_key = Some(SecretString::from("agent-secret-1234"));
         settings.viewer_key = Some(SecretString::from("viewer-secret-5678"));
         let printed = format!("{settings:?}");
-        assert!(!printed.contains("agent-secret-1234"), "{printed}");
         assert!(!printed.contains("viewer-secret-5678"), "{printed}");
         assert!(printed.contains("REDACTED"), "{printed}");
     }

@@ -39,6 +39,19 @@ pub enum ApiError {
     MalformedAuthorization,
     #[error("the {0} key was refused: check that it matches the server's {0} key")]
     WrongKey(KeyKind),
+    #[error(
+        "the agent key is missing, wrong or revoked: send the host's key as \
+         `Authorization: Bearer <key>` (make one with `procmon-server keys create`, or enroll \
+         the agent with the enrollment secret)"
+    )]
+    AgentKeyRefused,
+    #[error(
+        "this agent key belongs to host {key_host:?} and cannot send snapshots of host \
+         {sent:?}: each host needs its own key"
+    )]
+    KeyForOtherHost { key_host: String, sent: String },
+    #[error("the enrollment secret is missing or wrong: give the one the server printed at its first start (or a new one: `procmon-server enroll-secret rotate`)")]
+    EnrollRefused,
     #[error("malformed JSON: {0}")]
     InvalidJson(String),
     #[error("the snapshot does not match the schema: {0}")]
@@ -108,6 +121,10 @@ impl ApiError {
             Self::MissingKey(_) | Self::MalformedAuthorization | Self::WrongKey(_) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
+            Self::AgentKeyRefused | Self::EnrollRefused => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            Self::KeyForOtherHost { .. } => (StatusCode::FORBIDDEN, "key_for_other_host"),
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::SchemaMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch"),
             Self::InvalidSnapshot(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot"),
@@ -155,7 +172,10 @@ impl IntoResponse for ApiError {
             .into_response();
         let headers = response.headers_mut();
         match &self {
-            Self::MissingKey(_) | Self::MalformedAuthorization | Self::WrongKey(_) => {
+            Self::MissingKey(_)
+            | Self::MalformedAuthorization
+            | Self::WrongKey(_)
+            | Self::AgentKeyRefused => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::RateLimited { retry_after, .. } => {

@@ -5,9 +5,11 @@
 //! configuration and runs it, so tests start exactly what users run.
 
 pub mod addresses;
+pub mod agent_keys;
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod keys;

@@ -3,8 +3,10 @@
 
 use std::process::ExitCode;
 
-use procmon_server::config::Settings;
+use clap::Parser;
+use procmon_server::config::{Cli, Settings};
 use procmon_server::startup::Application;
+use secrecy::ExposeSecret;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -15,9 +17,10 @@ async fn main() -> ExitCode {
     // its warnings show unless RUST_LOG asks for more.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,tower_http=warn,procmon_agent=warn")
-        }))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,procmon_agent=warn")),
+        )
         .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,7 +32,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let settings = Settings::load()?;
+    let mut cli = Cli::parse();
+    let command = cli.command.take();
+    let settings = Settings::from_cli(cli)?;
+    if let Some(command) = command {
+        return procmon_server::commands::run(command, &settings).await;
+    }
     let embedded_agent = settings.embedded_agent;
     let database = settings.database_path.clone();
     let application = Application::build(settings).await?;
@@ -45,6 +53,10 @@ async fn run() -> anyhow::Result<()> {
     }
     if application.state().viewer_key_required {
         println!("  listening beyond this machine: readers need the viewer key");
+    }
+    if let Some(secret) = application.new_enroll_secret() {
+        println!("  agents enroll with this secret (shown once; `procmon-server enroll-secret rotate` makes a new one):");
+        println!("    {}", secret.expose_secret());
     }
     if embedded_agent {
         println!("  this machine's agent runs inside the server (--no-agent turns it off)");

@@ -12,12 +12,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::agent_keys::AgentKeys;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -31,8 +33,10 @@ use crate::store::{SqliteStore, Store};
 pub struct AppState {
     /// Where snapshots are kept.
     pub store: Arc<dyn Store>,
-    /// The agent and viewer keys.
+    /// The viewer key.
     pub keys: Arc<Keys>,
+    /// Agents' keys and enrollment.
+    pub agent_keys: AgentKeys,
     /// True when the server listens beyond loopback: then reading needs the
     /// viewer key.
     pub viewer_key_required: bool,
@@ -96,6 +100,10 @@ pub struct Application {
     address: SocketAddr,
     state: AppState,
     settings: Settings,
+    /// The enrollment secret made at this (first) start, to show once.
+    new_enroll_secret: Option<SecretString>,
+    /// The embedded agent's key.
+    embedded_key: Option<SecretString>,
 }
 
 impl Application {
@@ -108,12 +116,35 @@ impl Application {
                 settings.data_dir.display()
             )
         })?;
-        let keys = Keys::resolve(
-            &settings.data_dir,
-            settings.agent_key.clone(),
-            settings.viewer_key.clone(),
-        )?;
-        let store = SqliteStore::open(&settings.database_path).await?;
+        let keys = Keys::resolve(&settings.data_dir, settings.viewer_key.clone())?;
+        let store = Arc::new(SqliteStore::open(&settings.database_path).await?);
+        let agent_keys = AgentKeys::new(store.clone());
+        // The first start opens enrollment: the secret is shown once, and
+        // `procmon-server enroll-secret rotate` makes a new one.
+        let new_enroll_secret = if agent_keys.enrollment_open().await? {
+            None
+        } else {
+            Some(agent_keys.rotate_enroll_secret(chrono::Utc::now()).await?)
+        };
+        // The embedded agent's key lives in memory only: a new one each
+        // start, the previous one revoked once this one is made.
+        let embedded_key = if settings.embedded_agent {
+            let key = agent_keys
+                .create(None, crate::agent_keys::EMBEDDED_LABEL, chrono::Utc::now())
+                .await?;
+            agent_keys
+                .store()
+                .revoke_keys_of(
+                    None,
+                    Some(crate::agent_keys::EMBEDDED_LABEL),
+                    &key.record.id,
+                    chrono::Utc::now(),
+                )
+                .await?;
+            Some(key.key)
+        } else {
+            None
+        };
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (is another procmon-server running? \
@@ -123,7 +154,8 @@ impl Application {
         })?;
         let address = listener.local_addr()?;
         let state = AppState {
-            store: Arc::new(store),
+            store,
+            agent_keys,
             keys: Arc::new(keys),
             viewer_key_required: !address.ip().is_loopback(),
             body_limit: settings.body_limit,
@@ -138,6 +170,8 @@ impl Application {
         Ok(Self {
             listener,
             address,
+            new_enroll_secret,
+            embedded_key,
             state,
             settings,
         })
@@ -162,6 +196,12 @@ impl Application {
             ip => ip,
         };
         format!("http://{}/", SocketAddr::new(ip, self.address.port()))
+    }
+
+    /// The enrollment secret made at this start (the first), if one was:
+    /// it is not kept anywhere, so this is the one time to show it.
+    pub fn new_enroll_secret(&self) -> Option<&SecretString> {
+        self.new_enroll_secret.as_ref()
     }
 
     /// What the handlers share; tests use it to reach the store.
@@ -193,11 +233,9 @@ impl Application {
             self.settings.retention,
             self.settings.maintenance_every,
         ));
-        let agent = self.settings.embedded_agent.then(|| {
-            let mut config = procmon_agent::AgentConfig::new(
-                self.local_url().trim_end_matches('/'),
-                self.state.keys.agent.clone(),
-            );
+        let agent = self.embedded_key.clone().map(|key| {
+            let mut config =
+                procmon_agent::AgentConfig::new(self.local_url().trim_end_matches('/'), key);
             config.interval = self.settings.embedded_agent_interval;
             let mut stopped = stopped.clone();
             tokio::spawn(procmon_agent::run(config, async move {

@@ -45,7 +45,7 @@ async fn page_shows_the_live_tree_of_this_machine() {
             .expect("spawn a child process"),
     );
     let child_pid = child.0.id();
-    let agent = AgentLoop::start(&app);
+    let agent = AgentLoop::start(&app).await;
     let first = agent.first_snapshot().await;
     let me = std::process::id();
     let my_name = process_named(&first, me).name.clone();
@@ -528,8 +528,8 @@ struct AgentLoop {
 }
 
 impl AgentLoop {
-    fn start(app: &TestApp) -> AgentLoop {
-        let sender = procmon_agent::Sender::new(&app.address, app.agent_key.clone().into())
+    async fn start(app: &TestApp) -> AgentLoop {
+        let sender = procmon_agent::Sender::new(&app.address, app.unbound_key().await.into())
             .expect("a sender for the test server");
         let (tell, first) = tokio::sync::watch::channel(None);
         let task = tokio::spawn(async move {

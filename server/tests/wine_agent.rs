@@ -106,9 +106,8 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
     std::fs::write(&config_path, set_key(&filled, "server_url", &app.address)).unwrap();
     wine.spawn_agent(&[]);
     wait_until("the agent to report the key refused", || {
-        wine.agent_output().contains(
-            "the server refused the API key: set api_key to the key in the server's agent.key file",
-        )
+        wine.agent_output()
+            .contains("the server refused this machine's key")
     })
     .await;
     assert!(
@@ -117,12 +116,20 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
         wine.agent_output()
     );
 
-    // The right key: snapshots arrive.
+    // No key, but the enrollment secret: the agent enrolls, keeps its host
+    // key beside the .exe, and snapshots arrive.
     wine.stop_agents();
+    let secret = app
+        .state
+        .agent_keys
+        .rotate_enroll_secret(chrono::Utc::now())
+        .await
+        .unwrap();
+    let filled = set_key(&set_key(&filled, "server_url", &app.address), "api_key", "");
     let filled = set_key(
-        &set_key(&filled, "server_url", &app.address),
-        "api_key",
-        &app.agent_key,
+        &filled,
+        "enroll_secret",
+        secrecy::ExposeSecret::expose_secret(&secret),
     );
     std::fs::write(&config_path, filled).unwrap();
     wine.spawn_agent(&[]);
@@ -133,6 +140,9 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
         wine.machine_guid(),
         "the host id must be the prefix's MachineGuid"
     );
+    let kept = std::fs::read_to_string(wine.app_dir().join("procmon-agent.key"))
+        .expect("the enrolled agent keeps its key beside the .exe");
+    assert!(kept.trim().starts_with("pmk_"), "{kept}");
     assert!(host.online);
     let listing = wait_for_listing_with(
         &app,
@@ -198,7 +208,8 @@ async fn service_starts_at_boot_sends_and_stops_cleanly() {
     let wine = tokio::task::spawn_blocking(Wine::boot).await.unwrap();
     let config = format!(
         "server_url = \"{}\"\napi_key = \"{}\"\ninterval = \"1s\"\n",
-        app.address, app.agent_key
+        app.address,
+        app.unbound_key().await
     );
     std::fs::write(wine.app_dir().join("procmon-agent.toml"), config).unwrap();
     wine.shut_down();

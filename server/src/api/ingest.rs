@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use procmon_model::{ErrorBody, IngestResponse, Snapshot};
 
+use crate::agent_keys::KeyError;
 use crate::auth::AgentAuth;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -39,7 +40,8 @@ impl FromRequest<AppState> for SnapshotBody {
     responses(
         (status = 201, description = "Accepted: stored now, or stored before (`stored` says which)", body = IngestResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "Agent key missing or wrong", body = ErrorBody),
+        (status = 401, description = "Agent key missing, wrong or revoked", body = ErrorBody),
+        (status = 403, description = "The agent key belongs to another host", body = ErrorBody),
         (status = 409, description = "The snapshot id was already used by another host", body = ErrorBody),
         (status = 413, description = "The body is larger than the server's limit", body = ErrorBody),
         (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
@@ -53,7 +55,7 @@ impl FromRequest<AppState> for SnapshotBody {
 #[tracing::instrument(skip_all, fields(host, snapshot, processes))]
 pub async fn ingest(
     State(state): State<AppState>,
-    _agent: AgentAuth,
+    agent: AgentAuth,
     SnapshotBody(snapshot): SnapshotBody,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
     let span = tracing::Span::current();
@@ -61,15 +63,30 @@ pub async fn ingest(
     span.record("snapshot", snapshot.id.to_string());
     span.record("processes", snapshot.processes.len());
 
-    let key = rate_key(&snapshot);
+    let key = rate_key(&agent);
     if let Err(retry_after) = state.ingest_limiter.check(key, std::time::Instant::now()) {
         return Err(ApiError::RateLimited {
-            key: key.to_owned(),
+            key: snapshot.host.id.clone(),
             retry_after,
         });
     }
 
     super::validate::validate(&snapshot).map_err(ApiError::InvalidSnapshot)?;
+    match state
+        .agent_keys
+        .authorize_host(&agent.0, &snapshot.host.id)
+        .await
+    {
+        Ok(()) => {}
+        Err(KeyError::OtherHost(key_host)) => {
+            return Err(ApiError::KeyForOtherHost {
+                key_host,
+                sent: snapshot.host.id.clone(),
+            })
+        }
+        Err(KeyError::Refused) => return Err(ApiError::AgentKeyRefused),
+        Err(KeyError::Store(e)) => return Err(e.into()),
+    }
     let started = std::time::Instant::now();
     let stored = match state.store.ingest(&snapshot, state.clock.now()).await? {
         IngestOutcome::Stored => true,
@@ -90,9 +107,8 @@ pub async fn ingest(
     ))
 }
 
-/// Whose budget a snapshot counts against: its host id, since all agents
-/// share one key. With a key per host this becomes the key's id, so a
-/// client cannot spread its load over made-up host ids.
-fn rate_key(snapshot: &Snapshot) -> &str {
-    &snapshot.host.id
+/// Whose budget a snapshot counts against: its key's, so a client cannot
+/// spread its load over made-up host ids.
+fn rate_key(agent: &AgentAuth) -> &str {
+    &agent.0.id
 }

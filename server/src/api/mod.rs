@@ -1,6 +1,7 @@
 //! The HTTP API under `/api`. Routes are registered together with their
 //! OpenAPI description, so the document cannot miss one.
 
+pub mod enroll;
 pub mod health;
 pub mod history;
 pub mod hosts;
@@ -23,6 +24,7 @@ use crate::startup::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(ingest::ingest, processes::list))
+        .routes(routes!(enroll::enroll))
         .routes(routes!(hosts::list))
         .routes(routes!(history::process_series))
         .routes(routes!(history::host_series))

@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "processes", description = "Snapshots of a host's processes"),
         (name = "hosts", description = "The machines that send snapshots"),
+        (name = "agents", description = "Agents getting their host keys"),
         (name = "history", description = "Series, changes and search over stored history"),
         (name = "server", description = "The server itself"),
     )
@@ -36,7 +37,8 @@ impl Modify for KeySchemes {
     fn modify(&self, openapi: &mut Document) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut agent = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
-        agent.description = Some("The agent key (agent.key in the server's data directory)".into());
+        agent.description =
+            Some("The host's agent key (`procmon-server keys create`, or from enrollment)".into());
         components.add_security_scheme(AGENT_KEY, SecurityScheme::Http(agent));
         let mut viewer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
         viewer.description = Some(

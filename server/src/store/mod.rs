@@ -11,6 +11,7 @@
 pub mod chain;
 pub mod codec;
 pub mod fields;
+pub mod keys;
 pub mod rollup;
 mod series;
 mod sqlite;

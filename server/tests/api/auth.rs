@@ -75,13 +75,11 @@ async fn beyond_loopback_reading_needs_the_viewer_key() {
 #[tokio::test]
 async fn configured_keys_replace_the_generated_ones() {
     let app = spawn_app_with(|s| {
-        s.agent_key = Some("agent-key-from-config".to_owned().into());
         s.viewer_key = Some("viewer-key-from-config".to_owned().into());
         s.listen = "0.0.0.0:0".parse().unwrap();
     })
     .await;
-    assert_eq!(app.agent_key, "agent-key-from-config");
-    assert!(!app.data_dir.path().join("agent.key").exists());
+    assert!(!app.data_dir.path().join("viewer.key").exists());
     assert_eq!(
         app.post_snapshot(&sample_snapshot("host-a", 1))
             .await

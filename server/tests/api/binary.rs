@@ -1,6 +1,6 @@
 //! The `procmon-server` binary as a user runs it: the line with the URL,
-//! key files (never keys) on the console, config mistakes named, and a
-//! clean stop on Ctrl-C.
+//! key files (never keys) on the console, config mistakes named, a clean
+//! stop on Ctrl-C, and the key commands.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -31,19 +31,44 @@ async fn it_prints_its_url_serves_and_stops_on_ctrl_c() {
         "{url}"
     );
     let mut rest = String::new();
-    for _ in 0..3 {
-        stdout.read_line(&mut rest).unwrap();
+    while !rest.contains("Ctrl-C stops it") {
+        assert!(stdout.read_line(&mut rest).unwrap() > 0, "{rest}");
     }
-    let agent_key_file = dir.path().join("agent.key");
+    let viewer_key_file = dir.path().join("viewer.key");
     assert!(
-        rest.contains(&agent_key_file.display().to_string()),
+        rest.contains(&viewer_key_file.display().to_string()),
         "{rest}"
     );
-    let key = std::fs::read_to_string(&agent_key_file).unwrap();
+    let key = std::fs::read_to_string(&viewer_key_file).unwrap();
     assert!(
         !rest.contains(key.trim()),
-        "the key itself must never be printed"
+        "the viewer key itself must never be printed"
     );
+    // The first start prints the enrollment secret, once; it gets an agent
+    // its host key.
+    let secret = rest
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("pme_"))
+        .unwrap_or_else(|| panic!("no enrollment secret in {rest}"))
+        .to_owned();
+    let enrolled: procmon_model::EnrollResponse = reqwest::Client::new()
+        .post(format!("{url}api/enroll/"))
+        .json(&serde_json::json!({"enroll_secret": secret, "host_id": "host-a", "hostname": "a"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = reqwest::Client::new()
+        .post(format!("{url}api/processes/"))
+        .bearer_auth(&enrolled.key)
+        .json(&procmon_model::fixtures::snapshot("host-a", 3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 201);
 
     let health = reqwest::get(format!("{url}api/health")).await.unwrap();
     assert_eq!(health.status(), 200);
@@ -123,8 +148,8 @@ fn the_data_dir_and_keys_are_private_whatever_the_umask() {
     assert!(first.starts_with("procmon is running at"), "{first:?}");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(&dir.join("agent.key")), 0o600);
     assert_eq!(mode(&dir.join("viewer.key")), 0o600);
+    assert_eq!(mode(&dir.join("procmon.db")), 0o600);
 }
 
 #[test]
@@ -173,4 +198,57 @@ fn listening_on_every_network_prints_an_address_for_other_machines() {
         .unwrap_or_else(|| panic!("no address for other machines: {second:?}"));
     assert!(others.contains(&format!(":{port}/")), "{others}");
     assert!(!others.contains("127.0.0.1"), "{others}");
+}
+
+/// `procmon-server keys ...` and `enroll-secret ...` on the server's own
+/// database, as an admin runs them (while the server is stopped here; the
+/// store allows it while running too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_commands_make_list_and_revoke_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(BINARY)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let key = run(&["keys", "create", "--host", "web-1", "--label", "for web-1"]);
+    let key = key.trim();
+    assert!(key.starts_with("pmk_"), "{key}");
+    let id = key.trim_start_matches("pmk_").split('_').next().unwrap();
+    let list = run(&["keys", "list"]);
+    assert!(
+        list.contains(id) && list.contains("web-1") && list.contains("for web-1"),
+        "{list}"
+    );
+    assert!(!list.contains(key), "a listing never shows a key");
+    // Nothing on disk holds the key itself: only its hash is stored.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let secret = key.rsplit('_').next().unwrap().as_bytes();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret));
+    }
+    let revoked = run(&["keys", "revoke", id]);
+    assert!(revoked.contains("revoked"), "{revoked}");
+    assert!(run(&["keys", "list"]).contains("REVOKED"));
+    let again = Command::new(BINARY)
+        .args(["keys", "revoke", id, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no key"));
+
+    let first = run(&["enroll-secret", "rotate"]);
+    let second = run(&["enroll-secret", "rotate"]);
+    assert!(first.trim().starts_with("pme_") && first != second);
+    assert!(run(&["enroll-secret", "revoke"]).contains("1 enrollment secret"));
 }

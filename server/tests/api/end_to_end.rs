@@ -79,7 +79,7 @@ async fn the_real_agent_reports_this_process_and_its_child() {
     let child_pid = child.0.id();
 
     let snapshot = snapshot_of_this_machine().await;
-    let sender = Sender::new(&app.address, app.agent_key.clone().into()).unwrap();
+    let sender = Sender::new(&app.address, app.unbound_key().await.into()).unwrap();
     let answer = sender
         .send(&snapshot)
         .await
@@ -127,7 +127,7 @@ async fn a_process_with_a_huge_command_line_does_not_get_the_snapshot_refused() 
     std::thread::sleep(Duration::from_millis(100)); // let exec finish
 
     let snapshot = snapshot_of_this_machine().await;
-    let sender = Sender::new(&app.address, app.agent_key.clone().into()).unwrap();
+    let sender = Sender::new(&app.address, app.unbound_key().await.into()).unwrap();
     let answer = sender
         .send(&snapshot)
         .await
@@ -218,4 +218,90 @@ async fn the_embedded_agent_sends_this_machine_to_its_own_server() {
             break;
         }
     }
+}
+
+/// The real agent loop given only the enrollment secret: it enrolls, keeps
+/// its key in a private file, sends with it; when that key is revoked, it
+/// enrolls again by itself and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_with_the_enrollment_secret_gets_its_own_key_and_recovers_from_revocation() {
+    use secrecy::ExposeSecret;
+
+    let app = spawn_app().await;
+    let secret = app
+        .state
+        .agent_keys
+        .rotate_enroll_secret(chrono::Utc::now())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("procmon-agent.key");
+    let mut config = procmon_agent::AgentConfig::new(&app.address, "unused");
+    config.key = procmon_agent::AgentKey::Enroll {
+        secret: secret.expose_secret().to_owned().into(),
+        key_file: key_file.clone(),
+    };
+    config.interval = Duration::from_millis(300);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(procmon_agent::run(config, async {
+        let _ = stopped.await;
+    }));
+
+    let wait_for = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {
+        for _ in 0..100 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    };
+    let file = key_file.clone();
+    wait_for("the key file", Box::new(move || file.is_file())).await;
+    let first = std::fs::read_to_string(&key_file).unwrap();
+    assert!(first.trim().starts_with("pmk_"), "{first}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let store = app.state.store.clone();
+    let has_host = || async { !store.hosts().await.unwrap().is_empty() };
+    for _ in 0..100 {
+        if has_host().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(has_host().await, "the enrolled agent's snapshots arrive");
+
+    let id = first
+        .trim()
+        .trim_start_matches("pmk_")
+        .split('_')
+        .next()
+        .unwrap();
+    assert!(app
+        .state
+        .agent_keys
+        .store()
+        .revoke_key(id, chrono::Utc::now())
+        .await
+        .unwrap());
+    let (file, old) = (key_file.clone(), first.clone());
+    wait_for(
+        "a new key after revocation",
+        Box::new(move || std::fs::read_to_string(&file).is_ok_and(|k| k != old)),
+    )
+    .await;
+    let before = app.stored_snapshots();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        app.stored_snapshots() > before,
+        "it goes on sending with its new key"
+    );
+
+    let _ = stop.send(());
+    agent.await.unwrap().unwrap();
 }

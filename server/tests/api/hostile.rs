@@ -207,7 +207,14 @@ async fn stopping_ends_within_the_grace_despite_a_slow_upload() {
     settings.shutdown_grace = Duration::from_secs(1);
     let application = Application::build(settings).await.unwrap();
     let port = application.port();
-    let key = secrecy::ExposeSecret::expose_secret(&application.state().keys.agent).to_owned();
+    let key = application
+        .state()
+        .agent_keys
+        .create(Some("host-a"), "test", chrono::Utc::now())
+        .await
+        .unwrap()
+        .key;
+    let key = secrecy::ExposeSecret::expose_secret(&key).to_owned();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;

@@ -74,7 +74,9 @@ async fn a_wrong_key_is_refused_with_401() {
     let error = error_of(response, 401).await;
     assert_eq!(error.error, "unauthorized");
     assert!(
-        error.message.contains("agent key was refused"),
+        error
+            .message
+            .contains("agent key is missing, wrong or revoked"),
         "{}",
         error.message
     );
@@ -90,7 +92,13 @@ async fn a_missing_key_is_refused_with_401_saying_so() {
         401,
     )
     .await;
-    assert!(error.message.contains("no API key"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("agent key is missing, wrong or revoked"),
+        "{}",
+        error.message
+    );
 
     let malformed = app
         .client

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent_keys;
 mod auth;
 mod binary;
 mod data_dir;

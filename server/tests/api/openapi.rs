@@ -9,8 +9,9 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 9] = [
+const ENDPOINTS: [(&str, &str); 10] = [
     ("get", "/api/health"),
+    ("post", "/api/enroll/"),
     ("get", "/api/history/changes/"),
     ("get", "/api/history/host/"),
     ("get", "/api/history/process/"),
@@ -241,6 +242,25 @@ async fn real_responses_match_the_documented_schemas() {
         check("get", path, s, b);
     }
 
+    let secret = app
+        .state
+        .agent_keys
+        .rotate_enroll_secret(chrono::Utc::now())
+        .await
+        .unwrap();
+    for secret in [secrecy::ExposeSecret::expose_secret(&secret), "wrong"] {
+        let (s, b) = answer(
+            app.client
+                .post(format!("{}/api/enroll/", app.address))
+                .json(&serde_json::json!({"enroll_secret": secret, "host_id": "h-e", "hostname": "e"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        check("post", "/api/enroll/", s, b);
+    }
+
     app.state.store.close().await;
     let (s, b) = answer(app.get("/api/health").await).await;
     check("get", "/api/health", s, b);
@@ -270,6 +290,8 @@ async fn real_responses_match_the_documented_schemas() {
         "get /api/history/changes/ 400",
         "get /api/history/changes/ 404",
         "get /api/search/ 200",
+        "post /api/enroll/ 201",
+        "post /api/enroll/ 401",
         "get /api/search/ 400",
         "get /api/health 200",
         "get /api/health 503",

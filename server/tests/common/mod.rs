@@ -20,8 +20,10 @@ pub struct TestApp {
     pub address: String,
     /// The port the server listens on.
     pub port: u16,
-    /// The agent key the server accepts.
+    /// An agent key for host "host-a" (the host of most tests' snapshots).
     pub agent_key: String,
+    /// Keys made so far, by host, for [`TestApp::post_snapshot`].
+    keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// The viewer key (needed only when listening beyond loopback).
     pub viewer_key: String,
     /// What the handlers share, to reach the store directly.
@@ -64,10 +66,19 @@ pub async fn spawn_app_with_clock(
     let state = application.state().clone();
     // Dropped with the test's runtime; no Ctrl-C handler in tests.
     tokio::spawn(application.run_until(std::future::pending()));
+    let agent_key = state
+        .agent_keys
+        .create(Some("host-a"), "test", chrono::Utc::now())
+        .await
+        .expect("a key for host-a")
+        .key
+        .expose_secret()
+        .to_owned();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        agent_key: state.keys.agent.expose_secret().to_owned(),
+        keys: std::sync::Mutex::new([("host-a".to_owned(), agent_key.clone())].into()),
+        agent_key,
         viewer_key: state.keys.viewer.expose_secret().to_owned(),
         state,
         data_dir,
@@ -76,11 +87,46 @@ pub async fn spawn_app_with_clock(
 }
 
 impl TestApp {
-    /// `POST /api/processes/` with the agent key.
+    /// A key bound to `host_id`, made on first use.
+    pub async fn key_for(&self, host_id: &str) -> String {
+        if let Some(key) = self.keys.lock().unwrap().get(host_id) {
+            return key.clone();
+        }
+        let key = self
+            .state
+            .agent_keys
+            .create(Some(host_id), "test", chrono::Utc::now())
+            .await
+            .expect("a key")
+            .key
+            .expose_secret()
+            .to_owned();
+        self.keys
+            .lock()
+            .unwrap()
+            .insert(host_id.to_owned(), key.clone());
+        key
+    }
+
+    /// A new key bound to no host yet: its first snapshot binds it, as for
+    /// a real agent whose host id the test does not know.
+    pub async fn unbound_key(&self) -> String {
+        self.state
+            .agent_keys
+            .create(None, "test agent", chrono::Utc::now())
+            .await
+            .expect("a key")
+            .key
+            .expose_secret()
+            .to_owned()
+    }
+
+    /// `POST /api/processes/` with the key of the snapshot's host.
     pub async fn post_snapshot(&self, snapshot: &Snapshot) -> reqwest::Response {
+        let key = self.key_for(&snapshot.host.id).await;
         self.client
             .post(format!("{}/api/processes/", self.address))
-            .bearer_auth(&self.agent_key)
+            .bearer_auth(key)
             .json(snapshot)
             .send()
             .await

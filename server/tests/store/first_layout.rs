@@ -31,7 +31,11 @@ async fn a_first_layout_database_is_converted_keeping_every_snapshot() {
                  last_seen, taken_at)
              VALUES ('host-old', 'oldbox', 'Debian GNU/Linux', '12', '6.1', 'x86_64', 4,
                  8589934592, ?1, '0.1.0', 20000, ?2, ?3, ?3)",
-            params![nanos(t0 - Duration::hours(9)), nanos(first_seen), nanos(t0 + Duration::seconds(60))],
+            params![
+                nanos(t0 - Duration::hours(9)),
+                nanos(first_seen),
+                nanos(t0 + Duration::seconds(60))
+            ],
         )
         .unwrap();
         for pid in 1..=3i64 {
@@ -58,7 +62,12 @@ async fn a_first_layout_database_is_converted_keeping_every_snapshot() {
                 "INSERT INTO snapshots (seq, id, host_id, collected_at, received_at, interval_ms,
                      process_count, cpu_percent_total, memory_rss_total_bytes, taken_at)
                  VALUES (?1, ?2, 'host-old', ?3, ?4, 20000, 0, 0, 0, ?3)",
-                params![i as i64 + 1, id.to_string(), nanos(at), nanos(at + Duration::milliseconds(30))],
+                params![
+                    i as i64 + 1,
+                    id.to_string(),
+                    nanos(at),
+                    nanos(at + Duration::milliseconds(30))
+                ],
             )
             .unwrap();
             for pid in 1..=3i64 {

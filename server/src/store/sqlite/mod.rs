@@ -6,13 +6,13 @@
 //! runs on tokio's blocking pool, never on the async threads.
 
 mod errors;
+mod keys;
 mod legacy;
 mod read;
 mod replay;
 mod schema;
 mod writer;
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -102,6 +102,7 @@ impl SqliteStore {
         }
         create_private(path)
             .with_context(|| format!("cannot create database {}", path.display()))?;
+        keep_private(path);
         let conn =
             connect(path).with_context(|| format!("cannot open database {}", path.display()))?;
         let mut writer = Writer::new(migrate(conn, path)?)
@@ -618,6 +619,7 @@ fn migrate(conn: Connection, path: &Path) -> anyhow::Result<Connection> {
         schema::VERSION
     );
     conn.execute_batch(schema::BASE)
+        .and_then(|()| conn.execute_batch(keys::TABLES))
         .with_context(|| format!("cannot create the tables in {}", path.display()))?;
     conn.pragma_update(None, "user_version", schema::VERSION)?;
     Ok(conn)
@@ -627,15 +629,39 @@ fn migrate(conn: Connection, path: &Path) -> anyhow::Result<Connection> {
 /// holds command lines, which can hold secrets. SQLite gives its `-wal`
 /// and `-shm` files the database file's mode.
 fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match crate::private::create_new_file(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Takes other users' access away from a database file made by an older
+/// version, which left it readable by every local user.
+fn keep_private(path: &Path) {
+    #[cfg(unix)]
+    for file in [
+        path.to_owned(),
+        sibling(path, "-wal"),
+        sibling(path, "-shm"),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {
+                    tracing::info!(path = %file.display(), "made the database file private (0600)")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %file.display(), error = %e, "the database file is readable by other users and cannot be made private")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {

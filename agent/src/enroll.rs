@@ -1,0 +1,184 @@
+//! Getting and keeping this machine's key: an agent given the server's
+//! enrollment secret exchanges it once (`POST /api/enroll/`) for a key of
+//! its own host, keeps that key in a file only its user can read, and uses
+//! it from then on. If the server refuses the kept key (revoked, or the
+//! server's database was replaced), it enrolls again.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use procmon_model::{EnrollRequest, EnrollResponse, HostInfo};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::AgentKey;
+use crate::send::{describe, endpoint, http_client, parse_server_url, server_message};
+use crate::{SendError, Sender};
+
+/// The key in a key file, without surrounding white space.
+pub fn read_key_file(path: &Path) -> std::io::Result<SecretString> {
+    let text = std::fs::read_to_string(path)?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is empty",
+        ));
+    }
+    Ok(SecretString::from(key.to_owned()))
+}
+
+/// Writes `key` to `path`, readable only by this user, replacing the file
+/// as a whole (written beside it, then renamed).
+fn write_key_file(path: &Path, key: &SecretString) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = path.with_extension("key.new");
+    let _ = std::fs::remove_file(&temporary);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(format!("{}\n", key.expose_secret()).as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)
+}
+
+/// Asks the server at `server_url` for a key of `host`.
+pub async fn enroll(
+    server_url: &str,
+    secret: &SecretString,
+    host: &HostInfo,
+) -> Result<EnrollResponse, SendError> {
+    let bad_url = |reason: String| SendError::BadUrl {
+        server_url: server_url.to_owned(),
+        reason,
+    };
+    let url = endpoint(
+        &parse_server_url(server_url).map_err(bad_url)?,
+        "api/enroll/",
+    );
+    let client = http_client().map_err(bad_url)?;
+    let response = client
+        .post(url.clone())
+        .json(&EnrollRequest {
+            enroll_secret: secret.expose_secret().to_owned(),
+            host_id: host.id.clone(),
+            hostname: host.hostname.clone(),
+        })
+        .send()
+        .await
+        .map_err(|e| SendError::Unreachable {
+            url: url.to_string(),
+            cause: describe(&e),
+        })?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| SendError::Unreachable {
+        url: url.to_string(),
+        cause: describe(&e),
+    })?;
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(SendError::EnrollRefused);
+    }
+    if !status.is_success() {
+        return Err(SendError::Rejected {
+            status,
+            message: server_message(&body),
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| SendError::Rejected {
+        status,
+        message: format!(
+            "the server's answer is not an EnrollResponse ({e}); is server_url a procmon server?"
+        ),
+    })
+}
+
+/// The agent's key as it stands: a sender with it, once there is one.
+pub struct Credentials {
+    server_url: String,
+    key: AgentKey,
+    sender: Option<Sender>,
+}
+
+impl Credentials {
+    /// Ready to send when the key is given or was kept from an earlier
+    /// enrollment; else it enrolls before the first send.
+    pub fn new(server_url: &str, key: AgentKey) -> Result<Self, SendError> {
+        let mut credentials = Self {
+            server_url: server_url.to_owned(),
+            key,
+            sender: None,
+        };
+        let known = match &credentials.key {
+            AgentKey::Given(key) => Some(key.clone()),
+            AgentKey::Enroll { key_file, .. } => read_key_file(key_file).ok(),
+        };
+        if let Some(key) = known {
+            credentials.sender = Some(Sender::new(server_url, key)?);
+        }
+        // The URL is checked now, even when enrollment comes later.
+        parse_server_url(server_url).map_err(|reason| SendError::BadUrl {
+            server_url: server_url.to_owned(),
+            reason,
+        })?;
+        Ok(credentials)
+    }
+
+    /// The sender, enrolling `host` first if there is no key yet.
+    pub async fn sender(&mut self, host: &HostInfo) -> Result<&Sender, SendError> {
+        if self.sender.is_none() {
+            let AgentKey::Enroll { secret, key_file } = &self.key else {
+                unreachable!("a given key makes its sender at once");
+            };
+            let enrolled = enroll(&self.server_url, secret, host).await?;
+            let key = SecretString::from(enrolled.key);
+            write_key_file(key_file, &key).map_err(|e| SendError::KeyFile {
+                path: key_file.display().to_string(),
+                cause: e.to_string(),
+            })?;
+            tracing::info!(
+                key = %enrolled.key_id,
+                host = %enrolled.host_id,
+                file = %key_file.display(),
+                "enrolled: this machine has its own key now"
+            );
+            self.sender = Some(Sender::new(&self.server_url, key)?);
+        }
+        Ok(self.sender.as_ref().expect("made above"))
+    }
+
+    /// The server refused the key: an agent that enrolled forgets it, so
+    /// the next cycle enrolls again; a given key stays (it needs a person).
+    pub fn refused(&mut self) {
+        if let AgentKey::Enroll { key_file, .. } = &self.key {
+            tracing::warn!(
+                file = %key_file.display(),
+                "the server refused this machine's key; enrolling again"
+            );
+            let _ = std::fs::remove_file(key_file);
+            self.sender = None;
+        }
+    }
+
+    /// Where snapshots go, for the log.
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// The key file an enrolled agent keeps, if it enrolls.
+    pub fn key_file(&self) -> Option<PathBuf> {
+        match &self.key {
+            AgentKey::Enroll { key_file, .. } => Some(key_file.clone()),
+            AgentKey::Given(_) => None,
+        }
+    }
+}
