@@ -835,13 +835,17 @@ impl HttpRun {
 
 /// Posts the bodies in order from `HTTP_CLIENTS` keep-alive clients, until
 /// all are sent or the deadline passes.
-async fn post_all(url: String, key: String, bodies: &[Bytes]) -> HttpRun {
+/// Body `i` is sent with `keys[i % keys.len()]`: bodies go round the hosts
+/// in order, and each host has its own key.
+async fn post_all(url: String, keys: Vec<String>, bodies: &[Bytes]) -> HttpRun {
     let bodies: Arc<Vec<Bytes>> = Arc::new(bodies.to_vec());
+    let keys = Arc::new(keys);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..HTTP_CLIENTS)
         .map(|_| {
-            let (bodies, next, url, key) = (bodies.clone(), next.clone(), url.clone(), key.clone());
+            let (bodies, next, url, keys) =
+                (bodies.clone(), next.clone(), url.clone(), keys.clone());
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 let mut latency = Vec::new();
@@ -853,7 +857,7 @@ async fn post_all(url: String, key: String, bodies: &[Bytes]) -> HttpRun {
                     let t = Instant::now();
                     let response = client
                         .post(&url)
-                        .bearer_auth(&key)
+                        .bearer_auth(&keys[i % keys.len()])
                         .header("content-type", "application/json")
                         .body(bodies[i].clone())
                         .send()
@@ -897,7 +901,7 @@ async fn http_baseline(bodies: &[Bytes]) -> HttpRun {
             })
             .into_future(),
     );
-    let run = post_all(url, "unused".into(), bodies).await;
+    let run = post_all(url, vec!["unused".into()], bodies).await;
     let _ = stop.send(());
     let _ = server.await;
     run
@@ -914,13 +918,23 @@ async fn http_server(bodies: &[Bytes], data_dir: &Path) -> HttpRun {
         .expect("the server builds");
     let end = start() + chrono::Duration::seconds(INTERVAL_S * (HTTP_ROUNDS as i64 + 1));
     application.set_clock(Arc::new(ManualClock::new(end)));
-    let key = application.state().keys.agent.expose_secret().to_owned();
+    // Each host its own key, as agents have.
+    let mut keys = Vec::with_capacity(HTTP_HOSTS);
+    for h in 0..HTTP_HOSTS {
+        let key = application
+            .state()
+            .agent_keys
+            .create(Some(&format!("http-host-{h:02}")), "bench", end)
+            .await
+            .expect("a key");
+        keys.push(key.key.expose_secret().to_owned());
+    }
     let url = format!("{}api/processes/", application.local_url());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
         let _ = stopped.await;
     }));
-    let run = post_all(url, key, bodies).await;
+    let run = post_all(url, keys, bodies).await;
     let _ = stop.send(());
     server
         .await
