@@ -176,8 +176,27 @@ impl Inner {
 
     /// Runs `work` with the writer, after making sure the file it writes
     /// is still the one at the path; remembers a write that could not be
-    /// done, for health.
+    /// done, for health. Only a stored snapshot ([`Inner::write_snapshot`])
+    /// forgets it: health's own small write, or maintenance's, can succeed
+    /// on a disk too full for any snapshot.
     fn write<T>(&self, work: impl FnOnce(&mut Writer) -> StoreResult<T>) -> StoreResult<T> {
+        self.write_as(false, work)
+    }
+
+    /// [`Inner::write`] for a snapshot: once one is stored, the store can
+    /// write again and a failure before it no longer counts.
+    fn write_snapshot<T>(
+        &self,
+        work: impl FnOnce(&mut Writer) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.write_as(true, work)
+    }
+
+    fn write_as<T>(
+        &self,
+        snapshot: bool,
+        work: impl FnOnce(&mut Writer) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let mut guard = lock(&self.writer);
         let writer = guard
             .as_mut()
@@ -187,8 +206,8 @@ impl Inner {
             Err(StoreError::Unavailable(why)) => {
                 *lock(&self.failure) = Some((Instant::now(), why.clone()));
             }
-            Ok(_) => *lock(&self.failure) = None,
-            Err(_) => {}
+            Ok(_) if snapshot => *lock(&self.failure) = None,
+            _ => {}
         }
         result
     }
@@ -262,8 +281,10 @@ impl Store for SqliteStore {
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome> {
         let snapshot = snapshot.clone();
-        self.blocking(move |inner| inner.write(|w| w.ingest(&snapshot, nanos(received_at))))
-            .await
+        self.blocking(move |inner| {
+            inner.write_snapshot(|w| w.ingest(&snapshot, nanos(received_at)))
+        })
+        .await
     }
 
     async fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
