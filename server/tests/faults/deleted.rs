@@ -45,6 +45,8 @@ async fn deleted_files_lose_nothing(which: &[usize]) {
     );
     assert_eq!(server.health().await, 200);
     assert!(files[0].exists(), "the database file was not written anew");
+    // Reads see every acknowledged snapshot before a restart too.
+    check_stored(&server, HOST, &acked, &refused).await;
 
     server.stop().await;
     let server = Server::start(dir.path()).await;

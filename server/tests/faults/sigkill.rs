@@ -135,3 +135,44 @@ async fn every_snapshot_acknowledged_before_sigkill_is_there_after_restart() {
     .await;
     assert_eq!(again.status, 201, "{again:?}");
 }
+
+/// The log deleted while the server runs, then SIGKILL: what it held, and
+/// what was committed after, must be in the database file by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_wal_then_sigkill_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = start(dir.path());
+    let key = std::fs::read_to_string(dir.path().join("agent.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let host = "wal-deleted-host";
+    let mut acked = Vec::new();
+    for n in 0..6 {
+        if n == 3 {
+            std::fs::remove_file(dir.path().join("procmon.db-wal")).expect("delete the -wal");
+        }
+        let s = procmon_model::fixtures::snapshot(host, 50);
+        let answer = post(&client, &url, &key, &s).await;
+        if answer.created_or_unavailable(&[]) {
+            acked.push(s);
+        }
+    }
+    assert!(
+        acked.len() > 3,
+        "nothing was stored after the -wal was deleted"
+    );
+    server.0.kill().expect("SIGKILL the server");
+    server.0.wait().unwrap();
+
+    let (_server, url) = start(dir.path());
+    for s in &acked {
+        assert_eq!(
+            shown_at(&client, &url, host, s.collected_at).await,
+            Some(s.id),
+            "snapshot {} was acknowledged with 201 but is lost",
+            s.id
+        );
+    }
+}

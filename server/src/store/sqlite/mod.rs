@@ -231,9 +231,31 @@ impl Inner {
         };
         let opened = *lock(&self.file);
         if now.is_some() && now == opened {
-            return Ok(());
-        }
-        if now.is_none() {
+            let wal = sibling(path, "-wal");
+            if wal.exists() {
+                return Ok(());
+            }
+            // The log alone was deleted: the connections still write to
+            // it, but nothing would find it after a crash, taking every
+            // commit since the last checkpoint with it. Move it into the
+            // database file through the open connection, then reopen, so
+            // that a new log is written where it will be found.
+            tracing::warn!(
+                path = %wal.display(),
+                "the database's -wal file was deleted while the server ran; moving what it held into the database file"
+            );
+            let busy: i64 = writer
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .doing("the -wal file was deleted, and what it held cannot be saved")?;
+            if busy != 0 {
+                return Err(StoreError::Unavailable(format!(
+                    "{} was deleted, and what it held cannot be saved while reads use it; \
+                     try again",
+                    wal.display()
+                )));
+            }
+        } else if now.is_none() {
             tracing::warn!(
                 path = %path.display(),
                 "the database file was deleted while the server ran; writing it anew from the open connection"
