@@ -70,3 +70,8 @@ async fn deleting_only_the_database_file_loses_nothing_acknowledged() {
 async fn deleting_only_the_wal_loses_nothing_acknowledged() {
     deleted_files_lose_nothing(&[1]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_only_the_shm_loses_nothing_acknowledged() {
+    deleted_files_lose_nothing(&[2]).await;
+}
