@@ -177,8 +177,27 @@ impl Inner {
 
     /// Runs `work` with the writer, after making sure the file it writes
     /// is still the one at the path; remembers a write that could not be
-    /// done, for health.
+    /// done, for health. Only a stored snapshot ([`Inner::write_snapshot`])
+    /// forgets it: health's own small write, or maintenance's, can succeed
+    /// on a disk too full for any snapshot.
     fn write<T>(&self, work: impl FnOnce(&mut Writer) -> StoreResult<T>) -> StoreResult<T> {
+        self.write_as(false, work)
+    }
+
+    /// [`Inner::write`] for a snapshot: once one is stored, the store can
+    /// write again and a failure before it no longer counts.
+    fn write_snapshot<T>(
+        &self,
+        work: impl FnOnce(&mut Writer) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.write_as(true, work)
+    }
+
+    fn write_as<T>(
+        &self,
+        snapshot: bool,
+        work: impl FnOnce(&mut Writer) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let mut guard = lock(&self.writer);
         let writer = guard
             .as_mut()
@@ -188,8 +207,8 @@ impl Inner {
             Err(StoreError::Unavailable(why)) => {
                 *lock(&self.failure) = Some((Instant::now(), why.clone()));
             }
-            Ok(_) => *lock(&self.failure) = None,
-            Err(_) => {}
+            Ok(_) if snapshot => *lock(&self.failure) = None,
+            _ => {}
         }
         result
     }
@@ -213,9 +232,31 @@ impl Inner {
         };
         let opened = *lock(&self.file);
         if now.is_some() && now == opened {
-            return Ok(());
-        }
-        if now.is_none() {
+            let wal = sibling(path, "-wal");
+            if wal.exists() {
+                return Ok(());
+            }
+            // The log alone was deleted: the connections still write to
+            // it, but nothing would find it after a crash, taking every
+            // commit since the last checkpoint with it. Move it into the
+            // database file through the open connection, then reopen, so
+            // that a new log is written where it will be found.
+            tracing::warn!(
+                path = %wal.display(),
+                "the database's -wal file was deleted while the server ran; moving what it held into the database file"
+            );
+            let busy: i64 = writer
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .doing("the -wal file was deleted, and what it held cannot be saved")?;
+            if busy != 0 {
+                return Err(StoreError::Unavailable(format!(
+                    "{} was deleted, and what it held cannot be saved while reads use it; \
+                     try again",
+                    wal.display()
+                )));
+            }
+        } else if now.is_none() {
             tracing::warn!(
                 path = %path.display(),
                 "the database file was deleted while the server ran; writing it anew from the open connection"
@@ -263,8 +304,10 @@ impl Store for SqliteStore {
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome> {
         let snapshot = snapshot.clone();
-        self.blocking(move |inner| inner.write(|w| w.ingest(&snapshot, nanos(received_at))))
-            .await
+        self.blocking(move |inner| {
+            inner.write_snapshot(|w| w.ingest(&snapshot, nanos(received_at)))
+        })
+        .await
     }
 
     async fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
