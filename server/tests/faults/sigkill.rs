@@ -51,19 +51,30 @@ fn start(dir: &Path) -> (KillOnDrop, String) {
     (server, url)
 }
 
+/// A key for `host`, made by `procmon-server keys create` on the server's
+/// database (the store lets a second process in while the server runs).
+fn make_key(dir: &std::path::Path, host: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_procmon-server"))
+        .args(["keys", "create", "--host", host, "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("procmon-server keys create");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_snapshot_acknowledged_before_sigkill_is_there_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url) = start(dir.path());
-    let key = std::fs::read_to_string(dir.path().join("agent.key"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let keys: Vec<String> = (0..CLIENTS)
+        .map(|n| make_key(dir.path(), &format!("sigkill-host-{n}")))
+        .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|n| {
-            let (url, key, stop) = (url.clone(), key.clone(), Arc::clone(&stop));
+            let (url, key, stop) = (url.clone(), keys[n].clone(), Arc::clone(&stop));
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 let host = format!("sigkill-host-{n}");
@@ -129,7 +140,7 @@ async fn every_snapshot_acknowledged_before_sigkill_is_there_after_restart() {
     let again = post(
         &client,
         &url,
-        &key,
+        &keys[0],
         &procmon_model::fixtures::snapshot("sigkill-host-0", 200),
     )
     .await;
@@ -142,12 +153,9 @@ async fn every_snapshot_acknowledged_before_sigkill_is_there_after_restart() {
 async fn deleting_the_wal_then_sigkill_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url) = start(dir.path());
-    let key = std::fs::read_to_string(dir.path().join("agent.key"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let client = reqwest::Client::new();
     let host = "wal-deleted-host";
+    let key = make_key(dir.path(), host);
+    let client = reqwest::Client::new();
     let mut acked = Vec::new();
     for n in 0..6 {
         if n == 3 {

@@ -22,7 +22,8 @@ use crate::common::installed_or_skip;
 /// so that another can be started on the same directory.
 pub struct Server {
     pub address: String,
-    pub agent_key: String,
+    /// A key per host, made on first use.
+    keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
     pub state: AppState,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -76,7 +77,7 @@ impl Server {
         }));
         Self {
             address: format!("http://127.0.0.1:{port}"),
-            agent_key: state.keys.agent.expose_secret().to_owned(),
+            keys: Default::default(),
             state,
             client: reqwest::Client::new(),
             stop: Some(stop),
@@ -100,7 +101,27 @@ impl Server {
 
     /// `POST /api/processes/`.
     pub async fn post(&self, snapshot: &Snapshot) -> Answer {
-        post(&self.client, &self.address, &self.agent_key, snapshot).await
+        let key = self.key_for(&snapshot.host.id).await;
+        post(&self.client, &self.address, &key, snapshot).await
+    }
+
+    /// A key bound to `host`, made on first use.
+    pub async fn key_for(&self, host: &str) -> String {
+        if let Some(key) = self.keys.lock().unwrap().get(host) {
+            return key.clone();
+        }
+        let made = self
+            .state
+            .agent_keys
+            .create(Some(host), "test", Utc::now())
+            .await
+            .expect("a key");
+        let key = made.key.expose_secret().to_owned();
+        self.keys
+            .lock()
+            .unwrap()
+            .insert(host.to_owned(), key.clone());
+        key
     }
 
     /// The status of `GET /api/health`.
