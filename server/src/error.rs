@@ -15,16 +15,12 @@ use crate::store::StoreError;
 pub enum KeyKind {
     /// The key agents send snapshots with.
     Agent,
-    /// The key that lets people read processes when the server listens
-    /// beyond this machine.
-    Viewer,
 }
 
 impl std::fmt::Display for KeyKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Agent => "agent",
-            Self::Viewer => "viewer",
         })
     }
 }
@@ -39,9 +35,53 @@ pub enum ApiError {
     MalformedAuthorization,
     #[error("the {0} key was refused: check that it matches the server's {0} key")]
     WrongKey(KeyKind),
+    #[error(
+        "sign in first: this server shows its data only to signed-in users (POST /api/session/)"
+    )]
+    NotSignedIn,
+    #[error(
+        "your session has ended (signed out, expired, or the password changed); sign in again"
+    )]
+    SessionEnded,
+    // One message for a wrong name and a wrong password, so the answer
+    // does not tell which names exist.
+    #[error("wrong user name or password")]
+    WrongCredentials,
+    #[error(
+        "this sign-in link was used already or has expired; `procmon-server signin-link NAME` \
+         on the server prints a new one"
+    )]
+    LinkRefused,
+    #[error(
+        "too many failed sign-ins from this address or for this user: try again in {} s",
+        retry_after_secs(*retry_after)
+    )]
+    SignInThrottled { retry_after: std::time::Duration },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the current password is wrong")]
+    CurrentPasswordWrong,
+    #[error(
+        "a request that changes something must carry the header `X-Procmon-Csrf: 1` \
+         (the page sends it; other sites cannot make a browser send it)"
+    )]
+    CsrfHeaderMissing,
+    #[error(
+        "this server is not {0:?}: the Host header must name it (its address, localhost, or a \
+         name in its allowed_hosts setting); this guards against DNS rebinding"
+    )]
+    ForeignHost(String),
+    #[error("{0}")]
+    InvalidAccount(String),
+    #[error("a user named {0:?} already exists")]
+    UserExists(String),
+    #[error("no user named {0:?}")]
+    UnknownUser(String),
+    #[error("{0:?} is the only admin: add another admin before removing it")]
+    LastAdmin(String),
     #[error("malformed JSON: {0}")]
     InvalidJson(String),
-    #[error("the snapshot does not match the schema: {0}")]
+    #[error("the body does not match the schema: {0}")]
     SchemaMismatch(String),
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
@@ -101,6 +141,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(error: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError;
+        match error {
+            AccountError::Invalid(why) => Self::InvalidAccount(why),
+            AccountError::NameTaken(name) => Self::UserExists(name),
+            AccountError::UnknownUser(name) => Self::UnknownUser(name),
+            AccountError::Store(e) => e.into(),
+            AccountError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl ApiError {
     /// The status code and the stable kind written into [`ErrorBody::error`].
     pub fn status_and_kind(&self) -> (StatusCode, &'static str) {
@@ -108,6 +161,19 @@ impl ApiError {
             Self::MissingKey(_) | Self::MalformedAuthorization | Self::WrongKey(_) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
+            Self::NotSignedIn | Self::SessionEnded => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::WrongCredentials | Self::LinkRefused => {
+                (StatusCode::UNAUTHORIZED, "sign_in_refused")
+            }
+            Self::SignInThrottled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::CurrentPasswordWrong => (StatusCode::FORBIDDEN, "current_password_wrong"),
+            Self::CsrfHeaderMissing => (StatusCode::FORBIDDEN, "csrf_header_missing"),
+            Self::ForeignHost(_) => (StatusCode::MISDIRECTED_REQUEST, "foreign_host"),
+            Self::InvalidAccount(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_account"),
+            Self::UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
+            Self::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
+            Self::LastAdmin(_) => (StatusCode::CONFLICT, "last_admin"),
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::SchemaMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch"),
             Self::InvalidSnapshot(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot"),
@@ -158,7 +224,7 @@ impl IntoResponse for ApiError {
             Self::MissingKey(_) | Self::MalformedAuthorization | Self::WrongKey(_) => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::RateLimited { retry_after, .. } => {
+            Self::RateLimited { retry_after, .. } | Self::SignInThrottled { retry_after } => {
                 headers.insert(
                     RETRY_AFTER,
                     HeaderValue::from(retry_after_secs(*retry_after)),

@@ -1,5 +1,6 @@
-//! The agent and viewer keys: given in the configuration, or generated on
-//! first start and kept in a file readable only by the server's user.
+//! The agent key: given in the configuration, or generated on first start
+//! and kept in a file readable only by the server's user. (People sign in
+//! instead: see `accounts`.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,13 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
-/// The two keys the server checks.
+/// The keys the server checks.
 #[derive(Debug, Clone)]
 pub struct Keys {
     /// Agents send this with every snapshot.
     pub agent: SecretString,
-    /// Readers send this when the server listens beyond loopback.
-    pub viewer: SecretString,
     /// Files the keys were read from or generated into (none for a key given
     /// in the configuration), to tell the user where to find them.
     pub files: Vec<PathBuf>,
@@ -22,11 +21,7 @@ pub struct Keys {
 impl Keys {
     /// Each key from the configuration, else from its file in `data_dir`,
     /// else newly generated into that file.
-    pub fn resolve(
-        data_dir: &Path,
-        agent: Option<SecretString>,
-        viewer: Option<SecretString>,
-    ) -> anyhow::Result<Self> {
+    pub fn resolve(data_dir: &Path, agent: Option<SecretString>) -> anyhow::Result<Self> {
         let mut files = Vec::new();
         let mut pick = |given: Option<SecretString>, file: &str| -> anyhow::Result<SecretString> {
             match given {
@@ -43,12 +38,7 @@ impl Keys {
             }
         };
         let agent = pick(agent, "agent.key")?;
-        let viewer = pick(viewer, "viewer.key")?;
-        Ok(Self {
-            agent,
-            viewer,
-            files,
-        })
+        Ok(Self { agent, files })
     }
 }
 
@@ -142,11 +132,10 @@ mod tests {
     #[test]
     fn configured_key_wins_and_writes_no_file() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = Keys::resolve(dir.path(), Some(SecretString::from("given")), None).unwrap();
+        let keys = Keys::resolve(dir.path(), Some(SecretString::from("given"))).unwrap();
         assert_eq!(keys.agent.expose_secret(), "given");
         assert!(!dir.path().join("agent.key").exists());
-        assert!(dir.path().join("viewer.key").exists());
-        assert_ne!(keys.viewer.expose_secret(), "given");
+        assert!(keys.files.is_empty());
         assert!(!format!("{keys:?}").contains("given"));
     }
 

@@ -4,17 +4,21 @@
 //! [`startup::Application`] is the whole server; `main.rs` only reads the
 //! configuration and runs it, so tests start exactly what users run.
 
+pub mod accounts;
 pub mod addresses;
 pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod host_check;
 pub mod keys;
 pub mod private;
 pub mod rate_limit;
 pub mod retention;
 pub mod serve;
+pub mod sign_in_throttle;
 pub mod startup;
 pub mod store;
+pub mod users_cli;
 pub mod web;

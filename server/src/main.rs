@@ -1,10 +1,13 @@
-//! `procmon-server`: reads the settings, starts the server (and the agent
-//! for this machine inside it), and says where to find it.
+//! `procmon-server`: reads the settings, and either starts the server (and
+//! the agent for this machine inside it) and says where to find it, or
+//! runs one of the account commands (`users ...`, `signin-link`).
 
 use std::process::ExitCode;
 
-use procmon_server::config::Settings;
+use clap::Parser;
+use procmon_server::config::{Cli, Settings};
 use procmon_server::startup::Application;
+use secrecy::ExposeSecret;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -15,9 +18,10 @@ async fn main() -> ExitCode {
     // its warnings show unless RUST_LOG asks for more.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,tower_http=warn,procmon_agent=warn")
-        }))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,procmon_agent=warn")),
+        )
         .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,8 +33,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let settings = Settings::load()?;
+    let mut cli = Cli::parse();
+    let command = cli.command.take();
+    let settings = Settings::from_cli(cli)?;
+    if let Some(command) = command {
+        return procmon_server::users_cli::run(command, &settings).await;
+    }
     let embedded_agent = settings.embedded_agent;
+    let no_login = settings.no_login;
     let database = settings.database_path.clone();
     let application = Application::build(settings).await?;
 
@@ -43,8 +53,15 @@ async fn run() -> anyhow::Result<()> {
     for file in &application.state().keys.files {
         println!("  key file: {}", file.display());
     }
-    if application.state().viewer_key_required {
-        println!("  listening beyond this machine: readers need the viewer key");
+    if let Some(link) = application.first_signin_link() {
+        // Shown this once: the link is stored only as a hash.
+        println!("  first start: sign in as admin with this one-time link (valid 24 h):");
+        println!("    {}", link.expose_secret());
+        println!("  then set a password on the page, or here: procmon-server users passwd admin");
+    } else if no_login {
+        println!("  no_login: anyone on this machine reads without signing in");
+    } else {
+        println!("  sign in on the page; a lost password: procmon-server signin-link NAME");
     }
     if embedded_agent {
         println!("  this machine's agent runs inside the server (--no-agent turns it off)");
