@@ -47,7 +47,7 @@ impl KnownHosts {
             return true;
         }
         let name = name.trim_end_matches('.').to_lowercase();
-        self.names.iter().any(|known| *known == name)
+        self.names.contains(&name)
     }
 }
 
