@@ -1,16 +1,12 @@
-//! What `procmon-server` does besides serving: managing agent keys and the
-//! enrollment secret. Each command opens the same database the server uses
-//! (SQLite lets it while the server runs), acts, and closes it.
-
-use std::sync::Arc;
+//! The agent key commands of `procmon-server` (`keys ...`,
+//! `enroll-secret ...`). Like the user commands (`users_cli`), they act on
+//! the same database the server uses, which SQLite allows while it runs.
 
 use chrono::Utc;
 use clap::Subcommand;
 use secrecy::ExposeSecret;
 
 use crate::agent_keys::AgentKeys;
-use crate::config::Settings;
-use crate::store::{SqliteStore, Store};
 
 /// The commands; without one, the server runs.
 #[derive(Debug, Clone, Subcommand)]
@@ -53,16 +49,8 @@ pub enum EnrollCommand {
     Revoke,
 }
 
-/// Runs `command` against the database of `settings`.
-pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
-    let store = Arc::new(SqliteStore::open(&settings.database_path).await?);
-    let keys = AgentKeys::new(store.clone());
-    let result = execute(command, &keys).await;
-    store.close().await;
-    result
-}
-
-async fn execute(command: Command, keys: &AgentKeys) -> anyhow::Result<()> {
+/// Does `command` with the keys of an open store.
+pub async fn execute(command: Command, keys: &AgentKeys) -> anyhow::Result<()> {
     let now = Utc::now();
     match command {
         Command::Keys(KeysCommand::Create { host, label }) => {

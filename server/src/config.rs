@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use procmon_model::limits::{INTERVAL_MS, MAX_INTERVAL};
-use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::store::accounts::SessionLifetime;
 use crate::store::Retention;
 
 /// The config file read when `--config` is not given, if it exists in the
@@ -27,9 +27,15 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The SQLite database file, created if missing.
     pub database_path: PathBuf,
-    /// The key readers must send when the server listens beyond loopback;
-    /// `None` means the one kept in `<data_dir>/viewer.key`.
-    pub viewer_key: Option<SecretString>,
+    /// Reading without signing in, allowed only when listening on
+    /// loopback (then anyone who can connect to this machine reads).
+    pub no_login: bool,
+    /// Host names (besides the listen address, localhost, IP addresses and
+    /// this machine's name) that requests may name in their `Host` header,
+    /// e.g. the name of a reverse proxy in front.
+    pub allowed_hosts: Vec<String>,
+    /// How long sessions last, idle and at most.
+    pub session: SessionLifetime,
     /// How long raw snapshots, minute and hour roll-ups are kept.
     pub retention: Retention,
     /// How often history is rolled up and expired data dropped.
@@ -66,7 +72,12 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database_path: data_dir.join("procmon.db"),
             data_dir,
-            viewer_key: None,
+            no_login: false,
+            allowed_hosts: Vec::new(),
+            session: SessionLifetime {
+                idle: Duration::from_secs(12 * 60 * 60),
+                absolute: Duration::from_secs(7 * 24 * 60 * 60),
+            },
             retention: Retention::default(),
             maintenance_every: Duration::from_secs(60),
             body_limit: 32 * 1024 * 1024,
@@ -118,7 +129,20 @@ impl Settings {
                 .database
                 .or(file.database)
                 .unwrap_or(defaults.database_path),
-            viewer_key: cli.viewer_key.or(file.viewer_key),
+            no_login: cli.no_login || file.no_login.unwrap_or(defaults.no_login),
+            allowed_hosts: if cli.allowed_hosts.is_empty() {
+                file.allowed_hosts.unwrap_or_default()
+            } else {
+                cli.allowed_hosts
+            },
+            session: SessionLifetime {
+                idle: pick(cli.session_idle, file.session_idle, defaults.session.idle),
+                absolute: pick(
+                    cli.session_lifetime,
+                    file.session_lifetime,
+                    defaults.session.absolute,
+                ),
+            },
             retention: Retention {
                 raw: cli
                     .retention
@@ -209,6 +233,24 @@ impl Settings {
             "body_limit {} is too small: one snapshot needs at least 65536 bytes",
             self.body_limit
         );
+        anyhow::ensure!(
+            !self.no_login || self.listen.ip().is_loopback(),
+            "no_login is refused when listening on {}: without sign-in, only this machine may \
+             connect; listen on 127.0.0.1 (or [::1]), or sign in",
+            self.listen
+        );
+        for name in &self.allowed_hosts {
+            anyhow::ensure!(
+                !name.is_empty() && !name.contains([':', '/', ' ']),
+                "allowed_hosts entry {name:?} is not a host name: give names without port or scheme"
+            );
+        }
+        anyhow::ensure!(
+            self.session.idle <= self.session.absolute,
+            "session_idle {} is longer than session_lifetime {}",
+            humantime::format_duration(self.session.idle),
+            humantime::format_duration(self.session.absolute)
+        );
         let (shortest, longest) = (Duration::from_millis(*INTERVAL_MS.start()), MAX_INTERVAL);
         anyhow::ensure!(
             (shortest..=longest).contains(&self.embedded_agent_interval),
@@ -222,6 +264,13 @@ impl Settings {
             ("body_timeout", self.body_timeout, 1, 600),
             ("request_timeout", self.request_timeout, 1, 3600),
             ("shutdown_grace", self.shutdown_grace, 0, 300),
+            ("session_idle", self.session.idle, 60, 366 * 24 * 3600),
+            (
+                "session_lifetime",
+                self.session.absolute,
+                60,
+                366 * 24 * 3600,
+            ),
         ] {
             let (shortest, longest) = (Duration::from_secs(shortest), Duration::from_secs(longest));
             anyhow::ensure!(
@@ -282,15 +331,15 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     about = "The procmon server: stores agents' snapshots and serves the process tree page"
 )]
 pub struct Cli {
-    /// What to do instead of serving (managing keys); none: serve.
+    /// What to do instead of serving: manage users and agent keys, make sign-in links.
     #[command(subcommand)]
-    pub command: Option<crate::commands::Command>,
+    pub command: Option<Command>,
     /// TOML config file [default: ./procmon-server.toml if it exists].
     #[arg(long, env = "PROCMON_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on, IP:PORT (0.0.0.0:8000: every network)
     /// [default: 127.0.0.1:8000].
-    #[arg(long, env = "PROCMON_LISTEN", value_parser = parse_listen)]
+    #[arg(long, env = "PROCMON_LISTEN", value_parser = parse_listen, global = true)]
     pub listen: Option<SocketAddr>,
     /// Directory for the database and key files [default: ./procmon-data].
     #[arg(long, env = "PROCMON_DATA_DIR", global = true)]
@@ -298,10 +347,20 @@ pub struct Cli {
     /// SQLite database file [default: <data dir>/procmon.db].
     #[arg(long, env = "PROCMON_DATABASE", global = true)]
     pub database: Option<PathBuf>,
-    /// Key readers must send when listening beyond loopback [default:
-    /// generated into <data dir>/viewer.key].
-    #[arg(long, env = "PROCMON_VIEWER_KEY", hide_env_values = true)]
-    pub viewer_key: Option<SecretString>,
+    /// Let anyone who can connect read without signing in; refused unless
+    /// listening on loopback only.
+    #[arg(long, env = "PROCMON_NO_LOGIN")]
+    pub no_login: bool,
+    /// Extra host names requests may be addressed to (a reverse proxy's),
+    /// comma-separated [default: none].
+    #[arg(long, env = "PROCMON_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// A session unused this long ends, e.g. "12h" [default: 12h].
+    #[arg(long, env = "PROCMON_SESSION_IDLE")]
+    pub session_idle: Option<humantime::Duration>,
+    /// A session ends this long after sign-in, e.g. "7days" [default: 7days].
+    #[arg(long, env = "PROCMON_SESSION_LIFETIME")]
+    pub session_lifetime: Option<humantime::Duration>,
     /// How long every snapshot is kept as sent (exact trees, time
     /// travel), e.g. "24h", "7days" [default: 7days].
     #[arg(long, env = "PROCMON_RETENTION")]
@@ -346,6 +405,51 @@ pub struct Cli {
     pub ingest_burst: Option<u32>,
 }
 
+/// What the binary does instead of serving. Each opens the server's
+/// database (the same settings find it), acts, and closes it; a running
+/// server sees the change at once.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage the people who may sign in.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Print a one-time link that signs a user in (valid 24 h), for a
+    /// user who lost their password or the first link.
+    SigninLink {
+        /// The user [default: admin].
+        name: Option<String>,
+    },
+    /// Agent keys and the enrollment secret.
+    #[command(flatten)]
+    Keys(crate::commands::Command),
+}
+
+/// `procmon-server users ...`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; asks for the password.
+    Add {
+        name: String,
+        /// What the user may do.
+        #[arg(long, default_value = "viewer", value_parser = ["viewer", "admin"])]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (ends their sessions); asks for it.
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user and end their sessions.
+    Remove { name: String },
+    /// List the users and their roles.
+    List,
+}
+
 /// The config file's keys; all optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -356,8 +460,14 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     /// SQLite database file.
     database: Option<PathBuf>,
-    /// Key readers must send when listening beyond loopback.
-    viewer_key: Option<SecretString>,
+    /// Read without signing in (loopback only).
+    no_login: Option<bool>,
+    /// Extra host names requests may be addressed to.
+    allowed_hosts: Option<Vec<String>>,
+    #[serde(default, with = "humantime_serde")]
+    session_idle: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    session_lifetime: Option<Duration>,
     /// How long snapshots are kept as sent, e.g. "7days".
     #[serde(default, with = "humantime_serde")]
     retention: Option<Duration>,
@@ -388,11 +498,14 @@ struct FileConfig {
 }
 
 /// Every key the file may hold, to name all unknown ones at once.
-const FILE_KEYS: [&str; 17] = [
+const FILE_KEYS: [&str; 20] = [
     "listen",
     "data_dir",
     "database",
-    "viewer_key",
+    "no_login",
+    "allowed_hosts",
+    "session_idle",
+    "session_lifetime",
     "retention",
     "minute_retention",
     "hour_retention",
@@ -573,14 +686,5 @@ mod tests {
             let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
             assert!(error.contains(expected), "{error}");
         }
-    }
-
-    #[test]
-    fn debug_never_prints_keys() {
-        let mut settings = Settings::with_data_dir("d");
-        settings.viewer_key = Some(SecretString::from("viewer-secret-5678"));
-        let printed = format!("{settings:?}");
-        assert!(!printed.contains("viewer-secret-5678"), "{printed}");
-        assert!(printed.contains("REDACTED"), "{printed}");
     }
 }

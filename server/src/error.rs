@@ -10,35 +10,10 @@ use procmon_model::ErrorBody;
 
 use crate::store::StoreError;
 
-/// Which key a request needed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
-    /// The key agents send snapshots with.
-    Agent,
-    /// The key that lets people read processes when the server listens
-    /// beyond this machine.
-    Viewer,
-}
-
-impl std::fmt::Display for KeyKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Agent => "agent",
-            Self::Viewer => "viewer",
-        })
-    }
-}
-
 /// What went wrong with a request. The message of each variant is what the
 /// client reads, so it says what is wrong and, where it helps, what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("no API key: send the {0} key as `Authorization: Bearer <key>`")]
-    MissingKey(KeyKind),
-    #[error("the Authorization header is not `Bearer <key>`")]
-    MalformedAuthorization,
-    #[error("the {0} key was refused: check that it matches the server's {0} key")]
-    WrongKey(KeyKind),
     #[error(
         "the agent key is missing, wrong or revoked: send the host's key as \
          `Authorization: Bearer <key>` (make one with `procmon-server keys create`, or enroll \
@@ -52,9 +27,53 @@ pub enum ApiError {
     KeyForOtherHost { key_host: String, sent: String },
     #[error("the enrollment secret is missing or wrong: give the one the server printed at its first start (or a new one: `procmon-server enroll-secret rotate`)")]
     EnrollRefused,
+    #[error(
+        "sign in first: this server shows its data only to signed-in users (POST /api/session/)"
+    )]
+    NotSignedIn,
+    #[error(
+        "your session has ended (signed out, expired, or the password changed); sign in again"
+    )]
+    SessionEnded,
+    // One message for a wrong name and a wrong password, so the answer
+    // does not tell which names exist.
+    #[error("wrong user name or password")]
+    WrongCredentials,
+    #[error(
+        "this sign-in link was used already or has expired; `procmon-server signin-link NAME` \
+         on the server prints a new one"
+    )]
+    LinkRefused,
+    #[error(
+        "too many failed sign-ins from this address or for this user: try again in {} s",
+        retry_after_secs(*retry_after)
+    )]
+    SignInThrottled { retry_after: std::time::Duration },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the current password is wrong")]
+    CurrentPasswordWrong,
+    #[error(
+        "a request that changes something must carry the header `X-Procmon-Csrf: 1` \
+         (the page sends it; other sites cannot make a browser send it)"
+    )]
+    CsrfHeaderMissing,
+    #[error(
+        "this server is not {0:?}: the Host header must name it (its address, localhost, or a \
+         name in its allowed_hosts setting); this guards against DNS rebinding"
+    )]
+    ForeignHost(String),
+    #[error("{0}")]
+    InvalidAccount(String),
+    #[error("a user named {0:?} already exists")]
+    UserExists(String),
+    #[error("no user named {0:?}")]
+    UnknownUser(String),
+    #[error("{0:?} is the only admin: add another admin before removing it")]
+    LastAdmin(String),
     #[error("malformed JSON: {0}")]
     InvalidJson(String),
-    #[error("the snapshot does not match the schema: {0}")]
+    #[error("the body does not match the schema: {0}")]
     SchemaMismatch(String),
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
@@ -114,17 +133,40 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(error: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError;
+        match error {
+            AccountError::Invalid(why) => Self::InvalidAccount(why),
+            AccountError::NameTaken(name) => Self::UserExists(name),
+            AccountError::UnknownUser(name) => Self::UnknownUser(name),
+            AccountError::Store(e) => e.into(),
+            AccountError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl ApiError {
     /// The status code and the stable kind written into [`ErrorBody::error`].
     pub fn status_and_kind(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::MissingKey(_) | Self::MalformedAuthorization | Self::WrongKey(_) => {
-                (StatusCode::UNAUTHORIZED, "unauthorized")
-            }
             Self::AgentKeyRefused | Self::EnrollRefused => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
             Self::KeyForOtherHost { .. } => (StatusCode::FORBIDDEN, "key_for_other_host"),
+            Self::NotSignedIn | Self::SessionEnded => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::WrongCredentials | Self::LinkRefused => {
+                (StatusCode::UNAUTHORIZED, "sign_in_refused")
+            }
+            Self::SignInThrottled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::CurrentPasswordWrong => (StatusCode::FORBIDDEN, "current_password_wrong"),
+            Self::CsrfHeaderMissing => (StatusCode::FORBIDDEN, "csrf_header_missing"),
+            Self::ForeignHost(_) => (StatusCode::MISDIRECTED_REQUEST, "foreign_host"),
+            Self::InvalidAccount(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_account"),
+            Self::UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
+            Self::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
+            Self::LastAdmin(_) => (StatusCode::CONFLICT, "last_admin"),
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::SchemaMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch"),
             Self::InvalidSnapshot(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot"),
@@ -172,13 +214,10 @@ impl IntoResponse for ApiError {
             .into_response();
         let headers = response.headers_mut();
         match &self {
-            Self::MissingKey(_)
-            | Self::MalformedAuthorization
-            | Self::WrongKey(_)
-            | Self::AgentKeyRefused => {
+            Self::AgentKeyRefused => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::RateLimited { retry_after, .. } => {
+            Self::RateLimited { retry_after, .. } | Self::SignInThrottled { retry_after } => {
                 headers.insert(
                     RETRY_AFTER,
                     HeaderValue::from(retry_after_secs(*retry_after)),

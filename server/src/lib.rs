@@ -4,6 +4,7 @@
 //! [`startup::Application`] is the whole server; `main.rs` only reads the
 //! configuration and runs it, so tests start exactly what users run.
 
+pub mod accounts;
 pub mod addresses;
 pub mod agent_keys;
 pub mod api;
@@ -12,11 +13,13 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error;
-pub mod keys;
+pub mod host_check;
 pub mod private;
 pub mod rate_limit;
 pub mod retention;
 pub mod serve;
+pub mod sign_in_throttle;
 pub mod startup;
 pub mod store;
+pub mod users_cli;
 pub mod web;

@@ -1,5 +1,6 @@
-//! `procmon-server`: reads the settings, starts the server (and the agent
-//! for this machine inside it), and says where to find it.
+//! `procmon-server`: reads the settings, and either starts the server (and
+//! the agent for this machine inside it) and says where to find it, or
+//! runs one of the account commands (`users ...`, `signin-link`).
 
 use std::process::ExitCode;
 
@@ -36,9 +37,10 @@ async fn run() -> anyhow::Result<()> {
     let command = cli.command.take();
     let settings = Settings::from_cli(cli)?;
     if let Some(command) = command {
-        return procmon_server::commands::run(command, &settings).await;
+        return procmon_server::users_cli::run(command, &settings).await;
     }
     let embedded_agent = settings.embedded_agent;
+    let no_login = settings.no_login;
     let database = settings.database_path.clone();
     let application = Application::build(settings).await?;
 
@@ -48,11 +50,15 @@ async fn run() -> anyhow::Result<()> {
         println!("  from other machines: {}", others.join(" or "));
     }
     println!("  database: {}", database.display());
-    for file in &application.state().keys.files {
-        println!("  key file: {}", file.display());
-    }
-    if application.state().viewer_key_required {
-        println!("  listening beyond this machine: readers need the viewer key");
+    if let Some(link) = application.first_signin_link() {
+        // Shown this once: the link is stored only as a hash.
+        println!("  first start: sign in as admin with this one-time link (valid 24 h):");
+        println!("    {}", link.expose_secret());
+        println!("  then set a password on the page, or here: procmon-server users passwd admin");
+    } else if no_login {
+        println!("  no_login: anyone on this machine reads without signing in");
+    } else {
+        println!("  sign in on the page; a lost password: procmon-server signin-link NAME");
     }
     if let Some(secret) = application.new_enroll_secret() {
         println!("  agents enroll with this secret (shown once; `procmon-server enroll-secret rotate` makes a new one):");

@@ -64,12 +64,12 @@ pub async fn serve(
 
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             // Reap finished connections, so the set holds only live ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors, say: wait for connections to end
                     // instead of spinning on the same error.
@@ -81,6 +81,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            // The client's address, for handlers that count per client
+            // (failed sign-ins), as axum's `ConnectInfo`.
+            let app = app
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let connection = graceful.watch(serve_connection(&http, stream, &app));
             connections.spawn(async move {
                 if let Err(e) = connection.await {

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
+use chrono::Utc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -20,26 +21,42 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::agent_keys::AgentKeys;
+
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::keys::Keys;
+use crate::host_check::KnownHosts;
 use crate::rate_limit::RateLimiter;
 use crate::serve::ConnectionLimits;
-use crate::store::{SqliteStore, Store};
+use crate::sign_in_throttle::SignInThrottle;
+use crate::store::accounts::SessionLifetime;
+use crate::store::{AccountStore, SqliteStore, Store};
+
+/// Failed sign-ins allowed per user name and per client address within
+/// [`SIGN_IN_WINDOW`].
+pub const SIGN_IN_FAILURES: usize = 5;
+pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(60);
 
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// Where snapshots are kept.
     pub store: Arc<dyn Store>,
-    /// The viewer key.
-    pub keys: Arc<Keys>,
+    /// Users, sessions and sign-in links (the same database as `store`).
+    pub accounts: Arc<dyn AccountStore>,
     /// Agents' keys and enrollment.
     pub agent_keys: AgentKeys,
-    /// True when the server listens beyond loopback: then reading needs the
-    /// viewer key.
-    pub viewer_key_required: bool,
+    /// Reading needs no sign-in (the `no_login` setting; loopback only).
+    pub no_login: bool,
+    /// How long sessions last.
+    pub session_lifetime: SessionLifetime,
+    /// Whether requests arrive over TLS: then cookies are marked `Secure`.
+    /// False until the server serves TLS itself.
+    pub tls: bool,
+    /// The names requests may be addressed to (DNS rebinding guard).
+    pub known_hosts: Arc<KnownHosts>,
+    /// Failed sign-ins per user name and per client address.
+    pub sign_in_throttle: Arc<SignInThrottle>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     /// Where "now" comes from (tests move it).
@@ -65,6 +82,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(RequestBodyTimeoutLayer::new(state.body_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::host_check::check_host,
+        ))
         // A process listing is ~0.5 kB per process, and the page fetches it
         // every few seconds: gzip makes that a tenth over a real network.
         .layer(CompressionLayer::new())
@@ -104,11 +125,14 @@ pub struct Application {
     new_enroll_secret: Option<SecretString>,
     /// The embedded agent's key.
     embedded_key: Option<SecretString>,
+    first_signin_link: Option<SecretString>,
 }
 
 impl Application {
     /// Reads or creates the keys, opens the database (running its
-    /// migrations) and binds the listen address (port 0: any free port).
+    /// migrations), binds the listen address (port 0: any free port), and
+    /// on a database with no user creates the admin and a one-time link
+    /// that signs them in.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::private::create_dir(&settings.data_dir).with_context(|| {
             format!(
@@ -116,7 +140,6 @@ impl Application {
                 settings.data_dir.display()
             )
         })?;
-        let keys = Keys::resolve(&settings.data_dir, settings.viewer_key.clone())?;
         let store = Arc::new(SqliteStore::open(&settings.database_path).await?);
         let agent_keys = AgentKeys::new(store.clone());
         // The first start opens enrollment: the secret is shown once, and
@@ -153,11 +176,19 @@ impl Application {
             )
         })?;
         let address = listener.local_addr()?;
+        let first_signin_link =
+            crate::accounts::first_start(store.as_ref(), Utc::now(), &local_url(address))
+                .await
+                .context("cannot create the first admin")?;
         let state = AppState {
-            store,
+            store: store.clone(),
+            accounts: store,
             agent_keys,
-            keys: Arc::new(keys),
-            viewer_key_required: !address.ip().is_loopback(),
+            no_login: settings.no_login,
+            session_lifetime: settings.session,
+            tls: false,
+            known_hosts: Arc::new(KnownHosts::new(&settings.allowed_hosts)),
+            sign_in_throttle: Arc::new(SignInThrottle::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW)),
             body_limit: settings.body_limit,
             clock: Arc::new(SystemClock),
             body_timeout: settings.body_timeout,
@@ -174,6 +205,7 @@ impl Application {
             embedded_key,
             state,
             settings,
+            first_signin_link,
         })
     }
 
@@ -190,12 +222,13 @@ impl Application {
     /// A URL for reaching the server from this machine, ending in `/`. A
     /// wildcard listen address (0.0.0.0, ::) is reached through loopback.
     pub fn local_url(&self) -> String {
-        let ip = match self.address.ip() {
-            ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            ip if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}/", SocketAddr::new(ip, self.address.port()))
+        local_url(self.address)
+    }
+
+    /// On the first start (no user in the database): the one-time link
+    /// that signs the new admin in, to be shown once.
+    pub fn first_signin_link(&self) -> Option<&SecretString> {
+        self.first_signin_link.as_ref()
     }
 
     /// The enrollment secret made at this start (the first), if one was:
@@ -272,6 +305,18 @@ impl Application {
         store.close().await;
         Ok(())
     }
+}
+
+/// A URL for reaching a server bound to `address` from this machine,
+/// ending in `/`. A wildcard address (0.0.0.0, ::) is reached through
+/// loopback.
+pub fn local_url(address: SocketAddr) -> String {
+    let ip = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, address.port()))
 }
 
 /// Ctrl-C, or SIGTERM (how service managers and `docker stop` ask).

@@ -1,6 +1,7 @@
 //! The page, driven in real headless Chromium over WebDriver against a real
 //! server: pick a host, expand and collapse, search, details, hostile data
-//! (parent cycles, reused pids, HTML in names) and phone width.
+//! (parent cycles, reused pids, HTML in names), phone width, and signing
+//! in and out (every test signs in through the page's form first).
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them each test
 //! says why it skipped (and fails under `CI=true`). Set
@@ -21,7 +22,13 @@ use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSI
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use common::{require, spawn_app, spawn_app_with, KillOnDrop, TestApp};
+use std::sync::Arc;
+
+use common::{
+    require, spawn_app, spawn_app_with_clock, KillOnDrop, TestApp, TEST_PASSWORD, TEST_USER,
+};
+use procmon_server::clock::ManualClock;
+use procmon_server::store::accounts::Role;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -53,6 +60,7 @@ async fn page_shows_the_live_tree_of_this_machine() {
 
     with_browser(1280, 1000, |page| async move {
         page.goto(&app.address).await.unwrap();
+        fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
 
         // Pick the host from the list; the choice lands in the URL hash.
         let host_button = format!("button.host[data-host-id='{}']", first.host.id);
@@ -190,6 +198,7 @@ async fn page_renders_cycles_and_hostile_names_safely() {
 
     with_browser(1280, 900, |page| async move {
         page.goto(&format!("{}/#host={}", app.address, snapshot.host.id)).await.unwrap();
+        fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
         wait_for_element(&page, &row_selector(4)).await;
 
         // Every process exactly once, cycles included: scroll through all
@@ -313,6 +322,7 @@ async fn page_fits_a_phone_screen() {
 
     with_browser(375, 812, |page| async move {
         page.goto(&format!("{}/#host={}", app.address, snapshot.host.id)).await.unwrap();
+        fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
         wait_for_element(&page, &row_selector(4)).await;
         // Select a process so the details pane is open too.
         page.find(Locator::Css(&format!("{} .name", row_selector(20)))).await.unwrap().click().await.unwrap();
@@ -357,57 +367,270 @@ async fn page_fits_a_phone_screen() {
     .await;
 }
 
-/// A server listening beyond loopback wants the viewer key: the page asks
-/// for it, says when it is wrong, keeps the right one, and then shows data.
+/// Signing in: the page asks when the API answers 401, says when the
+/// password is wrong, shows who is signed in, keeps the session over a
+/// reload, and signing out brings the form back and hides the data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn page_asks_for_the_viewer_key_when_the_server_wants_it() {
+async fn page_signs_in_refuses_a_wrong_password_and_signs_out() {
     if !browser_available() {
         return;
     }
-    let app = spawn_app_with(|settings| settings.listen = "0.0.0.0:0".parse().unwrap()).await;
+    let app = spawn_app().await;
     let snapshot = hostile_snapshot();
     post_snapshot(&app, &snapshot).await;
 
     with_browser(1280, 900, |page| async move {
-        page.goto(&app.address).await.unwrap();
-        wait_for_element(&page, "#auth:not([hidden]) #viewer-key").await;
-        assert_eq!(
-            text_of(&page, "#connection-text").await,
-            "Viewer key needed"
-        );
+        page.goto(&format!("{}/#host={}", app.address, snapshot.host.id))
+            .await
+            .unwrap();
+        wait_for_element(&page, "#auth:not([hidden]) #signin-name").await;
+        assert_eq!(text_of(&page, "#connection-text").await, "Sign-in needed");
         assert_eq!(count(&page, "#process-rows tr[data-key]").await, 0);
+        assert_eq!(count(&page, "#account:not([hidden])").await, 0);
 
-        // A wrong key is refused, and the page says so.
-        let field = page.find(Locator::Css("#viewer-key")).await.unwrap();
-        field.send_keys("not-the-key").await.unwrap();
-        click(&page, "#auth-form button[type=submit]").await;
+        fill_sign_in(&page, TEST_USER, "not-the-password").await;
         eventually(
             &page,
             "the refusal",
             "return document.getElementById('auth-error').textContent;",
-            |v| v.as_str().is_some_and(|t| t.contains("refused")),
+            |v| {
+                v.as_str()
+                    .is_some_and(|t| t.contains("wrong user name or password"))
+            },
         )
         .await;
+        assert_eq!(count(&page, "#process-rows tr[data-key]").await, 0);
 
-        // The right key opens the page and is kept for the next visit.
-        let field = page.find(Locator::Css("#viewer-key")).await.unwrap();
-        field.send_keys(&app.viewer_key).await.unwrap();
-        click(&page, "#auth-form button[type=submit]").await;
+        fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
         wait_for_element(&page, &row_selector(4)).await;
-        assert!(
-            count(&page, "#auth:not([hidden])").await == 0,
-            "the key form is gone"
+        wait_for_element(&page, "#auth[hidden]").await;
+        wait_for_element(&page, "#account:not([hidden])").await;
+        assert_eq!(
+            text_of(&page, "#account-name").await,
+            format!("{TEST_USER} (admin)")
         );
+        // The cookie is HttpOnly: no script in the page can read it.
+        let cookies = page
+            .execute("return document.cookie;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(cookies, json!(""));
+
         page.refresh().await.unwrap();
         wait_for_element(&page, &row_selector(4)).await;
-        assert!(
-            count(&page, "#auth:not([hidden])").await == 0,
-            "the key was kept"
+        assert_eq!(
+            count(&page, "#auth:not([hidden])").await,
+            0,
+            "the session outlives a reload"
         );
 
-        // Forgetting it asks again.
-        click(&page, "#forget-key").await;
-        wait_for_element(&page, "#auth:not([hidden]) #viewer-key").await;
+        click(&page, "#sign-out").await;
+        wait_for_element(&page, "#auth:not([hidden]) #signin-name").await;
+        wait_until_gone(&page, "#process-rows tr[data-key]").await;
+        page.refresh().await.unwrap();
+        wait_for_element(&page, "#auth:not([hidden]) #signin-name").await;
+    })
+    .await;
+}
+
+/// A session that ends while the page is open (it expired, or was ended
+/// on the server): the next poll shows the form again, the page keeps the
+/// host, tree and search it showed, and signing in goes on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_asks_to_sign_in_again_when_the_session_ends_and_keeps_its_state() {
+    if !browser_available() {
+        return;
+    }
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = spawn_app_with_clock(Some(Arc::clone(&clock)), |_| {}).await;
+    let snapshot = hostile_snapshot();
+    post_snapshot(&app, &snapshot).await;
+
+    with_browser(1280, 900, |page| async move {
+        page.goto(&format!(
+            "{}/#host={}&q=chain",
+            app.address, snapshot.host.id
+        ))
+        .await
+        .unwrap();
+        fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
+        wait_for_element(&page, &row_selector(CHAIN_START)).await;
+        let rows = row_count(&page).await;
+
+        // Past the idle time (12 h by default), the session is over.
+        clock.advance(chrono::Duration::hours(13));
+        wait_for_element(&page, "#auth:not([hidden]) #signin-name").await;
+        assert!(
+            text_of(&page, "#signin-intro")
+                .await
+                .contains("session has ended"),
+            "the form says why it is back"
+        );
+        assert_eq!(
+            row_count(&page).await,
+            rows,
+            "the tree stays while signed out"
+        );
+        let search = page
+            .execute("return document.getElementById('search').value;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(search, json!("chain"));
+
+        fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
+        wait_for_element(&page, "#auth[hidden]").await;
+        wait_for_element(&page, &row_selector(CHAIN_START)).await;
+        let hash = page.execute("return location.hash;", vec![]).await.unwrap();
+        assert!(
+            hash.as_str()
+                .unwrap()
+                .contains(&format!("host={}", snapshot.host.id)),
+            "{hash}"
+        );
+    })
+    .await;
+}
+
+/// The first start's kind of link: it signs in once, asks for a password,
+/// and leaves no token in the address bar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_link_signs_in_and_asks_for_a_password() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    post_snapshot(&app, &hostile_snapshot()).await;
+    let link = procmon_server::accounts::signin_link(
+        app.state.accounts.as_ref(),
+        "admin",
+        Utc::now(),
+        &format!("{}/", app.address),
+    )
+    .await
+    .unwrap();
+    let link = secrecy::ExposeSecret::expose_secret(&link).to_owned();
+
+    with_browser(1280, 900, |page| async move {
+        page.goto(&link).await.unwrap();
+        wait_for_element(&page, "#set-password:not([hidden]) #new-password").await;
+        assert_eq!(text_of(&page, "#account-name").await, "admin (admin)");
+        wait_for_element(&page, &row_selector(4)).await;
+        let url = page.current_url().await.unwrap();
+        assert!(
+            !url.as_str().contains("signin="),
+            "the token stays in the address bar: {url}"
+        );
+
+        for field in ["#new-password", "#new-password-again"] {
+            page.find(Locator::Css(field))
+                .await
+                .unwrap()
+                .send_keys("admin-password-1")
+                .await
+                .unwrap();
+        }
+        click(&page, "#set-password-form button[type=submit]").await;
+        wait_for_element(&page, "#set-password[hidden]").await;
+        let signed_in = app.signed_in_client("admin", "admin-password-1").await;
+        let users = signed_in
+            .get(format!("{}/api/users/", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(users.status(), 200);
+
+        // The link was used up: opening it again asks to sign in. (From
+        // another page: only the hash would change, and that loads nothing.)
+        click(&page, "#sign-out").await;
+        page.goto("about:blank").await.unwrap();
+        page.goto(&link).await.unwrap();
+        eventually(
+            &page,
+            "the used link refused",
+            "return document.getElementById('auth-error').textContent;",
+            |v| v.as_str().is_some_and(|t| t.contains("used already")),
+        )
+        .await;
+    })
+    .await;
+}
+
+/// An admin's users panel lists, adds and removes users; a viewer has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_manages_users_on_the_page() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    with_browser(1280, 900, |page| async move {
+        page.goto(&app.address).await.unwrap();
+        fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
+        click(&page, "#account:not([hidden]) #users-open:not([hidden])").await;
+        wait_for_element(&page, &format!("#users-rows tr[data-name='{TEST_USER}']")).await;
+        page.find(Locator::Css("#user-add-name"))
+            .await
+            .unwrap()
+            .send_keys("<b>vi</b>")
+            .await
+            .unwrap();
+        page.find(Locator::Css("#user-add-password"))
+            .await
+            .unwrap()
+            .send_keys("viewer-pass-1")
+            .await
+            .unwrap();
+        click(&page, "#user-add-form button[type=submit]").await;
+        eventually(
+            &page,
+            "the refused name",
+            "return document.getElementById('users-error').textContent;",
+            |v| v.as_str().is_some_and(|t| t.contains("is not a user name")),
+        )
+        .await;
+        page.find(Locator::Css("#user-add-name"))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+        page.find(Locator::Css("#user-add-name"))
+            .await
+            .unwrap()
+            .send_keys("vi")
+            .await
+            .unwrap();
+        page.find(Locator::Css("#user-add-password"))
+            .await
+            .unwrap()
+            .send_keys("viewer-pass-1")
+            .await
+            .unwrap();
+        click(&page, "#user-add-form button[type=submit]").await;
+        wait_for_element(&page, "#users-rows tr[data-name='vi']").await;
+        assert_eq!(
+            text_of(&page, "#users-rows tr[data-name='vi'] td:nth-child(2)").await,
+            "viewer"
+        );
+
+        // Removing asks first (confirm); the browser is told to say yes.
+        page.execute("window.confirm = () => true;", vec![])
+            .await
+            .unwrap();
+        click(
+            &page,
+            "#users-rows tr[data-name='vi'] button[data-action='remove']",
+        )
+        .await;
+        wait_until_gone(&page, "#users-rows tr[data-name='vi']").await;
+
+        // A viewer sees no users button.
+        app.add_user("vo", Role::Viewer, "viewer-pass-2").await;
+        click(&page, "#sign-out").await;
+        fill_sign_in(&page, "vo", "viewer-pass-2").await;
+        wait_for_element(&page, "#account:not([hidden])").await;
+        assert_eq!(text_of(&page, "#account-name").await, "vo (viewer)");
+        assert_eq!(count(&page, "#users-open:not([hidden])").await, 0);
+        assert_eq!(count(&page, "#users-panel:not([hidden])").await, 0);
     })
     .await;
 }
@@ -725,6 +948,17 @@ async fn all_rows(page: &Client) -> Vec<(u64, u32, u64)> {
     seen.into_iter()
         .map(|(index, (pid, level))| (index, pid, level))
         .collect()
+}
+
+/// Waits for the sign-in form and signs in with it.
+async fn fill_sign_in(page: &Client, name: &str, password: &str) {
+    let field = wait_for_element(page, "#auth:not([hidden]) #signin-name").await;
+    field.clear().await.unwrap();
+    field.send_keys(name).await.unwrap();
+    let field = page.find(Locator::Css("#signin-password")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(password).await.unwrap();
+    click(page, "#signin-form button[type=submit]").await;
 }
 
 /// The table row of a process (its key is `pid@start_time`).

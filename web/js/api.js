@@ -1,8 +1,8 @@
-// Talks to the procmon server's API. Every request carries the viewer key when
-// one is stored (needed only when the server listens beyond loopback), and
-// every failure becomes an ApiError whose `kind` says what went wrong.
+// Talks to the procmon server's API. The session lives in an HttpOnly
+// cookie the browser sends by itself; requests that change something carry
+// the X-Procmon-Csrf header, which other sites cannot make a browser send.
+// Every failure becomes an ApiError whose `kind` says what went wrong.
 
-const KEY_STORAGE = "procmon.viewerKey";
 const TIMEOUT_MS = 8000;
 
 /** Why a request failed: "unauthorized", "unreachable", or the server's error kind. */
@@ -11,23 +11,6 @@ export class ApiError extends Error {
     super(message);
     this.kind = kind;
     this.status = status;
-  }
-}
-
-export function viewerKey() {
-  try {
-    return localStorage.getItem(KEY_STORAGE) || "";
-  } catch {
-    return ""; // storage can be disabled; the page still works on loopback
-  }
-}
-
-export function setViewerKey(key) {
-  try {
-    if (key) localStorage.setItem(KEY_STORAGE, key);
-    else localStorage.removeItem(KEY_STORAGE);
-  } catch {
-    // Nothing else to do: without storage the key lasts only for this request.
   }
 }
 
@@ -49,16 +32,20 @@ function noteServerDate(response) {
   clockOffsetMs = Math.abs(offset) > 2000 ? offset : 0;
 }
 
-async function getJson(path) {
+async function request(method, path, body) {
   const headers = { Accept: "application/json" };
-  const key = viewerKey();
-  if (key) headers.Authorization = `Bearer ${key}`;
-
+  const options = { method, headers, cache: "no-store", credentials: "same-origin" };
+  if (method !== "GET") headers["X-Procmon-Csrf"] = "1";
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
   const controller = new AbortController();
+  options.signal = controller.signal;
   const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
   let response;
   try {
-    response = await fetch(path, { headers, signal: controller.signal, cache: "no-store" });
+    response = await fetch(path, options);
   } catch (error) {
     const reason = error.name === "AbortError" ? "no answer within 8 s" : error.message;
     throw new ApiError("unreachable", `The server cannot be reached (${reason}).`);
@@ -67,26 +54,69 @@ async function getJson(path) {
   }
   noteServerDate(response);
 
+  if (response.status === 204) return null;
   if (response.ok) return response.json();
-  let body = null;
+  let error = null;
   try {
-    body = await response.json(); // ErrorBody { error, message }
+    error = await response.json(); // ErrorBody { error, message }
   } catch {
     // Not JSON (a proxy's error page, say): fall back to the status line.
   }
-  if (response.status === 401) {
-    throw new ApiError("unauthorized", body?.message ?? "This server needs the viewer key.", 401);
-  }
-  const message = body?.message ?? `The server answered ${response.status} ${response.statusText}.`;
-  throw new ApiError(body?.error ?? "http_error", message, response.status);
+  const message = error?.message ?? `The server answered ${response.status} ${response.statusText}.`;
+  // A read refused for want of a session is "unauthorized", whatever the
+  // server's kind; a refused sign-in keeps its own kind.
+  const kind = response.status === 401 && error?.error !== "sign_in_refused" ? "unauthorized" : error?.error ?? "http_error";
+  throw new ApiError(kind, message, response.status);
 }
 
 /** GET /api/hosts/ -> HostSummary[] */
 export function fetchHosts() {
-  return getJson("/api/hosts/");
+  return request("GET", "/api/hosts/");
 }
 
 /** GET /api/processes/?host=… -> ProcessListing of the host's newest snapshot. */
 export function fetchProcesses(hostId) {
-  return getJson(`/api/processes/?host=${encodeURIComponent(hostId)}`);
+  return request("GET", `/api/processes/?host=${encodeURIComponent(hostId)}`);
+}
+
+/** GET /api/session/ -> SessionInfo { name, role, expires_at, has_password } */
+export function fetchSession() {
+  return request("GET", "/api/session/");
+}
+
+/** POST /api/session/ with a name and password -> SessionInfo */
+export function signIn(name, password) {
+  return request("POST", "/api/session/", { name, password });
+}
+
+/** POST /api/session/ with a one-time link's token -> SessionInfo */
+export function signInWithLink(linkToken) {
+  return request("POST", "/api/session/", { link_token: linkToken });
+}
+
+/** DELETE /api/session/ */
+export function signOut() {
+  return request("DELETE", "/api/session/");
+}
+
+/** PUT /api/users/{name}/password */
+export function setPassword(name, password, currentPassword) {
+  const body = { password };
+  if (currentPassword) body.current_password = currentPassword;
+  return request("PUT", `/api/users/${encodeURIComponent(name)}/password`, body);
+}
+
+/** GET /api/users/ -> UserInfo[] (admins only) */
+export function fetchUsers() {
+  return request("GET", "/api/users/");
+}
+
+/** POST /api/users/ -> UserInfo */
+export function addUser(name, role, password) {
+  return request("POST", "/api/users/", { name, role, password });
+}
+
+/** DELETE /api/users/{name} */
+export function removeUser(name) {
+  return request("DELETE", `/api/users/${encodeURIComponent(name)}`);
 }

@@ -1,15 +1,20 @@
-// Starts the page: wires the components to the state, and polls the server
-// every 2 s (the agents' default interval). Live pushes from the server will
-// replace the polling later; everything else stays as it is.
+// Starts the page: wires the components to the state, signs in (with a
+// one-time link in the URL, or the form when the API answers 401), and polls
+// the server every 2 s (the agents' default interval). Live pushes from the
+// server will replace the polling later; everything else stays as it is.
 
-import { ApiError, fetchHosts, fetchProcesses, serverNow, setViewerKey, viewerKey } from "./api.js";
+import * as api from "./api.js";
+import { ApiError, fetchHosts, fetchProcesses, serverNow } from "./api.js";
+import { createAccount } from "./account.js";
 import { createDetails } from "./details.js";
 import { addMetricHeaders } from "./fields.js";
 import { createHostList } from "./hosts.js";
+import { createSignIn } from "./signin.js";
 import { renderStatus } from "./status.js";
 import { collapsedKeys, readHash, state, subscribe, update, writeHash } from "./state.js";
 import { buildTree, matcher, parentKeys, visibleRows } from "./tree.js";
 import { createTreeView } from "./tree-view.js";
+import { createUsersPanel } from "./users.js";
 
 const POLL_MS = state.pollSeconds * 1000;
 const $ = (id) => document.getElementById(id);
@@ -22,6 +27,21 @@ const treeView = createTreeView($("process-table"), $("tree-scroll"), {
 const details = createDetails($("details"), {
   select: (key) => select(key, { reveal: true }),
   close: () => select(null),
+});
+const signInForms = createSignIn({
+  signIn: (name, password) => signIn(() => api.signIn(name, password)),
+  setPassword: (password, again) => setOwnPassword(password, again),
+  later: () => update({ passwordPrompt: false, passwordError: "" }),
+});
+const account = createAccount({
+  signOut: () => signOut(),
+  openUsers: () => openUsers(),
+});
+const usersPanel = createUsersPanel({
+  add: (name, role, password) => addUser(name, role, password),
+  remove: (name) => removeUser(name),
+  reset: (name) => resetPassword(name),
+  close: () => update({ usersOpen: false, usersError: "" }),
 });
 
 // ---- actions: the only places that change the state -------------------------
@@ -62,6 +82,127 @@ function select(key, { reveal = false } = {}) {
   const node = key && state.tree?.nodes.get(key);
   if (reveal) revealKey = key;
   update({ selectedKey: key, selectedProcess: node ? node.process : null });
+}
+
+// ---- signing in and out, users -----------------------------------------------
+
+/** Signs in with `attempt` (a password or a link), then polls at once. */
+async function signIn(attempt) {
+  try {
+    const session = await attempt();
+    update({
+      session,
+      signInError: "",
+      connection: "connecting",
+      passwordPrompt: !session.has_password,
+      passwordError: "",
+    });
+    pollNow();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    update({ connection: "unauthorized", signInError: error.message });
+  }
+}
+
+async function signOut() {
+  try {
+    await api.signOut();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    // Already ended on the server: signed out all the same.
+  }
+  // What was shown belongs to the session: it goes with it.
+  treeView.reset();
+  update({
+    session: null,
+    connection: "unauthorized",
+    signInError: "",
+    passwordPrompt: false,
+    usersOpen: false,
+    users: [],
+    hosts: [],
+    hostsLoaded: false,
+    listing: null,
+    tree: null,
+    selectedKey: null,
+    selectedProcess: null,
+  });
+}
+
+/** Sets the signed-in user's password (after a one-time link: no current one needed). */
+async function setOwnPassword(password, again) {
+  if (password !== again) {
+    update({ passwordError: "The two passwords differ." });
+    return;
+  }
+  try {
+    await api.setPassword(state.session.name, password);
+    update({ passwordPrompt: false, passwordError: "", session: { ...state.session, has_password: true } });
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.kind === "unauthorized") update({ connection: "unauthorized" });
+    else update({ passwordError: error.message });
+  }
+}
+
+/** Runs an admin's request; a failure is shown in the users panel. */
+async function usersAction(work) {
+  try {
+    await work();
+    update({ users: await api.fetchUsers(), usersError: "" });
+    return true;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.kind === "unauthorized") update({ connection: "unauthorized" });
+    else update({ usersError: error.message });
+    return false;
+  }
+}
+
+function openUsers() {
+  update({ usersOpen: true });
+  usersAction(async () => {});
+}
+
+function addUser(name, role, password) {
+  return usersAction(() => api.addUser(name, role, password));
+}
+
+function removeUser(name) {
+  if (!confirm(`Remove ${name}? Their sessions end at once.`)) return;
+  usersAction(() => api.removeUser(name));
+}
+
+function resetPassword(name) {
+  const password = prompt(`New password for ${name} (8 or more characters); their sessions end:`);
+  if (!password) return;
+  usersAction(() => api.setPassword(name, password));
+}
+
+/** Who is signed in (for the header); nobody when the server answers 401. */
+async function loadSession() {
+  try {
+    update({ session: await api.fetchSession() });
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    // No session: the first read's 401 shows the form (or, with the
+    // server's no_login setting, reads work without one).
+  }
+}
+
+/**
+ * A one-time sign-in link puts its token in the URL's hash (`#signin=…`),
+ * which browsers never send to servers. Taken out of the URL at once, so it
+ * stays in neither the history nor a bookmark.
+ */
+function takeLinkToken() {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const token = params.get("signin");
+  if (!token) return null;
+  params.delete("signin");
+  const rest = params.toString();
+  history.replaceState(null, "", rest ? `#${rest}` : location.pathname + location.search);
+  return token;
 }
 
 // ---- polling ----------------------------------------------------------------
@@ -106,7 +247,7 @@ async function refresh() {
       connection: "live",
       connectionMessage: "",
       lastSuccessAt: Date.now(),
-      keyRefused: false,
+      signInError: "",
     };
     if (!state.hostId && hosts.length > 0) {
       // Nothing chosen yet: show the first online host, as a start.
@@ -135,7 +276,8 @@ async function refresh() {
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     if (error.kind === "unauthorized") {
-      update({ connection: "unauthorized", connectionMessage: error.message, keyRefused: viewerKey() !== "" });
+      // The page keeps what it shows; the form asks to sign in again.
+      update({ connection: "unauthorized", connectionMessage: error.message });
     } else {
       update({ connection: error.kind === "unreachable" ? "unreachable" : "error", connectionMessage: error.message });
     }
@@ -149,6 +291,9 @@ function render() {
   const listing = state.listing;
   const summary = state.hosts.find((h) => h.host.id === state.hostId) ?? listing?.host ?? null;
   renderStatus(state, summary, now);
+  signInForms.render(state);
+  account.render(state);
+  usersPanel.render(state);
 
   $("hosts-pane").classList.toggle("folded", state.hostsFolded);
   $("hosts-toggle").setAttribute("aria-expanded", String(!state.hostsFolded));
@@ -271,19 +416,6 @@ function wire() {
     });
   }
   $("hosts-toggle").addEventListener("click", () => update({ hostsFolded: !state.hostsFolded }));
-  $("auth-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const key = $("viewer-key").value.trim();
-    if (!key) return;
-    setViewerKey(key);
-    $("viewer-key").value = "";
-    update({ connection: "connecting", keyRefused: false });
-    pollNow();
-  });
-  $("forget-key").addEventListener("click", () => {
-    setViewerKey("");
-    pollNow();
-  });
   document.addEventListener("keydown", (event) => {
     // "/" jumps to the search box, as in many consoles and web apps.
     if (event.key === "/" && document.activeElement?.tagName !== "INPUT") {
@@ -298,9 +430,15 @@ function wire() {
   });
 
   // Start with the host list folded on a phone when the link already names a host.
+  const linkToken = takeLinkToken();
   update({ hostsFolded: readHash().host != null });
   applyHash({ poll: false });
-  pollNow();
+  if (linkToken) {
+    signIn(() => api.signInWithLink(linkToken));
+  } else {
+    loadSession();
+    pollNow();
+  }
 }
 
 wire();

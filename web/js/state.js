@@ -31,8 +31,18 @@ export const state = {
   connectionMessage: "",
   /** When (browser clock, ms) the server last answered a poll. */
   lastSuccessAt: null,
-  /** True after a viewer key was sent and refused. */
-  keyRefused: false,
+  /** SessionInfo of who is signed in ({ name, role, expires_at, has_password }), or null. */
+  session: null,
+  /** Why the last sign-in was refused, for people. */
+  signInError: "",
+  /** Whether to ask the signed-in user for a password (signed in by a one-time link, none set). */
+  passwordPrompt: false,
+  /** Why the password could not be set. */
+  passwordError: "",
+  /** Whether the users panel (admins) is open, the users in it, and its last error. */
+  usersOpen: false,
+  users: [],
+  usersError: "",
   /** How often the page asks the server for news, in seconds. */
   pollSeconds: 2,
   /** Whether the host list is folded away (phone width). */

@@ -1,7 +1,6 @@
-// How the page's connection stands, said in three places: the badge in the
-// header, the banner above the tree, and the viewer key form.
+// How the page's connection stands, said in two places: the badge in the
+// header and the banner above the tree. (The sign-in form is signin.js.)
 
-import { viewerKey } from "./api.js";
 import { formatAgo, formatDateTime } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -14,7 +13,6 @@ const $ = (id) => document.getElementById(id);
  */
 export function renderStatus(state, summary, now) {
   renderConnection(state, summary);
-  renderAuth(state);
   renderBanner(state, summary, now);
 }
 
@@ -34,7 +32,7 @@ function renderConnection(state, summary) {
       level = "bad";
       break;
     case "unauthorized":
-      text = "Viewer key needed";
+      text = "Sign-in needed";
       level = "warn";
       break;
     case "error":
@@ -52,17 +50,6 @@ function renderConnection(state, summary) {
   badge.title = state.lastSuccessAt
     ? `Last answer from the server ${formatAgo(state.lastSuccessAt, Date.now())}`
     : "No answer from the server yet";
-  $("forget-key").hidden = viewerKey() === "";
-}
-
-function renderAuth(state) {
-  const form = $("auth");
-  const needed = state.connection === "unauthorized";
-  if (form.hidden === needed) {
-    form.hidden = !needed;
-    if (needed) $("viewer-key").focus();
-  }
-  $("auth-error").textContent = state.keyRefused ? "That key was refused. Check the viewer key in the server's configuration." : "";
 }
 
 function renderBanner(state, summary, now) {

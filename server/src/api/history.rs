@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::time::{parse_optional, parse_time};
-use crate::auth::ViewerAuth;
+use crate::auth::Reader;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::{SearchField, SearchQuery, TimeRange};
@@ -166,11 +166,11 @@ async fn known_host(state: &AppState, host: &str) -> Result<String, ApiError> {
     operation_id = "process_series",
     tag = "history",
     params(ProcessRangeQuery),
-    security((), ("viewer_key" = [])),
+    security(("session" = [])),
     responses(
         (status = 200, description = "The series; steps with no sample are left out", body = Series),
         (status = 400, description = "A parameter is missing or out of range", body = ErrorBody),
-        (status = 401, description = "Viewer key missing or wrong", body = ErrorBody),
+        (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 404, description = "Unknown host", body = ErrorBody),
         (status = 503, description = "The store cannot be read now", body = ErrorBody),
     ),
@@ -178,7 +178,7 @@ async fn known_host(state: &AppState, host: &str) -> Result<String, ApiError> {
 #[tracing::instrument(skip_all)]
 pub async fn process_series(
     State(state): State<AppState>,
-    _viewer: ViewerAuth,
+    _reader: Reader,
     params: Result<Query<ProcessRangeQuery>, QueryRejection>,
 ) -> Result<Json<Series>, ApiError> {
     let q = query(params)?;
@@ -201,11 +201,11 @@ pub async fn process_series(
     operation_id = "host_series",
     tag = "history",
     params(HostRangeQuery),
-    security((), ("viewer_key" = [])),
+    security(("session" = [])),
     responses(
         (status = 200, description = "The series: metrics process_count, cpu_percent (100 = one core), memory_rss_bytes", body = Series),
         (status = 400, description = "A parameter is missing or out of range", body = ErrorBody),
-        (status = 401, description = "Viewer key missing or wrong", body = ErrorBody),
+        (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 404, description = "Unknown host", body = ErrorBody),
         (status = 503, description = "The store cannot be read now", body = ErrorBody),
     ),
@@ -213,7 +213,7 @@ pub async fn process_series(
 #[tracing::instrument(skip_all)]
 pub async fn host_series(
     State(state): State<AppState>,
-    _viewer: ViewerAuth,
+    _reader: Reader,
     params: Result<Query<HostRangeQuery>, QueryRejection>,
 ) -> Result<Json<Series>, ApiError> {
     let q = query(params)?;
@@ -232,11 +232,11 @@ pub async fn host_series(
     operation_id = "host_changes",
     tag = "history",
     params(ChangesQuery),
-    security((), ("viewer_key" = [])),
+    security(("session" = [])),
     responses(
         (status = 200, description = "The changes, each list in time order", body = HostChanges),
         (status = 400, description = "A parameter is missing or out of range", body = ErrorBody),
-        (status = 401, description = "Viewer key missing or wrong", body = ErrorBody),
+        (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 404, description = "Unknown host", body = ErrorBody),
         (status = 503, description = "The store cannot be read now", body = ErrorBody),
     ),
@@ -244,7 +244,7 @@ pub async fn host_series(
 #[tracing::instrument(skip_all)]
 pub async fn changes(
     State(state): State<AppState>,
-    _viewer: ViewerAuth,
+    _reader: Reader,
     params: Result<Query<ChangesQuery>, QueryRejection>,
 ) -> Result<Json<HostChanges>, ApiError> {
     let q = query(params)?;
@@ -262,18 +262,18 @@ pub async fn changes(
     operation_id = "search_processes",
     tag = "history",
     params(SearchParams),
-    security((), ("viewer_key" = [])),
+    security(("session" = [])),
     responses(
         (status = 200, description = "The processes found, by host then pid", body = SearchResults),
         (status = 400, description = "`q` missing or empty, or another parameter out of range", body = ErrorBody),
-        (status = 401, description = "Viewer key missing or wrong", body = ErrorBody),
+        (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 503, description = "The store cannot be read now", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all)]
 pub async fn search(
     State(state): State<AppState>,
-    _viewer: ViewerAuth,
+    _reader: Reader,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResults>, ApiError> {
     let q = query(params)?;

@@ -7,7 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use procmon_model::{ErrorBody, HostSummary};
 
-use crate::auth::ViewerAuth;
+use crate::auth::Reader;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::HostRecord;
@@ -22,17 +22,17 @@ pub const OFFLINE_AFTER_INTERVALS: u32 = 3;
     path = "/api/hosts/",
     operation_id = "list_hosts",
     tag = "hosts",
-    security((), ("viewer_key" = [])),
+    security(("session" = [])),
     responses(
         (status = 200, description = "Every host, sorted by display name", body = Vec<HostSummary>),
-        (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
+        (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 503, description = "The store cannot be read now, the server is at its connection limit, or it did not answer in time", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
-    _viewer: ViewerAuth,
+    _reader: Reader,
 ) -> Result<Json<Vec<HostSummary>>, ApiError> {
     let records = state.store.hosts().await?;
     let mut names = display_names(

@@ -9,7 +9,9 @@ pub mod ingest;
 pub mod openapi;
 pub mod processes;
 pub mod schema_limits;
+pub mod session;
 mod time;
+pub mod users;
 pub mod validate;
 
 use axum::http::{Method, Uri};
@@ -30,6 +32,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(history::host_series))
         .routes(routes!(history::changes))
         .routes(routes!(history::search))
+        .routes(routes!(
+            session::sign_in,
+            session::current,
+            session::sign_out
+        ))
+        .routes(routes!(users::list, users::add))
+        .routes(routes!(users::remove))
+        .routes(routes!(users::set_password))
         .routes(routes!(health::health))
         .routes(routes!(openapi::serve))
 }

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "procmon",
-        description = "Agents send snapshots of their host's processes; readers get hosts and process lists. \
+        description = "Agents send snapshots of their host's processes; people sign in and read hosts, process lists and history. \
             Times are UTC, RFC 3339. Every error is an ErrorBody."
     ),
     modifiers(&KeySchemes),
@@ -22,14 +22,16 @@ use utoipa::{Modify, OpenApi};
         (name = "hosts", description = "The machines that send snapshots"),
         (name = "agents", description = "Agents getting their host keys"),
         (name = "history", description = "Series, changes and search over stored history"),
+        (name = "session", description = "Signing in and out"),
+        (name = "users", description = "The people who may sign in (admins manage them)"),
         (name = "server", description = "The server itself"),
     )
 )]
 pub struct ApiDoc;
 
-/// Names of the two auth schemes, as the paths refer to them.
+/// Names of the auth schemes, as the paths refer to them.
 pub const AGENT_KEY: &str = "agent_key";
-pub const VIEWER_KEY: &str = "viewer_key";
+pub const SESSION: &str = "session";
 
 struct KeySchemes;
 
@@ -40,13 +42,14 @@ impl Modify for KeySchemes {
         agent.description =
             Some("The host's agent key (`procmon-server keys create`, or from enrollment)".into());
         components.add_security_scheme(AGENT_KEY, SecurityScheme::Http(agent));
-        let mut viewer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
-        viewer.description = Some(
-            "The viewer key (viewer.key in the server's data directory); needed only when the \
-             server listens beyond loopback"
+        let mut session = ApiKeyValue::new(crate::auth::SESSION_COOKIE);
+        session.description = Some(
+            "The session cookie set by POST /api/session/. Requests that change something also \
+             send `X-Procmon-Csrf: 1`. With the server's no_login setting (loopback only), reads \
+             need no session."
                 .into(),
         );
-        components.add_security_scheme(VIEWER_KEY, SecurityScheme::Http(viewer));
+        components.add_security_scheme(SESSION, SecurityScheme::ApiKey(ApiKey::Cookie(session)));
     }
 }
 

@@ -8,7 +8,7 @@ use procmon_model::{ErrorBody, ProcessListing};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::ViewerAuth;
+use crate::auth::Reader;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -31,11 +31,11 @@ pub struct ProcessQuery {
     operation_id = "list_processes",
     tag = "processes",
     params(ProcessQuery),
-    security((), ("viewer_key" = [])),
+    security(("session" = [])),
     responses(
         (status = 200, description = "The snapshot asked for", body = ProcessListing),
         (status = 400, description = "`host` missing, empty or with spaces around it, or `at` not an RFC 3339 time between the years 1677 and 2262", body = ErrorBody),
-        (status = 401, description = "Viewer key missing or wrong (only when the server listens beyond loopback)", body = ErrorBody),
+        (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 404, description = "Unknown host, or no snapshot of it at or before `at`", body = ErrorBody),
         (status = 503, description = "The store cannot be read now, the server is at its connection limit, or it did not answer in time", body = ErrorBody),
     ),
@@ -43,7 +43,7 @@ pub struct ProcessQuery {
 #[tracing::instrument(skip_all, fields(host, at))]
 pub async fn list(
     State(state): State<AppState>,
-    _viewer: ViewerAuth,
+    _reader: Reader,
     query: Result<Query<ProcessQuery>, QueryRejection>,
 ) -> Result<Json<ProcessListing>, ApiError> {
     let Query(query) = query.map_err(|e| match ApiError::from(e) {

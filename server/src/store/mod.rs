@@ -8,6 +8,7 @@
 //! otherwise only what changed since the host's previous snapshot, so the
 //! cost of a write follows what changed, not how many processes there are.
 
+pub mod accounts;
 pub mod chain;
 pub mod codec;
 pub mod fields;
@@ -18,6 +19,7 @@ mod sqlite;
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use accounts::AccountStore;
 pub use series::{plan_series, SeriesPlan};
 pub use sqlite::SqliteStore;
 

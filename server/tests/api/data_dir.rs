@@ -1,9 +1,8 @@
-//! The data directory: created private, keys generated once and kept, a
+//! The data directory: created private, its database private too, and a
 //! busy port refused with a hint.
 
 use procmon_server::config::Settings;
 use procmon_server::startup::Application;
-use secrecy::ExposeSecret;
 
 fn settings_in(dir: &std::path::Path) -> Settings {
     let mut settings = Settings::with_data_dir(dir);
@@ -13,25 +12,34 @@ fn settings_in(dir: &std::path::Path) -> Settings {
 }
 
 #[tokio::test]
-async fn a_new_data_dir_is_private_and_its_keys_survive_a_restart() {
+async fn a_new_data_dir_is_private_and_enrollment_is_opened_once() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("procmon-data");
     let first = Application::build(settings_in(&dir)).await.unwrap();
-    let viewer_key = first.state().keys.viewer.expose_secret().to_owned();
     assert!(dir.join("procmon.db").is_file());
+    assert!(
+        first.new_enroll_secret().is_some(),
+        "the first start opens enrollment"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("procmon.db")), 0o600);
-        assert_eq!(mode(&dir.join("viewer.key")), 0o600);
+        assert!(
+            !dir.join("agent.key").exists(),
+            "agent keys are kept as hashes only"
+        );
+        assert!(!dir.join("viewer.key").exists(), "people sign in instead");
     }
     first.state().store.close().await;
     drop(first);
 
+    // A restart keeps the secret in force and shows none.
     let second = Application::build(settings_in(&dir)).await.unwrap();
-    assert_eq!(second.state().keys.viewer.expose_secret(), viewer_key);
+    assert!(second.new_enroll_secret().is_none());
+    assert!(second.state().agent_keys.enrollment_open().await.unwrap());
 }
 
 #[tokio::test]

@@ -114,16 +114,18 @@ async fn a_missing_key_is_refused_with_401_saying_so() {
 }
 
 #[tokio::test]
-async fn the_viewer_key_does_not_let_anyone_send() {
+async fn a_session_does_not_let_anyone_send() {
     let (app, snapshot) = app_with_one_snapshot().await;
-    let body = serde_json::to_vec(&sample_snapshot("host-a", 1)).unwrap();
-    let key = app.viewer_key.clone();
-    error_of(
-        app.post_raw(body, Some("application/json"), Some(&key))
-            .await,
-        401,
-    )
-    .await;
+    // The test app's client is signed in (as an admin); without the agent
+    // key its snapshot is refused all the same.
+    let response = app
+        .client
+        .post(format!("{}/api/processes/", app.address))
+        .json(&sample_snapshot("host-a", 1))
+        .send()
+        .await
+        .unwrap();
+    error_of(response, 401).await;
     assert_untouched(&app, &snapshot).await;
 }
 

@@ -17,3 +17,4 @@ mod openapi;
 mod page;
 mod processes;
 mod retention;
+mod users;

@@ -9,9 +9,16 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 10] = [
+const ENDPOINTS: [(&str, &str); 17] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
+    ("delete", "/api/session/"),
+    ("get", "/api/session/"),
+    ("post", "/api/session/"),
+    ("get", "/api/users/"),
+    ("post", "/api/users/"),
+    ("delete", "/api/users/{name}"),
+    ("put", "/api/users/{name}/password"),
     ("get", "/api/history/changes/"),
     ("get", "/api/history/host/"),
     ("get", "/api/history/process/"),
@@ -54,12 +61,20 @@ async fn the_document_lists_exactly_the_routes_served() {
 
     // Each documented operation is served (not 404/405), and on each
     // documented path every other method is refused: the server serves
-    // nothing there that the document does not describe.
+    // nothing there that the document does not describe. A user's path
+    // names a real user (DELETE, last, removes them).
+    app.add_user(
+        "doomed",
+        procmon_server::store::accounts::Role::Viewer,
+        "doomed-pass-1",
+    )
+    .await;
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         for path in promised.iter().map(|(_, p)| p).collect::<BTreeSet<_>>() {
+            let url = format!("{}{}", app.address, path.replace("{name}", "doomed"));
             let response = app
                 .client
-                .request(method.parse().unwrap(), format!("{}{path}", app.address))
+                .request(method.parse().unwrap(), url)
                 .send()
                 .await
                 .unwrap();
@@ -94,18 +109,20 @@ async fn the_document_lists_exactly_the_routes_served() {
         assert_eq!(error.error, "not_found");
     }
 
-    // Operations name their auth: the agent key to send, the viewer key
-    // (or nothing, on loopback) to read.
+    // Operations name their auth: the agent key to send, the session
+    // cookie to read.
     let schemes = &document["components"]["securitySchemes"];
     assert_eq!(schemes["agent_key"]["scheme"], "bearer");
-    assert_eq!(schemes["viewer_key"]["scheme"], "bearer");
+    assert_eq!(schemes["session"]["type"], "apiKey");
+    assert_eq!(schemes["session"]["in"], "cookie");
+    assert_eq!(schemes["session"]["name"], "procmon_session");
     assert_eq!(
         document["paths"]["/api/processes/"]["post"]["security"],
         serde_json::json!([{"agent_key": []}])
     );
     assert_eq!(
         document["paths"]["/api/hosts/"]["get"]["security"],
-        serde_json::json!([{}, {"viewer_key": []}])
+        serde_json::json!([{"session": []}])
     );
     let params = &document["paths"]["/api/processes/"]["get"]["parameters"];
     assert_eq!(params[0]["name"], "host");
@@ -250,7 +267,7 @@ async fn real_responses_match_the_documented_schemas() {
         .unwrap();
     for secret in [secrecy::ExposeSecret::expose_secret(&secret), "wrong"] {
         let (s, b) = answer(
-            app.client
+            app.anonymous()
                 .post(format!("{}/api/enroll/", app.address))
                 .json(&serde_json::json!({"enroll_secret": secret, "host_id": "h-e", "hostname": "e"}))
                 .send()
@@ -259,6 +276,113 @@ async fn real_responses_match_the_documented_schemas() {
         )
         .await;
         check("post", "/api/enroll/", s, b);
+    }
+
+    // Sessions and users.
+    let url = |path: &str| format!("{}{path}", app.address);
+    let fresh = crate::common::browser_like_client();
+    let sign_in = |body: Value| fresh.post(url("/api/session/")).json(&body).send();
+    let creds =
+        |name: &str, password: &str| serde_json::json!({"name": name, "password": password});
+    for body in [
+        creds(crate::common::TEST_USER, crate::common::TEST_PASSWORD),
+        creds("nobody", "wrong-password"),
+        serde_json::json!({"link_token": "0000"}),
+        serde_json::json!({}),
+    ] {
+        let (s, b) = answer(sign_in(body).await.unwrap()).await;
+        check("post", "/api/session/", s, b);
+    }
+    let no_csrf = reqwest::Client::new()
+        .post(url("/api/session/"))
+        .json(&creds("x", "y"))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = answer(no_csrf).await;
+    check("post", "/api/session/", s, b);
+    let (s, b) = answer(app.get("/api/session/").await).await;
+    check("get", "/api/session/", s, b);
+    let (s, b) = answer(
+        app.anonymous()
+            .get(url("/api/session/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("get", "/api/session/", s, b);
+    let (s, b) = answer(
+        app.anonymous()
+            .delete(url("/api/session/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("delete", "/api/session/", s, b);
+
+    let admin = &app.client;
+    let new_user = |name: &str, password: &str| serde_json::json!({"name": name, "role": "viewer", "password": password});
+    for body in [
+        new_user("vi", "viewer-pass-1"),
+        new_user("vi", "viewer-pass-1"),
+        new_user("v i", "viewer-pass-1"),
+    ] {
+        let (s, b) = answer(
+            admin
+                .post(url("/api/users/"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        check("post", "/api/users/", s, b);
+    }
+    let (s, b) = answer(admin.get(url("/api/users/")).send().await.unwrap()).await;
+    check("get", "/api/users/", s, b);
+    let viewer = app.signed_in_client("vi", "viewer-pass-1").await;
+    let (s, b) = answer(viewer.get(url("/api/users/")).send().await.unwrap()).await;
+    check("get", "/api/users/", s, b);
+    let (s, b) = answer(
+        app.anonymous()
+            .get(url("/api/users/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("get", "/api/users/", s, b);
+    let users = "/api/users/{name}";
+    let (s, b) = answer(admin.delete(url("/api/users/nobody")).send().await.unwrap()).await;
+    check("delete", users, s, b);
+    admin.delete(url("/api/users/admin")).send().await.unwrap();
+    let me = format!("/api/users/{}", crate::common::TEST_USER);
+    let (s, b) = answer(admin.delete(url(&me)).send().await.unwrap()).await;
+    check("delete", users, s, b);
+    let (s, b) = answer(viewer.delete(url(&me)).send().await.unwrap()).await;
+    check("delete", users, s, b);
+    let password = "/api/users/{name}/password";
+    for (client, path, body) in [
+        (
+            admin,
+            "/api/users/nobody/password",
+            serde_json::json!({"password": "long-enough-1"}),
+        ),
+        (
+            admin,
+            "/api/users/vi/password",
+            serde_json::json!({"password": "short"}),
+        ),
+        (
+            &viewer,
+            &*format!("{me}/password"),
+            serde_json::json!({"password": "long-enough-1"}),
+        ),
+    ] {
+        let (s, b) = answer(client.put(url(path)).json(&body).send().await.unwrap()).await;
+        check("put", password, s, b);
     }
 
     app.state.store.close().await;
@@ -295,6 +419,25 @@ async fn real_responses_match_the_documented_schemas() {
         "get /api/search/ 400",
         "get /api/health 200",
         "get /api/health 503",
+        "post /api/session/ 201",
+        "post /api/session/ 401",
+        "post /api/session/ 403",
+        "post /api/session/ 422",
+        "get /api/session/ 200",
+        "get /api/session/ 401",
+        "delete /api/session/ 401",
+        "get /api/users/ 200",
+        "get /api/users/ 401",
+        "get /api/users/ 403",
+        "post /api/users/ 201",
+        "post /api/users/ 409",
+        "post /api/users/ 422",
+        "delete /api/users/{name} 403",
+        "delete /api/users/{name} 404",
+        "delete /api/users/{name} 409",
+        "put /api/users/{name}/password 403",
+        "put /api/users/{name}/password 404",
+        "put /api/users/{name}/password 422",
     ] {
         assert!(
             checked.iter().any(|c| c == expected),

@@ -11,6 +11,7 @@ use procmon_model::Snapshot;
 use procmon_server::clock::ManualClock;
 use procmon_server::config::Settings;
 use procmon_server::startup::{AppState, Application};
+use procmon_server::store::accounts::Role;
 use secrecy::ExposeSecret;
 use tempfile::TempDir;
 
@@ -24,15 +25,19 @@ pub struct TestApp {
     pub agent_key: String,
     /// Keys made so far, by host, for [`TestApp::post_snapshot`].
     keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// The viewer key (needed only when listening beyond loopback).
-    pub viewer_key: String,
     /// What the handlers share, to reach the store directly.
     pub state: AppState,
     /// Where the database and key files are.
     pub data_dir: TempDir,
-    /// A client for the requests.
+    /// A client signed in as [`TEST_USER`] (an admin): it keeps the
+    /// session cookie and sends the CSRF header, as the page does.
     pub client: reqwest::Client,
 }
+
+/// The admin every test server has, signed in by `TestApp::client`.
+pub const TEST_USER: &str = "tester";
+/// Their password.
+pub const TEST_PASSWORD: &str = "test-password-1";
 
 /// A server on 127.0.0.1, port 0, fresh database, embedded agent off.
 pub async fn spawn_app() -> TestApp {
@@ -74,19 +79,76 @@ pub async fn spawn_app_with_clock(
         .key
         .expose_secret()
         .to_owned();
-    TestApp {
+    let mut app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         keys: std::sync::Mutex::new([("host-a".to_owned(), agent_key.clone())].into()),
         agent_key,
-        viewer_key: state.keys.viewer.expose_secret().to_owned(),
         state,
         data_dir,
         client: reqwest::Client::new(),
-    }
+    };
+    app.add_user(TEST_USER, Role::Admin, TEST_PASSWORD).await;
+    app.client = app.signed_in_client(TEST_USER, TEST_PASSWORD).await;
+    app
+}
+
+/// A client that keeps cookies and sends the CSRF header, as the page.
+pub fn browser_like_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-procmon-csrf",
+        reqwest::header::HeaderValue::from_static("1"),
+    );
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(headers)
+        .build()
+        .expect("a client")
 }
 
 impl TestApp {
+    /// Adds a user through the store, as `procmon-server users add` does.
+    pub async fn add_user(&self, name: &str, role: Role, password: &str) {
+        procmon_server::accounts::add_user(
+            self.state.accounts.as_ref(),
+            name,
+            role,
+            Some(password.to_owned().into()),
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("the user is added");
+    }
+
+    /// `POST /api/session/` with a name and password from `client`.
+    pub async fn sign_in_with(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        client
+            .post(format!("{}/api/session/", self.address))
+            .json(&serde_json::json!({ "name": name, "password": password }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A new client signed in as `name`.
+    pub async fn signed_in_client(&self, name: &str, password: &str) -> reqwest::Client {
+        let client = browser_like_client();
+        let response = self.sign_in_with(&client, name, password).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        client
+    }
+
+    /// A client with no session (and no cookie store).
+    pub fn anonymous(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
     /// A key bound to `host_id`, made on first use.
     pub async fn key_for(&self, host_id: &str) -> String {
         if let Some(key) = self.keys.lock().unwrap().get(host_id) {
@@ -121,10 +183,11 @@ impl TestApp {
             .to_owned()
     }
 
-    /// `POST /api/processes/` with the key of the snapshot's host.
+    /// `POST /api/processes/` with the key of the snapshot's host, from a
+    /// client with no session (agents have none).
     pub async fn post_snapshot(&self, snapshot: &Snapshot) -> reqwest::Response {
         let key = self.key_for(&snapshot.host.id).await;
-        self.client
+        self.anonymous()
             .post(format!("{}/api/processes/", self.address))
             .bearer_auth(key)
             .json(snapshot)

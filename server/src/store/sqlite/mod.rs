@@ -5,6 +5,7 @@
 //! connections and, thanks to WAL, never wait for it. All database work
 //! runs on tokio's blocking pool, never on the async threads.
 
+mod accounts;
 mod errors;
 mod keys;
 mod legacy;
@@ -663,6 +664,7 @@ fn migrate(conn: Connection, path: &Path) -> anyhow::Result<Connection> {
     );
     conn.execute_batch(schema::BASE)
         .and_then(|()| conn.execute_batch(keys::TABLES))
+        .and_then(|()| conn.execute_batch(accounts::TABLES))
         .with_context(|| format!("cannot create the tables in {}", path.display()))?;
     conn.pragma_update(None, "user_version", schema::VERSION)?;
     Ok(conn)
