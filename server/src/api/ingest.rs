@@ -88,10 +88,11 @@ pub async fn ingest(
         Err(KeyError::Store(e)) => return Err(e.into()),
     }
     let started = std::time::Instant::now();
-    let stored = match state.store.ingest(&snapshot, state.clock.now()).await? {
+    let snapshot_id = snapshot.id;
+    let stored = match state.store.ingest(snapshot, state.clock.now()).await? {
         IngestOutcome::Stored => true,
         IngestOutcome::AlreadyStored => false,
-        IngestOutcome::IdTakenByOtherHost => return Err(ApiError::SnapshotIdConflict(snapshot.id)),
+        IngestOutcome::IdTakenByOtherHost => return Err(ApiError::SnapshotIdConflict(snapshot_id)),
     };
     tracing::debug!(
         stored,
@@ -101,7 +102,7 @@ pub async fn ingest(
     Ok((
         StatusCode::CREATED,
         Json(IngestResponse {
-            snapshot_id: snapshot.id,
+            snapshot_id,
             stored,
         }),
     ))

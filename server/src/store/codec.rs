@@ -73,10 +73,41 @@ impl Writer {
     }
 }
 
+thread_local! {
+    // zstd's contexts cost more to make than a small payload costs to
+    // (de)compress, so each thread keeps one of each.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Compressor::new(LEVEL)?);
+        }
+        cell.as_mut().expect("made above").compress(data)
+    })
+}
+
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new()?);
+        }
+        cell.as_mut()
+            .expect("made above")
+            .decompress(data, capacity)
+    })
+}
+
 /// The stored form of a payload whose first byte is its kind (< 0x80).
 pub fn seal(payload: &[u8]) -> Vec<u8> {
     if payload.len() >= COMPRESS_FROM {
-        if let Ok(packed) = zstd::bulk::compress(&payload[1..], LEVEL) {
+        if let Ok(packed) = compress(&payload[1..]) {
             if packed.len() + 6 < payload.len() {
                 let mut out = Writer::new(payload[0] | COMPRESSED);
                 out.varint((payload.len() - 1) as u64);
@@ -101,8 +132,7 @@ pub fn open(stored: &[u8]) -> anyhow::Result<std::borrow::Cow<'_, [u8]>> {
     ensure!(len <= MAX_PAYLOAD, "stored payload claims {len} bytes");
     let mut payload = Vec::with_capacity(len + 1);
     payload.push(first & !COMPRESSED);
-    let inflated =
-        zstd::bulk::decompress(reader.rest(), len).context("stored payload does not inflate")?;
+    let inflated = decompress(reader.rest(), len).context("stored payload does not inflate")?;
     ensure!(
         inflated.len() == len,
         "stored payload inflated to the wrong size"

@@ -210,9 +210,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `snapshot`, received at `received_at`, unless its id was
     /// stored before. `Stored` is answered only once the snapshot is
     /// durably committed; on any error nothing of it is stored.
+    /// Takes the snapshot by value: the caller owns it already (it was just
+    /// parsed), and a store may move it to another thread without a copy.
     async fn ingest(
         &self,
-        snapshot: &Snapshot,
+        snapshot: Snapshot,
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome>;
 

@@ -301,10 +301,9 @@ impl Inner {
 impl Store for SqliteStore {
     async fn ingest(
         &self,
-        snapshot: &Snapshot,
+        snapshot: Snapshot,
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome> {
-        let snapshot = snapshot.clone();
         self.blocking(move |inner| {
             inner.write_snapshot(|w| w.ingest(&snapshot, nanos(received_at)))
         })
