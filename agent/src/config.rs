@@ -8,6 +8,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::tls::{CaFile, ServerTrust};
+
 /// Where the agent sends when nothing says otherwise: a server on this
 /// machine, as `cargo run --release` starts it.
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8000";
@@ -27,8 +29,9 @@ pub const FILE_NAME: &str = "procmon-agent.toml";
 
 /// A commented config file with every key, for people to start from.
 pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment variables PROCMON_AGENT_SERVER_URL,
-# PROCMON_AGENT_API_KEY and PROCMON_AGENT_INTERVAL override these, and the
-# flags --server-url, --api-key and --interval override both.
+# PROCMON_AGENT_API_KEY, PROCMON_AGENT_INTERVAL and PROCMON_AGENT_CA_FILE
+# override these, and the flags --server-url, --api-key, --interval and
+# --ca-file override both.
 
 # The procmon server to send snapshots to.
 server_url = "http://127.0.0.1:8000"
@@ -39,6 +42,12 @@ api_key = ""
 
 # How often to take and send a snapshot, e.g. "2s", "500ms", "1m".
 interval = "2s"
+
+# For an https:// server whose certificate is self-signed or from your own
+# CA: that CA's certificate (the server's certificate itself, if
+# self-signed), as a PEM file. A relative path is relative to this file's
+# folder. Certificates from public CAs need nothing here.
+# ca_file = "procmon-ca.pem"
 "#;
 
 /// What the running agent needs: where to send, with which key, how often.
@@ -50,15 +59,18 @@ pub struct AgentConfig {
     pub api_key: SecretString,
     /// Time between two snapshots.
     pub interval: Duration,
+    /// Which certificates an https server may present.
+    pub trust: ServerTrust,
 }
 
 impl AgentConfig {
-    /// A config with the default interval (2 s).
+    /// A config with the default interval (2 s), trusting the public CAs.
     pub fn new(server_url: impl Into<String>, api_key: impl Into<SecretString>) -> AgentConfig {
         AgentConfig {
             server_url: server_url.into(),
             api_key: api_key.into(),
             interval: DEFAULT_INTERVAL,
+            trust: ServerTrust::default(),
         }
     }
 }
@@ -87,6 +99,12 @@ pub enum ConfigError {
          PROCMON_AGENT_API_KEY, or pass --api-key; the key is in the server's agent.key file"
     )]
     MissingApiKey { file: String },
+    #[error(
+        "the CA file {} (ca_file) cannot be used: {reason}; give the PEM file of the CA \
+         that issued the server's certificate",
+        path.display()
+    )]
+    CaFile { path: PathBuf, reason: String },
 }
 
 /// The keys of the config file; unknown keys are an error, so a typo is
@@ -100,6 +118,8 @@ struct FileLayer {
     api_key: Option<SecretString>,
     /// A duration such as "2s"; see [`AgentConfig::interval`].
     interval: Option<String>,
+    /// See [`Settings::ca_file`]; relative to the file's folder.
+    ca_file: Option<PathBuf>,
 }
 
 /// What the command line sets (highest priority); `None` = not given.
@@ -114,6 +134,8 @@ pub struct Overrides {
     pub api_key: Option<SecretString>,
     /// `--interval`, unparsed so its error can name the flag.
     pub interval: Option<String>,
+    /// `--ca-file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The settings after every layer, before a key is required (printing a
@@ -126,6 +148,9 @@ pub struct Settings {
     pub api_key: Option<SecretString>,
     /// See [`AgentConfig::interval`].
     pub interval: Duration,
+    /// A PEM file of CA certificates to trust besides the public CAs, for a
+    /// server whose certificate is self-signed or from a private CA.
+    pub ca_file: Option<PathBuf>,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -153,14 +178,19 @@ impl Settings {
             server_url: DEFAULT_SERVER_URL.to_owned(),
             api_key: None,
             interval: DEFAULT_INTERVAL,
+            ca_file: None,
             file: file.clone(),
         };
         if let Some(path) = &file {
+            // The file's folder, not the working directory, which for a
+            // Windows service is System32.
+            let folder = path.parent().unwrap_or(Path::new(""));
             settings.apply(
                 |key| format!("the config file {}, key {key}", path.display()),
                 layer.server_url,
                 layer.api_key,
                 layer.interval,
+                layer.ca_file.map(|ca| folder.join(ca)),
             )?;
         }
         settings.apply(
@@ -173,12 +203,14 @@ impl Settings {
             env("PROCMON_AGENT_SERVER_URL"),
             env("PROCMON_AGENT_API_KEY").map(SecretString::from),
             env("PROCMON_AGENT_INTERVAL"),
+            env("PROCMON_AGENT_CA_FILE").map(PathBuf::from),
         )?;
         settings.apply(
             |key| format!("the flag --{}", key.replace('_', "-")),
             flags.server_url.clone(),
             flags.api_key.clone(),
             flags.interval.clone(),
+            flags.ca_file.clone(),
         )?;
         Ok(settings)
     }
@@ -189,6 +221,7 @@ impl Settings {
         server_url: Option<String>,
         api_key: Option<SecretString>,
         interval: Option<String>,
+        ca_file: Option<PathBuf>,
     ) -> Result<(), ConfigError> {
         if let Some(url) = server_url {
             self.server_url = parse_server_url(&origin("server_url"), &url)?;
@@ -203,10 +236,16 @@ impl Settings {
         if let Some(text) = interval {
             self.interval = parse_interval(&origin("interval"), &text)?;
         }
+        // Empty, as a variable set to nothing, means "not set".
+        if let Some(path) = ca_file.filter(|p| !p.as_os_str().is_empty()) {
+            self.ca_file = Some(path);
+        }
         Ok(())
     }
 
-    /// The config for sending, which needs a key.
+    /// The config for sending, which needs a key, and the CA file's
+    /// certificates when one is set (read now, so that a bad file stops the
+    /// agent at start, named).
     pub fn into_agent_config(self) -> Result<AgentConfig, ConfigError> {
         let Some(api_key) = self.api_key else {
             let file = self.file.as_deref().map_or_else(
@@ -215,10 +254,17 @@ impl Settings {
             );
             return Err(ConfigError::MissingApiKey { file });
         };
+        let trust = match self.ca_file {
+            Some(path) => ServerTrust::CaFile(
+                CaFile::read(&path).map_err(|reason| ConfigError::CaFile { path, reason })?,
+            ),
+            None => ServerTrust::PublicCas,
+        };
         Ok(AgentConfig {
             server_url: self.server_url,
             api_key,
             interval: self.interval,
+            trust,
         })
     }
 }

@@ -54,7 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = settings.into_agent_config()?;
     let runtime = tokio::runtime::Runtime::new()?;
     if cli.once {
-        let sender = Sender::new(&config.server_url, config.api_key.clone())?;
+        let sender = Sender::with_trust(&config.server_url, config.api_key.clone(), &config.trust)?;
         let snapshot = Collector::new().snapshot(config.interval);
         let answer = runtime.block_on(sender.send(&snapshot))?;
         tracing::info!(

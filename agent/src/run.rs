@@ -19,7 +19,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// failed send is logged and the loop goes on: the server may come back.
 /// Errors only when the agent cannot start at all.
 pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let sender = Sender::new(&config.server_url, config.api_key.clone())?;
+    let sender = Sender::with_trust(&config.server_url, config.api_key.clone(), &config.trust)?;
     // Reading every process takes a while and blocks, so it runs on the
     // blocking pool; the collector moves there and back through the mutex.
     let collector = tokio::task::spawn_blocking(Collector::new)
