@@ -17,4 +17,5 @@ pub mod retention;
 pub mod serve;
 pub mod startup;
 pub mod store;
+pub mod tls;
 pub mod web;

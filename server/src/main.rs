@@ -32,14 +32,21 @@ async fn run() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let embedded_agent = settings.embedded_agent;
     let database = settings.database_path.clone();
+    let certificate = settings.tls_cert.clone();
     let application = Application::build(settings).await?;
 
     println!("procmon is running at {}", application.local_url());
-    let others = procmon_server::addresses::for_other_machines(application.local_addr());
+    let others = procmon_server::addresses::for_other_machines(
+        application.local_addr(),
+        application.scheme(),
+    );
     if !others.is_empty() {
         println!("  from other machines: {}", others.join(" or "));
     }
     println!("  database: {}", database.display());
+    if let Some(certificate) = certificate {
+        println!("  HTTPS certificate: {}", certificate.display());
+    }
     for file in &application.state().keys.files {
         println!("  key file: {}", file.display());
     }

@@ -8,6 +8,9 @@ use anyhow::Context;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::HOST;
+use axum::http::uri::Authority;
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,8 +26,9 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::rate_limit::RateLimiter;
-use crate::serve::ConnectionLimits;
+use crate::serve::{ConnectionLimits, Https};
 use crate::store::{SqliteStore, Store};
+use crate::tls::ServerTls;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -46,6 +50,9 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Snapshots each client may send: a burst, then a steady rate.
     pub ingest_limiter: Arc<RateLimiter>,
+    /// True when the server speaks HTTPS (`tls_cert`, `tls_key`): cookies
+    /// it sets can then be marked `Secure`.
+    pub tls: bool,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -81,6 +88,25 @@ fn full_house(state: AppState, max_connections: usize) -> Router {
         .with_state(state)
 }
 
+/// What a plain-HTTP request to the HTTPS port gets: a 400 naming the
+/// https:// URL to use, with the host and port the client asked for (from
+/// `Host`), else the ones in `local_url`.
+fn https_required(local_url: &str, port: u16) -> Router {
+    let fallback = local_url
+        .strip_prefix("https://")
+        .unwrap_or(local_url)
+        .trim_end_matches('/')
+        .to_owned();
+    Router::new().fallback(move |headers: HeaderMap| async move {
+        let asked = headers
+            .get(HOST)
+            .and_then(|host| host.to_str().ok())
+            .and_then(|host| host.parse::<Authority>().ok())
+            .map(|host| format!("{}:{}", host.host(), host.port_u16().unwrap_or(port)));
+        ApiError::HttpsRequired(format!("https://{}/", asked.unwrap_or(fallback)))
+    })
+}
+
 /// Answers 503 for a request not answered within `request_timeout`, the
 /// bound on everything else (a body that trickles, a slow database).
 async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -96,12 +122,19 @@ pub struct Application {
     address: SocketAddr,
     state: AppState,
     settings: Settings,
+    tls: Option<ServerTls>,
 }
 
 impl Application {
-    /// Reads or creates the keys, opens the database (running its
-    /// migrations) and binds the listen address (port 0: any free port).
+    /// Reads the TLS certificate and key (if set), reads or creates the
+    /// keys, opens the database (running its migrations) and binds the
+    /// listen address (port 0: any free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // First, so that a wrong file stops the server before it creates
+        // anything.
+        let tls = crate::tls::files(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?
+            .map(|(cert, key)| crate::tls::load(cert, key))
+            .transpose()?;
         crate::private::create_dir(&settings.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
@@ -134,12 +167,14 @@ impl Application {
                 settings.ingest_per_second,
                 settings.ingest_burst,
             )),
+            tls: tls.is_some(),
         };
         Ok(Self {
             listener,
             address,
             state,
             settings,
+            tls,
         })
     }
 
@@ -153,6 +188,15 @@ impl Application {
         self.address
     }
 
+    /// "https" when the server speaks HTTPS, else "http".
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// A URL for reaching the server from this machine, ending in `/`. A
     /// wildcard listen address (0.0.0.0, ::) is reached through loopback.
     pub fn local_url(&self) -> String {
@@ -161,7 +205,11 @@ impl Application {
             ip if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        format!("http://{}/", SocketAddr::new(ip, self.address.port()))
+        format!(
+            "{}://{}/",
+            self.scheme(),
+            SocketAddr::new(ip, self.address.port())
+        )
     }
 
     /// What the handlers share; tests use it to reach the store.
@@ -199,6 +247,12 @@ impl Application {
                 self.state.keys.agent.clone(),
             );
             config.interval = self.settings.embedded_agent_interval;
+            if let Some(tls) = &self.tls {
+                // It reaches the server through loopback, where the
+                // certificate's names (the server's public name) need not
+                // match: it accepts exactly the server's own certificate.
+                config.trust = procmon_agent::ServerTrust::Pinned(tls.certificate.to_vec());
+            }
             let mut stopped = stopped.clone();
             tokio::spawn(procmon_agent::run(config, async move {
                 let _ = stopped.wait_for(|&s| s).await;
@@ -211,10 +265,15 @@ impl Application {
             max_connections: self.settings.max_connections,
             shutdown_grace: self.settings.shutdown_grace,
         };
+        let https = self.tls.as_ref().map(|tls| Https {
+            acceptor: tls.acceptor.clone(),
+            plain_http: https_required(&self.local_url(), self.address.port()),
+        });
         crate::serve::serve(
             self.listener,
             app(self.state.clone()),
             full_house(self.state, limits.max_connections),
+            https,
             limits,
             async move {
                 shutdown.await;
