@@ -16,3 +16,4 @@ mod openapi;
 mod page;
 mod processes;
 mod retention;
+mod tls;

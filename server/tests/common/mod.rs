@@ -16,7 +16,8 @@ use tempfile::TempDir;
 
 /// A running server with its own data directory, deleted when dropped.
 pub struct TestApp {
-    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`.
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`
+    /// (`https://` when the settings give a certificate).
     pub address: String,
     /// The port the server listens on.
     pub port: u16,
@@ -64,8 +65,9 @@ pub async fn spawn_app_with_clock(
     let state = application.state().clone();
     // Dropped with the test's runtime; no Ctrl-C handler in tests.
     tokio::spawn(application.run_until(std::future::pending()));
+    let scheme = if state.tls { "https" } else { "http" };
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address: format!("{scheme}://127.0.0.1:{port}"),
         port,
         agent_key: state.keys.agent.expose_secret().to_owned(),
         viewer_key: state.keys.viewer.expose_secret().to_owned(),
@@ -73,6 +75,20 @@ pub async fn spawn_app_with_clock(
         data_dir,
         client: reqwest::Client::new(),
     }
+}
+
+/// As [`spawn_app_with`] for a server whose settings give a certificate
+/// (`tls_cert`, `tls_key`): its `client` trusts the CA certificates in the
+/// PEM `ca`.
+pub async fn spawn_https_app_with(ca: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut app = spawn_app_with(configure).await;
+    assert!(app.state.tls, "the settings give no certificate");
+    let mut client = reqwest::Client::builder();
+    for certificate in reqwest::Certificate::from_pem_bundle(ca.as_bytes()).expect("CA PEM") {
+        client = client.add_root_certificate(certificate);
+    }
+    app.client = client.build().expect("HTTPS client");
+    app
 }
 
 impl TestApp {
