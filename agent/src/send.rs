@@ -239,6 +239,18 @@ fn certificate_problem(error: &CertificateError) -> String {
         CertificateError::ApplicationVerificationFailure => {
             "it is not the server's own certificate".to_owned()
         }
+        CertificateError::Other(other)
+            if matches!(
+                other.0.downcast_ref::<webpki::Error>(),
+                Some(webpki::Error::CaUsedAsEndEntity)
+            ) =>
+        {
+            // What `openssl req -x509` makes unless told CA:FALSE.
+            "it is a CA certificate (basicConstraints CA:TRUE) used as the server's own; \
+             make the server's certificate with basicConstraints CA:FALSE"
+                .to_owned()
+        }
+        CertificateError::Other(other) => other.to_string(),
         other => format!("{other:?}"),
     }
 }

@@ -49,6 +49,21 @@ impl Pki {
         write("server.pem", &server.pem());
         write("server.key", &server_key.serialize_pem());
         write("other.key", &KeyPair::generate().unwrap().serialize_pem());
+        // Self-signed, as the README's openssl command makes it (CA:FALSE)
+        // and as openssl makes it by default (CA:TRUE).
+        for (name, is_ca) in [
+            ("self", IsCa::ExplicitNoCa),
+            ("self-ca", IsCa::Ca(BasicConstraints::Unconstrained)),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let mut params =
+                CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                    .unwrap();
+            params.is_ca = is_ca;
+            let certificate = params.self_signed(&key).unwrap();
+            write(&format!("{name}.pem"), &certificate.pem());
+            write(&format!("{name}.key"), &key.serialize_pem());
+        }
         Pki {
             dir,
             ca_pem: ca.pem(),
@@ -142,6 +157,41 @@ async fn the_agent_refuses_a_certificate_it_does_not_trust_and_says_what_to_do()
         assert!(message.contains("give its CA with --ca-file"), "{message}");
     }
     assert_eq!(app.stored_snapshots(), 0);
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_is_its_own_ca_unless_it_says_it_is_a_ca() {
+    let pki = Pki::new();
+    for (name, refusal) in [
+        ("self", None),
+        (
+            "self-ca",
+            Some("it is a CA certificate (basicConstraints CA:TRUE) used as the server's own"),
+        ),
+    ] {
+        let app = spawn_app_with(|s| {
+            s.tls_cert = Some(pki.path(&format!("{name}.pem")));
+            s.tls_key = Some(pki.path(&format!("{name}.key")));
+        })
+        .await;
+        let sent = pki
+            .sender(&app, &format!("{name}.pem"))
+            .send(&sample_snapshot("self-signed", 1))
+            .await;
+        match (sent, refusal) {
+            (Ok(answer), None) => assert!(answer.stored),
+            (Err(error), Some(refusal)) => {
+                let message = error.to_string();
+                assert!(
+                    message.starts_with(&format!(
+                        "the server's certificate is not trusted: {refusal}"
+                    )),
+                    "{message}"
+                );
+            }
+            (sent, _) => panic!("{name}: {sent:?}"),
+        }
+    }
 }
 
 #[tokio::test]
