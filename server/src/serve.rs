@@ -124,6 +124,7 @@ pub async fn serve(
                         }
                     }
                     Opened::PlainHttpOnHttps(stream, plain_http) => {
+                        // One short answer, then closed, as beyond the cap.
                         let connection = serve_connection(&busy_http, stream, &plain_http);
                         let _ = tokio::time::timeout(WRONG_SCHEME_DEADLINE, connection).await;
                     }
