@@ -8,6 +8,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::tls::{CaFile, ServerTrust};
+
 /// Where the agent sends when nothing says otherwise: a server on this
 /// machine, as `cargo run --release` starts it.
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8000";
@@ -31,9 +33,10 @@ pub const KEY_FILE_NAME: &str = "procmon-agent.key";
 
 /// A commented config file with every key, for people to start from.
 pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment variables PROCMON_AGENT_SERVER_URL,
-# PROCMON_AGENT_ENROLL_SECRET, PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE
-# and PROCMON_AGENT_INTERVAL override these, and the flags --server-url,
-# --enroll-secret, --api-key, --key-file and --interval override both.
+# PROCMON_AGENT_ENROLL_SECRET, PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE,
+# PROCMON_AGENT_INTERVAL and PROCMON_AGENT_CA_FILE override these, and the
+# flags --server-url, --enroll-secret, --api-key, --key-file, --interval and
+# --ca-file override both.
 
 # The procmon server to send snapshots to.
 server_url = "http://127.0.0.1:8000"
@@ -50,6 +53,12 @@ api_key = ""
 
 # How often to take and send a snapshot, e.g. "2s", "500ms", "1m".
 interval = "2s"
+
+# For an https:// server whose certificate is self-signed or from your own
+# CA: that CA's certificate (the server's certificate itself, if
+# self-signed), as a PEM file. A relative path is relative to this file's
+# folder. Certificates from public CAs need nothing here.
+# ca_file = "procmon-ca.pem"
 "#;
 
 /// What the running agent needs: where to send, with which key, how often.
@@ -61,6 +70,8 @@ pub struct AgentConfig {
     pub key: AgentKey,
     /// Time between two snapshots.
     pub interval: Duration,
+    /// Which certificates an https server may present.
+    pub trust: ServerTrust,
 }
 
 /// Where the agent's key comes from. Never printed.
@@ -78,12 +89,14 @@ pub enum AgentKey {
 }
 
 impl AgentConfig {
-    /// A config with a given key and the default interval (2 s).
+    /// A config with a given key and the default interval (2 s), trusting
+    /// the public CAs.
     pub fn new(server_url: impl Into<String>, api_key: impl Into<SecretString>) -> AgentConfig {
         AgentConfig {
             server_url: server_url.into(),
             key: AgentKey::Given(api_key.into()),
             interval: DEFAULT_INTERVAL,
+            trust: ServerTrust::default(),
         }
     }
 }
@@ -120,6 +133,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the CA file {} (ca_file) cannot be used: {reason}; give the PEM file of the CA \
+         that issued the server's certificate",
+        path.display()
+    )]
+    CaFile { path: PathBuf, reason: String },
 }
 
 /// What one layer (the file, the environment, the flags) sets. As the
@@ -138,6 +157,8 @@ struct Layer {
     key_file: Option<PathBuf>,
     /// A duration such as "2s"; see [`AgentConfig::interval`].
     interval: Option<String>,
+    /// See [`Settings::ca_file`]; in the file, relative to its folder.
+    ca_file: Option<PathBuf>,
 }
 
 /// What the command line sets (highest priority); `None` = not given.
@@ -156,6 +177,8 @@ pub struct Overrides {
     pub key_file: Option<PathBuf>,
     /// `--interval`, unparsed so its error can name the flag.
     pub interval: Option<String>,
+    /// `--ca-file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The settings after every layer, before a key is required (printing a
@@ -173,6 +196,9 @@ pub struct Settings {
     pub key_file: PathBuf,
     /// See [`AgentConfig::interval`].
     pub interval: Duration,
+    /// A PEM file of CA certificates to trust besides the public CAs, for a
+    /// server whose certificate is self-signed or from a private CA.
+    pub ca_file: Option<PathBuf>,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -207,9 +233,17 @@ impl Settings {
             enroll_secret: None,
             key_file: key_dir.join(KEY_FILE_NAME),
             interval: DEFAULT_INTERVAL,
+            ca_file: None,
             file: file.clone(),
         };
         if let Some(path) = &file {
+            // The file's folder, not the working directory, which for a
+            // Windows service is System32.
+            let folder = path.parent().unwrap_or(Path::new(""));
+            let layer = Layer {
+                ca_file: layer.ca_file.map(|ca| folder.join(ca)),
+                ..layer
+            };
             settings.apply(
                 |key| format!("the config file {}, key {key}", path.display()),
                 layer,
@@ -228,6 +262,7 @@ impl Settings {
                 enroll_secret: env("PROCMON_AGENT_ENROLL_SECRET").map(SecretString::from),
                 key_file: env("PROCMON_AGENT_KEY_FILE").map(PathBuf::from),
                 interval: env("PROCMON_AGENT_INTERVAL"),
+                ca_file: env("PROCMON_AGENT_CA_FILE").map(PathBuf::from),
             },
         )?;
         settings.apply(
@@ -238,6 +273,7 @@ impl Settings {
                 enroll_secret: flags.enroll_secret.clone(),
                 key_file: flags.key_file.clone(),
                 interval: flags.interval.clone(),
+                ca_file: flags.ca_file.clone(),
             },
         )?;
         Ok(settings)
@@ -260,11 +296,16 @@ impl Settings {
         if let Some(text) = layer.interval {
             self.interval = parse_interval(&origin("interval"), &text)?;
         }
+        if let Some(path) = layer.ca_file.filter(|p| !p.as_os_str().is_empty()) {
+            self.ca_file = Some(path);
+        }
         Ok(())
     }
 
     /// The config for sending, which needs a key, an enrollment secret, or
-    /// a key file kept from an earlier enrollment.
+    /// a key file kept from an earlier enrollment; and the CA file's
+    /// certificates when one is set (read now, so that a bad file stops the
+    /// agent at start, named).
     pub fn into_agent_config(self) -> Result<AgentConfig, ConfigError> {
         let key = match (self.api_key, self.enroll_secret) {
             (Some(key), _) => AgentKey::Given(key),
@@ -288,10 +329,17 @@ impl Settings {
                 return Err(ConfigError::MissingApiKey { file });
             }
         };
+        let trust = match self.ca_file {
+            Some(path) => ServerTrust::CaFile(
+                CaFile::read(&path).map_err(|reason| ConfigError::CaFile { path, reason })?,
+            ),
+            None => ServerTrust::PublicCas,
+        };
         Ok(AgentConfig {
             server_url: self.server_url,
             key,
             interval: self.interval,
+            trust,
         })
     }
 }

@@ -12,7 +12,8 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::AgentKey;
-use crate::send::{describe, endpoint, http_client, parse_server_url, server_message};
+use crate::send::{endpoint, explain, http_client, parse_server_url, server_message};
+use crate::tls::ServerTrust;
 use crate::{SendError, Sender};
 
 /// The key in a key file, without surrounding white space.
@@ -57,16 +58,15 @@ pub async fn enroll(
     server_url: &str,
     secret: &SecretString,
     host: &HostInfo,
+    trust: &ServerTrust,
 ) -> Result<EnrollResponse, SendError> {
     let bad_url = |reason: String| SendError::BadUrl {
         server_url: server_url.to_owned(),
         reason,
     };
-    let url = endpoint(
-        &parse_server_url(server_url).map_err(bad_url)?,
-        "api/enroll/",
-    );
-    let client = http_client().map_err(bad_url)?;
+    let base = parse_server_url(server_url).map_err(bad_url)?;
+    let url = endpoint(&base, "api/enroll/");
+    let client = http_client(trust).map_err(bad_url)?;
     let response = client
         .post(url.clone())
         .json(&EnrollRequest {
@@ -76,15 +76,12 @@ pub async fn enroll(
         })
         .send()
         .await
-        .map_err(|e| SendError::Unreachable {
-            url: url.to_string(),
-            cause: describe(&e),
-        })?;
+        .map_err(|e| explain(&base, &url, &e))?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| SendError::Unreachable {
-        url: url.to_string(),
-        cause: describe(&e),
-    })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| explain(&base, &url, &e))?;
     if status == StatusCode::UNAUTHORIZED {
         return Err(SendError::EnrollRefused);
     }
@@ -106,16 +103,18 @@ pub async fn enroll(
 pub struct Credentials {
     server_url: String,
     key: AgentKey,
+    trust: ServerTrust,
     sender: Option<Sender>,
 }
 
 impl Credentials {
     /// Ready to send when the key is given or was kept from an earlier
     /// enrollment; else it enrolls before the first send.
-    pub fn new(server_url: &str, key: AgentKey) -> Result<Self, SendError> {
+    pub fn new(server_url: &str, key: AgentKey, trust: ServerTrust) -> Result<Self, SendError> {
         let mut credentials = Self {
             server_url: server_url.to_owned(),
             key,
+            trust,
             sender: None,
         };
         let known = match &credentials.key {
@@ -123,7 +122,7 @@ impl Credentials {
             AgentKey::Enroll { key_file, .. } => read_key_file(key_file).ok(),
         };
         if let Some(key) = known {
-            credentials.sender = Some(Sender::new(server_url, key)?);
+            credentials.sender = Some(Sender::with_trust(server_url, key, &credentials.trust)?);
         }
         // The URL is checked now, even when enrollment comes later.
         parse_server_url(server_url).map_err(|reason| SendError::BadUrl {
@@ -139,7 +138,7 @@ impl Credentials {
             let AgentKey::Enroll { secret, key_file } = &self.key else {
                 unreachable!("a given key makes its sender at once");
             };
-            let enrolled = enroll(&self.server_url, secret, host).await?;
+            let enrolled = enroll(&self.server_url, secret, host, &self.trust).await?;
             let key = SecretString::from(enrolled.key);
             write_key_file(key_file, &key).map_err(|e| SendError::KeyFile {
                 path: key_file.display().to_string(),
@@ -151,7 +150,7 @@ impl Credentials {
                 file = %key_file.display(),
                 "enrolled: this machine has its own key now"
             );
-            self.sender = Some(Sender::new(&self.server_url, key)?);
+            self.sender = Some(Sender::with_trust(&self.server_url, key, &self.trust)?);
         }
         Ok(self.sender.as_ref().expect("made above"))
     }

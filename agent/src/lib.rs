@@ -2,7 +2,8 @@
 //! interval and sends it to a procmon server.
 //!
 //! - [`Collector`] takes snapshots ([`collect`] holds the per-OS code).
-//! - [`Sender`] delivers one snapshot to the server.
+//! - [`Sender`] delivers one snapshot to the server, over https trusting
+//!   what [`ServerTrust`] says.
 //! - [`AgentConfig`] and [`config::Settings`] say where and how often.
 //! - [`run`] is the loop that ties them together until shutdown.
 
@@ -13,6 +14,7 @@ pub mod enroll;
 pub mod first_run;
 mod run;
 pub mod send;
+pub mod tls;
 #[cfg(windows)]
 pub mod windows;
 
@@ -20,3 +22,4 @@ pub use collect::Collector;
 pub use config::{AgentConfig, AgentKey};
 pub use run::run;
 pub use send::{SendError, Sender};
+pub use tls::ServerTrust;

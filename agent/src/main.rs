@@ -55,7 +55,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = settings.into_agent_config()?;
     let runtime = tokio::runtime::Runtime::new()?;
     if cli.once {
-        let mut credentials = Credentials::new(&config.server_url, config.key.clone())?;
+        let mut credentials =
+            Credentials::new(&config.server_url, config.key.clone(), config.trust.clone())?;
         let snapshot = Collector::new().snapshot(config.interval);
         let answer = runtime.block_on(async {
             let sender = credentials.sender(&snapshot.host).await?;

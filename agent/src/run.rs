@@ -20,7 +20,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// failed send is logged and the loop goes on: the server may come back.
 /// Errors only when the agent cannot start at all.
 pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let mut credentials = Credentials::new(&config.server_url, config.key.clone())?;
+    let mut credentials =
+        Credentials::new(&config.server_url, config.key.clone(), config.trust.clone())?;
     // Reading every process takes a while and blocks, so it runs on the
     // blocking pool; the collector moves there and back through the mutex.
     let collector = tokio::task::spawn_blocking(Collector::new)

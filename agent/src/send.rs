@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use procmon_model::{ErrorBody, IngestResponse, Snapshot};
 use reqwest::{StatusCode, Url};
+use rustls::{CertificateError, InvalidMessage};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::tls::{self, ServerTrust};
 
 /// A server that takes longer than this to answer is treated as down, so one
 /// stuck send cannot hold up the snapshots behind it for long.
@@ -28,6 +31,41 @@ pub enum SendError {
         url: String,
         /// What went wrong underneath (connection refused, timeout, ...).
         cause: String,
+    },
+    #[error(
+        "the server's certificate is not trusted: {reason} (at {url}). If the server's \
+         certificate is self-signed or from your own CA, give its CA with --ca-file \
+         (ca_file in procmon-agent.toml)"
+    )]
+    UntrustedCertificate {
+        /// The full URL that was tried.
+        url: String,
+        /// What is wrong with the certificate.
+        reason: String,
+    },
+    #[error(
+        "the server's certificate is not issued for {host} (at {url}): set server_url to a \
+         name or address that the certificate lists"
+    )]
+    CertificateNameMismatch {
+        /// The full URL that was tried.
+        url: String,
+        /// The host in server_url.
+        host: String,
+    },
+    #[error("the server at {server_url} speaks plain http, not https: use {http_url}")]
+    PlainHttpServer {
+        /// The server URL as configured.
+        server_url: String,
+        /// The same with http://.
+        http_url: String,
+    },
+    #[error("the server at {server_url} speaks https: use {https_url}")]
+    HttpsServer {
+        /// The server URL as configured.
+        server_url: String,
+        /// The same with https://.
+        https_url: String,
     },
     #[error(
         "the server refused this machine's key (wrong, revoked, or for another host): set \
@@ -55,14 +93,26 @@ pub enum SendError {
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
+    server_url: Url,
     ingest_url: Url,
     api_key: SecretString,
 }
 
 impl Sender {
-    /// A sender for the server at `server_url` (e.g. `http://127.0.0.1:8000`).
-    /// Fails only when the URL cannot be used; nothing is contacted yet.
+    /// A sender for the server at `server_url` (e.g. `http://127.0.0.1:8000`),
+    /// trusting the public CAs over https. Fails only when the URL cannot be
+    /// used; nothing is contacted yet.
     pub fn new(server_url: &str, api_key: SecretString) -> Result<Sender, SendError> {
+        Self::with_trust(server_url, api_key, &ServerTrust::default())
+    }
+
+    /// As [`new`](Self::new), accepting the server certificates `trust`
+    /// says.
+    pub fn with_trust(
+        server_url: &str,
+        api_key: SecretString,
+        trust: &ServerTrust,
+    ) -> Result<Sender, SendError> {
         let bad_url = |reason: String| SendError::BadUrl {
             server_url: server_url.to_owned(),
             reason,
@@ -70,9 +120,10 @@ impl Sender {
         let base = parse_server_url(server_url).map_err(bad_url)?;
         // Keep any path prefix (a server behind a reverse proxy at /procmon/).
         let ingest_url = endpoint(&base, "api/processes/");
-        let client = http_client().map_err(bad_url)?;
+        let client = http_client(trust).map_err(bad_url)?;
         Ok(Sender {
             client,
+            server_url: base,
             ingest_url,
             api_key,
         })
@@ -86,10 +137,7 @@ impl Sender {
     /// Posts `snapshot`; the server's answer on success. Safe to retry with
     /// the same snapshot: the server stores each snapshot id once.
     pub async fn send(&self, snapshot: &Snapshot) -> Result<IngestResponse, SendError> {
-        let unreachable = |error: reqwest::Error| SendError::Unreachable {
-            url: self.ingest_url.to_string(),
-            cause: describe(&error),
-        };
+        let unreachable = |error: reqwest::Error| self.unreachable(&error);
         let response = self
             .client
             .post(self.ingest_url.clone())
@@ -103,6 +151,15 @@ impl Sender {
             return Err(SendError::KeyRefused);
         }
         let body = response.bytes().await.map_err(unreachable)?;
+        if status == StatusCode::BAD_REQUEST
+            && self.server_url.scheme() == "http"
+            && serde_json::from_slice::<ErrorBody>(&body).is_ok_and(|e| e.error == "https_required")
+        {
+            return Err(SendError::HttpsServer {
+                server_url: self.server_url.to_string(),
+                https_url: with_scheme(&self.server_url, "https"),
+            });
+        }
         if !status.is_success() {
             let mut message = server_message(&body);
             if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
@@ -120,14 +177,111 @@ impl Sender {
     }
 }
 
-/// The HTTP client every request of the agent goes through.
-pub(crate) fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+impl Sender {
+    /// Why the request got no answer.
+    fn unreachable(&self, error: &reqwest::Error) -> SendError {
+        explain(&self.server_url, &self.ingest_url, error)
+    }
+}
+
+/// Why a request to `tried` on the server at `server_url` got no answer: a
+/// TLS handshake that failed, said as what to do, or the transport's own
+/// cause.
+pub(crate) fn explain(server_url: &Url, tried: &Url, error: &reqwest::Error) -> SendError {
+    let url = tried.to_string();
+    match tls::tls_error(error) {
+        // A plain-http server answers a TLS hello with an HTTP error
+        // page, whose first byte is no TLS record type.
+        Some(rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType)) => {
+            SendError::PlainHttpServer {
+                server_url: server_url.to_string(),
+                http_url: with_scheme(server_url, "http"),
+            }
+        }
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => SendError::CertificateNameMismatch {
+            url,
+            host: server_url.host_str().unwrap_or_default().to_owned(),
+        },
+        Some(rustls::Error::InvalidCertificate(why)) => SendError::UntrustedCertificate {
+            url,
+            reason: certificate_problem(why),
+        },
+        _ => SendError::Unreachable {
+            url,
+            cause: describe(error),
+        },
+    }
+}
+
+/// What is wrong with a refused certificate, for a person.
+fn certificate_problem(error: &CertificateError) -> String {
+    match error {
+        CertificateError::UnknownIssuer => {
+            "it is not issued by a CA the agent knows (a self-signed certificate, or one from a \
+             private CA)"
+                .to_owned()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "it has expired".to_owned()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "it is not valid yet (is this machine's clock right?)".to_owned()
+        }
+        CertificateError::ApplicationVerificationFailure => {
+            "it is not the server's own certificate".to_owned()
+        }
+        CertificateError::Other(other)
+            if matches!(
+                other.0.downcast_ref::<webpki::Error>(),
+                Some(webpki::Error::CaUsedAsEndEntity)
+            ) =>
+        {
+            // What `openssl req -x509` makes unless told CA:FALSE.
+            "it is a CA certificate (basicConstraints CA:TRUE) used as the server's own; \
+             make the server's certificate with basicConstraints CA:FALSE"
+                .to_owned()
+        }
+        CertificateError::Other(other) => other.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `url` with its scheme replaced, keeping the port it actually names (an
+/// https:// URL without a port means 443, which http:// must then say).
+fn with_scheme(url: &Url, scheme: &str) -> String {
+    let mut changed = url.clone();
+    let port = url.port_or_known_default();
+    if changed.set_scheme(scheme).is_ok() {
+        let _ = changed.set_port(port);
+    }
+    changed.to_string().trim_end_matches('/').to_owned()
+}
+
+/// The HTTP client every request of the agent goes through, accepting the
+/// server certificates `trust` says.
+pub(crate) fn http_client(trust: &ServerTrust) -> Result<reqwest::Client, String> {
+    let cannot_set_up = |e: &dyn std::fmt::Display| format!("cannot set up the HTTP client: {e}");
+    let mut client = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("procmon-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+        .user_agent(concat!("procmon-agent/", env!("CARGO_PKG_VERSION")));
+    match trust {
+        ServerTrust::PublicCas => {}
+        ServerTrust::CaFile(file) => {
+            for certificate in file.certificates() {
+                let certificate =
+                    reqwest::Certificate::from_der(certificate).map_err(|e| cannot_set_up(&e))?;
+                client = client.add_root_certificate(certificate);
+            }
+        }
+        ServerTrust::Pinned(certificate) => {
+            let config = tls::pinned_config(certificate).map_err(|e| cannot_set_up(&e))?;
+            client = client.use_preconfigured_tls(config);
+        }
+    }
+    client.build().map_err(|e| cannot_set_up(&e))
 }
 
 /// `base` with `path` (e.g. "api/enroll/") after its own path, which

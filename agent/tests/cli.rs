@@ -81,6 +81,29 @@ fn once_without_a_key_fails_saying_how_to_set_one() {
 }
 
 #[test]
+fn a_ca_file_that_cannot_be_read_stops_the_agent_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("garbage.pem"), "not PEM").unwrap();
+    for (file, why) in [
+        ("missing.pem", "cannot read it"),
+        ("garbage.pem", "it holds no certificate"),
+    ] {
+        let output = agent(&dir, &["--once", "--ca-file", file])
+            .env("PROCMON_AGENT_API_KEY", "some-key")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!(
+                "the CA file {file} (ca_file) cannot be used: {why}"
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn once_against_a_closed_port_fails_naming_the_url() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}", closed_port());

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use procmon_agent::config::{ConfigError, Overrides, Settings, DEFAULT_FILE_TEXT};
-use procmon_agent::AgentConfig;
+use procmon_agent::{AgentConfig, ServerTrust};
 use secrecy::{ExposeSecret, SecretString};
 
 /// A config file in a fresh temp dir (kept alive by the returned guard).
@@ -283,4 +283,108 @@ fn the_parsed_command_line_never_shows_the_key() {
     assert!(!format!("{cli:?}").contains("s3cret"));
     let key = cli.overrides().api_key.expect("the flag is kept");
     assert_eq!(key.expose_secret(), "s3cret-flag");
+}
+
+/// A self-signed CA certificate (P-256). Only its form matters here:
+/// sending through a CA is tested with the server, with fresh certificates.
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBlDCCATugAwIBAgIUROwD3xGnqCBRmcUK+/acN9z9ueMwCgYIKoZIzj0EAwIw
+IDEeMBwGA1UEAwwVcHJvY21vbiBhZ2VudCB0ZXN0IENBMB4XDTI2MTEyNjA2MTc0
+MloXDTM2MTEyMzA2MTc0MlowIDEeMBwGA1UEAwwVcHJvY21vbiBhZ2VudCB0ZXN0
+IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEgcKKFfPrQAoKs+dUH0qEKNPo
+J81Px+qBzMGBKqNWHEfpZpUMIVRYy2l44YoRvADqkl76kE/SkyKuGK5VuUeyZaNT
+MFEwHQYDVR0OBBYEFBj3Mcuezm+esY6x9e0FcML2wX04MB8GA1UdIwQYMBaAFBj3
+Mcuezm+esY6x9e0FcML2wX04MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
+RwAwRAIgEds4cBrWcUw2sXnFNWD8l0wxpspS+dTd98cidAOIW6ACIEd/2dh9Y+Ot
+SWycIfFM0eJS/Cx8tpXlDbR4eepLMXk7
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn ca_file_in_the_file_is_relative_to_the_file_and_the_environment_and_flag_beat_it() {
+    let (dir, path) = file("api_key = \"k\"\nca_file = \"ca.pem\"\n");
+    let beside = dir.path().join("ca.pem");
+    std::fs::write(&beside, TEST_CA).unwrap();
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.ca_file.as_ref(), Some(&beside));
+    match settings.into_agent_config().unwrap().trust {
+        ServerTrust::CaFile(ca) => {
+            assert_eq!(ca.path(), beside);
+            assert_eq!(ca.certificates().len(), 1);
+        }
+        other => panic!("the CA file is not trusted: {other:?}"),
+    }
+
+    let from_env = env(&[("PROCMON_AGENT_CA_FILE", "/env/ca.pem")]);
+    let settings = Settings::load_with_env(&with_file(&path), &from_env).unwrap();
+    assert_eq!(settings.ca_file, Some(PathBuf::from("/env/ca.pem")));
+    let flags = Overrides {
+        ca_file: Some(PathBuf::from("/flag/ca.pem")),
+        ..with_file(&path)
+    };
+    let settings = Settings::load_with_env(&flags, &from_env).unwrap();
+    assert_eq!(settings.ca_file, Some(PathBuf::from("/flag/ca.pem")));
+
+    // A variable set to nothing is no CA file.
+    let (_dir, path) = file("api_key = \"k\"\n");
+    let settings =
+        Settings::load_with_env(&with_file(&path), env(&[("PROCMON_AGENT_CA_FILE", "")])).unwrap();
+    assert_eq!(settings.ca_file, None);
+    assert!(matches!(
+        settings.into_agent_config().unwrap().trust,
+        ServerTrust::PublicCas
+    ));
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_stops_the_agent_naming_it_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let missing = dir.path().join("missing.pem");
+    let cases = [
+        (missing.clone(), "cannot read it"),
+        (
+            write("garbage.pem", "not a certificate"),
+            "it holds no certificate",
+        ),
+        (
+            write(
+                "damaged.pem",
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            ),
+            "it is not valid PEM: a block's base64 text is damaged",
+        ),
+        (
+            write(
+                "not-x509.pem",
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            ),
+            "certificate 1 of 1 in it cannot be used as a CA",
+        ),
+    ];
+    for (path, why) in cases {
+        let settings = Settings::load_with_env(
+            &Overrides {
+                ca_file: Some(path.clone()),
+                api_key: Some(SecretString::from("k")),
+                ..Overrides::default()
+            },
+            env(&[]),
+        )
+        .unwrap();
+        let error = settings.into_agent_config().unwrap_err();
+        assert!(matches!(error, ConfigError::CaFile { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "the CA file {} (ca_file) cannot be used: {why}",
+                path.display()
+            )),
+            "{message}"
+        );
+    }
 }

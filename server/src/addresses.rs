@@ -4,22 +4,23 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
-/// URLs for other machines: this machine's address on its default route
-/// and its hostname. Empty unless `listen` is a wildcard address.
-pub fn for_other_machines(listen: SocketAddr) -> Vec<String> {
+/// URLs for other machines (`scheme` is "http" or "https"): this machine's
+/// address on its default route and its hostname. Empty unless `listen` is
+/// a wildcard address.
+pub fn for_other_machines(listen: SocketAddr, scheme: &str) -> Vec<String> {
     if !listen.ip().is_unspecified() {
         return Vec::new();
     }
     let port = listen.port();
     let mut urls = Vec::new();
     if let Some(ip) = outward_ip(listen.ip()) {
-        urls.push(format!("http://{}/", SocketAddr::new(ip, port)));
+        urls.push(format!("{scheme}://{}/", SocketAddr::new(ip, port)));
     }
     if let Some(name) = sysinfo::System::host_name()
         .ok()
         .filter(|n| !n.trim().is_empty())
     {
-        urls.push(format!("http://{}:{port}/", name.trim()));
+        urls.push(format!("{scheme}://{}:{port}/", name.trim()));
     }
     urls
 }

@@ -62,6 +62,11 @@ pub struct Settings {
     pub ingest_per_second: u32,
     /// Snapshots one host may send at once.
     pub ingest_burst: u32,
+    /// The certificate chain (PEM, the server's certificate first) for
+    /// HTTPS; with `tls_key`, or neither for plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of the certificate in `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -94,6 +99,8 @@ impl Settings {
             // 100 ms); the burst lets it catch up after a restart.
             ingest_per_second: 10,
             ingest_burst: 20,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -202,6 +209,8 @@ impl Settings {
                 .ingest_burst
                 .or(file.ingest_burst)
                 .unwrap_or(defaults.ingest_burst),
+            tls_cert: cli.tls_cert.or(file.tls_cert),
+            tls_key: cli.tls_key.or(file.tls_key),
             data_dir,
             ..defaults
         }
@@ -210,6 +219,7 @@ impl Settings {
 
     /// The settings, or what is out of range in them.
     pub fn checked(self) -> anyhow::Result<Self> {
+        crate::tls::files(self.tls_cert.as_deref(), self.tls_key.as_deref())?;
         let r = self.retention;
         anyhow::ensure!(
             r.raw >= Duration::from_secs(60),
@@ -403,6 +413,13 @@ pub struct Cli {
     /// Snapshots one host may send at once [default: 20].
     #[arg(long, env = "PROCMON_INGEST_BURST")]
     pub ingest_burst: Option<u32>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's
+    /// certificate first); needs --tls-key.
+    #[arg(long, env = "PROCMON_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "PROCMON_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// What the binary does instead of serving. Each opens the server's
@@ -495,10 +512,14 @@ struct FileConfig {
     shutdown_grace: Option<Duration>,
     ingest_per_second: Option<u32>,
     ingest_burst: Option<u32>,
+    /// Certificate chain for HTTPS (PEM).
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    tls_key: Option<PathBuf>,
 }
 
 /// Every key the file may hold, to name all unknown ones at once.
-const FILE_KEYS: [&str; 20] = [
+const FILE_KEYS: [&str; 22] = [
     "listen",
     "data_dir",
     "database",
@@ -519,6 +540,8 @@ const FILE_KEYS: [&str; 20] = [
     "shutdown_grace",
     "ingest_per_second",
     "ingest_burst",
+    "tls_cert",
+    "tls_key",
 ];
 
 impl FileConfig {

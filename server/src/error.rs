@@ -119,6 +119,9 @@ pub enum ApiError {
         key: String,
         retry_after: std::time::Duration,
     },
+    /// A plain-HTTP request on the HTTPS port; `0` is the URL to use.
+    #[error("this server speaks HTTPS: use {0}")]
+    HttpsRequired(String),
     #[error("internal error; the server log has the details")]
     Internal(#[from] anyhow::Error),
 }
@@ -187,6 +190,7 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "too_many_connections")
             }
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::HttpsRequired(_) => (StatusCode::BAD_REQUEST, "https_required"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

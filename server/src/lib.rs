@@ -21,5 +21,6 @@ pub mod serve;
 pub mod sign_in_throttle;
 pub mod startup;
 pub mod store;
+pub mod tls;
 pub mod users_cli;
 pub mod web;

@@ -42,14 +42,21 @@ async fn run() -> anyhow::Result<()> {
     let embedded_agent = settings.embedded_agent;
     let no_login = settings.no_login;
     let database = settings.database_path.clone();
+    let certificate = settings.tls_cert.clone();
     let application = Application::build(settings).await?;
 
     println!("procmon is running at {}", application.local_url());
-    let others = procmon_server::addresses::for_other_machines(application.local_addr());
+    let others = procmon_server::addresses::for_other_machines(
+        application.local_addr(),
+        application.scheme(),
+    );
     if !others.is_empty() {
         println!("  from other machines: {}", others.join(" or "));
     }
     println!("  database: {}", database.display());
+    if let Some(certificate) = certificate {
+        println!("  HTTPS certificate: {}", certificate.display());
+    }
     if let Some(link) = application.first_signin_link() {
         // Shown this once: the link is stored only as a hash.
         println!("  first start: sign in as admin with this one-time link (valid 24 h):");

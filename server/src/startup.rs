@@ -9,6 +9,9 @@ use chrono::Utc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::HOST;
+use axum::http::uri::Authority;
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -27,7 +30,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::host_check::KnownHosts;
 use crate::rate_limit::RateLimiter;
-use crate::serve::ConnectionLimits;
+use crate::serve::{ConnectionLimits, Https};
 use crate::sign_in_throttle::SignInThrottle;
 use crate::store::accounts::SessionLifetime;
 use crate::store::{AccountStore, SqliteStore, Store};
@@ -36,6 +39,7 @@ use crate::store::{AccountStore, SqliteStore, Store};
 /// [`SIGN_IN_WINDOW`].
 pub const SIGN_IN_FAILURES: usize = 5;
 pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(60);
+use crate::tls::ServerTls;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -50,9 +54,6 @@ pub struct AppState {
     pub no_login: bool,
     /// How long sessions last.
     pub session_lifetime: SessionLifetime,
-    /// Whether requests arrive over TLS: then cookies are marked `Secure`.
-    /// False until the server serves TLS itself.
-    pub tls: bool,
     /// The names requests may be addressed to (DNS rebinding guard).
     pub known_hosts: Arc<KnownHosts>,
     /// Failed sign-ins per user name and per client address.
@@ -67,6 +68,9 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Snapshots each client may send: a burst, then a steady rate.
     pub ingest_limiter: Arc<RateLimiter>,
+    /// True when the server speaks HTTPS (`tls_cert`, `tls_key`): cookies
+    /// it sets can then be marked `Secure`.
+    pub tls: bool,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -106,6 +110,25 @@ fn full_house(state: AppState, max_connections: usize) -> Router {
         .with_state(state)
 }
 
+/// What a plain-HTTP request to the HTTPS port gets: a 400 naming the
+/// https:// URL to use, with the host and port the client asked for (from
+/// `Host`), else the ones in `local_url`.
+fn https_required(local_url: &str, port: u16) -> Router {
+    let fallback = local_url
+        .strip_prefix("https://")
+        .unwrap_or(local_url)
+        .trim_end_matches('/')
+        .to_owned();
+    Router::new().fallback(move |headers: HeaderMap| async move {
+        let asked = headers
+            .get(HOST)
+            .and_then(|host| host.to_str().ok())
+            .and_then(|host| host.parse::<Authority>().ok())
+            .map(|host| format!("{}:{}", host.host(), host.port_u16().unwrap_or(port)));
+        ApiError::HttpsRequired(format!("https://{}/", asked.unwrap_or(fallback)))
+    })
+}
+
 /// Answers 503 for a request not answered within `request_timeout`, the
 /// bound on everything else (a body that trickles, a slow database).
 async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -126,14 +149,20 @@ pub struct Application {
     /// The embedded agent's key.
     embedded_key: Option<SecretString>,
     first_signin_link: Option<SecretString>,
+    tls: Option<ServerTls>,
 }
 
 impl Application {
-    /// Reads or creates the keys, opens the database (running its
-    /// migrations), binds the listen address (port 0: any free port), and
-    /// on a database with no user creates the admin and a one-time link
-    /// that signs them in.
+    /// Reads the TLS certificate and key (if set), opens the database
+    /// (running its migrations), binds the listen address (port 0: any free
+    /// port), opens enrollment on the first start, and on a database with
+    /// no user creates the admin and a one-time link that signs them in.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // First, so that a wrong file stops the server before it creates
+        // anything.
+        let tls = crate::tls::files(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?
+            .map(|(cert, key)| crate::tls::load(cert, key))
+            .transpose()?;
         crate::private::create_dir(&settings.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
@@ -176,17 +205,19 @@ impl Application {
             )
         })?;
         let address = listener.local_addr()?;
-        let first_signin_link =
-            crate::accounts::first_start(store.as_ref(), Utc::now(), &local_url(address))
-                .await
-                .context("cannot create the first admin")?;
+        let first_signin_link = crate::accounts::first_start(
+            store.as_ref(),
+            Utc::now(),
+            &local_url(address, if tls.is_some() { "https" } else { "http" }),
+        )
+        .await
+        .context("cannot create the first admin")?;
         let state = AppState {
             store: store.clone(),
             accounts: store,
             agent_keys,
             no_login: settings.no_login,
             session_lifetime: settings.session,
-            tls: false,
             known_hosts: Arc::new(KnownHosts::new(&settings.allowed_hosts)),
             sign_in_throttle: Arc::new(SignInThrottle::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW)),
             body_limit: settings.body_limit,
@@ -197,6 +228,7 @@ impl Application {
                 settings.ingest_per_second,
                 settings.ingest_burst,
             )),
+            tls: tls.is_some(),
         };
         Ok(Self {
             listener,
@@ -206,6 +238,7 @@ impl Application {
             state,
             settings,
             first_signin_link,
+            tls,
         })
     }
 
@@ -219,10 +252,19 @@ impl Application {
         self.address
     }
 
+    /// "https" when the server speaks HTTPS, else "http".
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// A URL for reaching the server from this machine, ending in `/`. A
     /// wildcard listen address (0.0.0.0, ::) is reached through loopback.
     pub fn local_url(&self) -> String {
-        local_url(self.address)
+        local_url(self.address, self.scheme())
     }
 
     /// On the first start (no user in the database): the one-time link
@@ -270,6 +312,12 @@ impl Application {
             let mut config =
                 procmon_agent::AgentConfig::new(self.local_url().trim_end_matches('/'), key);
             config.interval = self.settings.embedded_agent_interval;
+            if let Some(tls) = &self.tls {
+                // It reaches the server through loopback, where the
+                // certificate's names (the server's public name) need not
+                // match: it accepts exactly the server's own certificate.
+                config.trust = procmon_agent::ServerTrust::Pinned(tls.certificate.to_vec());
+            }
             let mut stopped = stopped.clone();
             tokio::spawn(procmon_agent::run(config, async move {
                 let _ = stopped.wait_for(|&s| s).await;
@@ -282,10 +330,15 @@ impl Application {
             max_connections: self.settings.max_connections,
             shutdown_grace: self.settings.shutdown_grace,
         };
+        let https = self.tls.as_ref().map(|tls| Https {
+            acceptor: tls.acceptor.clone(),
+            plain_http: https_required(&self.local_url(), self.address.port()),
+        });
         crate::serve::serve(
             self.listener,
             app(self.state.clone()),
             full_house(self.state, limits.max_connections),
+            https,
             limits,
             async move {
                 shutdown.await;
@@ -310,13 +363,13 @@ impl Application {
 /// A URL for reaching a server bound to `address` from this machine,
 /// ending in `/`. A wildcard address (0.0.0.0, ::) is reached through
 /// loopback.
-pub fn local_url(address: SocketAddr) -> String {
+pub fn local_url(address: SocketAddr, scheme: &str) -> String {
     let ip = match address.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         ip if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}/", SocketAddr::new(ip, address.port()))
+    format!("{scheme}://{}/", SocketAddr::new(ip, address.port()))
 }
 
 /// Ctrl-C, or SIGTERM (how service managers and `docker stop` ask).

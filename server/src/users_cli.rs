@@ -32,7 +32,12 @@ async fn act(command: Command, settings: &Settings, store: &SqliteStore) -> anyh
     match command {
         Command::SigninLink { name } => {
             let name = name.unwrap_or_else(|| FIRST_ADMIN.to_owned());
-            let base = crate::startup::local_url(settings.listen);
+            let scheme = if settings.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let base = crate::startup::local_url(settings.listen, scheme);
             let link = accounts::signin_link(store, &name, now, &base).await?;
             println!("{}", link.expose_secret());
             eprintln!(

@@ -17,4 +17,5 @@ mod openapi;
 mod page;
 mod processes;
 mod retention;
+mod tls;
 mod users;

@@ -17,10 +17,13 @@ use tempfile::TempDir;
 
 /// A running server with its own data directory, deleted when dropped.
 pub struct TestApp {
-    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`.
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`
+    /// (`https://` when the settings give a certificate).
     pub address: String,
     /// The port the server listens on.
     pub port: u16,
+    /// The CA certificates (PEM) its clients trust, for an HTTPS server.
+    ca: Option<String>,
     /// An agent key for host "host-a" (the host of most tests' snapshots).
     pub agent_key: String,
     /// Keys made so far, by host, for [`TestApp::post_snapshot`].
@@ -55,6 +58,16 @@ pub async fn spawn_app_with_clock(
     clock: Option<Arc<ManualClock>>,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn(clock, None, configure).await
+}
+
+/// A server as the settings say; its clients trust the CA certificates in
+/// the PEM `ca` when given (for HTTPS).
+async fn spawn(
+    clock: Option<Arc<ManualClock>>,
+    ca: Option<&str>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::with_data_dir(data_dir.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
@@ -79,8 +92,10 @@ pub async fn spawn_app_with_clock(
         .key
         .expose_secret()
         .to_owned();
+    let scheme = if state.tls { "https" } else { "http" };
     let mut app = TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address: format!("{scheme}://127.0.0.1:{port}"),
+        ca: ca.map(str::to_owned),
         port,
         keys: std::sync::Mutex::new([("host-a".to_owned(), agent_key.clone())].into()),
         agent_key,
@@ -89,22 +104,62 @@ pub async fn spawn_app_with_clock(
         client: reqwest::Client::new(),
     };
     app.add_user(TEST_USER, Role::Admin, TEST_PASSWORD).await;
-    app.client = app.signed_in_client(TEST_USER, TEST_PASSWORD).await;
+    let client = browser_like_client_trusting(app.ca.as_deref());
+    match client
+        .post(format!("{}/api/session/", app.address))
+        .json(&serde_json::json!({ "name": TEST_USER, "password": TEST_PASSWORD }))
+        .send()
+        .await
+    {
+        Ok(response) => {
+            assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+            app.client = client;
+        }
+        // An HTTPS server whose certificate the given CA does not vouch for
+        // (the certificate tests make such servers on purpose): its client
+        // stays without a session.
+        Err(_) if app.state.tls => {}
+        Err(e) => panic!("cannot sign in to the test server: {e}"),
+    }
     app
 }
 
 /// A client that keeps cookies and sends the CSRF header, as the page.
 pub fn browser_like_client() -> reqwest::Client {
+    browser_like_client_trusting(None)
+}
+
+fn browser_like_client_trusting(ca: Option<&str>) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         "x-procmon-csrf",
         reqwest::header::HeaderValue::from_static("1"),
     );
-    reqwest::Client::builder()
+    client_builder(ca)
         .cookie_store(true)
         .default_headers(headers)
         .build()
         .expect("a client")
+}
+
+/// As [`spawn_app_with`] for a server whose settings give a certificate
+/// (`tls_cert`, `tls_key`): its `client` trusts the CA certificates in the
+/// PEM `ca`.
+pub async fn spawn_https_app_with(ca: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = spawn(None, Some(ca), configure).await;
+    assert!(app.state.tls, "the settings give no certificate");
+    app
+}
+
+/// A client builder that trusts the CA certificates in the PEM `ca`.
+fn client_builder(ca: Option<&str>) -> reqwest::ClientBuilder {
+    let mut client = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        for certificate in reqwest::Certificate::from_pem_bundle(ca.as_bytes()).expect("CA PEM") {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    client
 }
 
 impl TestApp {
@@ -138,7 +193,7 @@ impl TestApp {
 
     /// A new client signed in as `name`.
     pub async fn signed_in_client(&self, name: &str, password: &str) -> reqwest::Client {
-        let client = browser_like_client();
+        let client = browser_like_client_trusting(self.ca.as_deref());
         let response = self.sign_in_with(&client, name, password).await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
         client
@@ -146,7 +201,9 @@ impl TestApp {
 
     /// A client with no session (and no cookie store).
     pub fn anonymous(&self) -> reqwest::Client {
-        reqwest::Client::new()
+        client_builder(self.ca.as_deref())
+            .build()
+            .expect("a client")
     }
 
     /// A key bound to `host_id`, made on first use.
