@@ -198,6 +198,20 @@ impl<'a> Reader<'a> {
             .to_owned())
     }
 
+    /// Passes over a string without reading it.
+    pub fn skip_str(&mut self) -> anyhow::Result<()> {
+        let len = self.varint()?;
+        self.bytes(len).map(drop)
+    }
+
+    /// Passes over an optional string without reading it.
+    pub fn skip_opt_str(&mut self) -> anyhow::Result<()> {
+        match self.varint()? {
+            0 => Ok(()),
+            n => self.bytes(n - 1).map(drop),
+        }
+    }
+
     pub fn opt_str(&mut self) -> anyhow::Result<Option<String>> {
         match self.varint()? {
             0 => Ok(None),

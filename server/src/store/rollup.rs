@@ -147,9 +147,32 @@ impl Buckets {
 /// Payload kind of encoded buckets.
 const BUCKETS: u8 = 3;
 
-/// Encodes buckets that all start within `[base, base + 2^63)`, each start
-/// a multiple of `width` after `base`. Each float is stored XORed with the
-/// same figure of the bucket before, so a steady value costs one byte.
+/// How one metric of one bucket is written.
+const NO_VALUE: u64 = 0;
+/// Every sample had it, all equal: one value.
+const STEADY: u64 = 1;
+/// Every sample had it: minimum, maximum, sum.
+const EVERY_SAMPLE: u64 = 2;
+/// Some samples had it: their count, then minimum, maximum, sum.
+const SOME_SAMPLES: u64 = 3;
+
+/// A float written as its bits XORed with the same figure of the bucket
+/// before, bit-reversed: a value that did not move costs one byte, and one
+/// that moved a little (whose low bits agree) a few, since its differing
+/// bits sit high and land low.
+fn put_float(w: &mut Writer, value: f64, previous: &mut u64) {
+    let bits = value.to_bits();
+    w.varint((bits ^ *previous).reverse_bits());
+    *previous = bits;
+}
+
+fn get_float(r: &mut Reader<'_>, previous: &mut u64) -> anyhow::Result<f64> {
+    *previous ^= r.varint()?.reverse_bits();
+    Ok(f64::from_bits(*previous))
+}
+
+/// Encodes buckets that all start at `base` or later, each start a
+/// multiple of `width` after `base`.
 pub fn encode(base: i64, width: i64, buckets: &[Bucket]) -> Vec<u8> {
     let mut w = Writer::new(BUCKETS);
     w.varint(buckets.len() as u64);
@@ -160,15 +183,28 @@ pub fn encode(base: i64, width: i64, buckets: &[Bucket]) -> Vec<u8> {
         w.varint(((b.start - base) / width) as u64);
         w.varint(b.samples);
         for (stat, prev) in b.stats.iter().zip(previous.iter_mut()) {
-            w.varint(stat.n);
             if stat.n == 0 {
+                w.varint(NO_VALUE);
                 continue;
             }
-            let bits = [stat.min.to_bits(), stat.max.to_bits(), stat.sum.to_bits()];
-            for (bit, p) in bits.iter().zip(prev.iter_mut()) {
-                w.varint(bit ^ *p);
-                *p = *bit;
+            let steady =
+                stat.n == b.samples && stat.min == stat.max && stat.sum == stat.min * stat.n as f64;
+            if steady {
+                w.varint(STEADY);
+                put_float(&mut w, stat.min, &mut prev[0]);
+                prev[1] = prev[0];
+                prev[2] = stat.sum.to_bits();
+                continue;
             }
+            if stat.n == b.samples {
+                w.varint(EVERY_SAMPLE);
+            } else {
+                w.varint(SOME_SAMPLES);
+                w.varint(stat.n);
+            }
+            put_float(&mut w, stat.min, &mut prev[0]);
+            put_float(&mut w, stat.max, &mut prev[1]);
+            put_float(&mut w, stat.sum, &mut prev[2]);
         }
     }
     w.stored()
@@ -189,16 +225,24 @@ pub fn decode(base: i64, width: i64, stored: &[u8]) -> anyhow::Result<Vec<Bucket
         let mut bucket = Bucket::new(start, metrics);
         bucket.samples = r.varint()?;
         for (stat, prev) in bucket.stats.iter_mut().zip(previous.iter_mut()) {
-            stat.n = r.varint()?;
-            if stat.n == 0 {
-                continue;
+            match r.varint()? {
+                NO_VALUE => continue,
+                STEADY => {
+                    stat.n = bucket.samples;
+                    stat.min = get_float(&mut r, &mut prev[0])?;
+                    stat.max = stat.min;
+                    stat.sum = stat.min * stat.n as f64;
+                    prev[1] = prev[0];
+                    prev[2] = stat.sum.to_bits();
+                    continue;
+                }
+                EVERY_SAMPLE => stat.n = bucket.samples,
+                SOME_SAMPLES => stat.n = r.varint()?,
+                other => anyhow::bail!("unknown roll-up form {other}"),
             }
-            for p in prev.iter_mut() {
-                *p ^= r.varint()?;
-            }
-            stat.min = f64::from_bits(prev[0]);
-            stat.max = f64::from_bits(prev[1]);
-            stat.sum = f64::from_bits(prev[2]);
+            stat.min = get_float(&mut r, &mut prev[0])?;
+            stat.max = get_float(&mut r, &mut prev[1])?;
+            stat.sum = get_float(&mut r, &mut prev[2])?;
         }
         out.push(bucket);
     }

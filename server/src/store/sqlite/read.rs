@@ -211,14 +211,28 @@ fn merge_rolled(
             continue;
         }
         let (sql, args) = match process {
-            Some((pid, start)) => (
-                format!(
-                    "SELECT period, data FROM {} WHERE host = ?1 AND pid = ?2 AND start_time = ?3
-                     AND period BETWEEN ?4 AND ?5",
-                    block.table()
-                ),
-                vec![host, i64::from(pid), start, first_period, to],
-            ),
+            Some((pid, start)) => {
+                // One look-up per period, each by the whole key: the
+                // periods are few (an hour or a day each), the rows of
+                // other processes many.
+                let periods: Vec<String> = (0..)
+                    .map(|i| {
+                        first_period.max(block.start() - block.start().rem_euclid(period))
+                            + i * period
+                    })
+                    .take_while(|&p| p <= to && p < block.end())
+                    .map(|p| p.to_string())
+                    .collect();
+                (
+                    format!(
+                        "SELECT period, data FROM {} WHERE host = ?1 AND pid = ?2
+                         AND start_time = ?3 AND period IN ({})",
+                        block.table(),
+                        periods.join(",")
+                    ),
+                    vec![host, i64::from(pid), start],
+                )
+            }
             None => (
                 format!(
                     "SELECT period, data FROM {} WHERE host = ?1 AND period BETWEEN ?2 AND ?3",
@@ -274,18 +288,17 @@ pub fn process_series(
                 merge_rolled(conn, view, kind, (a, b), Some(process), host.key, steps)
             },
             |a, b, steps| {
-                replay::replay(
+                replay::replay_one(
                     conn,
                     &raw,
                     host.key,
+                    process,
                     a.max(view.raw_from),
                     b,
-                    false,
-                    |step| {
-                        if let Some(p) = step.state.find(process).and_then(|s| step.state.slot(s)) {
-                            steps.add(step.taken_at, metrics.iter().map(|m| m.chart(m.raw(p))));
+                    |taken, p| {
+                        if let Some(p) = p {
+                            steps.add(taken, metrics.iter().map(|m| m.chart(m.raw(p))));
                         }
-                        ControlFlow::Continue(())
                     },
                 )
             },

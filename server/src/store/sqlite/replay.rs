@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use anyhow::Context;
+use procmon_model::ProcessSample;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
 use super::errors::Classify;
 use super::schema::{Block, Kind};
-use crate::store::chain::{Chain, Event};
+use crate::store::chain::{Chain, Event, Follower, Identity};
 use crate::store::codec;
 use crate::store::StoreResult;
 
@@ -199,6 +200,53 @@ pub fn replay(
         }
         if let Some(l) = last {
             previous = chains.remove(&l);
+        }
+    }
+    Ok(())
+}
+
+/// Calls `visit` for every snapshot of the host taken within `[from, to]`,
+/// in time order, with the process `target` as it was then (or `None`),
+/// following only that process through the payloads.
+pub fn replay_one(
+    conn: &Connection,
+    raw: &[Block],
+    host: i64,
+    target: Identity,
+    from: i64,
+    to: i64,
+    mut visit: impl FnMut(i64, Option<&ProcessSample>),
+) -> StoreResult<()> {
+    for block in raw
+        .iter()
+        .filter(|b| b.kind == Kind::Raw && b.end() > from && b.start() <= to)
+    {
+        let mut statement = conn
+            .prepare_cached(&format!(
+                "SELECT seq, chain, taken_at, data FROM {}
+                 WHERE host = ?1 AND taken_at <= ?2 ORDER BY taken_at, seq",
+                block.table()
+            ))
+            .doing("cannot read history")?;
+        let mut rows = statement
+            .query(params![host, to])
+            .doing("cannot read history")?;
+        let mut chains: HashMap<i64, Follower> = HashMap::new();
+        while let Some(row) = rows.next().doing("cannot read history")? {
+            let seq: i64 = row.get(0).doing("cannot read history")?;
+            let chain_id: i64 = row.get(1).doing("cannot read history")?;
+            let taken_at: i64 = row.get(2).doing("cannot read history")?;
+            let data = row.get_ref(3).doing("cannot read history")?;
+            let payload = codec::open(data.as_blob().context("stored snapshot is not a blob")?)?;
+            let follower = chains
+                .entry(chain_id)
+                .or_insert_with(|| Follower::new(target));
+            follower
+                .apply(&payload)
+                .with_context(|| format!("snapshot {seq} does not decode"))?;
+            if taken_at >= from {
+                visit(taken_at, follower.current());
+            }
         }
     }
     Ok(())

@@ -190,7 +190,9 @@ impl Block {
                         -- roll-ups) the row summarises
                         period INTEGER NOT NULL,
                         data BLOB NOT NULL,
-                        PRIMARY KEY (host, pid, start_time, period)
+                        -- Period first: a roll-up pass appends its rows
+                        -- rather than splitting pages all over the table.
+                        PRIMARY KEY (host, period, pid, start_time)
                     ) STRICT, WITHOUT ROWID;
                     CREATE TABLE IF NOT EXISTS {h} (
                         host INTEGER NOT NULL,
