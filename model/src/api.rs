@@ -244,3 +244,55 @@ pub struct EnrollResponse {
     /// The host it is bound to.
     pub host_id: String,
 }
+
+/// One agent key in `GET /api/keys/`: its record, never the key itself
+/// (the server keeps only its hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentKeyInfo {
+    /// The key's public id: its part after `pmk_`, to revoke it by.
+    pub id: String,
+    /// The host it may send as; `null` until its first snapshot binds it.
+    pub host_id: Option<String>,
+    /// What it is for, e.g. "enrolled", "embedded agent", or an admin's note.
+    pub label: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; `null` while it works.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What an admin sends to `POST /api/keys/` to make a key.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgentKey {
+    /// The host id it may send as; without it, the host of its first
+    /// snapshot, for good.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
+    pub host_id: Option<String>,
+    /// A note to tell keys apart; without it, who made it.
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub label: Option<String>,
+}
+
+/// Answer to `POST /api/keys/`: the whole key, shown this once, and its
+/// record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedAgentKey {
+    /// The key to give the agent (`api_key`, sent as
+    /// `Authorization: Bearer <key>`). Only its hash is kept: it cannot be
+    /// shown again.
+    pub key: String,
+    /// The key's record, as `GET /api/keys/` lists it.
+    pub record: AgentKeyInfo,
+}
+
+/// Answer to `POST /api/enroll-secret/`: the new enrollment secret, shown
+/// this once. The previous one no longer works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnrollSecret {
+    /// The secret agents enroll with (`pme_...`): `--enroll-secret`, or
+    /// `enroll_secret` in the agent's config.
+    pub enroll_secret: String,
+}

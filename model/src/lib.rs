@@ -17,9 +17,9 @@ pub mod limits;
 mod snapshot;
 
 pub use api::{
-    EnrollRequest, EnrollResponse, ErrorBody, FactChange, HealthStatus, HostChanges, HostSummary,
-    IngestResponse, ProcessEvent, ProcessFacts, ProcessListing, Resolution, SearchHit,
-    SearchResults, Series, SeriesPoint,
+    AgentKeyInfo, CreatedAgentKey, EnrollRequest, EnrollResponse, EnrollSecret, ErrorBody,
+    FactChange, HealthStatus, HostChanges, HostSummary, IngestResponse, NewAgentKey, ProcessEvent,
+    ProcessFacts, ProcessListing, Resolution, SearchHit, SearchResults, Series, SeriesPoint,
 };
 pub use snapshot::{HostInfo, ProcessSample, ProcessStatus, Snapshot};
 

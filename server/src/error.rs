@@ -71,6 +71,10 @@ pub enum ApiError {
     UnknownUser(String),
     #[error("{0:?} is the only admin: add another admin before removing it")]
     LastAdmin(String),
+    #[error("no agent key {0:?} in force (see GET /api/keys/)")]
+    UnknownAgentKey(String),
+    #[error("{0}")]
+    InvalidAgentKey(String),
     #[error("malformed JSON: {0}")]
     InvalidJson(String),
     #[error("the body does not match the schema: {0}")]
@@ -170,6 +174,8 @@ impl ApiError {
             Self::UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
             Self::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
             Self::LastAdmin(_) => (StatusCode::CONFLICT, "last_admin"),
+            Self::UnknownAgentKey(_) => (StatusCode::NOT_FOUND, "unknown_key"),
+            Self::InvalidAgentKey(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_key_request"),
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::SchemaMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch"),
             Self::InvalidSnapshot(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot"),

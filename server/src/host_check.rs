@@ -65,12 +65,14 @@ fn name_of(host: &str) -> &str {
 }
 
 /// Refuses requests whose `Host` names another server, except what agents
-/// and monitors call: they authenticate with a key or read nothing, and
-/// are often pointed at a name the server was never told about.
+/// and monitors call: they authenticate with a key or the enrollment
+/// secret, or read nothing, and are often pointed at a name the server was
+/// never told about.
 pub async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let exempt =
-        (request.method() == Method::POST && path == "/api/processes/") || path == "/api/health";
+    let exempt = (request.method() == Method::POST
+        && (path == "/api/processes/" || path == "/api/enroll/"))
+        || path == "/api/health";
     if !exempt {
         let host = request
             .headers()

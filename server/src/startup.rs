@@ -172,8 +172,9 @@ impl Application {
         let store = Arc::new(SqliteStore::open(&settings.database_path).await?);
         let agent_keys = AgentKeys::new(store.clone());
         // The first start opens enrollment: the secret is shown once, and
-        // `procmon-server enroll-secret rotate` makes a new one.
-        let new_enroll_secret = if agent_keys.enrollment_open().await? {
+        // `procmon-server enroll-secret rotate` makes a new one. Once made,
+        // none is made again by a start: revoked means closed.
+        let new_enroll_secret = if agent_keys.store().enroll_secret_made().await? {
             None
         } else {
             Some(agent_keys.rotate_enroll_secret(chrono::Utc::now()).await?)

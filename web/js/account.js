@@ -1,15 +1,16 @@
-// Who is signed in, in the header: name and role, the users panel's button
-// for admins, and signing out.
+// Who is signed in, in the header: name and role, the buttons of the users
+// and agent keys panels for admins, and signing out.
 
 const $ = (id) => document.getElementById(id);
 
 /**
- * Wires the header's buttons to `actions` ({ signOut(), openUsers() }).
+ * Wires the header's buttons to `actions` ({ signOut(), openUsers(), openKeys() }).
  * @returns {{ render(state): void }}
  */
 export function createAccount(actions) {
   $("sign-out").addEventListener("click", () => actions.signOut());
   $("users-open").addEventListener("click", () => actions.openUsers());
+  $("keys-open").addEventListener("click", () => actions.openKeys());
   return {
     render(state) {
       const session = state.session;
@@ -18,6 +19,7 @@ export function createAccount(actions) {
       $("account-name").textContent = `${session.name} (${session.role})`;
       $("account-name").title = `Session ends ${new Date(session.expires_at).toLocaleString()} unless used`;
       $("users-open").hidden = session.role !== "admin";
+      $("keys-open").hidden = session.role !== "admin";
     },
   };
 }

@@ -120,3 +120,31 @@ export function addUser(name, role, password) {
 export function removeUser(name) {
   return request("DELETE", `/api/users/${encodeURIComponent(name)}`);
 }
+
+/** GET /api/keys/ -> AgentKeyInfo[] (admins only; never the keys themselves) */
+export function fetchKeys() {
+  return request("GET", "/api/keys/");
+}
+
+/** POST /api/keys/ -> CreatedAgentKey { key, record }: the key, shown this once */
+export function createKey(hostId, label) {
+  const body = {};
+  if (hostId) body.host_id = hostId;
+  if (label) body.label = label;
+  return request("POST", "/api/keys/", body);
+}
+
+/** DELETE /api/keys/{id} */
+export function revokeKey(id) {
+  return request("DELETE", `/api/keys/${encodeURIComponent(id)}`);
+}
+
+/** POST /api/enroll-secret/ -> EnrollSecret { enroll_secret }: shown this once */
+export function rotateEnrollSecret() {
+  return request("POST", "/api/enroll-secret/");
+}
+
+/** DELETE /api/hosts/{id}: the host, its history, and its keys (revoked) */
+export function removeHost(hostId) {
+  return request("DELETE", `/api/hosts/${encodeURIComponent(hostId)}`);
+}

@@ -1,17 +1,24 @@
 // The host list: one button per host with its name, OS, online state, when it
-// was last heard from, and its totals. Items are reused across refreshes and
-// every value from a machine is set as text.
+// was last heard from, and its totals; for an admin, an offline host also has
+// a button to remove it. Items are reused across refreshes and every value
+// from a machine is set as text.
 
 import { formatAgo, formatBytes, formatPercent } from "./format.js";
 
 /**
  * @param {HTMLElement} list   the <ul> to fill
  * @param {(hostId: string) => void} onSelect
+ * @param {(hostId: string) => void} onRemove
  */
-export function createHostList(list, onSelect) {
-  const items = new Map(); // host id -> { li, button, fields }
+export function createHostList(list, onSelect, onRemove) {
+  const items = new Map(); // host id -> { li, button, remove, fields }
 
   list.addEventListener("click", (event) => {
+    const remove = event.target.closest("button[data-remove-host]");
+    if (remove) {
+      onRemove(remove.dataset.removeHost);
+      return;
+    }
     const button = event.target.closest("button[data-host-id]");
     if (button) onSelect(button.dataset.hostId);
   });
@@ -36,12 +43,23 @@ export function createHostList(list, onSelect) {
       stats: part("host-stats"),
       seen: part("host-seen"),
     };
-    li.append(button);
-    return { li, button, fields };
+    // Beside the host's button, not in it: a button holds no other button.
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "host-remove quiet";
+    remove.dataset.removeHost = hostId;
+    remove.textContent = "Remove";
+    remove.hidden = true;
+    li.className = "host-item";
+    li.append(button, remove);
+    return { li, button, remove, fields };
   }
 
-  /** Shows `hosts` (HostSummary[]), marking `selectedId`; `now` is server time in ms. */
-  function render(hosts, selectedId, now) {
+  /**
+   * Shows `hosts` (HostSummary[]), marking `selectedId`; `now` is server time
+   * in ms; `canRemove` (an admin) offers to remove offline hosts.
+   */
+  function render(hosts, selectedId, now, canRemove) {
     const seen = new Set();
     let cursor = list.firstChild;
     for (const summary of hosts) {
@@ -53,6 +71,8 @@ export function createHostList(list, onSelect) {
         items.set(id, item);
       }
       fill(item, summary, id === selectedId, now);
+      item.remove.hidden = !(canRemove && !summary.online);
+      item.remove.setAttribute("aria-label", `Remove ${summary.display_name}`);
       if (item.li !== cursor) list.insertBefore(item.li, cursor);
       else cursor = cursor.nextSibling;
     }

@@ -9,6 +9,7 @@ import { createAccount } from "./account.js";
 import { createDetails } from "./details.js";
 import { addMetricHeaders } from "./fields.js";
 import { createHostList } from "./hosts.js";
+import { createKeysPanel } from "./keys.js";
 import { createSignIn } from "./signin.js";
 import { renderStatus } from "./status.js";
 import { collapsedKeys, readHash, state, subscribe, update, writeHash } from "./state.js";
@@ -19,7 +20,11 @@ import { createUsersPanel } from "./users.js";
 const POLL_MS = state.pollSeconds * 1000;
 const $ = (id) => document.getElementById(id);
 
-const hostList = createHostList($("host-list"), (hostId) => chooseHost(hostId));
+const hostList = createHostList(
+  $("host-list"),
+  (hostId) => chooseHost(hostId),
+  (hostId) => removeHost(hostId),
+);
 const treeView = createTreeView($("process-table"), $("tree-scroll"), {
   toggle: (key, expand) => toggle(key, expand),
   select: (key) => select(key),
@@ -36,12 +41,20 @@ const signInForms = createSignIn({
 const account = createAccount({
   signOut: () => signOut(),
   openUsers: () => openUsers(),
+  openKeys: () => openKeys(),
 });
 const usersPanel = createUsersPanel({
   add: (name, role, password) => addUser(name, role, password),
   remove: (name) => removeUser(name),
   reset: (name) => resetPassword(name),
   close: () => update({ usersOpen: false, usersError: "" }),
+});
+const keysPanel = createKeysPanel({
+  create: (hostId, label) => createKey(hostId, label),
+  revoke: (id) => revokeKey(id),
+  rotate: () => rotateEnrollSecret(),
+  dismiss: () => update({ shownSecret: null }),
+  close: () => update({ keysOpen: false, keysError: "", shownSecret: null }),
 });
 
 // ---- actions: the only places that change the state -------------------------
@@ -120,6 +133,10 @@ async function signOut() {
     passwordPrompt: false,
     usersOpen: false,
     users: [],
+    keysOpen: false,
+    keys: [],
+    shownSecret: null,
+    hostsError: "",
     hosts: [],
     hostsLoaded: false,
     listing: null,
@@ -177,6 +194,67 @@ function resetPassword(name) {
   const password = prompt(`New password for ${name} (8 or more characters); their sessions end:`);
   if (!password) return;
   usersAction(() => api.setPassword(name, password));
+}
+
+/** Runs an admin's request about agent keys; a failure is shown in the keys panel. */
+async function keysAction(work) {
+  try {
+    await work();
+    update({ keys: await api.fetchKeys(), keysError: "" });
+    return true;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.kind === "unauthorized") update({ connection: "unauthorized" });
+    else update({ keysError: error.message });
+    return false;
+  }
+}
+
+function openKeys() {
+  update({ keysOpen: true });
+  keysAction(async () => {});
+}
+
+function createKey(hostId, label) {
+  return keysAction(async () => {
+    const made = await api.createKey(hostId, label);
+    const whose = made.record.host_id ? `host ${made.record.host_id}` : "the host of its first snapshot";
+    update({ shownSecret: { title: `New agent key ${made.record.id}, for ${whose}`, value: made.key } });
+  });
+}
+
+function revokeKey(id) {
+  if (!confirm(`Revoke agent key ${id}? Its agent is refused from then on.`)) return;
+  keysAction(() => api.revokeKey(id));
+}
+
+function rotateEnrollSecret() {
+  if (!confirm("Make a new enrollment secret? The current one stops working for agents that have not enrolled yet.")) return;
+  keysAction(async () => {
+    const made = await api.rotateEnrollSecret();
+    update({ shownSecret: { title: "New enrollment secret", value: made.enroll_secret } });
+  });
+}
+
+/** Removes a host that is gone (admins), after asking. */
+async function removeHost(hostId) {
+  const name = state.hosts.find((h) => h.host.id === hostId)?.display_name ?? hostId;
+  if (!confirm(`Remove ${name}? Its history is deleted and its agent keys are revoked.`)) return;
+  try {
+    await api.removeHost(hostId);
+    const changes = { hostsError: "", hosts: state.hosts.filter((h) => h.host.id !== hostId) };
+    if (state.hostId === hostId) {
+      treeView.reset();
+      Object.assign(changes, { hostId: null, listing: null, tree: null, listingError: null, selectedKey: null, selectedProcess: null });
+    }
+    update(changes);
+    if (state.keysOpen) keysAction(async () => {});
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.kind === "unauthorized") update({ connection: "unauthorized" });
+    else update({ hostsError: error.message });
+  }
+  pollNow();
 }
 
 /** Who is signed in (for the header); nobody when the server answers 401. */
@@ -294,10 +372,12 @@ function render() {
   signInForms.render(state);
   account.render(state);
   usersPanel.render(state);
+  keysPanel.render(state);
 
   $("hosts-pane").classList.toggle("folded", state.hostsFolded);
   $("hosts-toggle").setAttribute("aria-expanded", String(!state.hostsFolded));
-  hostList.render(state.hosts, state.hostId, now);
+  hostList.render(state.hosts, state.hostId, now, state.session?.role === "admin");
+  $("hosts-error").textContent = state.hostsError;
   $("hosts-empty").hidden = !state.hostsLoaded || state.hosts.length > 0;
 
   $("hosts-toggle-current").textContent = summary ? summary.display_name : "choose a host";

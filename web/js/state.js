@@ -43,6 +43,14 @@ export const state = {
   usersOpen: false,
   users: [],
   usersError: "",
+  /** Whether the agent keys panel (admins) is open, the keys in it, and its last error. */
+  keysOpen: false,
+  keys: [],
+  keysError: "",
+  /** A key or enrollment secret just made, shown once: { title, value }, or null. */
+  shownSecret: null,
+  /** Why a host could not be removed. */
+  hostsError: "",
   /** How often the page asks the server for news, in seconds. */
   pollSeconds: 2,
   /** Whether the host list is folded away (phone width). */

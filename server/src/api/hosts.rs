@@ -1,13 +1,15 @@
-//! `GET /api/hosts/`: every host, online or not, with its newest totals.
+//! `GET /api/hosts/`: every host, online or not, with its newest totals;
+//! `DELETE /api/hosts/{id}`: an admin removes a host that is gone.
 
 use std::collections::HashMap;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use procmon_model::{ErrorBody, HostSummary};
 
-use crate::auth::Reader;
+use crate::auth::{Admin, Reader};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::HostRecord;
@@ -56,6 +58,48 @@ pub async fn list(
             .then(a.host.id.cmp(&b.host.id))
     });
     Ok(Json(hosts))
+}
+
+/// Removes a host that is gone: its keys are revoked first (so its agent
+/// cannot bring it back), then the host and all its history are deleted.
+#[utoipa::path(
+    delete,
+    path = "/api/hosts/{id}",
+    operation_id = "remove_host",
+    tag = "hosts",
+    security(("session" = [])),
+    params(
+        ("id" = String, Path, description = "The host's stable id (`host.id`)"),
+        ("X-Procmon-Csrf" = String, Header, description = "Must be `1`"),
+    ),
+    responses(
+        (status = 204, description = "Removed, with its history; its keys are revoked"),
+        (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
+        (status = 403, description = "Not an admin, or the X-Procmon-Csrf header is missing", body = ErrorBody),
+        (status = 404, description = "No such host", body = ErrorBody),
+        (status = 503, description = "The store cannot be written now", body = ErrorBody),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(admin = %admin.0.user.name, host = %host_id))]
+pub async fn remove(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(host_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.host(&host_id).await?.is_none() {
+        return Err(ApiError::UnknownHost(host_id));
+    }
+    // No key has the empty id: every key of the host goes.
+    let revoked = state
+        .agent_keys
+        .store()
+        .revoke_keys_of(Some(&host_id), None, "", state.clock.now())
+        .await?;
+    if !state.store.remove_host(&host_id).await? {
+        return Err(ApiError::UnknownHost(host_id));
+    }
+    tracing::info!(revoked_keys = revoked, "host removed with its history");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The summary of one host, or `UnknownHost`.

@@ -6,6 +6,7 @@ pub mod health;
 pub mod history;
 pub mod hosts;
 pub mod ingest;
+pub mod keys;
 pub mod openapi;
 pub mod processes;
 pub mod schema_limits;
@@ -28,6 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::ingest, processes::list))
         .routes(routes!(enroll::enroll))
         .routes(routes!(hosts::list))
+        .routes(routes!(hosts::remove))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::rotate_enroll_secret))
         .routes(routes!(history::process_series))
         .routes(routes!(history::host_series))
         .routes(routes!(history::changes))

@@ -68,6 +68,9 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Hashes of the enrollment secrets in force.
     async fn enroll_secrets(&self) -> StoreResult<Vec<Digest>>;
 
+    /// Whether an enrollment secret was ever set (even if revoked since).
+    async fn enroll_secret_made(&self) -> StoreResult<bool>;
+
     /// Revokes every enrollment secret: no agent can enroll until a new one
     /// is set.
     async fn revoke_enroll_secrets(&self, at: DateTime<Utc>) -> StoreResult<u64>;

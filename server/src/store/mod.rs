@@ -307,6 +307,10 @@ pub trait Store: Send + Sync + 'static {
     /// its block is dropped.
     async fn maintain(&self, now: DateTime<Utc>, retention: Retention) -> StoreResult<Maintenance>;
 
+    /// Removes a host and all its history; false when there is no such
+    /// host. A snapshot it sends afterwards starts it anew.
+    async fn remove_host(&self, host_id: &str) -> StoreResult<bool>;
+
     /// Succeeds when the database can be read and written: takes the same
     /// path as a write, without changing anything.
     async fn check(&self) -> StoreResult<()>;

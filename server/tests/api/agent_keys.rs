@@ -131,6 +131,39 @@ async fn enrollment_hands_a_host_its_own_key_and_a_second_one_replaces_it() {
     assert_eq!(enroll(&app, secret, " spaced ").await.status(), 422);
 }
 
+/// Agents are often pointed at a name the server was never told about (a
+/// load balancer's): enrolling, like sending, does not depend on it.
+#[tokio::test]
+async fn enrollment_works_whatever_name_the_agent_uses_for_the_server() {
+    let app = spawn_app().await;
+    let secret = app
+        .state
+        .agent_keys
+        .rotate_enroll_secret(chrono::Utc::now())
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .post(format!("{}/api/enroll/", app.address))
+        .header("host", "procmon.internal.example:8000")
+        .json(&serde_json::json!({
+            "enroll_secret": secret.expose_secret(), "host_id": "web-9", "hostname": "w"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    // Reading under that name is still refused (DNS rebinding guard).
+    let read = app
+        .client
+        .get(format!("{}/api/hosts/", app.address))
+        .header("host", "procmon.internal.example:8000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 421);
+}
+
 #[tokio::test]
 async fn the_database_holds_no_plain_key() {
     let app = spawn_app().await;

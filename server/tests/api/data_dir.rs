@@ -40,6 +40,20 @@ async fn a_new_data_dir_is_private_and_enrollment_is_opened_once() {
     let second = Application::build(settings_in(&dir)).await.unwrap();
     assert!(second.new_enroll_secret().is_none());
     assert!(second.state().agent_keys.enrollment_open().await.unwrap());
+
+    // Enrollment closed by an admin stays closed across restarts.
+    second
+        .state()
+        .agent_keys
+        .store()
+        .revoke_enroll_secrets(chrono::Utc::now())
+        .await
+        .unwrap();
+    second.state().store.close().await;
+    drop(second);
+    let third = Application::build(settings_in(&dir)).await.unwrap();
+    assert!(third.new_enroll_secret().is_none());
+    assert!(!third.state().agent_keys.enrollment_open().await.unwrap());
 }
 
 #[tokio::test]

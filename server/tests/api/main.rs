@@ -13,6 +13,7 @@ mod health;
 mod hostile;
 mod hosts;
 mod ingest;
+mod keys_admin;
 mod openapi;
 mod page;
 mod processes;

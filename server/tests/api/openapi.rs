@@ -9,9 +9,14 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 17] = [
+const ENDPOINTS: [(&str, &str); 22] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
+    ("post", "/api/enroll-secret/"),
+    ("get", "/api/keys/"),
+    ("post", "/api/keys/"),
+    ("delete", "/api/keys/{id}"),
+    ("delete", "/api/hosts/{id}"),
     ("delete", "/api/session/"),
     ("get", "/api/session/"),
     ("post", "/api/session/"),
@@ -61,17 +66,36 @@ async fn the_document_lists_exactly_the_routes_served() {
 
     // Each documented operation is served (not 404/405), and on each
     // documented path every other method is refused: the server serves
-    // nothing there that the document does not describe. A user's path
-    // names a real user (DELETE, last, removes them).
+    // nothing there that the document does not describe. A user's, key's
+    // or host's path names a real one (DELETE, last, removes it).
     app.add_user(
         "doomed",
         procmon_server::store::accounts::Role::Viewer,
         "doomed-pass-1",
     )
     .await;
+    assert_eq!(
+        app.post_snapshot(&sample_snapshot("doomed-host", 1))
+            .await
+            .status(),
+        201
+    );
+    let doomed_key = app
+        .state
+        .agent_keys
+        .create(None, "doomed", chrono::Utc::now())
+        .await
+        .unwrap()
+        .record
+        .id;
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         for path in promised.iter().map(|(_, p)| p).collect::<BTreeSet<_>>() {
-            let url = format!("{}{}", app.address, path.replace("{name}", "doomed"));
+            let real = match path.as_str() {
+                "/api/keys/{id}" => path.replace("{id}", &doomed_key),
+                "/api/hosts/{id}" => path.replace("{id}", "doomed-host"),
+                _ => path.replace("{name}", "doomed"),
+            };
+            let url = format!("{}{real}", app.address);
             let response = app
                 .client
                 .request(method.parse().unwrap(), url)
@@ -98,7 +122,7 @@ async fn the_document_lists_exactly_the_routes_served() {
         "/api/",
         "/api/processes",
         "/api/nothing/here",
-        "/api/hosts/x",
+        "/api/hosts/x/y",
     ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 404, "{path}");
@@ -385,6 +409,96 @@ async fn real_responses_match_the_documented_schemas() {
         check("put", password, s, b);
     }
 
+    // Agent keys, the enrollment secret, removing hosts: admins only.
+    let stranger = app.anonymous();
+    let keys = "/api/keys/";
+    for (client, body) in [
+        (
+            admin,
+            serde_json::json!({"host_id": "host-k", "label": "k"}),
+        ),
+        (admin, serde_json::json!({"host_id": " host-k"})),
+        (&viewer, serde_json::json!({})),
+        (&stranger, serde_json::json!({})),
+    ] {
+        let (s, b) = answer(client.post(url(keys)).json(&body).send().await.unwrap()).await;
+        check("post", keys, s, b);
+    }
+    for (content_type, body) in [("application/json", "{"), ("text/plain", "{}")] {
+        let response = admin
+            .post(url(keys))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (s, b) = answer(response).await;
+        check("post", keys, s, b);
+    }
+    for client in [admin, &viewer, &stranger] {
+        let (s, b) = answer(client.get(url(keys)).send().await.unwrap()).await;
+        check("get", keys, s, b);
+        let (s, b) = answer(
+            client
+                .post(url("/api/enroll-secret/"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        check("post", "/api/enroll-secret/", s, b);
+    }
+    let made = app
+        .state
+        .agent_keys
+        .create(None, "to revoke", chrono::Utc::now())
+        .await
+        .unwrap()
+        .record
+        .id;
+    let key_path = format!("/api/keys/{made}");
+    for client in [&viewer, &stranger] {
+        let (s, b) = answer(client.delete(url(&key_path)).send().await.unwrap()).await;
+        check("delete", "/api/keys/{id}", s, b);
+    }
+    let revoked = admin.delete(url(&key_path)).send().await.unwrap();
+    // 204 has no body to check against a schema.
+    assert_eq!(revoked.status(), 204);
+    let (s, b) = answer(admin.delete(url(&key_path)).send().await.unwrap()).await;
+    check("delete", "/api/keys/{id}", s, b);
+    assert_eq!(
+        app.post_snapshot(&sample_snapshot("host-gone", 1))
+            .await
+            .status(),
+        201
+    );
+    for client in [&viewer, &stranger] {
+        let (s, b) = answer(
+            client
+                .delete(url("/api/hosts/host-gone"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        check("delete", "/api/hosts/{id}", s, b);
+    }
+    let removed = admin
+        .delete(url("/api/hosts/host-gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    let (s, b) = answer(
+        admin
+            .delete(url("/api/hosts/host-gone"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("delete", "/api/hosts/{id}", s, b);
+
     app.state.store.close().await;
     let (s, b) = answer(app.get("/api/health").await).await;
     check("get", "/api/health", s, b);
@@ -438,6 +552,24 @@ async fn real_responses_match_the_documented_schemas() {
         "put /api/users/{name}/password 403",
         "put /api/users/{name}/password 404",
         "put /api/users/{name}/password 422",
+        "get /api/keys/ 200",
+        "get /api/keys/ 401",
+        "get /api/keys/ 403",
+        "post /api/keys/ 201",
+        "post /api/keys/ 400",
+        "post /api/keys/ 401",
+        "post /api/keys/ 403",
+        "post /api/keys/ 415",
+        "post /api/keys/ 422",
+        "delete /api/keys/{id} 401",
+        "delete /api/keys/{id} 403",
+        "delete /api/keys/{id} 404",
+        "post /api/enroll-secret/ 201",
+        "post /api/enroll-secret/ 401",
+        "post /api/enroll-secret/ 403",
+        "delete /api/hosts/{id} 401",
+        "delete /api/hosts/{id} 403",
+        "delete /api/hosts/{id} 404",
     ] {
         assert!(
             checked.iter().any(|c| c == expected),

@@ -30,6 +30,7 @@ macro_rules! contract_tests {
             retention_removes_what_is_older_and_keeps_what_is_younger,
             search_finds_processes_by_name_user_and_command_line,
             a_store_that_works_passes_its_check,
+            removing_a_host_deletes_it_and_all_its_history,
         );
     };
     (@each $fresh:ident, $($name:ident),* $(,)?) => {
@@ -645,4 +646,122 @@ pub async fn a_store_that_works_passes_its_check(fresh: Fresh) {
     fresh.store.check().await.unwrap();
     fresh.store.close().await;
     assert!(fresh.store.check().await.is_err());
+}
+
+/// An admin removes a host that is gone: the host, its snapshots and its
+/// roll-ups go, other hosts keep theirs, and if the host ever sends again
+/// it starts anew, with none of its old history.
+pub async fn removing_a_host_deletes_it_and_all_its_history(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    // Two hours across midnight at 30 s: raw blocks of three hours, minute
+    // roll-ups of two days and an hour roll-up once maintenance has run.
+    let mut keep = SimHost::new("host-keep", 10, 3, start());
+    let mut gone = SimHost::new("host-gone", 10, 4, start());
+    keep.interval = Duration::seconds(30);
+    gone.interval = Duration::seconds(30);
+    let (mut kept, mut sent) = (vec![keep.snapshot()], vec![gone.snapshot()]);
+    for _ in 0..240 {
+        kept.push(keep.next());
+        sent.push(gone.next());
+    }
+    // The removed host is written last, so a store that hands out the
+    // freed row key again would show it any history left behind.
+    for s in kept.iter().chain(&sent) {
+        ingest(store, s, s.collected_at).await;
+    }
+    let end = sent.last().unwrap().collected_at;
+    let done = store
+        .maintain(end + Duration::minutes(10), Retention::default())
+        .await
+        .unwrap();
+    assert!(done.minute_rollups > 0 && done.hour_rollups > 0, "{done:?}");
+
+    assert!(store.remove_host("host-gone").await.unwrap());
+    assert!(store.host("host-gone").await.unwrap().is_none());
+    let hosts: Vec<String> = store
+        .hosts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.info.id)
+        .collect();
+    assert_eq!(hosts, ["host-keep"]);
+    assert!(
+        !store.remove_host("host-gone").await.unwrap(),
+        "removed twice"
+    );
+    assert!(!store.remove_host("nobody").await.unwrap());
+
+    // It sends again, a day later: a new host with only the new snapshot.
+    let later = snapshot_at("host-gone", 4, end + Duration::days(1));
+    ingest(store, &later, later.collected_at).await;
+    let back = store.host("host-gone").await.unwrap().unwrap();
+    assert_eq!(back.first_seen, later.collected_at);
+    let whole = TimeRange {
+        from: start() - Duration::hours(1),
+        to: end + Duration::hours(1),
+    };
+    for s in sent.iter().step_by(37) {
+        assert!(
+            store
+                .snapshot("host-gone", Some(s.collected_at))
+                .await
+                .unwrap()
+                .is_none(),
+            "a removed snapshot of {} came back",
+            s.collected_at
+        );
+    }
+    for max_points in [2, 30, 1000] {
+        let series = store
+            .host_series("host-gone", whole, max_points)
+            .await
+            .unwrap();
+        assert!(
+            series.points.is_empty(),
+            "{max_points}: {:?}",
+            series.points
+        );
+        let p = &sent[0].processes[1];
+        let series = store
+            .process_series("host-gone", p.pid, p.start_time, whole, max_points)
+            .await
+            .unwrap();
+        assert!(
+            series.points.is_empty(),
+            "{max_points}: {:?}",
+            series.points
+        );
+    }
+    let changes = store.changes("host-gone", whole, 1000).await.unwrap();
+    assert!(
+        changes.started.is_empty() && changes.exited.is_empty() && changes.changed.is_empty(),
+        "{changes:?}"
+    );
+    let (found, _) = store
+        .search(
+            // Empty text: every process.
+            &SearchQuery {
+                text: String::new(),
+                field: SearchField::Any,
+            },
+            Some(end),
+            10_000,
+        )
+        .await
+        .unwrap();
+    assert!(!found.is_empty());
+    assert!(found.iter().all(|f| f.host_id == "host-keep"), "{found:?}");
+
+    // The other host keeps everything.
+    for s in kept.iter().step_by(37) {
+        let got = store
+            .snapshot("host-keep", Some(s.collected_at))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("host-keep lost its snapshot of {}", s.collected_at));
+        assert_eq!(got.id, s.id);
+    }
+    let series = store.host_series("host-keep", whole, 30).await.unwrap();
+    assert!(!series.points.is_empty());
 }

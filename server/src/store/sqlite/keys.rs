@@ -230,6 +230,15 @@ impl KeyStore for SqliteStore {
         .await
     }
 
+    async fn enroll_secret_made(&self) -> StoreResult<bool> {
+        self.read(|conn, _| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM enroll_secret)")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .doing("cannot read the enrollment secrets")
+        })
+        .await
+    }
+
     async fn revoke_enroll_secrets(&self, at: DateTime<Utc>) -> StoreResult<u64> {
         self.blocking(move |inner| {
             inner.write(|w| {

@@ -10,6 +10,7 @@ mod errors;
 mod keys;
 mod legacy;
 mod read;
+mod remove;
 mod replay;
 mod schema;
 mod writer;
@@ -391,6 +392,12 @@ impl Store for SqliteStore {
 
     async fn maintain(&self, now: DateTime<Utc>, retention: Retention) -> StoreResult<Maintenance> {
         self.blocking(move |inner| maintain(inner, nanos(now), retention))
+            .await
+    }
+
+    async fn remove_host(&self, host_id: &str) -> StoreResult<bool> {
+        let host_id = host_id.to_owned();
+        self.blocking(move |inner| remove::remove_host(inner, &host_id))
             .await
     }
 

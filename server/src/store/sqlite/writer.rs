@@ -84,6 +84,12 @@ impl Writer {
         Ok(())
     }
 
+    /// Forgets a host removed from the database: its next snapshot, if
+    /// one comes, starts it anew.
+    pub fn forget_host(&mut self, host_id: &str) {
+        self.hosts.remove(host_id);
+    }
+
     /// Raw blocks dropped by maintenance are forgotten here too.
     pub fn dropped(&mut self, block: Block) {
         self.raw.remove(&block);
