@@ -362,8 +362,6 @@ impl CutLog {
 #[cfg(test)]
 mod tests {
     use chrono::NaiveDate;
-    use procmon_model::{HostInfo, ProcessSample, ProcessStatus, WIRE_VERSION};
-    use uuid::Uuid;
 
     use super::*;
 
@@ -375,48 +373,16 @@ mod tests {
             .and_utc()
     }
 
-    fn process(pid: u32, now: DateTime<Utc>) -> ProcessSample {
-        ProcessSample {
-            pid,
-            parent_pid: Some(1),
-            name: format!("p{pid}"),
-            exe: Some(format!("/usr/bin/p{pid}")),
-            cmd: vec![format!("/usr/bin/p{pid}"), "--flag".into()],
-            user: Some("root".into()),
-            start_time: now - TimeDelta::minutes(5),
-            status: ProcessStatus::Sleeping,
-            cpu_percent: 1.5,
-            memory_rss_bytes: 1 << 20,
-            memory_virtual_bytes: 1 << 24,
-            memory_private_bytes: None,
-            threads: Some(1),
-            handles: None,
-            disk_read_bytes: 0,
-            disk_written_bytes: 0,
-        }
-    }
+    use procmon_model::fixtures::process;
 
+    /// The shared test snapshot, with processes of these pids.
     fn snapshot(pids: &[u32]) -> Snapshot {
-        let now = Utc::now();
-        Snapshot {
-            version: WIRE_VERSION,
-            id: Uuid::new_v4(),
-            collected_at: now,
-            interval_ms: 2000,
-            host: HostInfo {
-                id: "0123456789abcdef".into(),
-                hostname: "box".into(),
-                os_name: "Debian GNU/Linux".into(),
-                os_version: "12".into(),
-                kernel: "6.1.0".into(),
-                arch: "x86_64".into(),
-                cpu_count: 2,
-                memory_total_bytes: 1 << 30,
-                boot_time: now - TimeDelta::hours(3),
-                agent_version: "0.1.0".into(),
-            },
-            processes: pids.iter().map(|&pid| process(pid, now)).collect(),
-        }
+        let mut s = procmon_model::fixtures::snapshot("0123456789abcdef", 0);
+        s.processes = pids
+            .iter()
+            .map(|&pid| process(pid, s.collected_at))
+            .collect();
+        s
     }
 
     #[test]

@@ -139,49 +139,15 @@ fn storable_time(field: impl FnOnce() -> String, time: DateTime<Utc>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use procmon_model::{HostInfo, ProcessSample, ProcessStatus};
 
+    /// The shared test snapshot, with processes of these pids.
     fn snapshot(pids: &[u32]) -> Snapshot {
-        let now = Utc::now();
-        Snapshot {
-            version: WIRE_VERSION,
-            id: uuid::Uuid::new_v4(),
-            collected_at: now,
-            interval_ms: 2000,
-            host: HostInfo {
-                id: "host-1".into(),
-                hostname: "box".into(),
-                os_name: "Linux".into(),
-                os_version: "12".into(),
-                kernel: "6.1".into(),
-                arch: "x86_64".into(),
-                cpu_count: 2,
-                memory_total_bytes: 1 << 30,
-                boot_time: now,
-                agent_version: "0.1.0".into(),
-            },
-            processes: pids
-                .iter()
-                .map(|&pid| ProcessSample {
-                    pid,
-                    parent_pid: Some(1),
-                    name: format!("p{pid}"),
-                    exe: None,
-                    cmd: vec![],
-                    user: None,
-                    start_time: now,
-                    status: ProcessStatus::Running,
-                    cpu_percent: 0.0,
-                    memory_rss_bytes: 0,
-                    memory_virtual_bytes: 0,
-                    memory_private_bytes: None,
-                    threads: None,
-                    handles: None,
-                    disk_read_bytes: 0,
-                    disk_written_bytes: 0,
-                })
-                .collect(),
-        }
+        let mut s = procmon_model::fixtures::snapshot("host-1", 0);
+        s.processes = pids
+            .iter()
+            .map(|&pid| procmon_model::fixtures::process(pid, s.collected_at))
+            .collect();
+        s
     }
 
     #[test]
