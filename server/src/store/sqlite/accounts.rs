@@ -77,7 +77,7 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        self.read(move |conn, _| work(conn)).await
+        self.read(move |conn| work(conn)).await
     }
 }
 

@@ -82,7 +82,7 @@ impl KeyStore for SqliteStore {
 
     async fn key(&self, id: &str) -> StoreResult<Option<(AgentKeyRecord, Digest)>> {
         let id = id.to_owned();
-        self.read(move |conn, _| {
+        self.read(move |conn| {
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM agent_key WHERE id = ?1"))
                 .and_then(|mut s| s.query_row([id], record).optional())
                 .doing("cannot read the key")
@@ -91,7 +91,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn keys(&self) -> StoreResult<Vec<AgentKeyRecord>> {
-        self.read(|conn, _| {
+        self.read(|conn| {
             let mut s = conn
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM agent_key ORDER BY created_at DESC, id"
@@ -211,7 +211,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn enroll_secrets(&self) -> StoreResult<Vec<Digest>> {
-        self.read(|conn, _| {
+        self.read(|conn| {
             let mut s = conn
                 .prepare_cached("SELECT secret_hash FROM enroll_secret WHERE revoked_at IS NULL")
                 .doing("cannot read the enrollment secrets")?;
@@ -231,7 +231,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn enroll_secret_made(&self) -> StoreResult<bool> {
-        self.read(|conn, _| {
+        self.read(|conn| {
             conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM enroll_secret)")
                 .and_then(|mut s| s.query_row([], |r| r.get(0)))
                 .doing("cannot read the enrollment secrets")

@@ -139,17 +139,36 @@ impl SqliteStore {
     /// Runs `work` in one read transaction.
     async fn read<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection, &View) -> StoreResult<T> + Send + 'static,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.blocking(move |inner| inner.read(work)).await
+    }
+
+    /// Runs `work` in one read transaction that sees history: the blocks
+    /// and retention marks, read in that same transaction.
+    async fn read_view<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection, &View) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.blocking(move |inner| inner.read_view(work)).await
     }
 }
 
 impl Inner {
-    fn read<T>(&self, work: impl FnOnce(&Connection, &View) -> StoreResult<T>) -> StoreResult<T> {
+    fn read_view<T>(
+        &self,
+        work: impl FnOnce(&Connection, &View) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.read(|conn| View::load(conn).and_then(|view| work(conn, &view)))
+    }
+
+    /// Runs `work` in one read transaction on a pooled connection. (Keys,
+    /// sessions and host rows need no view of history, which costs a look
+    /// at every table.)
+    fn read<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let (generation, conn) = self.reader()?;
         conn.execute_batch("BEGIN").doing("cannot start a read")?;
-        let result = View::load(&conn).and_then(|view| work(&conn, &view));
+        let result = work(&conn);
         let ended = conn.execute_batch("COMMIT").doing("cannot end a read");
         if ended.is_ok() {
             let mut idle = lock(&self.readers);
@@ -312,19 +331,19 @@ impl Store for SqliteStore {
     }
 
     async fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
-        self.read(|conn, _| Ok(read::hosts(conn)?.into_iter().map(|h| h.record).collect()))
+        self.read(|conn| Ok(read::hosts(conn)?.into_iter().map(|h| h.record).collect()))
             .await
     }
 
     async fn host(&self, host_id: &str) -> StoreResult<Option<HostRecord>> {
         let host_id = host_id.to_owned();
-        self.read(move |conn, _| Ok(read::host(conn, &host_id)?.map(|h| h.record)))
+        self.read(move |conn| Ok(read::host(conn, &host_id)?.map(|h| h.record)))
             .await
     }
 
     async fn hosts_named(&self, hostname: &str) -> StoreResult<Vec<String>> {
         let hostname = hostname.to_owned();
-        self.read(move |conn, _| {
+        self.read(move |conn| {
             let mut s = conn
                 .prepare_cached("SELECT id FROM host WHERE hostname = ?1")
                 .doing("cannot read the hosts")?;
@@ -342,7 +361,7 @@ impl Store for SqliteStore {
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<Option<StoredSnapshot>> {
         let host_id = host_id.to_owned();
-        self.read(move |conn, view| read::snapshot(conn, view, &host_id, at.map(nanos)))
+        self.read_view(move |conn, view| read::snapshot(conn, view, &host_id, at.map(nanos)))
             .await
     }
 
@@ -355,7 +374,7 @@ impl Store for SqliteStore {
         max_points: usize,
     ) -> StoreResult<Series> {
         let host_id = host_id.to_owned();
-        self.read(move |conn, view| {
+        self.read_view(move |conn, view| {
             read::process_series(
                 conn,
                 view,
@@ -375,7 +394,7 @@ impl Store for SqliteStore {
         max_points: usize,
     ) -> StoreResult<Series> {
         let host_id = host_id.to_owned();
-        self.read(move |conn, view| read::host_series(conn, view, &host_id, range, max_points))
+        self.read_view(move |conn, view| read::host_series(conn, view, &host_id, range, max_points))
             .await
     }
 
@@ -386,7 +405,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<HostChanges> {
         let host_id = host_id.to_owned();
-        self.read(move |conn, view| read::changes(conn, view, &host_id, range, limit))
+        self.read_view(move |conn, view| read::changes(conn, view, &host_id, range, limit))
             .await
     }
 
@@ -403,7 +422,7 @@ impl Store for SqliteStore {
 
     async fn check(&self) -> StoreResult<()> {
         self.blocking(|inner| {
-            inner.read(|_, _| Ok(()))?;
+            inner.read_view(|_, _| Ok(()))?;
             inner.write(|w| {
                 w.transaction(|conn| {
                     conn.prepare_cached(
@@ -472,12 +491,12 @@ fn maintain(inner: &Inner, now: i64, retention: Retention) -> StoreResult<Mainte
     // Roll-ups, host-hour by host-hour, each computed on a reader and
     // written in a short transaction that checks nothing moved meanwhile.
     let mut budget = ROLLUP_BUDGET;
-    let hosts = inner.read(|conn, _| read::hosts(conn))?;
+    let hosts = inner.read(read::hosts)?;
     for host in &hosts {
         let mut mark = host.minute_done;
         while budget > 0 && mark + HOUR <= now - LATENESS {
             budget -= 1;
-            let (next, rollup) = inner.read(|conn, view| {
+            let (next, rollup) = inner.read_view(|conn, view| {
                 let block = Block::of(Kind::Raw, mark);
                 if view.blocks.contains(&block) && block.end() > view.raw_from {
                     Ok((
@@ -513,7 +532,8 @@ fn maintain(inner: &Inner, now: i64, retention: Retention) -> StoreResult<Mainte
         let mut mark = host.hour_done;
         while budget > 0 && mark + DAY <= minute_mark {
             budget -= 1;
-            let rollup = inner.read(|conn, view| read::roll_up_day(conn, view, host.key, mark))?;
+            let rollup =
+                inner.read_view(|conn, view| read::roll_up_day(conn, view, host.key, mark))?;
             let has = !rollup.host.is_empty();
             let moved = inner.write(|w| {
                 w.transaction(|conn| {
@@ -532,14 +552,14 @@ fn maintain(inner: &Inner, now: i64, retention: Retention) -> StoreResult<Mainte
     }
 
     // Whole blocks past retention, once every host's roll-ups cover them.
-    let hosts = inner.read(|conn, _| read::hosts(conn))?;
+    let hosts = inner.read(read::hosts)?;
     let minute_done = hosts
         .iter()
         .map(|h| h.minute_done)
         .min()
         .unwrap_or(i64::MAX);
     let hour_done = hosts.iter().map(|h| h.hour_done).min().unwrap_or(i64::MAX);
-    let blocks = inner.read(|_, view| Ok(view.blocks.clone()))?;
+    let blocks = inner.read_view(|_, view| Ok(view.blocks.clone()))?;
     for block in blocks {
         let expired = match block.kind {
             Kind::Raw => block.end() <= raw_cut && block.end() <= minute_done,

@@ -15,10 +15,10 @@ use crate::store::StoreResult;
 
 /// Removes the host `host_id`; false when there is none.
 pub(super) fn remove_host(inner: &Inner, host_id: &str) -> StoreResult<bool> {
-    let Some(key) = inner.read(|conn, _| key_of(conn, host_id))? else {
+    let Some(key) = inner.read(|conn| key_of(conn, host_id))? else {
         return Ok(false);
     };
-    let blocks = inner.read(|conn, _| schema::blocks(conn))?;
+    let blocks = inner.read(schema::blocks)?;
     for block in blocks {
         let gone = inner.write(|w| {
             w.transaction(|conn| {
