@@ -1,0 +1,105 @@
+"""Credentials for the schemathesis run of server/tests/api/fuzz.rs.
+
+The test starts the server, signs its admin in and opens enrollment, then
+passes what it got in environment variables. Each operation gets the
+credentials a real client of it would have, so that a schema-valid request
+is refused only for what it says, never for a credential the fuzzer could
+not know:
+
+- POST /api/processes/: an agent key is bound to one host, and a snapshot
+  names its host; a single key would make every other generated host id a
+  403. So each snapshot is sent with the key of the host it names, got the
+  way an agent gets it: POST /api/enroll/ with the enrollment secret.
+- DELETE /api/session/: signing out ends the session it is sent with, so
+  each call signs in first and ends a session of its own.
+- Everything else: the admin's session cookie.
+"""
+
+import json
+import os
+import urllib.error
+import urllib.request
+
+import schemathesis
+
+BASE = os.environ["PROCMON_URL"]
+SESSION = os.environ["PROCMON_SESSION"]
+USER = os.environ["PROCMON_USER"]
+PASSWORD = os.environ["PROCMON_PASSWORD"]
+ENROLL_SECRET = os.environ["PROCMON_ENROLL_SECRET"]
+COOKIE = "procmon_session"
+
+
+def _post(path, body, headers=None):
+    request = urllib.request.Request(
+        BASE + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, None
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(method="POST", path="/api/processes/")
+class HostKey:
+    """The key of the host the snapshot names, enrolled on first use."""
+
+    keys = {}
+
+    def get(self, case, context):
+        host = case.body.get("host") if isinstance(case.body, dict) else None
+        host_id = host.get("id") if isinstance(host, dict) else None
+        if not isinstance(host_id, str):
+            # Not a snapshot at all (negative data): no host to hold a key.
+            return None
+        if host_id not in self.keys:
+            status, _, answer = _post(
+                "/api/enroll/",
+                {"enroll_secret": ENROLL_SECRET, "host_id": host_id, "hostname": "fuzz"},
+            )
+            # An id the server refuses to enroll (422) is refused as a
+            # snapshot's host too; the snapshot goes without a key.
+            self.keys[host_id] = answer["key"] if status == 201 else None
+        return self.keys[host_id]
+
+    def set(self, case, data, context):
+        if data is not None:
+            case.headers = case.headers or {}
+            case.headers["Authorization"] = f"Bearer {data}"
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(method="DELETE", path="/api/session/")
+class FreshSession:
+    """A session of its own for each sign-out."""
+
+    def get(self, case, context):
+        status, headers, _ = _post(
+            "/api/session/",
+            {"name": USER, "password": PASSWORD},
+            {"X-Procmon-Csrf": "1"},
+        )
+        assert status == 201, f"signing in for a sign-out: {status}"
+        cookie = headers["Set-Cookie"].split(";", 1)[0]
+        return cookie.split("=", 1)[1]
+
+    def set(self, case, data, context):
+        case.cookies = case.cookies or {}
+        case.cookies[COOKIE] = data
+
+
+@schemathesis.auth(refresh_interval=None).skip_for(method="POST", path="/api/processes/").skip_for(
+    method="DELETE", path="/api/session/"
+)
+class AdminSession:
+    """The admin's session, for every other operation."""
+
+    def get(self, case, context):
+        return SESSION
+
+    def set(self, case, data, context):
+        case.cookies = case.cookies or {}
+        case.cookies[COOKIE] = data
