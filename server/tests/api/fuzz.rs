@@ -12,15 +12,21 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use procmon_model::Snapshot;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use crate::common::{installed_or_skip, sample_snapshot, spawn_app, TEST_PASSWORD, TEST_USER};
+use crate::common::{
+    installed_or_skip, sample_snapshot, spawn_app, TestApp, TEST_PASSWORD, TEST_USER,
+};
 
 /// Test cases per operation and phase, and the seed, so that a failure
 /// seen once is seen again.
 const MAX_EXAMPLES: u32 = 50;
 const SEED: u64 = 20_240_611;
+/// Sign-outs the run may make: the coverage phase's cases and the
+/// fuzzing's, with room to spare.
+const SPARE_SESSIONS: usize = 400;
 /// The run is killed after this.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 /// How often health is asked, and how soon it must answer.
@@ -60,36 +66,52 @@ async fn session_cookie(address: &str) -> String {
     pair.split_once('=').unwrap().1.to_owned()
 }
 
-/// What a person sees of the seeded host: its entry in the host list and
-/// its process list. Less what changes with time alone (`online` turns
-/// false once the host stops sending) or with other hosts (the display
-/// name, when another host has the same hostname).
-async fn seeded_view(app: &crate::common::TestApp) -> (Value, Value) {
-    let hosts: Value = app.get_hosts().await.json().await.unwrap();
-    let mut host = hosts
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"]["id"] == "seeded")
-        .cloned()
-        .expect("the seeded host is listed");
-    let host_fields = host.as_object_mut().unwrap();
-    host_fields.remove("online");
-    host_fields.remove("display_name");
-    let processes = app.get_processes("seeded").await;
-    assert_eq!(processes.status(), 200);
-    (host, processes.json().await.unwrap())
+/// `count` more sessions of the admin's, for the fuzzer to sign out, made in
+/// the store (signing in that often would take seconds of hashing), comma
+/// separated.
+async fn spare_sessions(app: &TestApp, count: usize) -> String {
+    let mut tokens = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (token, hash) = procmon_server::accounts::new_token().unwrap();
+        app.state
+            .accounts
+            .create_session(&hash, TEST_USER, chrono::Utc::now(), false)
+            .await
+            .unwrap();
+        tokens.push(token.expose_secret().to_owned());
+    }
+    tokens.join(",")
+}
+
+/// What a person sees of each seeded snapshot: the listing as of the time
+/// it was collected, less the host's summary, which later snapshots change.
+/// (The fuzzer may send some for this host too: it reads the host id from
+/// the host list and enrolls it, as an agent could.)
+async fn seeded_view(app: &TestApp, seeded: &[Snapshot]) -> Vec<Value> {
+    let mut views = Vec::new();
+    for snapshot in seeded {
+        let at = snapshot.collected_at.to_rfc3339();
+        let response = app
+            .get_with_query("/api/processes/", &[("host", "seeded"), ("at", &at)])
+            .await;
+        assert_eq!(response.status(), 200);
+        let mut listing: Value = response.json().await.unwrap();
+        listing.as_object_mut().unwrap().remove("host");
+        assert_eq!(listing["snapshot_id"], snapshot.id.to_string());
+        views.push(listing);
+    }
+    views
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing_and_health_stays_quick() {
     let Some(st) = schemathesis() else { return };
     let app = spawn_app().await;
-    for _ in 0..3 {
-        let response = app.post_snapshot(&sample_snapshot("seeded", 20)).await;
-        assert_eq!(response.status(), 201);
+    let seeded: Vec<Snapshot> = (0..3).map(|_| sample_snapshot("seeded", 20)).collect();
+    for snapshot in &seeded {
+        assert_eq!(app.post_snapshot(snapshot).await.status(), 201);
     }
-    let before = seeded_view(&app).await;
+    let before = seeded_view(&app, &seeded).await;
     let stored_before = app.stored_snapshots();
     let secret = app
         .state
@@ -113,10 +135,13 @@ async fn schemathesis_finds_nothing_and_health_stays_quick() {
                 _ = tick.tick() => {}
             }
             let started = Instant::now();
-            let status = match tokio::time::timeout(Duration::from_secs(5), client.get(&health_url).send()).await {
-                Ok(Ok(response)) => response.status().as_u16(),
-                Ok(Err(_)) | Err(_) => 0,
-            };
+            let status =
+                match tokio::time::timeout(Duration::from_secs(5), client.get(&health_url).send())
+                    .await
+                {
+                    Ok(Ok(response)) => response.status().as_u16(),
+                    Ok(Err(_)) | Err(_) => 0,
+                };
             answers.push((status, started.elapsed()));
         }
         answers
@@ -144,6 +169,10 @@ async fn schemathesis_finds_nothing_and_health_stays_quick() {
         .env("PROCMON_SESSION", session_cookie(&app.address).await)
         .env("PROCMON_USER", TEST_USER)
         .env("PROCMON_PASSWORD", TEST_PASSWORD)
+        .env(
+            "PROCMON_SPARE_SESSIONS",
+            spare_sessions(&app, SPARE_SESSIONS).await,
+        )
         .env("PROCMON_ENROLL_SECRET", secret.expose_secret())
         // No .hypothesis/ or report left in the source tree.
         .current_dir(app.data_dir.path())
@@ -176,7 +205,10 @@ async fn schemathesis_finds_nothing_and_health_stays_quick() {
         Some(124),
         "schemathesis ran longer than {RUN_LIMIT:?}:\n{report}"
     );
-    assert!(output.status.success(), "schemathesis found failures:\n{report}");
+    assert!(
+        output.status.success(),
+        "schemathesis found failures:\n{report}"
+    );
     assert!(
         answers.len() as u128 >= took.as_millis() / HEALTH_EVERY.as_millis() / 2,
         "health was asked only {} times in {took:?}",
@@ -188,6 +220,6 @@ async fn schemathesis_finds_nothing_and_health_stays_quick() {
     );
 
     // What was stored before is as it was.
-    assert_eq!(seeded_view(&app).await, before);
+    assert_eq!(seeded_view(&app, &seeded).await, before);
     assert!(app.stored_snapshots() >= stored_before);
 }
