@@ -84,6 +84,9 @@ pub struct SearchParams {
     #[param(min_length = 1)]
     pub q: String,
     /// Where to look [default: any].
+    // Inline: a query parameter's type is not added to the document's
+    // schemas, so a reference to it would point nowhere.
+    #[param(inline)]
     pub field: Option<SearchIn>,
     /// Search each host's newest snapshot at or before this time (RFC
     /// 3339) [default: the newest].

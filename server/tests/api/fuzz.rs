@@ -195,6 +195,10 @@ async fn schemathesis_finds_nothing_and_health_stays_quick() {
         .iter()
         .filter(|(status, t)| *status != 200 || *t > HEALTH_WITHIN)
         .collect();
+    // schemathesis' own summary (requests made, phases), failing or not.
+    if let Some(at) = report.find("=== SUMMARY ===") {
+        eprintln!("{}", &report[at..]);
+    }
     eprintln!(
         "schemathesis took {took:.1?}; health asked {} times, slowest {slowest:?}, {} late or not 200",
         answers.len(),
