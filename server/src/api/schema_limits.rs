@@ -24,6 +24,9 @@ use utoipa::openapi::{Components, OpenApi as Document, RefOr, Schema};
 /// rest.
 pub const STORABLE_TIME: &str = r"^(167[89]|16[89]\d|1[7-9]\d\d|2[01]\d\d|22[0-5]\d|226[01])-";
 
+/// A host id: no spaces at its start or end.
+const HOST_ID: &str = r"^\S([\s\S]*\S)?$";
+
 /// The query parameters that are times.
 const QUERY_TIMES: [&str; 4] = ["at", "from", "to", "start_time"];
 
@@ -41,12 +44,18 @@ pub fn state(document: &mut Document) {
     let interval = object(property(components, "Snapshot", "interval_ms"));
     interval.minimum = Some((*INTERVAL_MS.start() as usize).into());
     interval.maximum = Some((*INTERVAL_MS.end() as usize).into());
-    array(property(components, "Snapshot", "processes")).max_items = Some(MAX_PROCESSES);
+    let processes = array(property(components, "Snapshot", "processes"));
+    processes.max_items = Some(MAX_PROCESSES);
+    // `uniqueItems` compares whole processes; it cannot say this.
+    processes.description = Some(format!(
+        "{} No pid appears twice.",
+        processes.description.as_deref().unwrap_or_default()
+    ));
 
     let id = object(property(components, "HostInfo", "id"));
     id.min_length = Some(1);
     // No spaces around it: the server refuses those rather than trim.
-    id.pattern = Some(r"^\S([\s\S]*\S)?$".to_owned());
+    id.pattern = Some(HOST_ID.to_owned());
     for field in [
         "id",
         "hostname",
@@ -123,8 +132,11 @@ fn parameters(document: &mut Document) {
                         times += 1;
                     }
                     "host" if query => {
-                        // An empty id is a 400: it names no host at all.
-                        object(schema).min_length = Some(1);
+                        // As stored: an id that is empty or all spaces is a
+                        // 400, it names no host at all.
+                        let host = object(schema);
+                        host.min_length = Some(1);
+                        host.pattern = Some(HOST_ID.to_owned());
                         hosts += 1;
                     }
                     "X-Procmon-Csrf" => {
