@@ -22,7 +22,7 @@ use crate::common::{
 
 /// Test cases per operation and phase, and the seed, so that a failure
 /// seen once is seen again.
-const MAX_EXAMPLES: u32 = 50;
+const MAX_EXAMPLES: u32 = 100;
 const SEED: u64 = 20_240_611;
 /// Sign-outs the run may make: the coverage phase's cases and the
 /// fuzzing's, with room to spare.

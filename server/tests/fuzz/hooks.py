@@ -126,3 +126,33 @@ class AdminSession:
 def before_call(context, case, kwargs):
     if case.method.upper() == "DELETE" and case.path_parameters and case.path_parameters.get("name") == USER:
         case.path_parameters["name"] = USER + "-not"
+
+
+@schemathesis.hook("filter_body").apply_to(method="POST", path="/api/processes/")
+def unique_pids(context, body):
+    # The document says a snapshot's pids are unique (in words: JSON
+    # Schema's uniqueItems compares whole items), and the server refuses
+    # a repeated pid with a 422; such snapshots are not generated.
+    if not isinstance(body, dict) or not isinstance(body.get("processes"), list):
+        return True
+    pids = [p.get("pid") for p in body["processes"] if isinstance(p, dict)]
+    return len(pids) == len(set(map(repr, pids)))
+
+
+def _time(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@schemathesis.hook("filter_query").apply_to(path_regex="^/api/history/")
+def from_not_after_to(context, query):
+    # `from` must not be after `to` (now when absent), as the parameters'
+    # descriptions say and a 400 enforces; one parameter's schema cannot
+    # refer to another's value, so such pairs are not generated.
+    if not isinstance(query, dict) or not isinstance(query.get("from"), str):
+        return True
+    to = query.get("to")
+    try:
+        end = _time(to) if isinstance(to, str) else datetime.now(timezone.utc)
+        return _time(query["from"]) <= end
+    except ValueError:
+        return True
