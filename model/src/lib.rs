@@ -15,6 +15,7 @@ mod api;
 pub mod fixtures;
 pub mod limits;
 mod snapshot;
+mod whole;
 
 pub use api::{
     AgentKeyInfo, CreatedAgentKey, EnrollRequest, EnrollResponse, EnrollSecret, ErrorBody,

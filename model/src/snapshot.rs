@@ -10,6 +10,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Snapshot {
     /// Wire format version; see [`crate::WIRE_VERSION`].
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub version: u32,
     /// Made by the agent when it takes the snapshot. The server stores a
     /// snapshot id once, so an agent may retry a send without duplicating it.
@@ -19,6 +20,7 @@ pub struct Snapshot {
     pub collected_at: DateTime<Utc>,
     /// How often this agent sends, in milliseconds. The server calls a host
     /// offline when nothing arrived for three of its intervals.
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub interval_ms: u64,
     /// The machine the processes run on.
     pub host: HostInfo,
@@ -44,8 +46,10 @@ pub struct HostInfo {
     /// CPU architecture, e.g. "x86_64" or "aarch64".
     pub arch: String,
     /// Logical CPUs; a process can use up to `cpu_count * 100` CPU %.
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub cpu_count: u32,
     /// Physical memory in bytes.
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub memory_total_bytes: u64,
     /// When the host last booted.
     pub boot_time: DateTime<Utc>,
@@ -60,9 +64,11 @@ pub struct HostInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProcessSample {
     /// Process id.
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub pid: u32,
     /// Parent's pid as the OS reports it. The parent may have exited, or its
     /// pid may have been reused, so it can point at an unrelated process.
+    #[serde(default, deserialize_with = "crate::whole::optional")]
     pub parent_pid: Option<u32>,
     /// Short name, e.g. "sshd" or "svchost.exe".
     pub name: String,
@@ -81,21 +87,34 @@ pub struct ProcessSample {
     /// CPU use since the previous snapshot, 100 = one full core (as in top).
     pub cpu_percent: f32,
     /// Resident memory in bytes (the working set on Windows).
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub memory_rss_bytes: u64,
     /// Virtual memory size in bytes.
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub memory_virtual_bytes: u64,
     /// Private bytes (Windows' commit charge); absent where the OS has no
     /// such figure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::optional"
+    )]
     pub memory_private_bytes: Option<u64>,
     /// Number of threads, when it could be read.
+    #[serde(default, deserialize_with = "crate::whole::optional")]
     pub threads: Option<u32>,
     /// Number of open handles (Windows) or file descriptors, when read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::optional"
+    )]
     pub handles: Option<u32>,
     /// Bytes read from storage since the process started.
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub disk_read_bytes: u64,
     /// Bytes written to storage since the process started.
+    #[serde(deserialize_with = "crate::whole::exact")]
     pub disk_written_bytes: u64,
 }
 

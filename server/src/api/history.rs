@@ -32,7 +32,7 @@ const MAX_HITS: usize = 5000;
 pub struct HostRangeQuery {
     /// The host's stable id.
     pub host: String,
-    /// Start (RFC 3339) [default: one hour before `to`].
+    /// Start (RFC 3339), not after `to` [default: one hour before `to`].
     pub from: Option<String>,
     /// End (RFC 3339) [default: now].
     pub to: Option<String>,
@@ -52,7 +52,7 @@ pub struct ProcessRangeQuery {
     /// When the process started (RFC 3339, as in its listing): with `pid`,
     /// its identity.
     pub start_time: String,
-    /// Start (RFC 3339) [default: one hour before `to`].
+    /// Start (RFC 3339), not after `to` [default: one hour before `to`].
     pub from: Option<String>,
     /// End (RFC 3339) [default: now].
     pub to: Option<String>,
@@ -67,7 +67,8 @@ pub struct ProcessRangeQuery {
 pub struct ChangesQuery {
     /// The host's stable id.
     pub host: String,
-    /// Start, exclusive (RFC 3339) [default: one hour before `to`].
+    /// Start, exclusive (RFC 3339), not after `to` [default: one hour
+    /// before `to`].
     pub from: Option<String>,
     /// End, inclusive (RFC 3339) [default: now].
     pub to: Option<String>,
@@ -84,6 +85,9 @@ pub struct SearchParams {
     #[param(min_length = 1)]
     pub q: String,
     /// Where to look [default: any].
+    // Inline: a query parameter's type is not added to the document's
+    // schemas, so a reference to it would point nowhere.
+    #[param(inline)]
     pub field: Option<SearchIn>,
     /// Search each host's newest snapshot at or before this time (RFC
     /// 3339) [default: the newest].

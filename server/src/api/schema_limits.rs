@@ -1,7 +1,8 @@
 //! The limits the server enforces on a snapshot ([`procmon_model::limits`]
-//! and the wire version), written into the OpenAPI schemas, so that a
-//! client that follows the document is never refused. The numbers come from
-//! the same constants `validate.rs` checks against.
+//! and the wire version), on user names and passwords, and on query
+//! parameters, written into the OpenAPI schemas, so that a client that
+//! follows the document is never refused. The numbers come from the same
+//! constants `validate.rs` and `accounts.rs` check against.
 //!
 //! Lengths are limited in bytes of UTF-8, which JSON Schema cannot say:
 //! `maxLength` (characters) is set to the byte limit, which every accepted
@@ -13,8 +14,21 @@ use procmon_model::limits::{
     MAX_PROCESSES,
 };
 use procmon_model::WIRE_VERSION;
-use utoipa::openapi::schema::ArrayItems;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{ArrayItems, KnownFormat, SchemaFormat};
 use utoipa::openapi::{Components, OpenApi as Document, RefOr, Schema};
+
+/// Times the store can hold (nanoseconds since 1970 in 64 bits: late 1677
+/// to early 2262), as a pattern on RFC 3339 text: the years 1678 to 2261,
+/// which no zone offset takes out of range. The `date-time` format says the
+/// rest.
+pub const STORABLE_TIME: &str = r"^(167[89]|16[89]\d|1[7-9]\d\d|2[01]\d\d|22[0-5]\d|226[01])-";
+
+/// A host id: no spaces at its start or end.
+const HOST_ID: &str = r"^\S([\s\S]*\S)?$";
+
+/// The query parameters that are times.
+const QUERY_TIMES: [&str; 4] = ["at", "from", "to", "start_time"];
 
 /// Adds every limit to the `Snapshot`, `HostInfo` and `ProcessSample`
 /// schemas. Panics if one of them lacks a field named here: the model and
@@ -30,12 +44,18 @@ pub fn state(document: &mut Document) {
     let interval = object(property(components, "Snapshot", "interval_ms"));
     interval.minimum = Some((*INTERVAL_MS.start() as usize).into());
     interval.maximum = Some((*INTERVAL_MS.end() as usize).into());
-    array(property(components, "Snapshot", "processes")).max_items = Some(MAX_PROCESSES);
+    let processes = array(property(components, "Snapshot", "processes"));
+    processes.max_items = Some(MAX_PROCESSES);
+    // `uniqueItems` compares whole processes; it cannot say this.
+    processes.description = Some(format!(
+        "{} No pid appears twice.",
+        processes.description.as_deref().unwrap_or_default()
+    ));
 
     let id = object(property(components, "HostInfo", "id"));
     id.min_length = Some(1);
     // No spaces around it: the server refuses those rather than trim.
-    id.pattern = Some(r"^\S([\s\S]*\S)?$".to_owned());
+    id.pattern = Some(HOST_ID.to_owned());
     for field in [
         "id",
         "hostname",
@@ -68,6 +88,81 @@ pub fn state(document: &mut Document) {
     let cpu = object(property(components, "ProcessSample", "cpu_percent"));
     cpu.minimum = Some(0.into());
     cpu.maximum = Some(f64::from(MAX_CPU_PERCENT).into());
+
+    for (schema, field) in [
+        ("Snapshot", "collected_at"),
+        ("HostInfo", "boot_time"),
+        ("ProcessSample", "start_time"),
+    ] {
+        storable_time(object(property(components, schema, field)));
+    }
+
+    let name = object(property(components, "NewUser", "name"));
+    name.min_length = Some(1);
+    name.max_length = Some(crate::accounts::MAX_NAME);
+    name.pattern = Some("^[A-Za-z0-9._@-]+$".to_owned());
+    for schema in ["NewUser", "PasswordChange"] {
+        let password = object(property(components, schema, "password"));
+        password.min_length = Some(*crate::accounts::PASSWORD_BYTES.start());
+        at_most_bytes(password, *crate::accounts::PASSWORD_BYTES.end());
+    }
+    parameters(document);
+}
+
+/// What the handlers require of their parameters beyond a type: times the
+/// store can hold, a host id that is not empty, the CSRF header's one value.
+fn parameters(document: &mut Document) {
+    let (mut times, mut hosts, mut csrf) = (0, 0, 0);
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                let Some(RefOr::T(schema)) = parameter.schema.as_mut() else {
+                    continue;
+                };
+                let query = parameter.parameter_in == ParameterIn::Query;
+                match parameter.name.as_str() {
+                    name if query && QUERY_TIMES.contains(&name) => {
+                        storable_time(object(schema));
+                        times += 1;
+                    }
+                    "host" if query => {
+                        // As stored: an id that is empty or all spaces is a
+                        // 400, it names no host at all.
+                        let host = object(schema);
+                        host.min_length = Some(1);
+                        host.pattern = Some(HOST_ID.to_owned());
+                        hosts += 1;
+                    }
+                    "X-Procmon-Csrf" => {
+                        object(schema).enum_values = Some(vec!["1".into()]);
+                        csrf += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(
+        times > 0 && hosts > 0 && csrf > 0,
+        "parameters not found: {times} times, {hosts} host ids, {csrf} CSRF headers"
+    );
+}
+
+fn storable_time(time: &mut utoipa::openapi::schema::Object) {
+    time.format = Some(SchemaFormat::KnownFormat(KnownFormat::DateTime));
+    time.pattern = Some(STORABLE_TIME.to_owned());
+    let said = time.description.as_deref().unwrap_or_default();
+    time.description = Some(
+        format!("{said} RFC 3339, in the years 1678 to 2261.")
+            .trim_start()
+            .to_owned(),
+    );
 }
 
 fn at_most_bytes(string: &mut utoipa::openapi::schema::Object, limit: usize) {

@@ -1,16 +1,18 @@
 //! Clients that try to hold the server: slow heads, idle connections,
 //! stalled bodies, floods of connections, a stop during an upload, a host
-//! that sends too often. Each is bounded, and the server goes on answering.
+//! that sends too often, every field out of its range, bodies small in bytes
+//! and large when parsed. Each is bounded, and the server goes on answering.
 
 use std::time::{Duration, Instant};
 
-use procmon_model::ErrorBody;
+use procmon_model::{ErrorBody, ProcessListing};
 use procmon_server::config::Settings;
 use procmon_server::startup::Application;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{sample_snapshot, spawn_app_with, TestApp};
+use crate::common::{sample_snapshot, spawn_app, spawn_app_with, TestApp};
 
 /// Reads until the server closes the connection, for at most `limit`;
 /// what was read, and whether the server closed it within the limit.
@@ -291,4 +293,327 @@ async fn a_host_over_its_rate_gets_429_and_others_do_not() {
             .status(),
         201
     );
+}
+
+/// Each field of a snapshot set out of its range, one at a time: the
+/// JSON pointer of the field, the value, and how the refusal names it.
+fn out_of_range_fields() -> Vec<(&'static str, Value, &'static str)> {
+    let long = |n: usize| Value::String("x".repeat(n));
+    let mut cases = vec![
+        ("/id", json!("not-a-uuid"), "id"),
+        ("/version", json!(2), "version 2"),
+        ("/version", json!(-1), "version"),
+        ("/interval_ms", json!(99), "interval_ms"),
+        ("/interval_ms", json!(86_400_001u64), "interval_ms"),
+        ("/interval_ms", json!(-1), "interval_ms"),
+        (
+            "/collected_at",
+            json!("1600-01-01T00:00:00Z"),
+            "collected_at",
+        ),
+        (
+            "/collected_at",
+            json!("2300-01-01T00:00:00Z"),
+            "collected_at",
+        ),
+        ("/collected_at", json!("yesterday"), "collected_at"),
+        ("/host/id", json!(""), "host.id"),
+        ("/host/id", json!(" a "), "host.id"),
+        ("/host/id", long(257), "host.id"),
+        ("/host/cpu_count", json!(-1), "host.cpu_count"),
+        ("/host/cpu_count", json!(4_294_967_296u64), "host.cpu_count"),
+        ("/host/cpu_count", json!(1.5), "host.cpu_count"),
+        (
+            "/host/memory_total_bytes",
+            json!(-1),
+            "host.memory_total_bytes",
+        ),
+        (
+            "/host/memory_total_bytes",
+            json!(1e20),
+            "host.memory_total_bytes",
+        ),
+        (
+            "/host/boot_time",
+            json!("1000-01-01T00:00:00Z"),
+            "host.boot_time",
+        ),
+        ("/processes/0/pid", json!(-1), "processes[0].pid"),
+        (
+            "/processes/0/pid",
+            json!(4_294_967_296u64),
+            "processes[0].pid",
+        ),
+        (
+            "/processes/1/parent_pid",
+            json!(-1),
+            "processes[1].parent_pid",
+        ),
+        ("/processes/0/name", long(1025), "processes[0] (pid 1).name"),
+        ("/processes/0/exe", long(4097), "processes[0] (pid 1).exe"),
+        ("/processes/0/user", long(1025), "processes[0] (pid 1).user"),
+        (
+            "/processes/0/cmd",
+            Value::Array(vec![json!(""); 4097]),
+            // Refused while being read, before the rest is allocated.
+            "processes[0].cmd",
+        ),
+        (
+            "/processes/0/start_time",
+            json!("2263-01-01T00:00:00Z"),
+            "processes[0] (pid 1).start_time",
+        ),
+        (
+            "/processes/0/cpu_percent",
+            json!(-0.5),
+            "processes[0] (pid 1).cpu_percent",
+        ),
+        (
+            "/processes/0/cpu_percent",
+            json!(409_601.0),
+            "processes[0] (pid 1).cpu_percent",
+        ),
+        (
+            "/processes/0/cpu_percent",
+            json!(1e300),
+            "processes[0] (pid 1).cpu_percent is inf",
+        ),
+    ];
+    for field in [
+        "hostname",
+        "os_name",
+        "os_version",
+        "kernel",
+        "arch",
+        "agent_version",
+    ] {
+        let pointer: &'static str = format!("/host/{field}").leak();
+        let named: &'static str = format!("host.{field}").leak();
+        cases.push((pointer, long(257), named));
+    }
+    for field in [
+        "memory_rss_bytes",
+        "memory_virtual_bytes",
+        "memory_private_bytes",
+        "threads",
+        "handles",
+        "disk_read_bytes",
+        "disk_written_bytes",
+    ] {
+        let pointer: &'static str = format!("/processes/0/{field}").leak();
+        let named: &'static str = format!("processes[0].{field}").leak();
+        cases.push((pointer, json!(-1), named));
+        cases.push((pointer, json!(1.5), named));
+    }
+    cases
+}
+
+#[tokio::test]
+async fn every_field_out_of_range_is_a_422_naming_it_and_stores_nothing() {
+    let app = spawn_app().await;
+    let good = sample_snapshot("host-a", 2);
+    assert_eq!(app.post_snapshot(&good).await.status(), 201);
+
+    let cases = out_of_range_fields();
+    for (pointer, value, named) in &cases {
+        let mut body = serde_json::to_value(sample_snapshot("host-a", 2)).unwrap();
+        *body
+            .pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("no field {pointer} in a snapshot")) = value.clone();
+        let response = app
+            .post_raw(
+                body.to_string(),
+                Some("application/json"),
+                Some(&app.agent_key),
+            )
+            .await;
+        let status = response.status();
+        let error: ErrorBody = response.json().await.unwrap();
+        let mut shown = value.to_string();
+        shown.truncate(60);
+        assert_eq!(status, 422, "{pointer} = {shown}: {error:?}");
+        assert!(
+            error.message.contains(named),
+            "{pointer} = {shown}: {:?} does not name {named:?}",
+            error.message
+        );
+    }
+    eprintln!("{} out-of-range fields refused", cases.len());
+
+    assert_eq!(app.stored_snapshots(), 1, "a refused snapshot was stored");
+    let listing: ProcessListing = app.get_processes("host-a").await.json().await.unwrap();
+    assert_eq!(listing.snapshot_id, good.id);
+    // The host is not held up by what it sent wrong.
+    let next = sample_snapshot("host-a", 2);
+    assert_eq!(app.post_snapshot(&next).await.status(), 201);
+    assert_eq!(app.stored_snapshots(), 2);
+}
+
+/// Bodies of a few MB at most that would cost far more once parsed, each
+/// with the status it gets: refused while being read, quickly.
+fn small_but_costly_bodies(key_snapshot: &str) -> Vec<(&'static str, String, u16)> {
+    let replace_cmd = |with: &str| {
+        let start = key_snapshot.find("\"cmd\":[").unwrap();
+        let end = start + key_snapshot[start..].find(']').unwrap() + 1;
+        let mut body = key_snapshot.to_owned();
+        body.replace_range(start..end, with);
+        body
+    };
+    let mut deep_unknown = key_snapshot[..key_snapshot.len() - 1].to_owned();
+    deep_unknown.push_str(&format!(
+        ",\"extra\":{}{}}}",
+        "[".repeat(1_000_000),
+        "]".repeat(1_000_000)
+    ));
+    let replaced = |from: &str, to: String| {
+        assert!(key_snapshot.contains(from), "{from} is not in the snapshot");
+        key_snapshot.replacen(from, &to, 1)
+    };
+    vec![
+        // A million nested arrays: 2 MB, a stack overflow for a recursive
+        // parser without a depth limit.
+        (
+            "deeply nested body",
+            "[".repeat(1_000_000) + &"]".repeat(1_000_000),
+            422,
+        ),
+        // Unknown fields are skipped (newer agents may send more), by a
+        // loop rather than recursion: read at linear cost and dropped, and
+        // the snapshot around them stored.
+        ("deeply nested unknown field", deep_unknown, 201),
+        // Nested inside a command line, where strings are expected.
+        (
+            "deeply nested command line",
+            replace_cmd(&format!(
+                "\"cmd\":{}{}",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            )),
+            422,
+        ),
+        // A number of a million digits: too large for any number type,
+        // which serde_json counts as malformed JSON (400).
+        (
+            "a million-digit number",
+            replaced(
+                "\"interval_ms\":2000",
+                format!("\"interval_ms\":{}", "9".repeat(1_000_000)),
+            ),
+            400,
+        ),
+        // Empty arrays and objects by the million: 3 bytes each.
+        (
+            "a million empty processes",
+            replaced(
+                "\"processes\":[",
+                format!("\"processes\":[{}", "{},".repeat(1_000_000)),
+            ),
+            422,
+        ),
+        // Escapes: 6 bytes of JSON each, a million of them.
+        (
+            "a command line of escapes",
+            replace_cmd(&format!("\"cmd\":[\"{}\"]", "\\u0000".repeat(1_000_000))),
+            422,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn bodies_small_in_bytes_and_large_when_parsed_are_refused_quickly() {
+    let app = spawn_app().await;
+    let good = sample_snapshot("host-a", 2);
+    assert_eq!(app.post_snapshot(&good).await.status(), 201);
+    let body = serde_json::to_string(&sample_snapshot("host-a", 2)).unwrap();
+    for (what, body, expected) in small_but_costly_bodies(&body) {
+        let bytes = body.len();
+        let started = Instant::now();
+        let response = app
+            .post_raw(body, Some("application/json"), Some(&app.agent_key))
+            .await;
+        let took = started.elapsed();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, expected, "{what}: {text}");
+        if status != 201 {
+            let error: ErrorBody = serde_json::from_str(&text).unwrap();
+            eprintln!("{what}: {}", error.message);
+        }
+        // Generous for an unoptimised build; each is a fraction of this.
+        assert!(took < Duration::from_secs(5), "{what}: took {took:?}");
+        eprintln!("{what} ({bytes} bytes): {status} in {took:?}");
+    }
+    // The good one and the one whose unknown field was skipped.
+    assert_eq!(app.stored_snapshots(), 2);
+    assert_eq!(
+        app.post_snapshot(&sample_snapshot("host-a", 2))
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_within_100_ms_while_slow_and_idle_clients_are_held() {
+    // Heads and bodies may take 30 s here, so none of the holders below is
+    // cut off while health is asked.
+    let app = spawn_app_with(|s| {
+        s.header_timeout = Duration::from_secs(30);
+        s.body_timeout = Duration::from_secs(30);
+    })
+    .await;
+    // Under the connection cap (512): 300 idle, 100 sending a head a byte
+    // at a time, 50 stalled in a body.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(connect(&app).await);
+    }
+    let mut slow_heads = Vec::new();
+    for _ in 0..100 {
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost")
+            .await
+            .unwrap();
+        slow_heads.push(stream);
+    }
+    for _ in 0..50 {
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(ingest_head(&app, 100_000).as_bytes())
+            .await
+            .unwrap();
+        stream.write_all(b"{\"version\": 1,").await.unwrap();
+        held.push(stream);
+    }
+    // The slow heads go on trickling while health is asked.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            for stream in &mut slow_heads {
+                let _ = stream.write_all(b"x").await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        slow_heads
+    });
+
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/health", app.address);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..60 {
+        let started = Instant::now();
+        let response = client.get(&url).send().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(response.status(), 200);
+        assert!(
+            took < Duration::from_millis(100),
+            "health took {took:?} with {} connections held",
+            held.len() + 100
+        );
+        slowest = slowest.max(took);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("health: slowest {slowest:?} with 450 slow or idle connections held");
+    trickle.abort();
+    drop(held);
 }

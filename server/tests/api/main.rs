@@ -9,6 +9,7 @@ mod auth;
 mod binary;
 mod data_dir;
 mod end_to_end;
+mod fuzz;
 mod health;
 mod hostile;
 mod hosts;

@@ -784,13 +784,25 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
                 return Err(format!("{at}: {chars} characters, under minLength {min}"));
             }
         }
-        // The one pattern in the document: no spaces around a host id.
+        // The patterns in the document: no spaces around a host id, a
+        // time in the years the store holds, a user name.
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-            assert_eq!(
-                pattern, r"^\S([\s\S]*\S)?$",
-                "a pattern this validator cannot check"
-            );
-            if text.trim() != text || text.is_empty() {
+            let matches = if pattern == r"^\S([\s\S]*\S)?$" {
+                text.trim() == text && !text.is_empty()
+            } else if pattern == procmon_server::api::schema_limits::STORABLE_TIME {
+                text.get(..5).is_some_and(|year| {
+                    year.ends_with('-')
+                        && year[..4]
+                            .parse::<u32>()
+                            .is_ok_and(|y| (1678..=2261).contains(&y))
+                })
+            } else if pattern == "^[A-Za-z0-9._@-]+$" {
+                text.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+            } else {
+                panic!("a pattern this validator cannot check: {pattern}")
+            };
+            if !matches {
                 return Err(format!("{at}: {text:?} does not match {pattern}"));
             }
         }

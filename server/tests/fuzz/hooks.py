@@ -1,0 +1,158 @@
+"""Credentials for the schemathesis run of server/tests/api/fuzz.rs.
+
+The test starts the server, signs its admin in and opens enrollment, then
+passes what it got in environment variables. Each operation gets the
+credentials a real client of it would have, so that a schema-valid request
+is refused only for what it says, never for a credential the fuzzer could
+not know:
+
+- POST /api/processes/: an agent key is bound to one host, and a snapshot
+  names its host; a single key would make every other generated host id a
+  403. So each snapshot is sent with the key of the host it names, got the
+  way an agent gets it: POST /api/enroll/ with the enrollment secret.
+- DELETE /api/session/: signing out ends the session it is sent with, so
+  each call ends a spare session of the admin's, made by the test. (Not
+  one signed in for here: the fuzzer's failed sign-ins soon throttle this
+  address, as they should.)
+- Everything else: the admin's session cookie.
+
+Times are generated within what the document allows: it gives them as
+`date-time` with a pattern for the years the store can hold (1678 to
+2261); drawn from every year and then filtered, too few pass.
+
+And one request is changed: the fuzzer learns the admin's name from
+GET /api/users/ and, once it has added another admin, removes this one;
+every request after that is a 401, correctly. So DELETE /api/users/{name}
+never names the admin whose session the run uses.
+"""
+
+import json
+import os
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+from hypothesis import strategies as st
+
+BASE = os.environ["PROCMON_URL"]
+SESSION = os.environ["PROCMON_SESSION"]
+USER = os.environ["PROCMON_USER"]
+PASSWORD = os.environ["PROCMON_PASSWORD"]
+ENROLL_SECRET = os.environ["PROCMON_ENROLL_SECRET"]
+SPARE_SESSIONS = os.environ["PROCMON_SPARE_SESSIONS"].split(",")
+COOKIE = "procmon_session"
+
+schemathesis.openapi.format(
+    "date-time",
+    st.builds(
+        lambda at, minutes: at.replace(tzinfo=timezone(timedelta(minutes=minutes))).isoformat(),
+        st.datetimes(datetime(1678, 1, 1), datetime(2261, 12, 31, 23, 59, 59)),
+        st.integers(-(23 * 60 + 59), 23 * 60 + 59),
+    ),
+)
+
+
+def _post(path, body, headers=None):
+    request = urllib.request.Request(
+        BASE + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, None
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(method="POST", path="/api/processes/")
+class HostKey:
+    """The key of the host the snapshot names, enrolled on first use."""
+
+    keys = {}
+
+    def get(self, case, context):
+        host = case.body.get("host") if isinstance(case.body, dict) else None
+        host_id = host.get("id") if isinstance(host, dict) else None
+        if not isinstance(host_id, str):
+            # Not a snapshot at all (negative data): no host to hold a key.
+            return None
+        if host_id not in self.keys:
+            status, _, answer = _post(
+                "/api/enroll/",
+                {"enroll_secret": ENROLL_SECRET, "host_id": host_id, "hostname": "fuzz"},
+            )
+            # An id the server refuses to enroll (422) is refused as a
+            # snapshot's host too; the snapshot goes without a key.
+            self.keys[host_id] = answer["key"] if status == 201 else None
+        return self.keys[host_id]
+
+    def set(self, case, data, context):
+        if data is not None:
+            case.headers = case.headers or {}
+            case.headers["Authorization"] = f"Bearer {data}"
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(method="DELETE", path="/api/session/")
+class SpareSession:
+    """A session of its own for each sign-out."""
+
+    def get(self, case, context):
+        assert SPARE_SESSIONS, "the test made too few spare sessions for the sign-outs"
+        return SPARE_SESSIONS.pop()
+
+    def set(self, case, data, context):
+        case.cookies = case.cookies or {}
+        case.cookies[COOKIE] = data
+
+
+@schemathesis.auth(refresh_interval=None).skip_for(method="POST", path="/api/processes/").skip_for(
+    method="DELETE", path="/api/session/"
+)
+class AdminSession:
+    """The admin's session, for every other operation."""
+
+    def get(self, case, context):
+        return SESSION
+
+    def set(self, case, data, context):
+        case.cookies = case.cookies or {}
+        case.cookies[COOKIE] = data
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if case.method.upper() == "DELETE" and case.path_parameters and case.path_parameters.get("name") == USER:
+        case.path_parameters["name"] = USER + "-not"
+
+
+@schemathesis.hook("filter_body").apply_to(method="POST", path="/api/processes/")
+def unique_pids(context, body):
+    # The document says a snapshot's pids are unique (in words: JSON
+    # Schema's uniqueItems compares whole items), and the server refuses
+    # a repeated pid with a 422; such snapshots are not generated.
+    if not isinstance(body, dict) or not isinstance(body.get("processes"), list):
+        return True
+    pids = [p.get("pid") for p in body["processes"] if isinstance(p, dict)]
+    return len(pids) == len(set(map(repr, pids)))
+
+
+def _time(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@schemathesis.hook("filter_query").apply_to(path_regex="^/api/history/")
+def from_not_after_to(context, query):
+    # `from` must not be after `to` (now when absent), as the parameters'
+    # descriptions say and a 400 enforces; one parameter's schema cannot
+    # refer to another's value, so such pairs are not generated.
+    if not isinstance(query, dict) or not isinstance(query.get("from"), str):
+        return True
+    to = query.get("to")
+    try:
+        end = _time(to) if isinstance(to, str) else datetime.now(timezone.utc)
+        return _time(query["from"]) <= end
+    except ValueError:
+        return True
