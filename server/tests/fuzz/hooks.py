@@ -20,10 +20,16 @@ Times are generated within what the document allows: it gives them as
 `date-time` with a pattern for the years the store can hold (1678 to
 2261); drawn from every year and then filtered, too few pass.
 
-And one request is changed: the fuzzer learns the admin's name from
+And two requests are changed: the fuzzer learns the admin's name from
 GET /api/users/ and, once it has added another admin, removes this one;
 every request after that is a 401, correctly. So DELETE /api/users/{name}
-never names the admin whose session the run uses.
+never names the admin whose session the run uses; and DELETE
+/api/hosts/{id} never the host whose history the test checks afterwards.
+
+What the fuzzer's own admin requests change, the hooks follow, as a real
+agent would: a new enrollment secret (POST /api/enroll-secret/) is the one
+agents enroll with from then on, and a removed host (DELETE
+/api/hosts/{id}) takes its key with it, so its agent enrolls again.
 """
 
 import json
@@ -39,9 +45,12 @@ BASE = os.environ["PROCMON_URL"]
 SESSION = os.environ["PROCMON_SESSION"]
 USER = os.environ["PROCMON_USER"]
 PASSWORD = os.environ["PROCMON_PASSWORD"]
-ENROLL_SECRET = os.environ["PROCMON_ENROLL_SECRET"]
+# The enrollment secret in force: the fuzzer may rotate it.
+ENROLL_SECRET = [os.environ["PROCMON_ENROLL_SECRET"]]
 SPARE_SESSIONS = os.environ["PROCMON_SPARE_SESSIONS"].split(",")
 COOKIE = "procmon_session"
+# The host the test seeded, whose history it checks after the run.
+SEEDED_HOST = "seeded"
 
 schemathesis.openapi.format(
     "date-time",
@@ -82,7 +91,7 @@ class HostKey:
         if host_id not in self.keys:
             status, _, answer = _post(
                 "/api/enroll/",
-                {"enroll_secret": ENROLL_SECRET, "host_id": host_id, "hostname": "fuzz"},
+                {"enroll_secret": ENROLL_SECRET[0], "host_id": host_id, "hostname": "fuzz"},
             )
             # An id the server refuses to enroll (422) is refused as a
             # snapshot's host too; the snapshot goes without a key.
@@ -126,6 +135,23 @@ class AdminSession:
 def before_call(context, case, kwargs):
     if case.method.upper() == "DELETE" and case.path_parameters and case.path_parameters.get("name") == USER:
         case.path_parameters["name"] = USER + "-not"
+    if case.method.upper() == "DELETE" and case.path.startswith("/api/hosts/") and case.path_parameters:
+        # The test checks the seeded host's history is intact after the
+        # run: the fuzzer may remove any host but that one.
+        if case.path_parameters.get("id") == SEEDED_HOST:
+            case.path_parameters["id"] = SEEDED_HOST + "-not"
+        # A removed host's keys are revoked: its agent enrolls again.
+        HostKey.keys.pop(case.path_parameters.get("id"), None)
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if (
+        case.method.upper() == "POST"
+        and case.path == "/api/enroll-secret/"
+        and 200 <= response.status_code < 300
+    ):
+        ENROLL_SECRET[0] = response.json()["enroll_secret"]
 
 
 @schemathesis.hook("filter_body").apply_to(method="POST", path="/api/processes/")
