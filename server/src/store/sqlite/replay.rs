@@ -142,24 +142,9 @@ pub fn replay(
     }
     let mut scratch = Vec::new();
     for block in blocks {
-        let mut statement = conn
-            .prepare_cached(&format!(
-                "SELECT seq, chain, taken_at, data FROM {}
-                 WHERE host = ?1 AND taken_at <= ?2 ORDER BY taken_at, seq",
-                block.table()
-            ))
-            .doing("cannot read history")?;
-        let mut rows = statement
-            .query(params![host, to])
-            .doing("cannot read history")?;
         let mut chains: HashMap<i64, Chain> = HashMap::new();
         let mut last: Option<i64> = None;
-        while let Some(row) = rows.next().doing("cannot read history")? {
-            let seq: i64 = row.get(0).doing("cannot read history")?;
-            let chain_id: i64 = row.get(1).doing("cannot read history")?;
-            let taken_at: i64 = row.get(2).doing("cannot read history")?;
-            let data = row.get_ref(3).doing("cannot read history")?;
-            let payload = codec::open(data.as_blob().context("stored snapshot is not a blob")?)?;
+        let flow = rows_of(conn, block, host, to, |seq, chain_id, taken_at, payload| {
             let mut state = if chain_id == seq {
                 Chain::default()
             } else {
@@ -170,9 +155,9 @@ pub fn replay(
             scratch.clear();
             let continues = last == Some(chain_id) && chain_id != seq;
             if events && continues {
-                state.apply(&payload, Some(&mut scratch))?;
+                state.apply(payload, Some(&mut scratch))?;
             } else {
-                state.apply(&payload, None)?;
+                state.apply(payload, None)?;
                 if events {
                     let before = match last {
                         Some(l) if l != chain_id => chains.get(&l),
@@ -194,9 +179,10 @@ pub fn replay(
             };
             chains.insert(chain_id, state);
             last = Some(chain_id);
-            if flow.is_break() {
-                return Ok(());
-            }
+            Ok(flow)
+        })?;
+        if flow.is_break() {
+            return Ok(());
         }
         if let Some(l) = last {
             previous = chains.remove(&l);
@@ -221,33 +207,58 @@ pub fn replay_one(
         .iter()
         .filter(|b| b.kind == Kind::Raw && b.end() > from && b.start() <= to)
     {
-        let mut statement = conn
-            .prepare_cached(&format!(
-                "SELECT seq, chain, taken_at, data FROM {}
-                 WHERE host = ?1 AND taken_at <= ?2 ORDER BY taken_at, seq",
-                block.table()
-            ))
-            .doing("cannot read history")?;
-        let mut rows = statement
-            .query(params![host, to])
-            .doing("cannot read history")?;
         let mut chains: HashMap<i64, Follower> = HashMap::new();
-        while let Some(row) = rows.next().doing("cannot read history")? {
-            let seq: i64 = row.get(0).doing("cannot read history")?;
-            let chain_id: i64 = row.get(1).doing("cannot read history")?;
-            let taken_at: i64 = row.get(2).doing("cannot read history")?;
-            let data = row.get_ref(3).doing("cannot read history")?;
-            let payload = codec::open(data.as_blob().context("stored snapshot is not a blob")?)?;
-            let follower = chains
-                .entry(chain_id)
-                .or_insert_with(|| Follower::new(target));
-            follower
-                .apply(&payload)
-                .with_context(|| format!("snapshot {seq} does not decode"))?;
-            if taken_at >= from {
-                visit(taken_at, follower.current());
-            }
-        }
+        // It never breaks: every snapshot of the range is visited.
+        let _ = rows_of(
+            conn,
+            *block,
+            host,
+            to,
+            |seq, chain_id, taken_at, payload| {
+                let follower = chains
+                    .entry(chain_id)
+                    .or_insert_with(|| Follower::new(target));
+                follower
+                    .apply(payload)
+                    .with_context(|| format!("snapshot {seq} does not decode"))?;
+                if taken_at >= from {
+                    visit(taken_at, follower.current());
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
     }
     Ok(())
+}
+
+/// Calls `each` with (seq, chain, taken_at, payload) for the host's rows
+/// of `block` taken up to `to`, in time order, until it breaks.
+fn rows_of(
+    conn: &Connection,
+    block: Block,
+    host: i64,
+    to: i64,
+    mut each: impl FnMut(i64, i64, i64, &[u8]) -> StoreResult<ControlFlow<()>>,
+) -> StoreResult<ControlFlow<()>> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT seq, chain, taken_at, data FROM {}
+             WHERE host = ?1 AND taken_at <= ?2 ORDER BY taken_at, seq",
+            block.table()
+        ))
+        .doing("cannot read history")?;
+    let mut rows = statement
+        .query(params![host, to])
+        .doing("cannot read history")?;
+    while let Some(row) = rows.next().doing("cannot read history")? {
+        let seq: i64 = row.get(0).doing("cannot read history")?;
+        let chain_id: i64 = row.get(1).doing("cannot read history")?;
+        let taken_at: i64 = row.get(2).doing("cannot read history")?;
+        let data = row.get_ref(3).doing("cannot read history")?;
+        let payload = codec::open(data.as_blob().context("stored snapshot is not a blob")?)?;
+        if each(seq, chain_id, taken_at, &payload)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
