@@ -27,6 +27,8 @@ fn start(dir: &Path) -> (KillOnDrop, String) {
                 "--listen",
                 "127.0.0.1:0",
                 "--no-agent",
+                // About the store, not signing in: reads need no session.
+                "--no-login",
                 "--ingest-burst",
                 "100000",
             ])

@@ -65,6 +65,9 @@ impl Server {
         let mut settings = Settings::with_data_dir(dir);
         settings.listen = "127.0.0.1:0".parse().unwrap();
         settings.embedded_agent = false;
+        // These tests are about the store, not about signing in: reads go
+        // without a session, as the loopback-only setting allows.
+        settings.no_login = true;
         settings.ingest_burst = 100_000;
         let application = Application::build(settings)
             .await
