@@ -61,8 +61,8 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
     wait_until("the agent to say what to edit", || {
         let said = wine.agent_output();
         said.contains("procmon-agent.toml")
-            && said.contains("api_key")
-            && said.contains("no API key is set")
+            && said.contains("enroll_secret")
+            && said.contains("no key is set")
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -173,10 +173,11 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
     let log = read_log(&wine.app_dir());
     let expected_lines = [
         "wrote a default config file",
-        "no API key is set",
+        "no key is set",
         "the settings are complete now",
         "cannot reach",
-        "refused the API key",
+        "refused this machine's key",
+        "enrolled: this machine has its own key now",
         "sent",
     ];
     for expected in expected_lines {
