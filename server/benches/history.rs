@@ -917,6 +917,11 @@ async fn http_server(bodies: &[Bytes], data_dir: &Path) -> HttpRun {
     let mut settings = Settings::with_data_dir(data_dir);
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.embedded_agent = false;
+    // The bench measures how fast the server can take snapshots, not its
+    // per-host rate limit (a burst of 20, then 10/s by default), which
+    // 60 snapshots per host in a few seconds would pass.
+    settings.ingest_burst = 100_000;
+    settings.ingest_per_second = 100_000;
     let mut application = Application::build(settings)
         .await
         .expect("the server builds");

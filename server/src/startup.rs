@@ -309,6 +309,12 @@ impl Application {
             self.settings.retention,
             self.settings.maintenance_every,
         ));
+        let sessions = tokio::spawn(crate::accounts::sweep_ended(
+            Arc::clone(&self.state.accounts),
+            Arc::clone(&self.state.clock),
+            self.state.session_lifetime,
+            self.settings.maintenance_every,
+        ));
         let agent = self.embedded_key.clone().map(|key| {
             let mut config =
                 procmon_agent::AgentConfig::new(self.local_url().trim_end_matches('/'), key);
@@ -349,6 +355,7 @@ impl Application {
         .await;
 
         retention.abort();
+        sessions.abort();
         if let Some(agent) = agent {
             match agent.await {
                 Ok(Ok(())) => {}

@@ -147,6 +147,12 @@ pub trait AccountStore: Send + Sync + 'static {
         keep: Option<&TokenHash>,
     ) -> StoreResult<u64>;
 
+    /// Deletes the sessions that have ended by `now` under `lifetime`, and
+    /// the sign-in links that have expired, though nobody used them again
+    /// (a used one is deleted on use); how many in all.
+    async fn delete_ended(&self, now: DateTime<Utc>, lifetime: SessionLifetime)
+        -> StoreResult<u64>;
+
     /// Stores a one-time sign-in link for `name`, valid until `expires_at`.
     async fn create_signin_link(
         &self,

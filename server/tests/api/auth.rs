@@ -198,6 +198,42 @@ async fn a_session_ends_after_its_idle_time_and_at_its_lifetime() {
     assert_eq!(get_with(&client, &app, "/api/hosts/").await.status(), 401);
 }
 
+/// A session nobody uses again is deleted from the database once it has
+/// ended, not only when someone presents it.
+#[tokio::test]
+async fn ended_sessions_are_swept_from_the_database() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(Some(Arc::clone(&clock)), |s| {
+        s.session.idle = Duration::from_secs(3600);
+    })
+    .await;
+    let rows = || -> i64 {
+        app.db()
+            .query_row("SELECT count(*) FROM session", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows(), 1, "the test client's session");
+    let lifetime = app.state.session_lifetime;
+    assert_eq!(
+        app.state
+            .accounts
+            .delete_ended(procmon_server::clock::Clock::now(clock.as_ref()), lifetime)
+            .await
+            .unwrap(),
+        0
+    );
+    clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(
+        app.state
+            .accounts
+            .delete_ended(procmon_server::clock::Clock::now(clock.as_ref()), lifetime)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(rows(), 0);
+}
+
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_user_get_the_same_answer_in_the_same_time() {
     let app = spawn_app().await;

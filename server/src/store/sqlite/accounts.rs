@@ -268,6 +268,33 @@ impl AccountStore for SqliteStore {
         .await
     }
 
+    async fn delete_ended(
+        &self,
+        now: DateTime<Utc>,
+        lifetime: SessionLifetime,
+    ) -> StoreResult<u64> {
+        let span = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let now_ns = nanos(now);
+        let (idle, absolute) = (span(lifetime.idle), span(lifetime.absolute));
+        self.account_write(move |conn| {
+            let sessions = conn
+                .prepare_cached("DELETE FROM session WHERE last_used < ?1 OR created_at < ?2")
+                .and_then(|mut s| {
+                    s.execute(params![
+                        now_ns.saturating_sub(idle),
+                        now_ns.saturating_sub(absolute)
+                    ])
+                })
+                .doing("cannot delete ended sessions")?;
+            let links = conn
+                .prepare_cached("DELETE FROM signin_link WHERE expires_at < ?1")
+                .and_then(|mut s| s.execute([now_ns]))
+                .doing("cannot delete expired sign-in links")?;
+            Ok((sessions + links) as u64)
+        })
+        .await
+    }
+
     async fn create_signin_link(
         &self,
         token_hash: &TokenHash,
