@@ -224,6 +224,30 @@ pub async fn first_start(
         .map(Some)
 }
 
+/// Deletes ended sessions and expired sign-in links every `every`, until
+/// the task is dropped or aborted: a session nobody uses again would
+/// otherwise stay in the database for ever.
+pub async fn sweep_ended(
+    accounts: std::sync::Arc<dyn AccountStore>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    lifetime: crate::store::accounts::SessionLifetime,
+    every: Duration,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match accounts.delete_ended(clock.now(), lifetime).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "ended sessions and expired links deleted"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot delete ended sessions; will retry"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,29 +283,5 @@ mod tests {
         assert_eq!(a.expose_secret().len(), 64);
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert_eq!(token_hash(a.expose_secret()), hash_a);
-    }
-}
-
-/// Deletes ended sessions and expired sign-in links every `every`, until
-/// the task is dropped or aborted: a session nobody uses again would
-/// otherwise stay in the database for ever.
-pub async fn sweep_ended(
-    accounts: std::sync::Arc<dyn AccountStore>,
-    clock: std::sync::Arc<dyn crate::clock::Clock>,
-    lifetime: crate::store::accounts::SessionLifetime,
-    every: Duration,
-) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match accounts.delete_ended(clock.now(), lifetime).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(deleted = n, "ended sessions and expired links deleted"),
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "cannot delete ended sessions; will retry"
-            ),
-        }
     }
 }
