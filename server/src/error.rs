@@ -85,6 +85,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("expected a JSON body with `Content-Type: application/json`")]
     UnsupportedMediaType,
+    #[error("the body's Content-Encoding {0:?} is not spoken here: send it plain, zstd or gzip")]
+    UnsupportedEncoding(String),
     #[error("invalid query: {0}")]
     InvalidQuery(String),
     #[error("unknown host {0:?}: no snapshot from it has been received (or it was deleted by retention)")]
@@ -180,6 +182,9 @@ impl ApiError {
             Self::SchemaMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch"),
             Self::InvalidSnapshot(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedEncoding(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding")
+            }
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

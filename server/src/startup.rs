@@ -20,6 +20,7 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -83,7 +84,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/{*rest}", axum::routing::any(crate::api::no_route))
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .fallback(crate::web::serve)
+        // The limit applies to the body as the handler reads it, after
+        // decompression: a small zstd or gzip bomb is cut off at the limit
+        // (413), never inflated whole.
         .layer(DefaultBodyLimit::max(state.body_limit))
+        // Agents may send `Content-Encoding: zstd` (or gzip): a snapshot's
+        // JSON is mostly repeated text.
+        .layer(RequestDecompressionLayer::new())
+        .layer(middleware::from_fn(known_encoding))
         .layer(RequestBodyTimeoutLayer::new(state.body_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(
@@ -95,6 +103,19 @@ pub fn app(state: AppState) -> Router {
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Refuses, with the API's JSON error, a body in an encoding the
+/// decompression layer does not speak (it would answer a bare 415).
+async fn known_encoding(request: Request, next: middleware::Next) -> axum::response::Response {
+    let encoding = request
+        .headers()
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("" | "identity" | "gzip" | "zstd") => next.run(request).await,
+        Some(other) => ApiError::UnsupportedEncoding(other.to_owned()).into_response(),
+    }
 }
 
 /// What connections beyond the cap get: `/api/health` as usual, so that

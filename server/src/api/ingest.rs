@@ -29,7 +29,9 @@ impl FromRequest<AppState> for SnapshotBody {
 }
 
 /// Stores a snapshot. A snapshot id that was stored before is not stored
-/// again (`stored: false`), so agents may retry freely.
+/// again (`stored: false`), so agents may retry freely. The body may be
+/// compressed (`Content-Encoding: zstd` or `gzip`); the size limit applies
+/// to it inflated.
 #[utoipa::path(
     post,
     path = "/api/processes/",
@@ -43,8 +45,8 @@ impl FromRequest<AppState> for SnapshotBody {
         (status = 401, description = "Agent key missing, wrong or revoked", body = ErrorBody),
         (status = 403, description = "The agent key belongs to another host", body = ErrorBody),
         (status = 409, description = "The snapshot id was already used by another host", body = ErrorBody),
-        (status = 413, description = "The body is larger than the server's limit", body = ErrorBody),
-        (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server's limit (inflated, when compressed)", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json, or its Content-Encoding is not zstd, gzip or none", body = ErrorBody),
         (status = 408, description = "The body stopped arriving", body = ErrorBody),
         (status = 422, description = "The JSON is not a valid snapshot (missing field, wrong type, unknown version, too long, ...)", body = ErrorBody),
         (status = 429, description = "This host sent too many snapshots; `Retry-After` says how many seconds to wait", body = ErrorBody,

@@ -340,3 +340,67 @@ async fn many_agents_sending_at_once_are_all_stored() {
     let hosts: Vec<procmon_model::HostSummary> = app.get_hosts().await.json().await.unwrap();
     assert!(hosts.iter().all(|h| h.online && h.process_count == 200));
 }
+
+/// A snapshot compressed with zstd or gzip (`Content-Encoding`) is taken
+/// as the plain one is; one that inflates past the body limit is refused
+/// with 413 as soon as it passes it, without being inflated whole.
+#[tokio::test]
+async fn compressed_snapshots_are_taken_and_a_compressed_bomb_is_413() {
+    use std::io::Write;
+
+    let app = spawn_app_with(|s| s.body_limit = 1 << 20).await;
+    let key = app.key_for("host-a").await;
+    let post = |body: Vec<u8>, encoding: &'static str| {
+        app.anonymous()
+            .post(format!("{}/api/processes/", app.address))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+    };
+    let snapshot = sample_snapshot("host-a", 300);
+    let json = serde_json::to_vec(&snapshot).unwrap();
+    let zstd = zstd::bulk::compress(&json, 3).unwrap();
+    assert!(
+        zstd.len() * 5 < json.len(),
+        "{} of {}",
+        zstd.len(),
+        json.len()
+    );
+    assert_eq!(post(zstd, "zstd").await.unwrap().status(), 201);
+
+    let mut second = sample_snapshot("host-a", 300);
+    second.collected_at = snapshot.collected_at + chrono::Duration::seconds(2);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&serde_json::to_vec(&second).unwrap())
+        .unwrap();
+    assert_eq!(
+        post(gzip.finish().unwrap(), "gzip").await.unwrap().status(),
+        201
+    );
+    let listing: ProcessListing = app.get_processes("host-a").await.json().await.unwrap();
+    assert_eq!(listing.snapshot_id, second.id);
+    assert_eq!(listing.processes.len(), 300);
+
+    // 1 GiB of spaces in about 40 KiB: refused at the 1 MiB limit.
+    let mut bomb = zstd::stream::Encoder::new(Vec::new(), 19).unwrap();
+    let spaces = vec![b' '; 1 << 20];
+    for _ in 0..1024 {
+        bomb.write_all(&spaces).unwrap();
+    }
+    let bomb = bomb.finish().unwrap();
+    assert!(bomb.len() < 1 << 20);
+    let response = post(bomb, "zstd").await.unwrap();
+    assert_eq!(response.status(), 413);
+    let error: ErrorBody = response.json().await.unwrap();
+    assert!(error.message.contains("1048576 bytes"), "{}", error.message);
+
+    // An encoding the server does not speak.
+    let refused = post(json, "br").await.unwrap();
+    assert_eq!(refused.status(), 415);
+    let error: ErrorBody = refused.json().await.unwrap();
+    assert_eq!(error.error, "unsupported_encoding");
+    assert!(error.message.contains("zstd or gzip"), "{}", error.message);
+    assert_eq!(app.stored_snapshots(), 2);
+}
