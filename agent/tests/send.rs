@@ -112,3 +112,72 @@ async fn the_loop_goes_on_after_failed_sends_logs_one_line_each_and_stops_on_shu
     }
     assert!(text.contains("procmon agent stopped"), "{text}");
 }
+
+/// What a server receives from the agent: the snapshot as JSON, compressed
+/// with zstd and said so (`Content-Encoding: zstd`), some forty times
+/// smaller than the JSON.
+#[tokio::test]
+async fn a_snapshot_goes_as_zstd_compressed_json() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut received = Vec::new();
+        let mut buf = [0u8; 65536];
+        // The head, then as many body bytes as it announces.
+        let (head, body) = loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the agent closed before sending its request");
+            received.extend_from_slice(&buf[..n]);
+            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(received[..end].to_vec()).unwrap();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .expect("a content-length");
+                while received.len() < end + 4 + length {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    received.extend_from_slice(&buf[..n]);
+                }
+                break (head, received[end + 4..end + 4 + length].to_vec());
+            }
+        };
+        let answer = br#"{"snapshot_id":"00000000-0000-0000-0000-000000000000","stored":true}"#;
+        let reply = format!(
+            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            answer.len()
+        );
+        stream.write_all(reply.as_bytes()).await.unwrap();
+        stream.write_all(answer).await.unwrap();
+        (head, body)
+    });
+
+    let snapshot =
+        tokio::task::spawn_blocking(|| Collector::new().snapshot(Duration::from_secs(2)))
+            .await
+            .unwrap();
+    let sender = Sender::new(&url, SecretString::from("key")).unwrap();
+    sender
+        .send(&snapshot)
+        .await
+        .expect("the stand-in server answers 201");
+    let (head, body) = server.await.unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-encoding: zstd"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let json = zstd::bulk::decompress(&body, 64 << 20).expect("the body is zstd");
+    let sent: procmon_model::Snapshot = serde_json::from_slice(&json).unwrap();
+    assert_eq!(sent, snapshot);
+    assert!(
+        body.len() * 5 < json.len(),
+        "compressed {} of {} bytes",
+        body.len(),
+        json.len()
+    );
+}
