@@ -13,6 +13,8 @@ use crate::tls::{self, ServerTrust};
 /// stuck send cannot hold up the snapshots behind it for long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an unused connection is kept for the next send.
+const POOL_IDLE: Duration = Duration::from_secs(5);
 
 /// Why a snapshot was not delivered. Each message says what to check.
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +286,11 @@ pub(crate) fn http_client(trust: &ServerTrust) -> Result<reqwest::Client, String
     let mut client = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
+        // A server closes a connection idle for its header timeout (10 s
+        // by default); a send on it at that very moment is lost in flight.
+        // Letting it go sooner avoids the race (at 2 s intervals it is
+        // reused every time).
+        .pool_idle_timeout(POOL_IDLE)
         .user_agent(concat!("procmon-agent/", env!("CARGO_PKG_VERSION")));
     match trust {
         ServerTrust::PublicCas => {}

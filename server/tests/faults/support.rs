@@ -58,6 +58,16 @@ impl Answer {
     }
 }
 
+/// A client that lets a connection go after 5 s unused: the server closes
+/// one idle for its `header_timeout` (10 s), and a request sent on it at
+/// that very moment is lost in flight (hyper's "IncompleteMessage").
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("a client")
+}
+
 impl Server {
     /// Builds and runs a server whose data directory is `dir` (embedded
     /// agent off, no rate limit to speak of).
@@ -82,7 +92,7 @@ impl Server {
             address: format!("http://127.0.0.1:{port}"),
             keys: Default::default(),
             state,
-            client: reqwest::Client::new(),
+            client: client(),
             stop: Some(stop),
             task: Some(task),
         }
