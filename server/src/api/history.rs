@@ -9,7 +9,7 @@ use procmon_model::{ErrorBody, HostChanges, SearchHit, SearchResults, Series};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::time::{parse_optional, parse_time};
+use super::params::{host_id, parse_optional, parse_time};
 use crate::auth::Reader;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -147,12 +147,7 @@ fn bounded(
 }
 
 async fn known_host(state: &AppState, host: &str) -> Result<String, ApiError> {
-    let host = host.trim();
-    if host.is_empty() {
-        return Err(ApiError::InvalidQuery(
-            "`host` is empty: give the host's id as ?host=<id>".into(),
-        ));
-    }
+    let host = host_id(host)?;
     state
         .store
         .host(host)

@@ -8,10 +8,10 @@ pub mod hosts;
 pub mod ingest;
 pub mod keys;
 pub mod openapi;
+mod params;
 pub mod processes;
 pub mod schema_limits;
 pub mod session;
-mod time;
 pub mod users;
 pub mod validate;
 

@@ -52,20 +52,8 @@ pub async fn list(
         }
         other => other,
     })?;
-    let host_id = query.host.as_str();
-    if host_id.trim().is_empty() {
-        return Err(ApiError::InvalidQuery(
-            "`host` is empty: give the host's id as ?host=<id>".into(),
-        ));
-    }
-    // Host ids with spaces around them are refused when sent, so none is
-    // stored: say so rather than answer "unknown host".
-    if host_id.trim() != host_id {
-        return Err(ApiError::InvalidQuery(format!(
-            "`host` {host_id:?} has spaces at its start or end; host ids never do"
-        )));
-    }
-    let at = super::time::parse_optional("at", query.at.as_deref())?;
+    let host_id = super::params::host_id(&query.host)?;
+    let at = super::params::parse_optional("at", query.at.as_deref())?;
     tracing::Span::current().record("host", host_id);
 
     let summary = super::hosts::summary_of(&state, host_id).await?;

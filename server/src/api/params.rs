@@ -1,4 +1,5 @@
-//! Times in query strings: RFC 3339, within what the store can hold.
+//! Query parameters read the same way by every endpoint: times (RFC 3339,
+//! within what the store can hold) and host ids.
 
 use chrono::{DateTime, Utc};
 use procmon_model::limits::is_storable_time;
@@ -33,6 +34,23 @@ pub fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     Ok(time)
 }
 
+/// Reads `?host=`: a host's id, which is never empty and never has spaces
+/// around it (they are refused when sent, so none is stored: say so rather
+/// than answer "unknown host").
+pub fn host_id(text: &str) -> Result<&str, ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::InvalidQuery(
+            "`host` is empty: give the host's id as ?host=<id>".into(),
+        ));
+    }
+    if text.trim() != text {
+        return Err(ApiError::InvalidQuery(format!(
+            "`host` {text:?} has spaces at its start or end; host ids never do"
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads an optional time parameter.
 pub fn parse_optional(name: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     text.map(|t| parse_time(name, t)).transpose()
@@ -41,6 +59,16 @@ pub fn parse_optional(name: &str, text: Option<&str>) -> Result<Option<DateTime<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_ids_are_refused_empty_or_with_spaces_around() {
+        assert_eq!(host_id("web-1").unwrap(), "web-1");
+        assert!(host_id(" ").unwrap_err().to_string().contains("is empty"));
+        assert!(host_id(" web-1")
+            .unwrap_err()
+            .to_string()
+            .contains("spaces at its start or end"));
+    }
 
     #[test]
     fn times_are_read_or_refused_with_the_expected_form() {
