@@ -1,32 +1,17 @@
 //! `POST /api/enroll/`: an agent exchanges the enrollment secret for its
 //! host's own key.
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use procmon_model::limits::MAX_HOST_FIELD;
 use procmon_model::{EnrollRequest, EnrollResponse, ErrorBody};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::body::JsonBody;
 use crate::agent_keys::KeyError;
 use crate::error::ApiError;
 use crate::startup::AppState;
-
-/// An enrollment request read from a JSON body.
-pub struct EnrollBody(pub EnrollRequest);
-
-impl FromRequest<AppState> for EnrollBody {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        Json::<EnrollRequest>::from_request(request, state)
-            .await
-            .map(|Json(body)| Self(body))
-            .map_err(|rejection| {
-                ApiError::from_json_rejection(rejection, state.body_limit, state.body_timeout)
-            })
-    }
-}
 
 /// Gives the host named in the request a key of its own, if the enrollment
 /// secret is right. A host that enrolls again gets a new key, and its
@@ -50,7 +35,7 @@ impl FromRequest<AppState> for EnrollBody {
 #[tracing::instrument(skip_all, fields(host))]
 pub async fn enroll(
     State(state): State<AppState>,
-    EnrollBody(request): EnrollBody,
+    JsonBody(request): JsonBody<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
     let host_id = request.host_id.as_str();
     tracing::Span::current().record("host", host_id);

@@ -1,32 +1,16 @@
 //! `POST /api/processes/`: an agent delivers a snapshot.
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use procmon_model::{ErrorBody, IngestResponse, Snapshot};
 
+use super::body::JsonBody;
 use crate::agent_keys::KeyError;
 use crate::auth::AgentAuth;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::IngestOutcome;
-
-/// A snapshot read from a JSON body, with every way that can fail turned
-/// into an [`ApiError`] that says what was wrong.
-pub struct SnapshotBody(pub Snapshot);
-
-impl FromRequest<AppState> for SnapshotBody {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        Json::<Snapshot>::from_request(request, state)
-            .await
-            .map(|Json(snapshot)| Self(snapshot))
-            .map_err(|rejection| {
-                ApiError::from_json_rejection(rejection, state.body_limit, state.body_timeout)
-            })
-    }
-}
 
 /// Stores a snapshot. A snapshot id that was stored before is not stored
 /// again (`stored: false`), so agents may retry freely. The body may be
@@ -58,7 +42,7 @@ impl FromRequest<AppState> for SnapshotBody {
 pub async fn ingest(
     State(state): State<AppState>,
     agent: AgentAuth,
-    SnapshotBody(snapshot): SnapshotBody,
+    JsonBody(snapshot): JsonBody<Snapshot>,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
     let span = tracing::Span::current();
     span.record("host", snapshot.host.id.as_str());

@@ -9,7 +9,7 @@ use procmon_model::limits::MAX_HOST_FIELD;
 use procmon_model::{AgentKeyInfo, CreatedAgentKey, EnrollSecret, ErrorBody, NewAgentKey};
 use secrecy::ExposeSecret;
 
-use super::session::JsonBody;
+use super::body::JsonBody;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::startup::AppState;

@@ -1,6 +1,7 @@
 //! The HTTP API under `/api`. Routes are registered together with their
 //! OpenAPI description, so the document cannot miss one.
 
+mod body;
 pub mod enroll;
 pub mod health;
 pub mod history;

@@ -1,7 +1,7 @@
 //! `/api/session/`: signing in (with a password or a one-time link), who
 //! is signed in, signing out.
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -11,26 +11,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::body::JsonBody;
 use crate::auth::{cleared_cookie, session_cookie, ClientAddress, CsrfChecked, SignedIn};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::accounts::Role;
-
-/// A JSON body read with every failure turned into an [`ApiError`].
-pub struct JsonBody<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        Json::<T>::from_request(request, state)
-            .await
-            .map(|Json(body)| Self(body))
-            .map_err(|rejection| {
-                ApiError::from_json_rejection(rejection, state.body_limit, state.body_timeout)
-            })
-    }
-}
 
 /// How to sign in: a name and password, or the token of a one-time link
 /// (what follows `#signin=` in the link).

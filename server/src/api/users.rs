@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::session::JsonBody;
+use super::body::JsonBody;
 use crate::auth::{Admin, SignedIn};
 use crate::error::ApiError;
 use crate::startup::AppState;
