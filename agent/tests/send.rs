@@ -114,8 +114,9 @@ async fn the_loop_goes_on_after_failed_sends_logs_one_line_each_and_stops_on_shu
 }
 
 /// What a server receives from the agent: the snapshot as JSON, compressed
-/// with zstd and said so (`Content-Encoding: zstd`), some forty times
-/// smaller than the JSON.
+/// with zstd and said so (`Content-Encoding: zstd`), and smaller than the
+/// JSON. How much smaller depends on the machine's processes (3.7x on a
+/// bare CI machine, far more on a busy desktop), so only halving is asked.
 #[tokio::test]
 async fn a_snapshot_goes_as_zstd_compressed_json() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -175,7 +176,7 @@ async fn a_snapshot_goes_as_zstd_compressed_json() {
     let sent: procmon_model::Snapshot = serde_json::from_slice(&json).unwrap();
     assert_eq!(sent, snapshot);
     assert!(
-        body.len() * 5 < json.len(),
+        body.len() * 2 < json.len(),
         "compressed {} of {} bytes",
         body.len(),
         json.len()
