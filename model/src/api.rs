@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{HostInfo, ProcessSample};
 
 /// Answer to `POST /api/processes/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestResponse {
     /// The snapshot's id, as sent.
     pub snapshot_id: Uuid,
@@ -18,7 +18,8 @@ pub struct IngestResponse {
 }
 
 /// One host in `GET /api/hosts/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostSummary {
     /// What the host's newest snapshot said about it (`host.id` is the
     /// stable id to use in `?host=`).
@@ -43,7 +44,8 @@ pub struct HostSummary {
 }
 
 /// Answer to `GET /api/processes/?host=…`: one snapshot of one host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcessListing {
     /// The host and its state.
     pub host: HostSummary,
@@ -58,7 +60,8 @@ pub struct ProcessListing {
 }
 
 /// Every error the API returns has this body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Stable machine-readable kind, e.g. "unauthorized", "invalid_json".
     pub error: String,
@@ -67,7 +70,8 @@ pub struct ErrorBody {
 }
 
 /// Answer to `GET /api/health`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthStatus {
     /// "ok" or "unavailable".
     pub status: String,
@@ -78,7 +82,8 @@ pub struct HealthStatus {
 }
 
 /// Where the points of a [`Series`] come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {
     /// Every sample the agents sent, merged into steps.
@@ -90,7 +95,8 @@ pub enum Resolution {
 }
 
 /// Values over time, one point per step: answer to the series endpoints.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Series {
     /// Start of the range asked for.
     pub from: DateTime<Utc>,
@@ -108,7 +114,8 @@ pub struct Series {
 }
 
 /// One step of a [`Series`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesPoint {
     /// Start of the step.
     pub at: DateTime<Utc>,
@@ -123,7 +130,8 @@ pub struct SeriesPoint {
 }
 
 /// The facts of one process: what identifies it and what changes rarely.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcessFacts {
     /// Process id.
     pub pid: u32,
@@ -156,7 +164,8 @@ impl From<&ProcessSample> for ProcessFacts {
 }
 
 /// A process that started or exited.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcessEvent {
     /// The snapshot that first showed it started, or first showed it gone.
     pub at: DateTime<Utc>,
@@ -166,7 +175,8 @@ pub struct ProcessEvent {
 
 /// A process whose facts changed (it exec()ed, changed user, rewrote its
 /// command line, or was re-parented).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FactChange {
     /// The snapshot that first showed the new facts.
     pub at: DateTime<Utc>,
@@ -178,7 +188,8 @@ pub struct FactChange {
 
 /// What changed on a host between two times: answer to
 /// `GET /api/history/changes/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostChanges {
     /// The host's stable id.
     pub host_id: String,
@@ -197,7 +208,8 @@ pub struct HostChanges {
 }
 
 /// One process found by a fleet-wide search.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHit {
     /// The host's stable id.
     pub host_id: String,
@@ -210,7 +222,8 @@ pub struct SearchHit {
 }
 
 /// Answer to `GET /api/search/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchResults {
     /// The time searched (`null`: each host's newest snapshot).
     pub at: Option<DateTime<Utc>>,
@@ -221,20 +234,22 @@ pub struct SearchResults {
 }
 
 /// What an agent sends to `POST /api/enroll/` to get its host key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
     /// The server's enrollment secret (`pme_...`).
     pub enroll_secret: String,
     /// The host's stable id, as its snapshots will name it.
-    #[schema(min_length = 1, max_length = 256)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub host_id: String,
     /// The host's name, for the server's log.
-    #[schema(max_length = 256)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub hostname: String,
 }
 
 /// Answer to `POST /api/enroll/`: the host's own key, shown this once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollResponse {
     /// The key's public id, to find it in `procmon-server keys list`.
     pub key_id: String,
@@ -247,7 +262,8 @@ pub struct EnrollResponse {
 
 /// One agent key in `GET /api/keys/`: its record, never the key itself
 /// (the server keeps only its hash).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentKeyInfo {
     /// The key's public id: its part after `pmk_`, to revoke it by.
     pub id: String,
@@ -262,23 +278,25 @@ pub struct AgentKeyInfo {
 }
 
 /// What an admin sends to `POST /api/keys/` to make a key.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewAgentKey {
     /// The host id it may send as; without it, the host of its first
     /// snapshot, for good.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 256)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub host_id: Option<String>,
     /// A note to tell keys apart; without it, who made it.
     #[serde(default)]
-    #[schema(max_length = 256)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub label: Option<String>,
 }
 
 /// Answer to `POST /api/keys/`: the whole key, shown this once, and its
 /// record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedAgentKey {
     /// The key to give the agent (`api_key`, sent as
     /// `Authorization: Bearer <key>`). Only its hash is kept: it cannot be
@@ -290,7 +308,8 @@ pub struct CreatedAgentKey {
 
 /// Answer to `POST /api/enroll-secret/`: the new enrollment secret, shown
 /// this once. The previous one no longer works.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollSecret {
     /// The secret agents enroll with (`pme_...`): `--enroll-secret`, or
     /// `enroll_secret` in the agent's config.

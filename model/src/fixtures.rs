@@ -65,6 +65,7 @@ pub fn snapshot_at(host_id: &str, count: u32, now: DateTime<Utc>) -> Snapshot {
         collected_at: now,
         interval_ms: 2000,
         host: host(host_id, now),
+        load: None,
         processes: (1..=count).map(|pid| process(pid, now)).collect(),
     }
 }
@@ -255,6 +256,7 @@ impl SimHost {
             collected_at: self.now,
             interval_ms: self.interval.num_milliseconds() as u64,
             host: self.host.clone(),
+            load: None,
             processes: self.processes.clone(),
         }
     }

@@ -11,6 +11,7 @@
 //! server refuses more, and the agent cuts what it collects to fit.
 
 mod api;
+pub mod changes;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod limits;
@@ -22,7 +23,8 @@ pub use api::{
     FactChange, HealthStatus, HostChanges, HostSummary, IngestResponse, NewAgentKey, ProcessEvent,
     ProcessFacts, ProcessListing, Resolution, SearchHit, SearchResults, Series, SeriesPoint,
 };
-pub use snapshot::{HostInfo, ProcessSample, ProcessStatus, Snapshot};
+pub use changes::{ApplyError, ChangeBatch, ProcessUpdate};
+pub use snapshot::{HostInfo, HostLoad, ProcessSample, ProcessStatus, Snapshot};
 
 /// The version of the snapshot format this crate describes. Bump it when a
 /// change would make an older server misread a newer agent's snapshot.

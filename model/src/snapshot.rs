@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// All processes of one host at one moment, as an agent delivers them in
 /// `POST /api/processes/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// Wire format version; see [`crate::WIRE_VERSION`].
     #[serde(deserialize_with = "crate::whole::exact")]
@@ -24,13 +24,18 @@ pub struct Snapshot {
     pub interval_ms: u64,
     /// The machine the processes run on.
     pub host: HostInfo,
+    /// How busy the machine is now (CPU per core, memory, swap, load);
+    /// absent from agents older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<HostLoad>,
     /// Every process the agent could see, in no particular order.
     #[serde(deserialize_with = "crate::limits::deserialize_processes")]
     pub processes: Vec<ProcessSample>,
 }
 
 /// Facts about the machine an agent runs on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostInfo {
     /// Stable machine identity (Linux `/etc/machine-id`, Windows
     /// `MachineGuid`), not the hostname: hostnames are not unique.
@@ -57,11 +62,37 @@ pub struct HostInfo {
     pub agent_version: String,
 }
 
+/// How busy a host is at one moment: what its meters on the page show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostLoad {
+    /// CPU use of each logical CPU since the previous snapshot, 0 to 100.
+    #[serde(default)]
+    pub cpu_per_core: Vec<f32>,
+    /// Memory in use, in bytes (total minus available).
+    #[serde(deserialize_with = "crate::whole::exact")]
+    pub memory_used_bytes: u64,
+    /// Memory available for new work without swapping, in bytes.
+    #[serde(deserialize_with = "crate::whole::exact")]
+    pub memory_available_bytes: u64,
+    /// Swap (or Windows page file) size, in bytes.
+    #[serde(deserialize_with = "crate::whole::exact")]
+    pub swap_total_bytes: u64,
+    /// Swap in use, in bytes.
+    #[serde(deserialize_with = "crate::whole::exact")]
+    pub swap_used_bytes: u64,
+    /// Load averages over 1, 5 and 15 minutes; absent where the OS has none
+    /// (Windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<[f64; 3]>,
+}
+
 /// One process as seen in one snapshot.
 ///
 /// A pid alone is not an identity, since pids are reused: a process is
 /// (host, `pid`, `start_time`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcessSample {
     /// Process id.
     #[serde(deserialize_with = "crate::whole::exact")]
@@ -119,7 +150,8 @@ pub struct ProcessSample {
 }
 
 /// A process's scheduling state, in the words of `ps` and Process Explorer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessStatus {
     Running,

@@ -871,6 +871,7 @@ fn hostile_snapshot() -> Snapshot {
             boot_time: base,
             agent_version: "test".into(),
         },
+        load: None,
         processes,
     }
 }

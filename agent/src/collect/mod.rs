@@ -195,6 +195,7 @@ impl Collector {
             collected_at,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             host: self.host.clone(),
+            load: None,
             processes,
         };
         let cuts = fit::fit(&mut snapshot);

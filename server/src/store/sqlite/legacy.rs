@@ -54,6 +54,7 @@ pub fn convert(writer: &mut Writer) -> anyhow::Result<()> {
             collected_at: DateTime::from_timestamp_nanos(collected),
             interval_ms: interval_ms as u64,
             host,
+            load: None,
             processes: old_processes(&writer.conn, seq)?,
         };
         writer
