@@ -249,9 +249,21 @@ pub fn apply(base: &Snapshot, batch: &ChangeBatch) -> Result<Snapshot, ApplyErro
 /// `update_apply` cannot disagree about which fields there are.
 macro_rules! process_fields {
     ($m:ident) => {
-        $m!(parent_pid, name, exe, cmd, user, status, memory_rss_bytes,
-            memory_virtual_bytes, memory_private_bytes, threads, handles,
-            disk_read_bytes, disk_written_bytes)
+        $m!(
+            parent_pid,
+            name,
+            exe,
+            cmd,
+            user,
+            status,
+            memory_rss_bytes,
+            memory_virtual_bytes,
+            memory_private_bytes,
+            threads,
+            handles,
+            disk_read_bytes,
+            disk_written_bytes
+        )
     };
 }
 
@@ -323,7 +335,12 @@ mod tests {
     use chrono::TimeZone;
 
     fn sim(count: usize, seed: u64) -> SimHost {
-        SimHost::new("host-1", count, seed, Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap())
+        SimHost::new(
+            "host-1",
+            count,
+            seed,
+            Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+        )
     }
 
     fn sorted(mut s: Snapshot) -> Snapshot {

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod host_check;
+pub mod live;
 pub mod private;
 pub mod rate_limit;
 pub mod retention;

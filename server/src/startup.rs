@@ -72,6 +72,8 @@ pub struct AppState {
     /// True when the server speaks HTTPS (`tls_cert`, `tls_key`): cookies
     /// it sets can then be marked `Secure`.
     pub tls: bool,
+    /// Each host's latest snapshot and its stream of changes.
+    pub live: Arc<crate::live::Live>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -251,6 +253,7 @@ impl Application {
                 settings.ingest_burst,
             )),
             tls: tls.is_some(),
+            live: Arc::new(crate::live::Live::new()),
         };
         Ok(Self {
             listener,

@@ -98,6 +98,7 @@ pub async fn remove(
     if !state.store.remove_host(&host_id).await? {
         return Err(ApiError::UnknownHost(host_id));
     }
+    state.live.remove(&host_id);
     tracing::info!(revoked_keys = revoked, "host removed with its history");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -75,8 +75,19 @@ pub async fn ingest(
     }
     let started = std::time::Instant::now();
     let snapshot_id = snapshot.id;
-    let stored = match state.store.ingest(snapshot, state.clock.now()).await? {
-        IngestOutcome::Stored => true,
+    // Held until the snapshot is stored and committed, so viewers and the
+    // next change batch see the host's snapshots in the order stored.
+    let host = state.live.host(&snapshot.host.id);
+    let mut live = host.lock().await;
+    let stored = match state
+        .store
+        .ingest(snapshot.clone(), state.clock.now())
+        .await?
+    {
+        IngestOutcome::Stored => {
+            live.commit(snapshot);
+            true
+        }
         IngestOutcome::AlreadyStored => false,
         IngestOutcome::IdTakenByOtherHost => return Err(ApiError::SnapshotIdConflict(snapshot_id)),
     };

@@ -1,0 +1,350 @@
+//! Each host's current snapshot, held in memory, and its changes as they
+//! happen.
+//!
+//! Two things need a host's latest snapshot at hand: a change batch from an
+//! agent is applied to it (it is the batch's base), and viewers watching the
+//! host are pushed what changed. [`Live`] keeps one [`HostLive`] per host
+//! that sent since the server started. Ingest for one host is serialised by
+//! its lock ([`HostLive::lock`]): base check, store, commit, in that order,
+//! so a batch can never be applied to a snapshot the store did not take.
+//!
+//! Each committed snapshot makes one [`LiveEvent`], computed once per host
+//! whatever the number of viewers, numbered by a per-host sequence. A viewer
+//! that reconnects says the last number it saw and is sent what followed
+//! from a short backlog; one that is too far behind, or that was watching a
+//! server that has since restarted (another [`Live::epoch`]), reloads.
+//!
+//! Memory: one snapshot per host (about 300 KB for 1,000 processes) plus the
+//! backlog and an hour of host load points. Nothing here is durable: after a
+//! restart the first batch from each agent finds no base and the agent sends
+//! in full.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use procmon_model::changes::diff;
+use procmon_model::{ChangeBatch, HostLoad, Snapshot};
+use serde::Serialize;
+use tokio::sync::{broadcast, OwnedMutexGuard};
+
+/// Events kept per host for viewers that reconnect.
+const BACKLOG: usize = 64;
+/// Events a slow viewer may fall behind before it must reload.
+const CHANNEL: usize = 256;
+/// How long host load points are kept for the meters' sparklines.
+const LOAD_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// One change of one host, as viewers receive it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LiveEvent {
+    /// Position in the host's sequence since the server started.
+    pub seq: u64,
+    /// What changed since the snapshot of the previous event; absent when
+    /// there is no previous one here (the first snapshot since the server
+    /// started), and the viewer must load the host's listing again.
+    pub batch: Option<ChangeBatch>,
+}
+
+/// One point of a host's load history: the meters' sparklines.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LoadPoint {
+    /// When the snapshot was taken.
+    pub at: DateTime<Utc>,
+    /// Sum of every process's CPU %, 100 = one core.
+    pub cpu_percent: f64,
+    /// Resident memory of all processes, in bytes.
+    pub memory_rss_bytes: u64,
+    /// Number of processes.
+    pub processes: usize,
+    /// The host's own meters, when its agent sends them.
+    pub load: Option<HostLoad>,
+}
+
+/// Every host's live state.
+pub struct Live {
+    epoch: String,
+    hosts: Mutex<HashMap<String, Arc<HostLive>>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Live {
+    pub fn new() -> Self {
+        Live {
+            epoch: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Names this run of the server: event sequences of another run mean
+    /// nothing here.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// The host's live state, made empty if the host has not sent since the
+    /// server started.
+    pub fn host(&self, host_id: &str) -> Arc<HostLive> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            hosts
+                .entry(host_id.to_string())
+                .or_insert_with(|| Arc::new(HostLive::new())),
+        )
+    }
+
+    /// The host's live state if it has sent since the server started.
+    pub fn existing(&self, host_id: &str) -> Option<Arc<HostLive>> {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts.get(host_id).cloned()
+    }
+
+    /// Forgets a host (it was removed).
+    pub fn remove(&self, host_id: &str) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts.remove(host_id);
+    }
+}
+
+/// One host's current snapshot and its stream of changes.
+pub struct HostLive {
+    current: Arc<tokio::sync::Mutex<Current>>,
+    events: broadcast::Sender<Arc<LiveEvent>>,
+    /// A copy of what viewers need without waiting on an ingest: the
+    /// latest snapshot, sequence, backlog and load points.
+    shared: Mutex<Shared>,
+}
+
+#[derive(Default)]
+struct Current {
+    snapshot: Option<Arc<Snapshot>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    snapshot: Option<Arc<Snapshot>>,
+    seq: u64,
+    backlog: VecDeque<Arc<LiveEvent>>,
+    loads: VecDeque<LoadPoint>,
+}
+
+/// What a viewer gets when it subscribes: where the stream stands, and the
+/// events after the one it last saw if they are still kept.
+pub struct Subscription {
+    pub receiver: broadcast::Receiver<Arc<LiveEvent>>,
+    /// The sequence number of the latest event.
+    pub seq: u64,
+    /// The latest snapshot, if the host sent since the server started.
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// Events after the viewer's last one, oldest first; `None` when they
+    /// are no longer kept (the viewer must reload).
+    pub missed: Option<Vec<Arc<LiveEvent>>>,
+}
+
+impl HostLive {
+    fn new() -> Self {
+        HostLive {
+            current: Arc::new(tokio::sync::Mutex::new(Current::default())),
+            events: broadcast::channel(CHANNEL).0,
+            shared: Mutex::new(Shared::default()),
+        }
+    }
+
+    /// Takes the host's ingest lock: hold it from reading the base until
+    /// the snapshot is stored and committed.
+    pub async fn lock(&self) -> HostGuard<'_> {
+        HostGuard {
+            current: Arc::clone(&self.current).lock_owned().await,
+            host: self,
+        }
+    }
+
+    /// The latest snapshot and its sequence number, without waiting for an
+    /// ingest in progress.
+    pub fn latest(&self) -> (u64, Option<Arc<Snapshot>>) {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        (shared.seq, shared.snapshot.clone())
+    }
+
+    /// The host's load over the last hour, oldest first.
+    pub fn loads(&self) -> Vec<LoadPoint> {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.loads.iter().cloned().collect()
+    }
+
+    /// Starts watching: events from now on, and those after `since` (the
+    /// last sequence number the viewer saw) if they are still kept.
+    pub fn subscribe(&self, since: Option<u64>) -> Subscription {
+        // Subscribing under the lock that `commit` publishes under means no
+        // event falls between the backlog and the receiver.
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let receiver = self.events.subscribe();
+        let missed = since.and_then(|since| {
+            if since > shared.seq {
+                return None;
+            }
+            if since == shared.seq {
+                return Some(Vec::new());
+            }
+            let oldest = shared.backlog.front()?.seq;
+            (since + 1 >= oldest).then(|| {
+                shared
+                    .backlog
+                    .iter()
+                    .filter(|e| e.seq > since)
+                    .cloned()
+                    .collect()
+            })
+        });
+        Subscription {
+            receiver,
+            seq: shared.seq,
+            snapshot: shared.snapshot.clone(),
+            missed,
+        }
+    }
+}
+
+/// The host's ingest lock, with its current snapshot.
+pub struct HostGuard<'a> {
+    current: OwnedMutexGuard<Current>,
+    host: &'a HostLive,
+}
+
+impl HostGuard<'_> {
+    /// The snapshot a change batch must be relative to.
+    pub fn base(&self) -> Option<&Arc<Snapshot>> {
+        self.current.snapshot.as_ref()
+    }
+
+    /// Makes `snapshot` (just stored) the host's current one, and tells
+    /// viewers what changed. A snapshot taken before the current one (a late
+    /// retry) is stored but changes nothing here.
+    pub fn commit(&mut self, snapshot: Snapshot) {
+        if let Some(current) = &self.current.snapshot {
+            if snapshot.collected_at < current.collected_at {
+                return;
+            }
+        }
+        let snapshot = Arc::new(snapshot);
+        let batch = self
+            .current
+            .snapshot
+            .as_ref()
+            .map(|base| diff(base, &snapshot));
+        self.current.snapshot = Some(Arc::clone(&snapshot));
+
+        let point = LoadPoint {
+            at: snapshot.collected_at,
+            cpu_percent: snapshot
+                .processes
+                .iter()
+                .map(|p| f64::from(p.cpu_percent))
+                .filter(|c| c.is_finite())
+                .sum(),
+            memory_rss_bytes: snapshot
+                .processes
+                .iter()
+                .map(|p| p.memory_rss_bytes)
+                .fold(0, u64::saturating_add),
+            processes: snapshot.processes.len(),
+            load: snapshot.load.clone(),
+        };
+        let mut shared = self.host.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.snapshot = Some(Arc::clone(&snapshot));
+        while shared
+            .loads
+            .front()
+            .is_some_and(|p| p.at < point.at - LOAD_KEPT)
+        {
+            shared.loads.pop_front();
+        }
+        shared.loads.push_back(point);
+        shared.seq += 1;
+        let event = Arc::new(LiveEvent {
+            seq: shared.seq,
+            batch,
+        });
+        if shared.backlog.len() == BACKLOG {
+            shared.backlog.pop_front();
+        }
+        shared.backlog.push_back(Arc::clone(&event));
+        // No viewer is not an error.
+        let _ = self.host.events.send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use procmon_model::changes::apply;
+    use procmon_model::fixtures::SimHost;
+
+    #[tokio::test]
+    async fn viewers_get_each_change_once_and_can_rebuild_the_snapshot() {
+        let live = Live::new();
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut sim = SimHost::new("h", 200, 3, start);
+        let host = live.host("h");
+        let first = sim.next();
+        host.lock().await.commit(first.clone());
+        let mut sub = host.subscribe(Some(1));
+        assert_eq!(sub.seq, 1);
+        assert!(sub.missed.as_ref().is_some_and(|m| m.is_empty()));
+        let mut seen = first;
+        for _ in 0..10 {
+            let next = sim.next();
+            host.lock().await.commit(next.clone());
+            let event = sub.receiver.recv().await.unwrap();
+            seen = apply(&seen, event.batch.as_ref().unwrap()).unwrap();
+            let mut a = seen.processes.clone();
+            let mut b = next.processes.clone();
+            a.sort_by_key(|p| p.pid);
+            b.sort_by_key(|p| p.pid);
+            assert_eq!(a, b);
+        }
+        assert_eq!(host.latest().0, 11);
+        assert_eq!(host.loads().len(), 11);
+    }
+
+    #[tokio::test]
+    async fn a_viewer_resumes_from_the_backlog_or_is_told_to_reload() {
+        let live = Live::new();
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut sim = SimHost::new("h", 20, 3, start);
+        let host = live.host("h");
+        for _ in 0..(BACKLOG + 10) {
+            host.lock().await.commit(sim.next());
+        }
+        let seq = host.latest().0;
+        let recent = host.subscribe(Some(seq - 3)).missed.unwrap();
+        assert_eq!(
+            recent.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![seq - 2, seq - 1, seq]
+        );
+        assert!(host.subscribe(Some(1)).missed.is_none(), "too old");
+        assert!(
+            host.subscribe(Some(seq + 5)).missed.is_none(),
+            "another run"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_late_snapshot_does_not_move_the_host_back() {
+        let live = Live::new();
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut sim = SimHost::new("h", 20, 3, start);
+        let early = sim.next();
+        let late = sim.next();
+        let host = live.host("h");
+        host.lock().await.commit(late.clone());
+        host.lock().await.commit(early);
+        assert_eq!(host.latest().1.unwrap().id, late.id);
+    }
+}
