@@ -17,6 +17,7 @@ pub mod first_run;
 pub mod retry;
 mod run;
 pub mod send;
+pub mod spool;
 pub mod tls;
 #[cfg(windows)]
 pub mod windows;
