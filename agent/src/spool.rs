@@ -185,7 +185,7 @@ struct Segment {
 ///     if !send(&record.payload) {
 ///         break;
 ///     }
-///     spool.ack()?;
+///     spool.ack(record.id)?;
 /// }
 /// # Ok::<(), procmon_agent::spool::SpoolError>(())
 /// ```
@@ -453,14 +453,18 @@ impl Spool {
         Ok(())
     }
 
-    /// The oldest unsent record, the same one until [`ack`](Self::ack).
-    /// A record found damaged now ends its segment, with a warning, and the
-    /// next segment's first record is returned.
+    /// The oldest unsent record, the same one until it is acknowledged
+    /// ([`ack`](Self::ack)) or given up ([`skip_segment`](Self::skip_segment)),
+    /// or dropped to make room by an [`append`](Self::append). A record
+    /// found damaged now ends its segment, with a warning, and the next
+    /// segment's first record is returned.
     pub fn peek(&mut self) -> Result<Option<Record>, SpoolError> {
-        loop {
-            if let Some((record, _)) = &self.peeked {
-                return Ok(Some(record.clone()));
-            }
+        Ok(self.oldest()?.map(|(record, _)| record.clone()))
+    }
+
+    /// The oldest unsent record and its frame's length, read once.
+    fn oldest(&mut self) -> Result<Option<&(Record, u64)>, SpoolError> {
+        while self.peeked.is_none() {
             let Some(front) = self.segments.front() else {
                 return Ok(None);
             };
@@ -475,51 +479,66 @@ impl Spool {
             let (_, file) = self.read_file.as_mut().expect("opened above");
             file.seek(SeekFrom::Start(self.read_offset))
                 .map_err(io_error(&path))?;
-            match decode_frame(file, limit - self.read_offset).map_err(io_error(&path))? {
-                Decoded::Record(record, frame_len) => self.peeked = Some((record, frame_len)),
-                Decoded::End => unreachable!("records remain before the end"),
-                Decoded::Bad(why) => {
-                    let offset = self.read_offset;
-                    let lost = self.skip_front();
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset,
-                        dropped_records = lost,
-                        "a spooled record is damaged ({why}): the rest of its segment is skipped"
-                    );
-                    self.dropped += lost;
-                    self.settle()?;
+            let why = match decode_frame(file, limit - self.read_offset).map_err(io_error(&path))? {
+                Decoded::Record(record, frame_len) => {
+                    self.peeked = Some((record, frame_len));
+                    break;
                 }
-            }
+                Decoded::Bad(why) => why,
+                // Not while records remain; as damage if ever.
+                Decoded::End => "the segment ends before its last record",
+            };
+            let offset = self.read_offset;
+            let lost = self.skip_front();
+            tracing::warn!(
+                file = %path.display(),
+                offset,
+                dropped_records = lost,
+                "a spooled record is damaged ({why}): the rest of its segment is skipped"
+            );
+            self.dropped += lost;
+            self.settle()?;
         }
+        Ok(self.peeked.as_ref())
     }
 
-    /// Marks the oldest unsent record sent (the one [`peek`](Self::peek)
-    /// returns) and persists the read position.
+    /// Whether `id` is the oldest unsent record's.
+    fn is_oldest(&mut self, id: Uuid) -> Result<bool, SpoolError> {
+        Ok(self.oldest()?.is_some_and(|(record, _)| record.id == id))
+    }
+
+    /// Marks record `id` sent, if it is still the oldest unsent one, and
+    /// persists the read position. `false` if it is not (it was dropped to
+    /// make room while it was being sent): then nothing changes.
     ///
     /// The position is written to a small file, replaced atomically and
     /// fsynced; a crash between a send and its ack means that record is
     /// sent again after the restart, which is harmless because the server
     /// stores each message id once.
-    pub fn ack(&mut self) -> Result<(), SpoolError> {
-        if self.peeked.is_none() && self.peek()?.is_none() {
-            return Ok(());
+    pub fn ack(&mut self, id: Uuid) -> Result<bool, SpoolError> {
+        if !self.is_oldest(id)? {
+            return Ok(false);
         }
         let Some((_, frame_len)) = self.peeked.take() else {
-            return Ok(());
+            unreachable!("is_oldest read it");
         };
         self.read_offset += frame_len;
         self.read_index += 1;
         self.settle()?;
-        self.write_cursor()
+        self.write_cursor()?;
+        Ok(true)
     }
 
-    /// Gives up the rest of the segment being read (say, after the server
-    /// refused one of its deltas, so the ones after it cannot apply): the
-    /// next record read is the next segment's keyframe, and the next append
-    /// must be a keyframe if this was the open segment. Returns how many
-    /// unsent records were given up.
-    pub fn skip_segment(&mut self) -> Result<u64, SpoolError> {
+    /// Gives up record `id`, if it is still the oldest unsent one, and the
+    /// rest of its segment (say, after the server refused it for good, so
+    /// the deltas after it cannot apply): the next record read is the next
+    /// segment's keyframe, and the next append must be a keyframe if this
+    /// was the open segment. Returns how many unsent records were given up,
+    /// 0 if `id` is not the oldest (it was dropped to make room).
+    pub fn skip_segment(&mut self, id: Uuid) -> Result<u64, SpoolError> {
+        if !self.is_oldest(id)? {
+            return Ok(0);
+        }
         let skipped = self.skip_front();
         self.settle()?;
         self.write_cursor()?;

@@ -42,13 +42,25 @@ fn append(spool: &mut Spool, n: u64) -> Kind {
     kind
 }
 
+/// Reads and acknowledges the oldest record.
+fn ack_oldest(spool: &mut Spool) -> Record {
+    let record = spool.peek().unwrap().expect("a record to acknowledge");
+    assert!(spool.ack(record.id).unwrap());
+    record
+}
+
+/// The oldest record's id.
+fn oldest(spool: &mut Spool) -> Uuid {
+    spool.peek().unwrap().expect("a record").id
+}
+
 /// Reads and acknowledges everything left.
 fn drain(spool: &mut Spool) -> Vec<Record> {
     let mut read = Vec::new();
     while let Some(record) = spool.peek().unwrap() {
         // The same record until it is acknowledged.
         assert_eq!(spool.peek().unwrap().as_ref(), Some(&record));
-        spool.ack().unwrap();
+        assert!(spool.ack(record.id).unwrap());
         read.push(record);
     }
     assert!(spool.is_empty());
@@ -110,7 +122,7 @@ fn records_come_back_in_order_across_segments_and_reopens() {
         let record = spool.peek().unwrap().unwrap();
         assert_eq!(number(record.id), n);
         assert_eq!(record.kind, kinds[n as usize]);
-        spool.ack().unwrap();
+        assert!(spool.ack(record.id).unwrap());
     }
     drop(spool);
     let mut spool = Spool::open(dir.path(), small(1 << 20)).unwrap();
@@ -171,14 +183,21 @@ fn the_segment_being_read_may_be_dropped_and_reading_goes_on_at_a_keyframe() {
     }
     // Half-way through the first segment (and a record peeked) ...
     for _ in 0..3 {
-        spool.peek().unwrap();
-        spool.ack().unwrap();
+        ack_oldest(&mut spool);
     }
-    assert_eq!(number(spool.peek().unwrap().unwrap().id), 3);
+    let in_flight = spool.peek().unwrap().unwrap();
+    assert_eq!(number(in_flight.id), 3);
     for n in 5..300 {
         append(&mut spool, n);
     }
-    // ... it is gone, with only its unsent records counted.
+    // ... it is gone, with only its unsent records counted; the record
+    // that was being sent cannot be acknowledged or skipped any more, and
+    // that leaves the records after it alone.
+    let next = spool.peek().unwrap().unwrap();
+    assert_ne!(next.id, in_flight.id);
+    assert!(!spool.ack(in_flight.id).unwrap());
+    assert_eq!(spool.skip_segment(in_flight.id).unwrap(), 0);
+    assert_eq!(spool.peek().unwrap(), Some(next));
     let read = drain(&mut spool);
     assert_eq!(read[0].kind, Kind::Keyframe);
     assert_eq!(spool.dropped_records() + read.len() as u64, 300 - 3);
@@ -273,8 +292,8 @@ fn a_damaged_cursor_means_sending_everything_again() {
     for n in 0..4 {
         append(&mut spool, n);
     }
-    spool.ack().unwrap();
-    spool.ack().unwrap();
+    ack_oldest(&mut spool);
+    ack_oldest(&mut spool);
     drop(spool);
     std::fs::write(dir.path().join("cursor"), b"garbage").unwrap();
     let mut spool = Spool::open(dir.path(), small(1 << 20)).unwrap();
@@ -288,12 +307,13 @@ fn skipping_a_segment_goes_to_the_next_keyframe() {
     for n in 0..12 {
         append(&mut spool, n);
     }
-    spool.ack().unwrap();
-    assert_eq!(spool.skip_segment().unwrap(), 7);
+    ack_oldest(&mut spool);
+    let from = oldest(&mut spool);
+    assert_eq!(spool.skip_segment(from).unwrap(), 7);
     let record = spool.peek().unwrap().unwrap();
     assert_eq!((number(record.id), record.kind), (8, Kind::Keyframe));
     // Skipping the open segment closes it: the next append is a keyframe.
-    assert_eq!(spool.skip_segment().unwrap(), 4);
+    assert_eq!(spool.skip_segment(record.id).unwrap(), 4);
     assert!(spool.is_empty());
     assert!(spool.wants_keyframe());
     append(&mut spool, 12);
@@ -343,7 +363,7 @@ fn behaves_as_a_queue_of_segments_under_random_steps() {
                 assert_eq!(got.as_ref().map(|r| number(r.id)), expected);
                 if let Some(record) = got {
                     assert_eq!(record.payload, payload(record.id.as_u64_pair().1, 300));
-                    spool.ack().unwrap();
+                    assert!(spool.ack(record.id).unwrap());
                     model.front_mut().unwrap().pop_front();
                 }
             }
@@ -352,12 +372,17 @@ fn behaves_as_a_queue_of_segments_under_random_steps() {
                     model.pop_front();
                 }
                 let expected = model.front().map_or(0, |s| s.len() as u64);
-                assert_eq!(spool.skip_segment().unwrap(), expected);
-                if let Some(front) = model.front_mut() {
-                    front.clear();
-                }
-                if model.len() <= 1 {
-                    open_in_model = false;
+                let from = model
+                    .front()
+                    .and_then(|s| s.front())
+                    .map_or(id(u64::MAX), |n| id(*n));
+                assert_eq!(spool.skip_segment(from).unwrap(), expected);
+                // With nothing unsent there is nothing to skip.
+                if expected > 0 {
+                    model.front_mut().unwrap().clear();
+                    if model.len() == 1 {
+                        open_in_model = false;
+                    }
                 }
             }
             _ => {
