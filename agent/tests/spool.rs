@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use procmon_agent::retry::{Random, XorShift};
 use procmon_agent::spool::{Kind, Record, Spool, SpoolError, SpoolOptions};
@@ -76,6 +77,30 @@ fn assert_intact(records: &[Record], max_len: u64) {
         let n = number(record.id);
         assert_eq!(record.payload, payload(n, max_len), "record {n}");
     }
+}
+
+/// What `f` logs, as text.
+fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    (result, text)
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -154,10 +179,24 @@ fn when_full_the_oldest_segments_go_counted_and_the_rest_still_decodes() {
     let dir = tempfile::tempdir().unwrap();
     let max = 16 * 1024;
     let mut spool = Spool::open(dir.path(), small(max)).unwrap();
-    for n in 0..300 {
-        append(&mut spool, n);
-        assert!(spool.bytes() <= max, "{} bytes", spool.bytes());
-    }
+    let first = dir.path().join("000000000001.seg");
+    let ((), logs) = logs_of(|| {
+        for n in 0..300 {
+            append(&mut spool, n);
+            assert!(spool.bytes() <= max, "{} bytes", spool.bytes());
+        }
+    });
+    // Each drop is logged, with how many and why.
+    let line = logs
+        .lines()
+        .find(|line| line.contains(&first.display().to_string()))
+        .expect("the first drop is logged");
+    assert!(
+        line.contains("WARN")
+            && line.contains("dropped_records=8")
+            && line.contains("spool is full"),
+        "{line}"
+    );
     let on_disk: u64 = segment_files(dir.path())
         .iter()
         .map(|p| p.metadata().unwrap().len())
@@ -232,7 +271,16 @@ fn a_tail_cut_mid_record_is_skipped_and_appends_go_to_a_new_segment() {
         .set_len(len - 5)
         .unwrap();
 
-    let mut spool = Spool::open(dir.path(), small(1 << 20)).unwrap();
+    let (spool, logs) = logs_of(|| Spool::open(dir.path(), small(1 << 20)).unwrap());
+    let mut spool = spool;
+    // Named with the file and the offset where the cut record starts.
+    let cut_at = std::fs::metadata(last).unwrap().len();
+    assert!(
+        logs.contains("WARN")
+            && logs.contains(&last.display().to_string())
+            && logs.contains(&format!("offset={cut_at}")),
+        "{logs}"
+    );
     assert_eq!(spool.len(), 15);
     assert!(spool.wants_keyframe());
     append(&mut spool, 100);
