@@ -380,19 +380,37 @@ fn a_record_over_a_quarter_of_the_maximum_is_refused() {
 }
 
 /// Random appends, reads, acks, skips and restarts against a plain queue
-/// of what should be there (no drops: the bound is far off).
+/// of what should be there.
 #[test]
 fn behaves_as_a_queue_of_segments_under_random_steps() {
+    let dropped = run_against_model(64 << 20, 50, 20261126);
+    assert_eq!(dropped, 0, "the bound is far off");
+}
+
+/// The same with a small bound: what goes is always whole segments, the
+/// oldest, and the count says how many unsent records went.
+#[test]
+fn drops_whole_oldest_segments_under_random_steps() {
+    let dropped = run_against_model(8 * 1024, 65, 7);
+    assert!(dropped > 0, "the bound is reached");
+}
+
+/// Runs random steps on a spool bounded to `max_bytes` and on a model of
+/// it, `append_percent` of them appends, most others reads; the unsent
+/// records dropped in all.
+fn run_against_model(max_bytes: u64, append_percent: u64, seed: u64) -> u64 {
     let dir = tempfile::tempdir().unwrap();
-    let mut random = XorShift::new(20261126);
-    let mut spool = Spool::open(dir.path(), small(64 << 20)).unwrap();
+    let mut random = XorShift::new(seed);
+    let mut spool = Spool::open(dir.path(), small(max_bytes)).unwrap();
     // Segments of what is unsent, oldest first, as the model sees them.
     let mut model: VecDeque<VecDeque<u64>> = VecDeque::new();
     let mut open_in_model = false;
     let mut next = 0;
+    let mut total_dropped = 0;
     for _ in 0..1500 {
         match random.next_u64() % 100 {
-            0..=49 => {
+            step if step < append_percent => {
+                let dropped_before = spool.dropped_records();
                 let kind = append(&mut spool, next);
                 if kind == Kind::Keyframe || !open_in_model {
                     assert_eq!(kind, Kind::Keyframe);
@@ -401,8 +419,16 @@ fn behaves_as_a_queue_of_segments_under_random_steps() {
                 }
                 model.back_mut().unwrap().push_back(next);
                 next += 1;
+                let mut dropped = spool.dropped_records() - dropped_before;
+                total_dropped += dropped;
+                while dropped > 0 {
+                    let oldest = model.pop_front().expect("a segment to drop");
+                    let unsent = oldest.len() as u64;
+                    assert!(unsent <= dropped, "only whole segments go");
+                    dropped -= unsent;
+                }
             }
-            50..=89 => {
+            0..=89 => {
                 while model.front().is_some_and(|s| s.is_empty()) && model.len() > 1 {
                     model.pop_front();
                 }
@@ -435,14 +461,15 @@ fn behaves_as_a_queue_of_segments_under_random_steps() {
             }
             _ => {
                 drop(spool);
-                spool = Spool::open(dir.path(), small(64 << 20)).unwrap();
+                spool = Spool::open(dir.path(), small(max_bytes)).unwrap();
                 open_in_model = false;
             }
         }
         let unsent: usize = model.iter().map(VecDeque::len).sum();
         assert_eq!(spool.len(), unsent as u64);
-        assert_eq!(spool.dropped_records(), 0);
+        assert!(spool.bytes() <= max_bytes);
     }
+    total_dropped
 }
 
 /// Where the child below writes; set only in the child.
