@@ -281,7 +281,8 @@ impl Settings {
             key_file: key_dir.join(KEY_FILE_NAME),
             interval: DEFAULT_INTERVAL,
             ca_file: None,
-            // Empty until a layer sets it; then beside the key file.
+            // Empty until a layer sets it; if none does, beside the key
+            // file (below), wherever that ends up.
             spool_dir: PathBuf::new(),
             spool_max_bytes: default_spool_max_bytes(),
             file: file.clone(),
@@ -292,7 +293,11 @@ impl Settings {
             let folder = path.parent().unwrap_or(Path::new(""));
             let layer = Layer {
                 ca_file: layer.ca_file.map(|ca| folder.join(ca)),
-                spool_dir: layer.spool_dir.map(|dir| folder.join(dir)),
+                // Empty is "not set", not this folder.
+                spool_dir: layer
+                    .spool_dir
+                    .filter(|dir| !dir.as_os_str().is_empty())
+                    .map(|dir| folder.join(dir)),
                 ..layer
             };
             settings.apply(

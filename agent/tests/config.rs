@@ -447,6 +447,10 @@ fn spool_settings_are_layered_and_reach_the_agent_config() {
         Settings::load_with_env(&with_file(&path), env(&[("PROCMON_AGENT_SPOOL_DIR", "")]))
             .unwrap();
     assert_eq!(settings.spool_dir, dir.path().join("queue"));
+    // Nor is an empty key in the file (it is not the file's own folder).
+    let (dir, path) = file("spool_dir = \"\"\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.spool_dir, dir.path().join("procmon-agent-spool"));
 }
 
 #[test]
