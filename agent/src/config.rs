@@ -292,8 +292,11 @@ impl Settings {
             // Windows service is System32.
             let folder = path.parent().unwrap_or(Path::new(""));
             let layer = Layer {
-                ca_file: layer.ca_file.map(|ca| folder.join(ca)),
                 // Empty is "not set", not this folder.
+                ca_file: layer
+                    .ca_file
+                    .filter(|ca| !ca.as_os_str().is_empty())
+                    .map(|ca| folder.join(ca)),
                 spool_dir: layer
                     .spool_dir
                     .filter(|dir| !dir.as_os_str().is_empty())

@@ -325,6 +325,11 @@ fn ca_file_in_the_file_is_relative_to_the_file_and_the_environment_and_flag_beat
     let settings = Settings::load_with_env(&flags, &from_env).unwrap();
     assert_eq!(settings.ca_file, Some(PathBuf::from("/flag/ca.pem")));
 
+    // An empty key in the file is no CA file either (not the file's folder).
+    let (_dir, path) = file("api_key = \"k\"\nca_file = \"\"\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.ca_file, None);
+
     // A variable set to nothing is no CA file.
     let (_dir, path) = file("api_key = \"k\"\n");
     let settings =
