@@ -6,14 +6,18 @@
 //!   what [`ServerTrust`] says.
 //! - [`AgentConfig`] and [`config::Settings`] say where and how often.
 //! - [`run`] is the loop that ties them together until shutdown.
+//! - [`spool::Spool`] keeps outgoing messages on disk until the server has
+//!   them, and [`retry`] says when to try again.
 
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod enroll;
 pub mod first_run;
+pub mod retry;
 mod run;
 pub mod send;
+pub mod spool;
 pub mod tls;
 #[cfg(windows)]
 pub mod windows;
