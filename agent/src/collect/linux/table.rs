@@ -59,9 +59,23 @@ pub(in crate::collect) struct ProcessTable {
     fd_budget: usize,
     fds_kept: usize,
     cycle: u64,
+    /// What the last cycle read, for tests and the debug log.
+    counts: CycleCounts,
     last_read: Option<LastRead>,
     stat_buf: Vec<u8>,
     buf: Vec<u8>,
+}
+
+/// What one cycle read beyond each process's `stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct CycleCounts {
+    processes: usize,
+    /// `stat` files opened (new processes, or past the descriptor budget).
+    stat_opened: usize,
+    /// Processes whose command line, executable and owner were read.
+    facts_read: usize,
+    /// Processes whose disk I/O and descriptors were read.
+    counters_read: usize,
 }
 
 /// When the previous cycle began.
@@ -129,6 +143,7 @@ impl ProcessTable {
             fd_budget,
             fds_kept: 0,
             cycle: 0,
+            counts: CycleCounts::default(),
             last_read: None,
             stat_buf: Vec::with_capacity(1024),
             buf: Vec::with_capacity(16 * 1024),
@@ -148,6 +163,7 @@ impl ProcessTable {
             began_at_ticks: before.boot_ticks,
         });
         self.cycle += 1;
+        self.counts = CycleCounts::default();
         let mut samples = Vec::with_capacity(self.entries.len() + 64);
         let listing = match fs::read_dir("/proc") {
             Ok(listing) => listing,
@@ -172,6 +188,8 @@ impl ProcessTable {
             .values()
             .filter(|e| e.stat_file.is_some())
             .count();
+        self.counts.processes = samples.len();
+        tracing::trace!(counts = ?self.counts, fds_kept = self.fds_kept, "process table read");
         samples
     }
 
@@ -191,6 +209,7 @@ impl ProcessTable {
                 if kept.is_some() {
                     self.fds_kept -= 1;
                 }
+                self.counts.stat_opened += 1;
                 let file = File::open(format!("/proc/{pid}/stat")).ok()?;
                 read_into(&file, &mut self.stat_buf).ok()?;
                 let keep = self.fds_kept < self.fd_budget;
@@ -219,9 +238,11 @@ impl ProcessTable {
                     entry.io_denied = false;
                 }
                 if recheck || entry.comm != stat.comm {
+                    self.counts.facts_read += 1;
                     read_facts(pid, &stat, entry, &mut self.buf, &mut self.users);
                 }
                 if recheck || stat.cpu_ticks != entry.cpu_ticks {
+                    self.counts.counters_read += 1;
                     read_counters(pid, entry, &mut self.buf);
                 }
                 entry.cpu_ticks = stat.cpu_ticks;
@@ -248,6 +269,8 @@ impl ProcessTable {
                 };
                 read_facts(pid, &stat, &mut entry, &mut self.buf, &mut self.users);
                 read_counters(pid, &mut entry, &mut self.buf);
+                self.counts.facts_read += 1;
+                self.counts.counters_read += 1;
                 let slot = self.entries.entry(pid);
                 let entry = match slot {
                     std::collections::hash_map::Entry::Occupied(mut old) => {
@@ -491,4 +514,206 @@ fn descriptor_budget() -> usize {
         }
     }
     usize::try_from(limit.rlim_cur.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    const TICKS: u64 = 100;
+
+    fn reading(start_ticks: u64, cpu_ticks: u64) -> Reading {
+        Reading {
+            start_ticks,
+            cpu_ticks,
+        }
+    }
+
+    fn span(seconds: f64, began_at_ticks: u64) -> Option<Span> {
+        Some(Span {
+            seconds,
+            began_at_ticks,
+        })
+    }
+
+    #[test]
+    fn cpu_is_the_tick_delta_of_the_same_process_over_the_span() {
+        let busy = cpu_percent(
+            Some(reading(1000, 500)),
+            reading(1000, 600),
+            span(1.0, 5000),
+            TICKS,
+        );
+        assert!((busy - 100.0).abs() < 0.01, "{busy}");
+        let half = cpu_percent(
+            Some(reading(1000, 500)),
+            reading(1000, 525),
+            span(0.5, 5000),
+            TICKS,
+        );
+        assert!((half - 50.0).abs() < 0.01, "{half}");
+        let idle = cpu_percent(
+            Some(reading(1000, 500)),
+            reading(1000, 500),
+            span(1.0, 5000),
+            TICKS,
+        );
+        assert_eq!(idle, 0.0);
+    }
+
+    #[test]
+    fn a_reused_pid_is_a_new_process_never_a_delta_against_the_old_one() {
+        // The old process had used 5000 ticks; the new one, started during
+        // the span, 30: all of them count, over the whole span.
+        let new = cpu_percent(
+            Some(reading(1000, 5000)),
+            reading(5050, 30),
+            span(1.0, 5000),
+            TICKS,
+        );
+        assert!((new - 30.0).abs() < 0.01, "{new}");
+        // Had it been compared with the old one: 90 - 10 = 80, not 90.
+        let new = cpu_percent(
+            Some(reading(1000, 10)),
+            reading(5050, 90),
+            span(1.0, 5000),
+            TICKS,
+        );
+        assert!((new - 90.0).abs() < 0.01, "{new}");
+        // A process first seen now though older than the span (no
+        // baseline), or the first cycle of all: 0.
+        assert_eq!(
+            cpu_percent(None, reading(4000, 90), span(1.0, 5000), TICKS),
+            0.0
+        );
+        assert_eq!(cpu_percent(None, reading(4000, 90), None, TICKS), 0.0);
+        // New since the span began: counted from its start.
+        let fresh = cpu_percent(None, reading(5020, 40), span(2.0, 5000), TICKS);
+        assert!((fresh - 20.0).abs() < 0.01, "{fresh}");
+    }
+
+    #[test]
+    fn first_rechecks_are_spread_over_the_period() {
+        let period = Duration::from_secs(60);
+        let mut buckets = [0usize; 10];
+        for pid in 1..=1000 {
+            let first = spread(pid, period);
+            assert!(first > Duration::ZERO && first <= period);
+            buckets[(first.as_secs_f64() / 6.0).min(9.0) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&n| (50..=150).contains(&n)),
+            "{buckets:?}"
+        );
+    }
+
+    #[test]
+    fn io_and_status_are_parsed() {
+        let io = b"rchar: 10\nwchar: 20\nsyscr: 1\nsyscw: 2\nread_bytes: 4096\n\
+                   write_bytes: 8192\ncancelled_write_bytes: 0\n";
+        assert_eq!(parse_io(io), (Some(4096), Some(8192)));
+        assert_eq!(parse_io(b""), (None, None));
+        let status = b"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\n\
+                       Uid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(real_uid(status), "1000".parse().ok());
+        assert_eq!(parse_pid(b"123"), Some(123));
+        assert_eq!(parse_pid(b"self"), None);
+        assert_eq!(parse_pid(b""), None);
+    }
+
+    /// Kills the child even when an assertion fails first.
+    struct Reaped(Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn sleeper() -> Reaped {
+        let child = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("sleep starts");
+        std::thread::sleep(Duration::from_millis(50));
+        Reaped(child)
+    }
+
+    #[test]
+    fn a_kept_stat_reads_afresh_and_fails_once_its_process_exits() {
+        let mut child = sleeper();
+        let file = File::open(format!("/proc/{}/stat", child.0.id())).unwrap();
+        let mut buf = Vec::new();
+        read_into(&file, &mut buf).unwrap();
+        let first = stat::parse(&buf).unwrap().start_ticks;
+        read_into(&file, &mut buf).unwrap();
+        assert_eq!(stat::parse(&buf).unwrap().start_ticks, first);
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        let error = read_into(&file, &mut buf).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ESRCH), "{error}");
+    }
+
+    fn on_proc() -> usize {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| parse_pid(e.file_name().as_bytes()).is_some())
+            .count()
+    }
+
+    #[test]
+    fn in_steady_state_only_stat_is_read() {
+        let mut table = ProcessTable::with_fd_budget(Duration::from_secs(3600), 100_000);
+        let first = table.read(&mut System::new().unwrap());
+        assert_eq!(table.counts.facts_read, first.len());
+        std::thread::sleep(Duration::from_millis(100));
+        let second = table.read(&mut System::new().unwrap());
+        let counts = table.counts;
+        // Other tests of this binary start processes meanwhile; a handful
+        // of new ones and those that used CPU are read beyond stat.
+        assert!(
+            counts.facts_read < 10 && counts.stat_opened < 10,
+            "{counts:?} for {} processes",
+            second.len()
+        );
+        assert!(counts.counters_read < second.len() / 2 + 10, "{counts:?}");
+        assert_eq!(table.fds_kept, table.entries.len());
+    }
+
+    #[test]
+    fn past_the_descriptor_budget_the_rest_are_opened_each_cycle() {
+        let child = sleeper();
+        let pid = child.0.id();
+        let mut table = ProcessTable::with_fd_budget(Duration::from_secs(3600), 5);
+        let mut system = System::new().unwrap();
+        table.read(&mut system);
+        let listed = table.read(&mut system);
+        assert!(table.fds_kept <= 5, "{} kept", table.fds_kept);
+        assert!(table.counts.stat_opened + 5 >= listed.len());
+        assert!(listed.len().abs_diff(on_proc()) < 20);
+        let sample = listed
+            .iter()
+            .find(|p| p.pid == pid)
+            .expect("the child is listed");
+        assert_eq!(sample.cmd, ["sleep", "30"]);
+
+        // Exited processes are forgotten, and their descriptors closed.
+        let mut full = ProcessTable::with_fd_budget(Duration::from_secs(3600), 100_000);
+        full.read(&mut system);
+        assert!(full
+            .entries
+            .get(&pid)
+            .is_some_and(|e| e.stat_file.is_some()));
+        let kept = full.fds_kept;
+        drop(child);
+        full.read(&mut system);
+        assert!(!full.entries.contains_key(&pid));
+        assert!(full.fds_kept < kept + 10);
+        assert_eq!(full.fds_kept, full.entries.len());
+    }
 }
