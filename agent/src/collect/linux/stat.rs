@@ -10,6 +10,9 @@ pub(super) struct Stat<'a> {
     pub(super) state: u8,
     /// Field 4; 0 for the processes the kernel starts itself.
     pub(super) parent_pid: u32,
+    /// `PF_KTHREAD` of field 9: a kernel thread, which has no command line,
+    /// executable or owner of its own.
+    pub(super) kernel_thread: bool,
     /// User plus system time (fields 14 and 15), in clock ticks.
     pub(super) cpu_ticks: u64,
     /// Field 18. Parsed for completeness; the wire format has no field for
@@ -30,6 +33,9 @@ pub(super) struct Stat<'a> {
     pub(super) rss_pages: u64,
 }
 
+/// From the kernel's `include/linux/sched.h`.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
 /// Parses one read of `/proc/<pid>/stat`. The name may hold spaces and
 /// parentheses (a process can call itself `a) b (c`), so it runs to the
 /// *last* `)`, and the other fields are counted from there. `None` when the
@@ -44,7 +50,8 @@ pub(super) fn parse(data: &[u8]) -> Option<Stat<'_>> {
     let mut next = |skip: usize| fields.nth(skip);
     let state = *next(0)?.as_bytes().first()?;
     let parent_pid = next(0)?.parse().ok()?;
-    let utime: u64 = next(9)?.parse().ok()?; // field 14
+    let flags: u64 = next(4)?.parse().ok()?; // field 9
+    let utime: u64 = next(4)?.parse().ok()?; // field 14
     let stime: u64 = next(0)?.parse().ok()?;
     let priority = next(2)?.parse().ok()?; // field 18
     let nice = next(0)?.parse().ok()?;
@@ -56,6 +63,7 @@ pub(super) fn parse(data: &[u8]) -> Option<Stat<'_>> {
         comm,
         state,
         parent_pid,
+        kernel_thread: flags & PF_KTHREAD != 0,
         cpu_ticks: utime.saturating_add(stime),
         priority,
         nice,
@@ -85,6 +93,7 @@ mod tests {
                 comm: b"a) b (c d)",
                 state: b'S',
                 parent_pid: 1,
+                kernel_thread: false,
                 cpu_ticks: 8,
                 priority: 20,
                 nice: -5,
@@ -112,5 +121,9 @@ mod tests {
         assert_eq!(stat.parent_pid, std::os::unix::process::parent_id());
         assert!(stat.threads >= 1 && stat.rss_pages > 0 && stat.virtual_bytes > 0);
         assert!(matches!(stat.state, b'R' | b'S'));
+        assert!(!stat.kernel_thread);
+        // kthreadd, the parent of every kernel thread, is pid 2.
+        let kthreadd = std::fs::read("/proc/2/stat").unwrap();
+        assert!(parse(&kthreadd).unwrap().kernel_thread);
     }
 }

@@ -237,9 +237,15 @@ impl ProcessTable {
                     entry.next_recheck = now + self.recheck;
                     entry.io_denied = false;
                 }
-                if recheck || entry.comm != stat.comm {
+                if recheck || (entry.comm != stat.comm && !stat.kernel_thread) {
                     self.counts.facts_read += 1;
                     read_facts(pid, &stat, entry, &mut self.buf, &mut self.users);
+                } else if entry.comm != stat.comm {
+                    // A kernel worker names the work it does (kworker/0:1-events)
+                    // and renames itself often; it has no facts to read again.
+                    entry.comm.clear();
+                    entry.comm.extend_from_slice(stat.comm);
+                    entry.name = String::from_utf8_lossy(stat.comm).into_owned();
                 }
                 if recheck || stat.cpu_ticks != entry.cpu_ticks {
                     self.counts.counters_read += 1;
