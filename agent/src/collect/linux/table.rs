@@ -202,7 +202,7 @@ impl ProcessTable {
     ) -> Option<ProcessSample> {
         let kept = self.entries.get_mut(&pid).and_then(|e| e.stat_file.take());
         let stat_file = match kept {
-            Some(file) if read_into(&file, &mut self.stat_buf).is_ok() => Some(file),
+            Some(file) if read_stat(&file, &mut self.stat_buf).is_ok() => Some(file),
             kept => {
                 // Never kept, or its process has exited (and the pid may
                 // now be a new process's): open the pid afresh.
@@ -211,7 +211,7 @@ impl ProcessTable {
                 }
                 self.counts.stat_opened += 1;
                 let file = File::open(format!("/proc/{pid}/stat")).ok()?;
-                read_into(&file, &mut self.stat_buf).ok()?;
+                read_stat(&file, &mut self.stat_buf).ok()?;
                 let keep = self.fds_kept < self.fd_budget;
                 if keep {
                     self.fds_kept += 1;
@@ -451,6 +451,24 @@ fn parse_pid(name: &[u8]) -> Option<u32> {
     std::str::from_utf8(name).ok()?.parse().ok()
 }
 
+/// Reads a `stat` file from its start, in one `pread` when it fits: the
+/// kernel formats the whole line at once, so a read that ends the line
+/// with room to spare has it all, and asking again only to be told "end of
+/// file" would double the system calls.
+fn read_stat(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    const ROOM: usize = 4096;
+    buf.clear();
+    buf.resize(ROOM, 0);
+    match file.read_at(buf, 0) {
+        Ok(n) if n < ROOM && n > 0 && buf[n - 1] == b'\n' => {
+            buf.truncate(n);
+            Ok(())
+        }
+        Ok(_) => read_into(file, buf),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads the whole file from its start with `pread`, into `buf`.
 fn read_into(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
@@ -654,13 +672,16 @@ mod tests {
         let mut child = sleeper();
         let file = File::open(format!("/proc/{}/stat", child.0.id())).unwrap();
         let mut buf = Vec::new();
-        read_into(&file, &mut buf).unwrap();
+        read_stat(&file, &mut buf).unwrap();
         let first = stat::parse(&buf).unwrap().start_ticks;
-        read_into(&file, &mut buf).unwrap();
+        read_stat(&file, &mut buf).unwrap();
         assert_eq!(stat::parse(&buf).unwrap().start_ticks, first);
+        let mut whole = Vec::new();
+        read_into(&file, &mut whole).unwrap();
+        assert_eq!(whole, buf, "one pread has the whole line");
         child.0.kill().unwrap();
         child.0.wait().unwrap();
-        let error = read_into(&file, &mut buf).unwrap_err();
+        let error = read_stat(&file, &mut buf).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::ESRCH), "{error}");
     }
 
