@@ -3,7 +3,7 @@
 //!
 //! On Linux the bench first starts idle `sleep` children until the machine
 //! has at least [`PROCESSES`] processes (they are killed at the end), then
-//! measures, interleaved over [`CYCLES`] cycles so that both see the same
+//! measures, interleaved over `CYCLES` cycles so that both see the same
 //! machine:
 //!
 //! 1. the floor: list `/proc` and open, read and close every `<pid>/stat`
@@ -14,7 +14,7 @@
 //! time, so waiting and other work on the machine do not count. Every
 //! section prints labelled lines, and "NOT MET" beside a target missed.
 //! Further sections (the whole agent: encode, compress, send) are added as
-//! functions in [`main`] taking the same [`Machine`].
+//! functions called from `linux::main`, taking the same `Machine`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,19 +48,11 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-/// The machine must have at least this many processes while measuring.
-const PROCESSES: usize = 1000;
 /// Cycles measured for each step.
 const CYCLES: usize = 60;
 /// The agent's usual interval, to express a cycle's cost as a share of one
 /// core.
 const INTERVAL: Duration = Duration::from_secs(1);
-/// Collection may cost at most this many times the floor.
-const TARGET_RATIO: f64 = 1.5;
-/// Pause between cycles. `Collector::snapshot` waits out the rest of its
-/// minimum CPU span itself (without using CPU); the pause only keeps the
-/// machine from being hammered.
-const PAUSE: Duration = Duration::from_millis(100);
 
 fn main() {
     #[cfg(target_os = "linux")]
@@ -88,6 +80,15 @@ mod linux {
     use std::time::Duration;
 
     use super::*;
+
+    /// The machine must have at least this many processes while measuring.
+    const PROCESSES: usize = 1000;
+    /// Collection may cost at most this many times the floor.
+    const TARGET_RATIO: f64 = 1.5;
+    /// Pause between cycles. `Collector::snapshot` waits out the rest of its
+    /// minimum CPU span itself (without using CPU); the pause only keeps the
+    /// machine from being hammered.
+    const PAUSE: Duration = Duration::from_millis(100);
 
     /// The bench's sleepers; killed and reaped however the bench ends.
     struct Sleepers(Vec<Child>);
