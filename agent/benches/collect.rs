@@ -2,7 +2,7 @@
 //! must do. Run with `cargo bench -p procmon-agent --bench collect`.
 //!
 //! On Linux the bench first starts idle `sleep` children until the machine
-//! has at least [`PROCESSES`] processes (they are killed at the end), then
+//! has at least 1,000 processes (they are killed at the end), then
 //! measures, interleaved over `CYCLES` cycles so that both see the same
 //! machine:
 //!
