@@ -18,7 +18,8 @@
 //!   `("Debian GNU/Linux", "12")` or `("Windows 10 Pro", "19045")`.
 //!
 //! and the process table, `ProcessTable` with
-//! `fn new(&mut System, recheck: Duration) -> Self` and
+//! `fn new(&mut System, recheck: Duration) -> Self`, which takes a first
+//! reading of every process as a baseline for CPU %, and
 //! `fn read(&mut self, &mut System) -> Vec<ProcessSample>`, which must
 //! never panic. It comes from one of two places:
 //!
@@ -141,8 +142,7 @@ impl Collector {
         // `System::new` only fails where sysinfo has no support at all, and
         // an agent that cannot see processes has nothing to do.
         let mut system = System::new().expect("this OS is not supported by sysinfo");
-        let mut processes = ProcessTable::new(&mut system, recheck);
-        drop(processes.read(&mut system));
+        let processes = ProcessTable::new(&mut system, recheck);
         // Read once: the id names this machine for as long as the agent
         // runs, and a made-up one that could not be saved would otherwise
         // be made up anew at every refresh.

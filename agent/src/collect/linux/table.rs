@@ -112,12 +112,15 @@ struct Entry {
 }
 
 impl ProcessTable {
-    /// A table that reads facts again every `recheck`. `system` is the
+    /// A table that reads facts again every `recheck`, with a first reading
+    /// of every process taken as the baseline for CPU %. `system` is the
     /// collector's, for host facts: it is given the CPU list once, which
     /// sysinfo otherwise learns while refreshing processes.
     pub(in crate::collect) fn new(system: &mut System, recheck: Duration) -> Self {
         system.refresh_cpu_list(CpuRefreshKind::nothing());
-        Self::with_fd_budget(recheck, descriptor_budget())
+        let mut table = Self::with_fd_budget(recheck, descriptor_budget());
+        drop(table.read(system));
+        table
     }
 
     fn with_fd_budget(recheck: Duration, fd_budget: usize) -> Self {
@@ -150,8 +153,8 @@ impl ProcessTable {
         }
     }
 
-    /// Reads every process once. The first call only takes a baseline for
-    /// CPU %: every process then reads 0 %.
+    /// Reads every process once. The first call (made by `new`) only takes
+    /// a baseline for CPU %: every process then reads 0 %.
     pub(in crate::collect) fn read(&mut self, _system: &mut System) -> Vec<ProcessSample> {
         let now = Instant::now();
         let read_now = LastRead {
@@ -469,23 +472,23 @@ fn read_stat(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
     }
 }
 
-/// Reads the whole file from its start with `pread`, into `buf`.
+/// Reads the whole file from its start with `pread`, into `buf`. The
+/// buffer grows by doubling and is zeroed only as it grows: a command line
+/// can be 2 MiB, and the kernel hands it out a page per call.
 fn read_into(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
+    let mut filled = 0;
     loop {
-        let filled = buf.len();
-        if buf.capacity() - filled < 512 {
-            buf.reserve(buf.capacity().max(1024));
+        if buf.len() - filled < 512 {
+            buf.resize((buf.len() * 2).max(4096), 0);
         }
-        buf.resize(buf.capacity(), 0);
-        let read = file.read_at(&mut buf[filled..], filled as u64);
-        match read {
+        match file.read_at(&mut buf[filled..], filled as u64) {
             Ok(0) => {
                 buf.truncate(filled);
                 return Ok(());
             }
-            Ok(n) => buf.truncate(filled + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(filled),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 buf.truncate(filled);
                 return Err(e);
