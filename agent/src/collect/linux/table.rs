@@ -280,18 +280,10 @@ impl ProcessTable {
                 read_counters(pid, &mut entry, &mut self.buf);
                 self.counts.facts_read += 1;
                 self.counts.counters_read += 1;
-                let slot = self.entries.entry(pid);
-                let entry = match slot {
-                    std::collections::hash_map::Entry::Occupied(mut old) => {
-                        if old.get().stat_file.is_some() {
-                            self.fds_kept -= 1;
-                        }
-                        old.insert(entry);
-                        old.into_mut()
-                    }
-                    std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(entry),
-                };
-                (entry, None)
+                // The old entry's descriptor was taken above (closed and
+                // counted off, or moved into this entry).
+                self.entries.insert(pid, entry);
+                (self.entries.get_mut(&pid)?, None)
             }
         };
         entry.seen_in = self.cycle;
