@@ -182,10 +182,12 @@ function size(box) {
 }
 
 /**
- * A sparkline: a line of values over time, no axes, in `box`.
+ * A sparkline: a line of values over time, no axes, in `box`. From zero up
+ * to at least `max` (a share of a whole: CPU, memory), or, with
+ * `fromZero: false`, fitted to the values (counts that move little).
  * @returns {{ set(times: number[] (ms), values: (number|null)[], max?: number) }}
  */
-export function createSparkline(box, color) {
+export function createSparkline(box, color, { fromZero = true } = {}) {
   let plot = null;
   let top = 0; // the scale's least top, read by the range function at each redraw
   function set(times, values, max) {
@@ -210,7 +212,16 @@ export function createSparkline(box, color) {
         cursor: { show: false },
         select: { show: false },
         legend: { show: false },
-        scales: { x: { time: false }, y: { range: (u, lo, hi) => [0, Math.max(top, hi ?? 0, 1e-9)] } },
+        scales: {
+          x: { time: false },
+          y: {
+            range: (u, lo, hi) => {
+              if (fromZero) return [0, Math.max(top, hi ?? 0, 1e-9)];
+              const pad = Math.max(1, ((hi ?? 0) - (lo ?? 0)) * 0.2);
+              return [Math.max(0, (lo ?? 0) - pad), (hi ?? 0) + pad];
+            },
+          },
+        },
         axes: [{ show: false }, { show: false }],
         series: [{}, { stroke: color, width: 1.25, fill: `${color}22`, points: { show: false } }],
       },

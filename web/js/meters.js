@@ -64,7 +64,7 @@ export function createMeters(root) {
     if (color) {
       const spark = el("div", "meter-spark");
       card.append(spark);
-      entry.spark = createSparkline(spark, color);
+      entry.spark = createSparkline(spark, color, { fromZero: id !== "processes" });
     }
     cards[id] = entry;
     root.append(card);

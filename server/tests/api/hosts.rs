@@ -145,12 +145,18 @@ async fn the_live_load_lists_each_snapshot_of_the_last_hour() {
         points.push(snapshot);
     }
 
-    let response = app.get_with_query("/api/live/load/", &[("host", "loaded")]).await;
+    let response = app
+        .get_with_query("/api/live/load/", &[("host", "loaded")])
+        .await;
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["host_id"], "loaded");
     let got = body["points"].as_array().unwrap();
-    assert_eq!(got.len(), 2, "the point from 90 minutes ago is past the hour: {body}");
+    assert_eq!(
+        got.len(),
+        2,
+        "the point from 90 minutes ago is past the hour: {body}"
+    );
     for (point, sent) in got.iter().zip(&points) {
         let at: chrono::DateTime<Utc> = point["at"].as_str().unwrap().parse().unwrap();
         assert_eq!(at, sent.collected_at);
@@ -161,7 +167,9 @@ async fn the_live_load_lists_each_snapshot_of_the_last_hour() {
         );
     }
 
-    let response = app.get_with_query("/api/live/load/", &[("host", "nobody")]).await;
+    let response = app
+        .get_with_query("/api/live/load/", &[("host", "nobody")])
+        .await;
     assert_eq!(response.status(), 404);
     let anonymous = app
         .anonymous()

@@ -65,7 +65,11 @@ fn host_info(id: &str, hostname: &str, boot: DateTime<Utc>) -> HostInfo {
     }
 }
 
-fn snapshot_at(host: HostInfo, collected_at: DateTime<Utc>, processes: Vec<ProcessSample>) -> Snapshot {
+fn snapshot_at(
+    host: HostInfo,
+    collected_at: DateTime<Utc>,
+    processes: Vec<ProcessSample>,
+) -> Snapshot {
     Snapshot {
         version: WIRE_VERSION,
         id: Uuid::new_v4(),
@@ -84,7 +88,10 @@ fn host_a_snapshot(t: &Timeline, i: i64) -> Snapshot {
     let long_ago = t.now - TimeDelta::days(1);
     let mut processes = vec![sample(1, None, "init", long_ago - TimeDelta::days(1))];
     let mut worker = sample(100, Some(1), "worker", long_ago);
-    worker.cmd = vec!["worker".into(), if i < TURN { "--mode=old" } else { "--mode=new" }.into()];
+    worker.cmd = vec![
+        "worker".into(),
+        if i < TURN { "--mode=old" } else { "--mode=new" }.into(),
+    ];
     worker.cpu_percent = worker_cpu(i);
     worker.memory_rss_bytes = worker_rss(i);
     processes.push(worker);
@@ -93,12 +100,26 @@ fn host_a_snapshot(t: &Timeline, i: i64) -> Snapshot {
         doomed.cmd = vec!["doomed".into(), "--needle-in-the-past".into()];
         processes.push(doomed);
     } else {
-        processes.push(sample(300, Some(1), "newbie", t.at(TURN) - TimeDelta::seconds(5)));
+        processes.push(sample(
+            300,
+            Some(1),
+            "newbie",
+            t.at(TURN) - TimeDelta::seconds(5),
+        ));
     }
     for n in 0..FILLERS {
-        processes.push(sample(1000 + n, Some(1), &format!("filler-{n:02}"), long_ago));
+        processes.push(sample(
+            1000 + n,
+            Some(1),
+            &format!("filler-{n:02}"),
+            long_ago,
+        ));
     }
-    let mut snapshot = snapshot_at(host_info(HOST_A, "alpha", long_ago - TimeDelta::days(2)), t.at(i), processes);
+    let mut snapshot = snapshot_at(
+        host_info(HOST_A, "alpha", long_ago - TimeDelta::days(2)),
+        t.at(i),
+        processes,
+    );
     snapshot.load = Some(HostLoad {
         cpu_per_core: vec![10.0, 20.0 + i as f32, 30.0, 95.0],
         memory_used_bytes: 6 << 30,
@@ -121,9 +142,20 @@ async fn post_history(app: &TestApp, t: &Timeline) {
         let mut needle = sample(42, Some(1), "needle", long_ago);
         needle.user = Some("www-data".into());
         let b = vec![sample(1, None, "init", long_ago), needle];
-        post_snapshot(app, &snapshot_at(host_info(HOST_B, "bravo", long_ago), t.at(i), b)).await;
-        let c = vec![sample(1, None, "init", long_ago), sample(7, Some(1), "haystack", long_ago)];
-        post_snapshot(app, &snapshot_at(host_info(HOST_C, "charlie", long_ago), t.at(i), c)).await;
+        post_snapshot(
+            app,
+            &snapshot_at(host_info(HOST_B, "bravo", long_ago), t.at(i), b),
+        )
+        .await;
+        let c = vec![
+            sample(1, None, "init", long_ago),
+            sample(7, Some(1), "haystack", long_ago),
+        ];
+        post_snapshot(
+            app,
+            &snapshot_at(host_info(HOST_C, "charlie", long_ago), t.at(i), c),
+        )
+        .await;
     }
 }
 
@@ -469,7 +501,10 @@ async fn set_time_field(page: &Client, id: &str, ms: i64) {
         )
         .await
         .unwrap();
-    assert!(!done.as_str().unwrap_or("error").starts_with("error"), "{done}");
+    assert!(
+        !done.as_str().unwrap_or("error").starts_with("error"),
+        "{done}"
+    );
 }
 
 /// Chrome's DevTools command `cmd`, through chromedriver.
@@ -482,11 +517,17 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
         base_url: &reqwest::Url,
         session_id: Option<&str>,
     ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
-        base_url.join(&format!("session/{}/goog/cdp/execute", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _url: &reqwest::Url) -> (axum::http::Method, Option<String>) {
-        (axum::http::Method::POST, Some(json!({ "cmd": self.0, "params": self.1 }).to_string()))
+        (
+            axum::http::Method::POST,
+            Some(json!({ "cmd": self.0, "params": self.1 }).to_string()),
+        )
     }
 }
 
@@ -500,7 +541,10 @@ async fn dark(page: &Client, on: bool) {
     .await
     .expect("emulate the colour scheme");
     let seen = page
-        .execute("return matchMedia('(prefers-color-scheme: dark)').matches;", vec![])
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches;",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(seen, json!(on));
