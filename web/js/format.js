@@ -55,9 +55,11 @@ export function formatDuration(seconds) {
 }
 
 /** The viewer's time zone at `date`, short: "UTC", "UTC+1", "CET", "PST". */
+let zoneFormat = null;
 export function zoneName(date) {
   try {
-    const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+    zoneFormat ??= new Intl.DateTimeFormat(undefined, { timeZoneName: "short" });
+    const part = zoneFormat
       .formatToParts(date)
       .find((p) => p.type === "timeZoneName");
     return (part?.value ?? "").replace(/^GMT(?=[+-]|$)/, "UTC") || "UTC";

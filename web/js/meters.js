@@ -35,8 +35,11 @@ const el = (tag, className, text) => {
 let active = null;
 
 /**
- * A load point pushed by the live stream (LoadPoint, as in
- * GET /api/live/load/) for `hostId`; ignored unless that host is shown.
+ * A load point pushed by the live stream for `hostId`; ignored unless that
+ * host is shown. Shaped as in GET /api/live/load/: `{ at, load }` (the
+ * batch's time and HostLoad) is enough; `cpu_percent`, `memory_rss_bytes`
+ * and `processes` (the sums over the host's processes) are taken from the
+ * previous point when absent.
  */
 export function onLoad(hostId, point) {
   active?.push(hostId, point);
@@ -85,7 +88,9 @@ export function createMeters(root) {
     try {
       const answer = await fetchLoad(asked);
       if (asked !== hostId) return;
-      live = answer.points;
+      // Points pushed since (onLoad) are newer than the answer's: kept.
+      const newest = answer.points.length ? Date.parse(answer.points[answer.points.length - 1].at) : -Infinity;
+      live = [...answer.points, ...live.filter((p) => Date.parse(p.at) > newest)];
       lastNow = Date.parse(answer.now);
       await backfill(asked, lastNow);
       draw(lastNow);
@@ -119,7 +124,14 @@ export function createMeters(root) {
 
   function push(forHost, point) {
     if (forHost !== hostId) return;
-    live.push(point);
+    const previous = live[live.length - 1] ?? {};
+    live.push({
+      cpu_percent: previous.cpu_percent ?? 0,
+      memory_rss_bytes: previous.memory_rss_bytes ?? 0,
+      processes: previous.processes ?? 0,
+      load: null,
+      ...point,
+    });
     const now = Date.parse(point.at);
     while (live.length && Date.parse(live[0].at) < now - HOUR_MS) live.shift();
     draw(Math.max(now, lastNow));

@@ -24,6 +24,9 @@ const HOST_C: &str = "history-host-c";
 /// Filler processes under init, so the tree is taller than a phone.
 const FILLERS: u32 = 60;
 
+/// One point of a chart as the page keeps it: time (s), average, minimum, maximum.
+type ChartPoint = (f64, Option<f64>, Option<f64>, Option<f64>);
+
 /// The fixed "now" of the server, and when snapshot `i` was taken.
 struct Timeline {
     now: DateTime<Utc>,
@@ -205,6 +208,35 @@ async fn history_shows_the_tree_at_a_past_time_and_what_changed() {
         assert_eq!(text_of(&page, "[data-meter=uptime] .meter-value").await, "3 d 0 h");
         assert_eq!(count(&page, "[data-meter=cpu] .meter-spark canvas").await, 1, "sparklines drawn by uPlot");
 
+        screenshot_as(&page, "meters-desktop-light").await;
+        dark(&page, true).await;
+        screenshot_as(&page, "meters-desktop-dark").await;
+        dark(&page, false).await;
+
+        // The live stream's hook: a pushed point shows at once.
+        let pushed = page
+            .execute_async(
+                "const [host, done] = arguments;
+                 import('/js/meters.js').then(({ onLoad }) => {
+                   onLoad(host, { at: new Date().toISOString(), load: {
+                     cpu_per_core: [100, 100, 100, 100], memory_used_bytes: 7 * 2 ** 30,
+                     memory_available_bytes: 9 * 2 ** 30, swap_total_bytes: 0, swap_used_bytes: 0,
+                     load_average: [3.5, 2, 1] } });
+                   done(true);
+                 }, (e) => done(String(e)));",
+                vec![json!(HOST_A)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(pushed, json!(true));
+        eventually(&page, "the pushed load shown", "return document.querySelector('[data-meter=load] .meter-value').textContent;", |v| {
+            v.as_str() == Some("3.50")
+        })
+        .await;
+        assert_eq!(text_of(&page, "[data-meter=cpu] .meter-value").await, "100%");
+        assert_eq!(text_of(&page, "[data-meter=swap] .meter-value").await, "none");
+        assert_eq!(text_of(&page, "[data-meter=processes] .meter-value").await, (3 + FILLERS).to_string());
+
         // Back in time: the tree as it was, with doomed and worker's old
         // command line.
         set_time_field(&page, "time-field", Timeline::ms(past)).await;
@@ -310,13 +342,13 @@ async fn history_charts_show_the_values_sent() {
             format!("return document.querySelector('#process-charts .chart[data-metric={metric}]').dataset.points ?? null;")
         };
         let cpu = eventually(&page, "the CPU chart", &points("cpu_percent"), |v| v.is_string()).await;
-        let cpu: Vec<(f64, Option<f64>, Option<f64>, Option<f64>)> = serde_json::from_str(cpu.as_str().unwrap()).unwrap();
+        let cpu: Vec<ChartPoint> = serde_json::from_str(cpu.as_str().unwrap()).unwrap();
         let sent: Vec<f64> = (0..MINUTES).map(|i| f64::from(worker_cpu(i))).collect();
         let drawn: Vec<f64> = cpu.iter().map(|p| p.1.unwrap()).collect();
         assert_eq!(drawn, sent, "the CPU line is what the agent sent, one point a minute");
         assert!(cpu.iter().all(|p| p.2 == p.1 && p.3 == p.1), "one sample per point: min = avg = max");
         let memory = eventually(&page, "the memory chart", &points("memory_rss_bytes"), |v| v.is_string()).await;
-        let memory: Vec<(f64, Option<f64>, Option<f64>, Option<f64>)> = serde_json::from_str(memory.as_str().unwrap()).unwrap();
+        let memory: Vec<ChartPoint> = serde_json::from_str(memory.as_str().unwrap()).unwrap();
         let sent: Vec<f64> = (0..MINUTES).map(|i| worker_rss(i) as f64).collect();
         assert_eq!(memory.iter().map(|p| p.1.unwrap()).collect::<Vec<_>>(), sent);
         assert_eq!(count(&page, "#process-charts .chart canvas").await, 2, "drawn by uPlot");
@@ -327,7 +359,7 @@ async fn history_charts_show_the_values_sent() {
             v.as_str().is_some_and(|s| serde_json::from_str::<Vec<Value>>(s).unwrap().len() < MINUTES as usize)
         })
         .await;
-        let short: Vec<(f64, Option<f64>, Option<f64>, Option<f64>)> = serde_json::from_str(short.as_str().unwrap()).unwrap();
+        let short: Vec<ChartPoint> = serde_json::from_str(short.as_str().unwrap()).unwrap();
         assert!((14..=15).contains(&short.len()), "{short:?}");
         assert_eq!(short.last().unwrap().1, Some(f64::from(worker_cpu(MINUTES - 1))));
         screenshot_as(&page, "history-chart-desktop-light").await;
