@@ -141,6 +141,7 @@ export function createProcessCharts(pane) {
     chart.plot?.destroy();
     chart.plotBox.replaceChildren();
     const color = chart.spec.color;
+    const reading = (u, v) => (v == null ? "–" : chart.spec.format(v));
     const fg = cssVar("--fg-soft", "#5b6474");
     const grid = cssVar("--border", "#dde1e7");
     const axis = (values) => {
@@ -152,17 +153,18 @@ export function createProcessCharts(pane) {
       {
         ...size(chart.plotBox),
         scales: { ...scale, y: { range: (u, lo, hi) => [0, Math.max(hi * 1.1, chart.spec.metric === "cpu_percent" ? 1 : 1024)] } },
-        legend: { show: false },
+        // The legend reads out the values under the pointer.
+        legend: { show: true, live: true },
         cursor: { points: { size: 5 } },
         axes: [
           axis(null),
           { ...axis((u, ticks) => ticks.map((v) => chart.spec.format(v))), size: 64 },
         ],
         series: [
-          { value: (u, v) => (v == null ? "" : formatDateTime(new Date(v * 1000))) },
-          { label: "max", stroke: "transparent", points: { show: false } },
-          { label: "min", stroke: "transparent", points: { show: false } },
-          { label: "avg", stroke: color, width: 1.5, points: { show: (u) => u.data[0].length < 3 } },
+          { label: "at", value: (u, v) => (v == null ? "" : formatDateTime(new Date(v * 1000))) },
+          { label: "max", stroke: "transparent", points: { show: false }, value: reading },
+          { label: "min", stroke: "transparent", points: { show: false }, value: reading },
+          { label: "avg", stroke: color, width: 1.5, points: { show: (u) => u.data[0].length < 3 }, value: reading },
         ],
         bands: [{ series: [1, 2], fill: `${color}33` }],
       },

@@ -171,6 +171,7 @@ export function createTimeControl(root, rows, actions) {
 
   async function loadChanges(now) {
     if (since == null || hostId == null) {
+      if (changes == null && marks.size === 0) return;
       changes = null;
       asked = "";
       setMarks(null);

@@ -362,6 +362,9 @@ async fn history_charts_show_the_values_sent() {
         let short: Vec<ChartPoint> = serde_json::from_str(short.as_str().unwrap()).unwrap();
         assert!((14..=15).contains(&short.len()), "{short:?}");
         assert_eq!(short.last().unwrap().1, Some(f64::from(worker_cpu(MINUTES - 1))));
+        page.execute("document.getElementById('process-charts').scrollIntoView();", vec![])
+            .await
+            .unwrap();
         screenshot_as(&page, "history-chart-desktop-light").await;
         dark(&page, true).await;
         // Drawn again in the dark theme's colours.
