@@ -469,7 +469,7 @@ function render() {
 
   // history: time control, meters, charts; the selected row above a phone's sheet.
   timeControl.render(state, summary, now);
-  meters.render(state.hostId, summary, now);
+  meters.render(state.hostId, summary, now, state.at);
   processCharts.render(state.hostId, state.selectedProcess, state.at, now);
   keepSelectedAboveSheet($("process-rows"), $("details"), state.selectedProcess ? state.selectedKey : null);
 

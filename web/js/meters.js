@@ -4,7 +4,8 @@
 // in-memory load (GET /api/live/load/), asked every few seconds, or pushed by
 // the live stream through onLoad(); the part of the hour from before the
 // server started comes from stored history (GET /api/history/host/), which
-// has CPU, memory and process count only.
+// has CPU, memory and process count only. While the page shows a past time,
+// the meters show the hour before it, from stored history.
 
 import { ApiError } from "./api.js";
 import { createSparkline } from "./charts.js";
@@ -78,13 +79,14 @@ export function createMeters(root) {
   let live = []; // LoadPoint[] from this server's memory, oldest first
   let older = []; // points from stored history before `live` begins
   let timer = null;
+  let at = null; // the past time shown (ms), or null: live
   let backfilledAt = 0;
   let lastNow = Date.now();
 
   async function poll() {
     clearTimeout(timer);
     const asked = hostId;
-    if (!asked) return;
+    if (!asked || at != null) return;
     try {
       const answer = await fetchLoad(asked);
       if (asked !== hostId) return;
@@ -98,7 +100,19 @@ export function createMeters(root) {
       if (!(error instanceof ApiError)) throw error;
       // The page's own poll says what is wrong with the connection.
     } finally {
-      if (asked === hostId) timer = setTimeout(poll, document.hidden ? POLL_MS * 6 : POLL_MS);
+      if (asked === hostId && at == null) timer = setTimeout(poll, document.hidden ? POLL_MS * 6 : POLL_MS);
+    }
+  }
+
+  /** The hour before the past time shown, from stored history. */
+  async function loadPast(asked, until) {
+    try {
+      const series = await fetchHostSeries(asked, until - HOUR_MS, until, 120);
+      if (asked !== hostId || until !== at) return;
+      older = fromSeries(series);
+      draw(until);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
     }
   }
 
@@ -109,21 +123,14 @@ export function createMeters(root) {
     try {
       const series = await fetchHostSeries(asked, now - HOUR_MS, firstLive - 1, 120);
       if (asked !== hostId) return;
-      const i = (name) => series.metrics.indexOf(name);
-      older = series.points.map((p) => ({
-        at: p.at,
-        cpu_percent: p.avg[i("cpu_percent")] ?? 0,
-        memory_rss_bytes: p.avg[i("memory_rss_bytes")] ?? 0,
-        processes: p.avg[i("process_count")] ?? 0,
-        load: null,
-      }));
+      older = fromSeries(series);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
     }
   }
 
   function push(forHost, point) {
-    if (forHost !== hostId) return;
+    if (forHost !== hostId || at != null) return;
     const previous = live[live.length - 1] ?? {};
     live.push({
       cpu_percent: previous.cpu_percent ?? 0,
@@ -154,6 +161,8 @@ export function createMeters(root) {
     };
     const memoryOf = (p) => p.load?.memory_used_bytes ?? p.memory_rss_bytes;
     const load = newest?.load ?? null;
+    // Only the sums over processes are stored: the host's own meters are not.
+    const missing = at != null ? "not kept in history" : "not sent by this agent";
 
     // CPU: the machine's share, 100 % = every core busy.
     set(cards.cpu, newest ? formatPercent(cpuOf(newest)) : "–",
@@ -174,48 +183,54 @@ export function createMeters(root) {
     if (load && load.swap_total_bytes > 0) {
       set(cards.swap, formatBytes(load.swap_used_bytes), `of ${formatBytes(load.swap_total_bytes)}`);
     } else {
-      set(cards.swap, load ? "none" : "–", load ? "no swap set up" : "not sent by this agent");
+      set(cards.swap, load ? "none" : "–", load ? "no swap set up" : missing);
     }
     cards.swap.spark.set(times, points.map((p) => p.load?.swap_used_bytes ?? null), load?.swap_total_bytes || undefined);
 
     const averages = load?.load_average;
     set(cards.load, averages ? averages[0].toFixed(2) : "–",
-      averages ? `1, 5, 15 min: ${averages.map((v) => v.toFixed(2)).join(" · ")}` : load ? "none on this OS" : "not sent by this agent");
+      averages ? `1, 5, 15 min: ${averages.map((v) => v.toFixed(2)).join(" · ")}` : load ? "none on this OS" : missing);
     cards.load.spark.set(times, points.map((p) => p.load?.load_average?.[0] ?? null), cores);
 
     const boot = host ? Date.parse(host.boot_time) : NaN;
-    set(cards.uptime, Number.isNaN(boot) ? "–" : formatDuration((now - boot) / 1000),
-      Number.isNaN(boot) ? "" : `booted ${formatTime(new Date(boot))}`);
+    const booted = !Number.isNaN(boot) && boot <= now;
+    set(cards.uptime, booted ? formatDuration((now - boot) / 1000) : "–",
+      booted ? `booted ${formatTime(new Date(boot))}` : "");
 
     set(cards.processes, newest ? String(newest.processes) : "–", "");
     cards.processes.spark.set(times, points.map((p) => p.processes));
-    root.title = newest ? `Sparklines: the last hour · newest ${formatTime(new Date(newest.at))}` : "no load received in the last hour";
+    root.dataset.at = at == null ? "live" : new Date(at).toISOString();
+    root.title = at != null
+      ? `The hour before ${formatTime(new Date(at))}, from stored history`
+      : newest ? `Sparklines: the last hour · newest ${formatTime(new Date(newest.at))}` : "no load received in the last hour";
   }
 
   /**
    * @param {string|null} id   the chosen host
    * @param {object|null} host its HostSummary
    * @param {number} now       server time, ms
+   * @param {number|null} past the past time shown (ms), or null: live
    */
-  function render(id, host, now) {
+  function render(id, host, now, past = null) {
     const arrived = summary == null && host != null;
     summary = host;
     root.hidden = id == null;
-    if (id === hostId) {
+    if (id === hostId && past === at) {
       // The host's summary arrives once the page may read (signed in): ask now.
       if (arrived && id) poll();
       return;
     }
     hostId = id;
+    at = past;
     live = [];
     older = [];
     backfilledAt = 0;
     lastNow = now;
     clearTimeout(timer);
-    if (id) {
-      draw(now);
-      poll();
-    }
+    if (!id) return;
+    draw(at ?? now);
+    if (at == null) poll();
+    else loadPast(id, at);
   }
 
   active = { push };
@@ -223,6 +238,18 @@ export function createMeters(root) {
     if (!document.hidden && hostId) poll();
   });
   return { render };
+}
+
+/** Host series points (GET /api/history/host/) as load points without the host's own meters. */
+function fromSeries(series) {
+  const i = (name) => series.metrics.indexOf(name);
+  return series.points.map((p) => ({
+    at: p.at,
+    cpu_percent: p.avg[i("cpu_percent")] ?? 0,
+    memory_rss_bytes: p.avg[i("memory_rss_bytes")] ?? 0,
+    processes: Math.round(p.avg[i("process_count")] ?? 0),
+    load: null,
+  }));
 }
 
 function set(entry, value, sub) {

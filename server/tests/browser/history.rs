@@ -111,12 +111,10 @@ fn host_a_snapshot(t: &Timeline, i: i64) -> Snapshot {
         ));
     }
     for n in 0..FILLERS {
-        processes.push(sample(
-            1000 + n,
-            Some(1),
-            &format!("filler-{n:02}"),
-            long_ago,
-        ));
+        let mut filler = sample(1000 + n, Some(1), &format!("filler-{n:02}"), long_ago);
+        // Mostly idle, as most processes are: the host's sum stays possible.
+        filler.cpu_percent = 0.5;
+        processes.push(filler);
     }
     let mut snapshot = snapshot_at(
         host_info(HOST_A, "alpha", long_ago - TimeDelta::days(2)),
@@ -244,6 +242,21 @@ async fn history_shows_the_tree_at_a_past_time_and_what_changed() {
         assert_eq!(count(&page, &row_selector(300)).await, 0, "newbie had not started yet");
         assert_eq!(attribute_of_text(&page, "#time-live", "aria-pressed").await, "false");
         assert!(text_of(&page, "#time-note").await.contains("As it was at"));
+        // The meters show the hour before it, from stored history.
+        eventually(
+            &page,
+            "the meters of the past hour",
+            "return document.querySelector('[data-meter=swap] .meter-sub').textContent;",
+            |v| v.as_str() == Some("not kept in history"),
+        )
+        .await;
+        let drawn = text_of(&page, "#meters").await;
+        assert!(drawn.contains("63"), "the process count then: {drawn}");
+        let points = page
+            .execute("return Number(document.getElementById('meters').dataset.points);", vec![])
+            .await
+            .unwrap();
+        assert!((5..=6).contains(&points.as_i64().unwrap()), "an hour back from the 6th snapshot: {points}");
         click(&page, &format!("{} .name", row_selector(100))).await;
         eventually(&page, "worker's command line then", "return document.querySelector('#details .field-cmd')?.textContent;", |v| {
             v.as_str() == Some("worker --mode=old")
