@@ -72,6 +72,11 @@ pub struct Cli {
     #[arg(long, requires = "once")]
     pub print: bool,
 
+    /// Take N snapshots (none is sent) and print the CPU time each cost
+    /// and the peak memory: what collecting costs on this machine.
+    #[arg(long, value_name = "N", hide = true, conflicts_with = "once")]
+    pub bench_collect: Option<u32>,
+
     /// Windows: manage the agent's Windows service.
     #[cfg(windows)]
     #[command(subcommand)]

@@ -9,6 +9,7 @@
 //! - [`spool::Spool`] keeps outgoing messages on disk until the server has
 //!   them, and [`retry`] says when to try again.
 
+pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod config;

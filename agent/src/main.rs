@@ -32,6 +32,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(cycles) = cli.bench_collect {
+        return procmon_agent::bench::run(cycles);
+    }
     #[cfg(windows)]
     {
         use procmon_agent::cli::Command;
