@@ -77,7 +77,11 @@ fn own_cpu_time() -> anyhow::Result<Duration> {
             &mut user,
         )
     };
-    anyhow::ensure!(ok != 0, "GetProcessTimes: {}", std::io::Error::last_os_error());
+    anyhow::ensure!(
+        ok != 0,
+        "GetProcessTimes: {}",
+        std::io::Error::last_os_error()
+    );
     let ticks = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
     // FILETIME counts 100 ns units.
     Ok(Duration::from_nanos((ticks(kernel) + ticks(user)) * 100))

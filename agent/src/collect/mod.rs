@@ -26,6 +26,10 @@
 //! - Linux: `platform::ProcessTable` reads `/proc` itself, near the least
 //!   the kernel allows (one read of each process's `stat` per cycle); facts
 //!   that rarely change are read again only on `exec` and every `recheck`.
+//! - Windows: `platform::ProcessTable` reads the kernel's process table with
+//!   one system call per cycle, and opens a process only when it is new
+//!   for its executable, command line and owner (never again: `recheck`
+//!   is not used); sysinfo is asked for host facts only.
 //! - Elsewhere: `sysinfo_table::ProcessTable` refreshes every process
 //!   through sysinfo and asks `platform::ProcessDetails` (with
 //!   `fn new() -> Self`, `fn begin_snapshot(&mut self)` and
@@ -47,9 +51,11 @@
 //! ([`fit`]) before it leaves the collector, so one odd process cannot get
 //! a whole snapshot refused.
 
+mod cpu;
 pub mod fit;
 mod host;
 mod saved_id;
+#[cfg(not(windows))]
 mod users;
 
 #[cfg(target_os = "linux")]
@@ -62,18 +68,20 @@ mod platform;
 #[path = "other.rs"]
 mod platform;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 mod sysinfo_table;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 use self::platform::ProcessTable;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 use self::sysinfo_table::ProcessTable;
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use procmon_model::{HostInfo, ProcessStatus, Snapshot, WIRE_VERSION};
+#[cfg(not(windows))]
+use procmon_model::ProcessStatus;
+use procmon_model::{HostInfo, Snapshot, WIRE_VERSION};
 use sysinfo::System;
 use uuid::Uuid;
 
@@ -201,6 +209,7 @@ impl Default for Collector {
 /// Linux keeps only the first 15 bytes of a process's name; when the
 /// executable's or the first argument's file name continues the cut name,
 /// that is the full one ("chrome_crashpad" is "chrome_crashpad_handler").
+#[cfg(not(windows))]
 fn full_name(name: &str, exe: Option<&str>, cmd: &[String]) -> String {
     const CUT_AT: usize = 15;
     if name.len() != CUT_AT {
@@ -219,6 +228,7 @@ fn full_name(name: &str, exe: Option<&str>, cmd: &[String]) -> String {
         .unwrap_or_else(|| name.to_owned())
 }
 
+#[cfg(not(windows))]
 fn status_of(status: sysinfo::ProcessStatus) -> ProcessStatus {
     use sysinfo::ProcessStatus as S;
     match status {
@@ -240,7 +250,7 @@ pub(crate) fn from_unix_secs(secs: u64) -> DateTime<Utc> {
         .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(windows)))]
 mod tests {
     use super::full_name;
 

@@ -1,18 +1,20 @@
-//! Windows: the machine GUID, the product name from the registry, and per
-//! process what sysinfo lacks or gets wrong (threads, handles, private
-//! bytes, virtual size, exact start time, the owner as DOMAIN\name). See the
-//! contract in `mod.rs`.
+//! Windows: the machine GUID, the product name from the registry, and
+//! every process read from the kernel's process table, with no per-process
+//! refresh by sysinfo. See the contract in `mod.rs`.
 //!
 //! Nothing here uses PDH performance counters: they are slow, and Wine
 //! does not implement them.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use procmon_model::{ProcessSample, ProcessStatus};
 
-use super::PlatformExtras;
+use super::cpu::CpuMeter;
 use crate::windows::owner::AccountNames;
-use crate::windows::process_table::{self, TableEntry};
+use crate::windows::process_facts::{self, ProcessFacts};
+use crate::windows::process_table::{KernelProcessTable, TableEntry};
 use crate::windows::{privilege, registry};
 
 /// A FILETIME (100 ns units since 1601-01-01 UTC) as a UTC time; `None`
@@ -62,93 +64,152 @@ pub(super) fn os_name_and_version() -> (String, String) {
     (name, version)
 }
 
-/// Reads the kernel's process table once per snapshot (one system call for
-/// all processes) and looks each process up in it; owners are read from
-/// the process token once per process and kept while it lives.
-pub(super) struct ProcessDetails {
-    table: HashMap<u32, TableEntry>,
-    /// Owners by (pid, creation time): a process's owner never changes.
-    owners: HashMap<(u32, i64), Option<String>>,
-    accounts: AccountNames,
-    /// Whether a snapshot was begun before, so its owners were asked for.
-    begun: bool,
-    table_error_logged: bool,
-    denied_logged: bool,
+/// A process for its whole life: pid and creation time (pids are reused).
+type ProcessKey = (u32, i64);
+
+/// How often a process that let us open it but showed no command line is
+/// read again.
+const MAX_READS: u32 = 3;
+
+/// What was read of one process when it was new.
+struct Known {
+    facts: ProcessFacts,
+    /// How often it was opened.
+    reads: u32,
+    /// The number of the last snapshot that listed it.
+    seen: u64,
 }
 
-impl ProcessDetails {
-    pub(super) fn new() -> Self {
-        privilege::enable_debug_privilege();
-        ProcessDetails {
-            table: HashMap::new(),
-            owners: HashMap::new(),
-            accounts: AccountNames::default(),
-            begun: false,
-            table_error_logged: false,
-            denied_logged: false,
-        }
-    }
+/// Reads every process with one system call per snapshot (the kernel's
+/// process table: parent, name, start time, CPU times, memory, threads,
+/// handles, I/O), and opens a process only once, when it is new, for what
+/// never changes while it lives (executable, command line, owner).
+pub(super) struct ProcessTable {
+    table: KernelProcessTable,
+    cpu: CpuMeter<ProcessKey>,
+    /// What each living process was opened for, kept until it exits.
+    known: HashMap<ProcessKey, Known>,
+    accounts: AccountNames,
+    /// For the System and Idle processes, which have no creation time.
+    boot_time: DateTime<Utc>,
+    snapshots: u64,
+    table_error_logged: bool,
+}
 
-    /// Reads the table, after sysinfo's refresh: every process sysinfo
-    /// listed is in it unless it has exited since.
-    pub(super) fn begin_snapshot(&mut self) {
-        self.log_denied_once();
-        self.begun = true;
-        match process_table::read() {
-            Ok(table) => self.table = table,
-            Err(error) => {
-                if !self.table_error_logged {
-                    tracing::warn!(%error, "cannot read the process table; threads, handles and private bytes will be missing");
-                    self.table_error_logged = true;
-                }
-                self.table.clear();
+impl ProcessTable {
+    /// Takes a first reading of CPU times, so the first snapshot's CPU %
+    /// means something. Opens no process yet.
+    ///
+    /// `recheck` is not used: a Windows process's executable and owner
+    /// never change, and its command line changes only if it overwrites
+    /// its own memory, which Task Manager does not follow either; so a
+    /// process is opened once, when new.
+    pub(super) fn new(_system: &mut sysinfo::System, _recheck: Duration) -> Self {
+        privilege::enable_debug_privilege();
+        let mut reader = ProcessTable {
+            table: KernelProcessTable::new(),
+            cpu: CpuMeter::new(),
+            known: HashMap::new(),
+            accounts: AccountNames::default(),
+            boot_time: super::from_unix_secs(sysinfo::System::boot_time().unwrap_or(0)),
+            snapshots: 0,
+            table_error_logged: false,
+        };
+        if let Some(table) = reader.read_table() {
+            for entry in table {
+                reader
+                    .cpu
+                    .percent((entry.pid, entry.create_time), entry.cpu_time);
             }
         }
-        // Forget owners of exited processes, so the map stays the table's size.
-        let table = &self.table;
-        self.owners
-            .retain(|(pid, created), _| table.get(pid).is_some_and(|e| e.create_time == *created));
+        reader
     }
 
-    pub(super) fn read(&mut self, pid: u32) -> PlatformExtras {
-        let Some(entry) = self.table.get(&pid).copied() else {
-            // Gone since the table was read, or the table could not be
-            // read: only the owner can still be read.
-            return PlatformExtras {
-                user: self.accounts.owner_of(pid),
-                ..PlatformExtras::default()
-            };
+    /// Every process now. Never panics; if the table cannot be read (it
+    /// always can on Windows 8.1 and later, and under Wine) the snapshot is
+    /// empty and a warning is logged once.
+    pub(super) fn read(&mut self, _system: &mut sysinfo::System) -> Vec<ProcessSample> {
+        let Some(table) = self.read_table() else {
+            return Vec::new();
         };
-        let accounts = &mut self.accounts;
-        let user = self
-            .owners
-            .entry((pid, entry.create_time))
-            .or_insert_with(|| accounts.owner_of(pid))
-            .clone();
-        PlatformExtras {
-            threads: Some(entry.threads),
-            handles: Some(entry.handles),
-            private_bytes: Some(entry.private_bytes),
-            virtual_bytes: Some(entry.virtual_bytes),
-            start_time: filetime_to_utc(entry.create_time),
-            user,
+        self.snapshots += 1;
+        let mut processes = Vec::with_capacity(table.len());
+        for entry in table {
+            let key = (entry.pid, entry.create_time);
+            let cpu_percent = self.cpu.percent(key, entry.cpu_time);
+            let known = self.known.entry(key).or_insert_with(|| Known {
+                facts: process_facts::read(entry.pid, &mut self.accounts),
+                reads: 1,
+                seen: 0,
+            });
+            known.seen = self.snapshots;
+            // A process caught while it starts may not have its parameters
+            // in place yet: one that let us in but hid its command line is
+            // asked again, a few times.
+            if known.facts.user.is_some() && known.facts.cmd.is_empty() && known.reads < MAX_READS {
+                known.facts = process_facts::read(entry.pid, &mut self.accounts);
+                known.reads += 1;
+            }
+            let facts = &known.facts;
+            processes.push(ProcessSample {
+                pid: entry.pid,
+                parent_pid: entry.parent_pid,
+                name: display_name(entry.pid, entry.name),
+                exe: facts.exe.clone(),
+                cmd: facts.cmd.clone(),
+                user: facts.user.clone(),
+                start_time: filetime_to_utc(entry.create_time).unwrap_or(self.boot_time),
+                // The table has no state; Windows has no sleeping or
+                // stopped process as Unix has, and sysinfo said "running"
+                // for every one too.
+                status: ProcessStatus::Running,
+                cpu_percent,
+                memory_rss_bytes: entry.working_set,
+                memory_virtual_bytes: entry.virtual_bytes,
+                memory_private_bytes: Some(entry.private_bytes),
+                threads: Some(entry.threads),
+                handles: Some(entry.handles),
+                disk_read_bytes: entry.read_bytes,
+                disk_written_bytes: entry.written_bytes,
+            });
+        }
+        // Forget what was read of exited processes, so the cache stays the
+        // table's size.
+        let now = self.snapshots;
+        self.known.retain(|_, known| known.seen == now);
+        if self.snapshots == 1 {
+            self.log_denied();
+        }
+        processes
+    }
+
+    /// The table, with the CPU meter started on it; `None` (logged once)
+    /// when it cannot be read.
+    fn read_table(&mut self) -> Option<Vec<TableEntry>> {
+        match self.table.read() {
+            Ok(table) => {
+                self.cpu.begin(Instant::now());
+                Some(table)
+            }
+            Err(error) => {
+                if !self.table_error_logged {
+                    tracing::warn!(%error, "cannot read the process table; snapshots will be empty");
+                    self.table_error_logged = true;
+                }
+                None
+            }
         }
     }
 
     /// After the first snapshot, says once how many processes denied us
     /// their owner (and so their command line too): people otherwise take
-    /// the empty columns for a bug. Every owner known then was asked for in
-    /// that snapshot.
-    fn log_denied_once(&mut self) {
-        if self.denied_logged || !self.begun {
-            return;
-        }
-        self.denied_logged = true;
+    /// the empty columns for a bug.
+    fn log_denied(&self) {
         // Idle (0) and System (4) can be opened by no one.
         let denied = self
-            .owners
+            .known
             .iter()
-            .filter(|((pid, _), owner)| owner.is_none() && *pid > 4)
+            .filter(|((pid, _), known)| known.facts.user.is_none() && *pid > 4)
             .count();
         if denied > 0 {
             tracing::info!(
@@ -157,6 +218,16 @@ impl ProcessDetails {
                  install it as the service, to see them"
             );
         }
+    }
+}
+
+/// The table's name, but the Idle process has none: named as Task Manager
+/// names it.
+fn display_name(pid: u32, name: String) -> String {
+    if pid == 0 && name.is_empty() {
+        "System Idle Process".to_owned()
+    } else {
+        name
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod handle;
 pub mod logfile;
 pub(crate) mod owner;
 pub(crate) mod privilege;
+pub(crate) mod process_facts;
 pub(crate) mod process_table;
 pub(crate) mod registry;
 pub mod service;

@@ -7,7 +7,7 @@ use windows_sys::Win32::Security::{
     GetLengthSid, GetTokenInformation, LookupAccountSidW, TokenUser, SID_NAME_USE, TOKEN_QUERY,
     TOKEN_USER,
 };
-use windows_sys::Win32::System::Threading::{OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION};
+use windows_sys::Win32::System::Threading::OpenProcessToken;
 
 use super::handle::Handle;
 
@@ -19,11 +19,12 @@ pub struct AccountNames {
 }
 
 impl AccountNames {
-    /// The owner of process `pid`; `None` when the process or its token may
-    /// not be opened (protected processes, other users' without
-    /// administrator rights) or it has exited.
-    pub fn owner_of(&mut self, pid: u32) -> Option<String> {
-        let sid = owner_sid(pid)?;
+    /// The owner of `process` (opened with at least
+    /// `PROCESS_QUERY_LIMITED_INFORMATION`); `None` when its token may not
+    /// be opened (protected processes, other users' without administrator
+    /// rights).
+    pub fn owner_of(&mut self, process: &Handle) -> Option<String> {
+        let sid = owner_sid(process)?;
         self.by_sid
             .entry(sid)
             .or_insert_with_key(|sid| account_name(sid))
@@ -32,8 +33,7 @@ impl AccountNames {
 }
 
 /// The owner's SID, as bytes.
-fn owner_sid(pid: u32) -> Option<Vec<u8>> {
-    let process = Handle::open_process(pid, PROCESS_QUERY_LIMITED_INFORMATION)?;
+fn owner_sid(process: &Handle) -> Option<Vec<u8>> {
     let mut token = std::ptr::null_mut();
     // SAFETY: plain call with an out pointer to a local.
     if unsafe { OpenProcessToken(process.0, TOKEN_QUERY, &mut token) } == 0 {
