@@ -1,8 +1,12 @@
 //! `procmon-agent --bench-collect N`: what collecting costs on this machine.
 //! Takes a first reading, then `N` snapshots as the agent would (nothing is
 //! sent), and prints the CPU time this process spent per snapshot and its
-//! peak memory. Pauses between snapshots are not counted: sleeping costs no
-//! CPU.
+//! peak memory, and on Windows the floor to compare with: one read of the
+//! kernel's process table. Pauses between snapshots are not counted:
+//! sleeping costs no CPU.
+//!
+//! Under Wine, part of every system call is served by `wineserver`, a
+//! separate process whose CPU time is not counted here.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +34,7 @@ pub fn run(cycles: u32) -> anyhow::Result<()> {
         processes = snapshot.processes.len();
     }
     let wall = started.elapsed();
+    let floor = floor_per_cycle()?;
 
     println!("processes per snapshot:  {processes}");
     println!("first reading (new):     {:>8.2} ms CPU", ms(first));
@@ -38,12 +43,36 @@ pub fn run(cycles: u32) -> anyhow::Result<()> {
         ms(spent) / f64::from(cycles),
         wall.as_secs_f64()
     );
+    if let Some((what, floor)) = floor {
+        println!("{what:<25}{:>8.2} ms CPU", ms(floor));
+    }
     println!(
         "peak memory:             {:>8.1} MiB ({})",
         peak_memory()? as f64 / (1024.0 * 1024.0),
         PEAK_MEMORY_MEANING
     );
     Ok(())
+}
+
+/// What the least a collector must do per cycle costs here, for
+/// comparison: on Windows one read of the kernel's process table.
+#[cfg(windows)]
+fn floor_per_cycle() -> anyhow::Result<Option<(&'static str, Duration)>> {
+    use crate::windows::process_table::KernelProcessTable;
+
+    // Many reads: under Wine the process's CPU time counts in 10 ms steps.
+    const READS: u32 = 200;
+    let mut table = KernelProcessTable::new();
+    let before = own_cpu_time()?;
+    for _ in 0..READS {
+        std::hint::black_box(table.read()?);
+    }
+    Ok(Some(("floor (table read only):", (own_cpu_time()? - before) / READS)))
+}
+
+#[cfg(not(windows))]
+fn floor_per_cycle() -> anyhow::Result<Option<(&'static str, Duration)>> {
+    Ok(None)
 }
 
 fn ms(duration: Duration) -> f64 {
