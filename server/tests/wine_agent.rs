@@ -170,6 +170,8 @@ async fn double_clicked_exe_writes_its_config_then_reports_wines_process_tree() 
         agent.exe
     );
 
+    check_a_new_busy_process(&app, &host.host.id, &wine).await;
+
     let log = read_log(&wine.app_dir());
     let expected_lines = [
         "wrote a default config file",
@@ -346,6 +348,58 @@ fn check_wine_tree(listing: &ProcessListing) {
             svchost.cmd
         );
     }
+}
+
+/// A process started while the agent runs (so after its first reading)
+/// shows up with its executable, command line and owner, which the agent
+/// reads once when a process is new; and a busy loop is measured as busy,
+/// within what the machine's cores allow (100 % = one core).
+async fn check_a_new_busy_process(app: &TestApp, host: &str, wine: &Wine) {
+    const LOOP: &str = "for /L %i in (1,1,2000000000) do @rem";
+    wine.spawn("cmd.exe", &["/c", LOOP]);
+    let started = Instant::now();
+    loop {
+        let listing: ProcessListing = app
+            .get_processes(host)
+            .await
+            .json()
+            .await
+            .expect("process listing");
+        let busy = named(&listing, "cmd.exe").find(|p| p.cmd.iter().any(|arg| arg == LOOP));
+        if let Some(busy) = busy.filter(|p| p.cpu_percent > 5.0) {
+            assert_eq!(busy.cmd.get(1).map(String::as_str), Some("/c"), "{busy:?}");
+            assert!(
+                busy.exe
+                    .as_deref()
+                    .is_some_and(|exe| exe.eq_ignore_ascii_case(r"C:\windows\system32\cmd.exe")),
+                "{busy:?}"
+            );
+            assert!(
+                busy.user.as_deref().is_some_and(|u| u.contains('\\')),
+                "{busy:?}"
+            );
+            let cores = listing_cores(app, host).await;
+            assert!(
+                busy.cpu_percent <= 100.0 * cores as f32 + 10.0,
+                "more CPU than {cores} cores have: {busy:?}"
+            );
+            return;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the busy cmd.exe never showed up busy with its command line; last seen: {busy:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The number of CPUs the host reported.
+async fn listing_cores(app: &TestApp, host: &str) -> u32 {
+    let hosts: Vec<HostSummary> = app.get_hosts().await.json().await.expect("host list");
+    hosts
+        .iter()
+        .find(|h| h.host.id == host)
+        .map_or(1, |h| h.host.cpu_count)
 }
 
 fn named<'a>(

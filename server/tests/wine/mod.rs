@@ -164,6 +164,21 @@ impl Wine {
         self.children.lock().unwrap().push(child);
     }
 
+    /// `wine <program> <args>`, left running with its output discarded;
+    /// ended with the agents.
+    pub fn spawn(&self, program: &str, args: &[&str]) {
+        let child = self
+            .command("wine")
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wine");
+        self.children.lock().unwrap().push(child);
+    }
+
     /// Keeps Wine up: Wine ends its service manager (and every
     /// service) a few seconds after the last ordinary program exits, and
     /// the next command then starts it afresh, like a reboot. A `cmd.exe`
