@@ -67,7 +67,10 @@ fn floor_per_cycle() -> anyhow::Result<Option<(&'static str, Duration)>> {
     for _ in 0..READS {
         std::hint::black_box(table.read()?);
     }
-    Ok(Some(("floor (table read only):", (own_cpu_time()? - before) / READS)))
+    Ok(Some((
+        "floor (table read only):",
+        (own_cpu_time()? - before) / READS,
+    )))
 }
 
 #[cfg(not(windows))]
