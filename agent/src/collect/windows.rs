@@ -235,6 +235,66 @@ fn display_name(pid: u32, name: String) -> String {
 mod tests {
     use super::*;
 
+    const SPINNER: &str = "collect::platform::tests::spin_for_two_seconds";
+
+    /// Run as a busy child by the test below, never alone.
+    #[test]
+    #[ignore = "a busy child process for the test below"]
+    fn spin_for_two_seconds() {
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            std::hint::black_box(0u64);
+        }
+    }
+
+    #[test]
+    fn a_process_started_after_the_first_snapshot_is_read_whole_and_busy() {
+        let mut system = sysinfo::System::new().unwrap();
+        let mut table = ProcessTable::new(&mut system, Duration::from_secs(60));
+        table.read(&mut system);
+        let exe = std::env::current_exe().unwrap();
+        let mut child = std::process::Command::new(&exe)
+            .args(["--exact", SPINNER, "--ignored"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        table.read(&mut system);
+        std::thread::sleep(Duration::from_millis(1000));
+        let processes = table.read(&mut system);
+        let _ = child.kill();
+        let _ = child.wait();
+
+        let pid = child.id();
+        let spinner = processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .expect("the child is listed");
+        assert_eq!(spinner.parent_pid, Some(std::process::id()), "{spinner:?}");
+        assert!(
+            spinner
+                .exe
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&exe.to_string_lossy())),
+            "{spinner:?}"
+        );
+        assert_eq!(
+            spinner.cmd[1..],
+            ["--exact", SPINNER, "--ignored"],
+            "{spinner:?}"
+        );
+        assert!(
+            spinner.user.as_deref().is_some_and(|u| u.contains('\\')),
+            "{spinner:?}"
+        );
+        // Busy on one core, on a machine that may be busy too.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f32;
+        assert!(
+            spinner.cpu_percent > 5.0 && spinner.cpu_percent <= 100.0 * cores + 10.0,
+            "{spinner:?}"
+        );
+    }
+
     #[test]
     fn filetime_converts_to_utc() {
         let utc = filetime_to_utc(133_485_408_000_000_000).unwrap();
