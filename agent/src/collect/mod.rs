@@ -38,6 +38,7 @@
 
 pub mod fit;
 mod host;
+mod load;
 mod saved_id;
 mod users;
 
@@ -101,6 +102,7 @@ pub struct Collector {
     host_read_at: Instant,
     last_refresh: Instant,
     cut_log: CutLog,
+    load: Option<load::LoadMeter>,
 }
 
 impl Collector {
@@ -123,6 +125,7 @@ impl Collector {
             host_read_at: Instant::now(),
             last_refresh: Instant::now(),
             cut_log: CutLog::default(),
+            load: load::LoadMeter::new(),
         }
     }
 
@@ -195,7 +198,7 @@ impl Collector {
             collected_at,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             host: self.host.clone(),
-            load: None,
+            load: self.load.as_mut().map(load::LoadMeter::read),
             processes,
         };
         let cuts = fit::fit(&mut snapshot);
