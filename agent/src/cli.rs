@@ -13,8 +13,8 @@ use crate::config::Overrides;
 /// Settings come from procmon-agent.toml (beside the executable, else in the
 /// working directory, or --config), then the environment variables
 /// PROCMON_AGENT_SERVER_URL, PROCMON_AGENT_ENROLL_SECRET,
-/// PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE, PROCMON_AGENT_INTERVAL and
-/// PROCMON_AGENT_CA_FILE, then these flags.
+/// PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE, PROCMON_AGENT_INTERVAL,
+/// PROCMON_AGENT_FULL_EVERY and PROCMON_AGENT_CA_FILE, then these flags.
 #[derive(Debug, Parser)]
 #[command(name = "procmon-agent", version)]
 pub struct Cli {
@@ -46,6 +46,11 @@ pub struct Cli {
     /// Time between snapshots, e.g. "2s" or "500ms".
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
+
+    /// How often the whole snapshot goes, e.g. "10m"; in between only what
+    /// changed goes [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub full_every: Option<String>,
 
     /// For an https server with a self-signed certificate or one from your
     /// own CA: that CA's certificate (PEM), trusted besides the public CAs.
@@ -89,6 +94,7 @@ impl Cli {
             enroll_secret: self.enroll_secret.clone(),
             key_file: self.key_file.clone(),
             interval: self.interval.clone(),
+            full_every: self.full_every.clone(),
             ca_file: self.ca_file.clone(),
         }
     }

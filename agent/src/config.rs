@@ -14,6 +14,8 @@ use crate::tls::{CaFile, ServerTrust};
 /// machine, as `cargo run --release` starts it.
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8000";
 
+pub use crate::run::DEFAULT_FULL_EVERY;
+
 /// How often a snapshot is taken and sent when nothing says otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -34,9 +36,9 @@ pub const KEY_FILE_NAME: &str = "procmon-agent.key";
 /// A commented config file with every key, for people to start from.
 pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment variables PROCMON_AGENT_SERVER_URL,
 # PROCMON_AGENT_ENROLL_SECRET, PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE,
-# PROCMON_AGENT_INTERVAL and PROCMON_AGENT_CA_FILE override these, and the
-# flags --server-url, --enroll-secret, --api-key, --key-file, --interval and
-# --ca-file override both.
+# PROCMON_AGENT_INTERVAL, PROCMON_AGENT_FULL_EVERY and PROCMON_AGENT_CA_FILE
+# override these, and the flags --server-url, --enroll-secret, --api-key,
+# --key-file, --interval, --full-every and --ca-file override both.
 
 # The procmon server to send snapshots to.
 server_url = "http://127.0.0.1:8000"
@@ -54,6 +56,10 @@ api_key = ""
 # How often to take and send a snapshot, e.g. "2s", "500ms", "1m".
 interval = "2s"
 
+# Between these, only what changed goes to the server; this often the
+# whole snapshot goes again, e.g. "10m".
+full_every = "10m"
+
 # For an https:// server whose certificate is self-signed or from your own
 # CA: that CA's certificate (the server's certificate itself, if
 # self-signed), as a PEM file. A relative path is relative to this file's
@@ -70,6 +76,9 @@ pub struct AgentConfig {
     pub key: AgentKey,
     /// Time between two snapshots.
     pub interval: Duration,
+    /// Time between two snapshots sent in full; those between go as
+    /// change batches.
+    pub full_every: Duration,
     /// Which certificates an https server may present.
     pub trust: ServerTrust,
 }
@@ -96,6 +105,7 @@ impl AgentConfig {
             server_url: server_url.into(),
             key: AgentKey::Given(api_key.into()),
             interval: DEFAULT_INTERVAL,
+            full_every: DEFAULT_FULL_EVERY,
             trust: ServerTrust::default(),
         }
     }
@@ -157,6 +167,8 @@ struct Layer {
     key_file: Option<PathBuf>,
     /// A duration such as "2s"; see [`AgentConfig::interval`].
     interval: Option<String>,
+    /// A duration such as "10m"; see [`AgentConfig::full_every`].
+    full_every: Option<String>,
     /// See [`Settings::ca_file`]; in the file, relative to its folder.
     ca_file: Option<PathBuf>,
 }
@@ -177,6 +189,8 @@ pub struct Overrides {
     pub key_file: Option<PathBuf>,
     /// `--interval`, unparsed so its error can name the flag.
     pub interval: Option<String>,
+    /// `--full-every`, unparsed so its error can name the flag.
+    pub full_every: Option<String>,
     /// `--ca-file`.
     pub ca_file: Option<PathBuf>,
 }
@@ -196,6 +210,8 @@ pub struct Settings {
     pub key_file: PathBuf,
     /// See [`AgentConfig::interval`].
     pub interval: Duration,
+    /// See [`AgentConfig::full_every`].
+    pub full_every: Duration,
     /// A PEM file of CA certificates to trust besides the public CAs, for a
     /// server whose certificate is self-signed or from a private CA.
     pub ca_file: Option<PathBuf>,
@@ -233,6 +249,7 @@ impl Settings {
             enroll_secret: None,
             key_file: key_dir.join(KEY_FILE_NAME),
             interval: DEFAULT_INTERVAL,
+            full_every: DEFAULT_FULL_EVERY,
             ca_file: None,
             file: file.clone(),
         };
@@ -262,6 +279,7 @@ impl Settings {
                 enroll_secret: env("PROCMON_AGENT_ENROLL_SECRET").map(SecretString::from),
                 key_file: env("PROCMON_AGENT_KEY_FILE").map(PathBuf::from),
                 interval: env("PROCMON_AGENT_INTERVAL"),
+                full_every: env("PROCMON_AGENT_FULL_EVERY"),
                 ca_file: env("PROCMON_AGENT_CA_FILE").map(PathBuf::from),
             },
         )?;
@@ -273,6 +291,7 @@ impl Settings {
                 enroll_secret: flags.enroll_secret.clone(),
                 key_file: flags.key_file.clone(),
                 interval: flags.interval.clone(),
+                full_every: flags.full_every.clone(),
                 ca_file: flags.ca_file.clone(),
             },
         )?;
@@ -295,6 +314,9 @@ impl Settings {
         }
         if let Some(text) = layer.interval {
             self.interval = parse_interval(&origin("interval"), &text)?;
+        }
+        if let Some(text) = layer.full_every {
+            self.full_every = parse_full_every(&origin("full_every"), &text)?;
         }
         if let Some(path) = layer.ca_file.filter(|p| !p.as_os_str().is_empty()) {
             self.ca_file = Some(path);
@@ -339,6 +361,7 @@ impl Settings {
             server_url: self.server_url,
             key,
             interval: self.interval,
+            full_every: self.full_every,
             trust,
         })
     }
@@ -382,6 +405,17 @@ fn parse_server_url(origin: &str, text: &str) -> Result<String, ConfigError> {
     };
     crate::send::parse_server_url(text).map_err(bad)?;
     Ok(text.trim().trim_end_matches('/').to_owned())
+}
+
+fn parse_full_every(origin: &str, text: &str) -> Result<Duration, ConfigError> {
+    let full_every = humantime::parse_duration(text.trim()).map_err(|e| ConfigError::BadValue {
+        origin: origin.to_owned(),
+        key: "full_every",
+        value: text.to_owned(),
+        reason: format!("{e}; write a duration such as \"10m\" or \"1h\""),
+    })?;
+    // Zero is allowed: every snapshot then goes in full.
+    Ok(full_every)
 }
 
 fn parse_interval(origin: &str, text: &str) -> Result<Duration, ConfigError> {
