@@ -30,8 +30,8 @@ const HOST_ID: &str = r"^\S([\s\S]*\S)?$";
 /// The query parameters that are times.
 const QUERY_TIMES: [&str; 4] = ["at", "from", "to", "start_time"];
 
-/// Adds every limit to the `Snapshot`, `HostInfo` and `ProcessSample`
-/// schemas. Panics if one of them lacks a field named here: the model and
+/// Adds every limit to the `Snapshot`, `ChangeBatch`, `HostInfo`,
+/// `ProcessSample` and `ProcessUpdate` schemas. Panics if one of them lacks a field named here: the model and
 /// this list must change together.
 pub fn state(document: &mut Document) {
     let components = document
@@ -39,11 +39,19 @@ pub fn state(document: &mut Document) {
         .as_mut()
         .expect("the document has components");
 
-    let version = object(property(components, "Snapshot", "version"));
-    version.enum_values = Some(vec![WIRE_VERSION.into()]);
-    let interval = object(property(components, "Snapshot", "interval_ms"));
-    interval.minimum = Some((*INTERVAL_MS.start() as usize).into());
-    interval.maximum = Some((*INTERVAL_MS.end() as usize).into());
+    // A change batch carries the same head as a snapshot, and its
+    // processes are checked as a snapshot's once applied.
+    for schema in ["Snapshot", "ChangeBatch"] {
+        let version = object(property(components, schema, "version"));
+        version.enum_values = Some(vec![WIRE_VERSION.into()]);
+        let interval = object(property(components, schema, "interval_ms"));
+        interval.minimum = Some((*INTERVAL_MS.start() as usize).into());
+        interval.maximum = Some((*INTERVAL_MS.end() as usize).into());
+    }
+    let batch_host = object(property(components, "ChangeBatch", "host_id"));
+    batch_host.min_length = Some(1);
+    batch_host.pattern = Some(HOST_ID.to_owned());
+    at_most_bytes(batch_host, MAX_HOST_FIELD);
     let processes = array(property(components, "Snapshot", "processes"));
     processes.max_items = Some(MAX_PROCESSES);
     // `uniqueItems` compares whole processes; it cannot say this.
@@ -89,8 +97,16 @@ pub fn state(document: &mut Document) {
     cpu.minimum = Some(0.into());
     cpu.maximum = Some(f64::from(MAX_CPU_PERCENT).into());
 
+    for (field, limit) in [("name", MAX_NAME), ("user", MAX_NAME), ("exe", MAX_PATH)] {
+        at_most_bytes(object(property(components, "ProcessUpdate", field)), limit);
+    }
+    let cpu = object(property(components, "ProcessUpdate", "cpu_percent"));
+    cpu.minimum = Some(0.into());
+    cpu.maximum = Some(f64::from(MAX_CPU_PERCENT).into());
+
     for (schema, field) in [
         ("Snapshot", "collected_at"),
+        ("ChangeBatch", "collected_at"),
         ("HostInfo", "boot_time"),
         ("ProcessSample", "start_time"),
     ] {

@@ -6,10 +6,11 @@ credentials a real client of it would have, so that a schema-valid request
 is refused only for what it says, never for a credential the fuzzer could
 not know:
 
-- POST /api/processes/: an agent key is bound to one host, and a snapshot
-  names its host; a single key would make every other generated host id a
-  403. So each snapshot is sent with the key of the host it names, got the
-  way an agent gets it: POST /api/enroll/ with the enrollment secret.
+- POST /api/processes/ and POST /api/changes/: an agent key is bound to
+  one host, and a snapshot (or change batch) names its host; a single key
+  would make every other generated host id a 403. So each is sent with the
+  key of the host it names, got the way an agent gets it: POST
+  /api/enroll/ with the enrollment secret.
 - DELETE /api/session/: signing out ends the session it is sent with, so
   each call ends a spare session of the admin's, made by the test. (Not
   one signed in for here: the fuzzer's failed sign-ins soon throttle this
@@ -76,15 +77,27 @@ def _post(path, body, headers=None):
         return error.code, error.headers, None
 
 
-@schemathesis.auth(refresh_interval=None).apply_to(method="POST", path="/api/processes/")
+AGENT_PATHS = "^/api/(processes|changes)/$"
+
+
+def _host_id(body):
+    """The host a snapshot (`host.id`) or a change batch (`host_id`) names."""
+    if not isinstance(body, dict):
+        return None
+    if "host_id" in body:
+        return body["host_id"]
+    host = body.get("host")
+    return host.get("id") if isinstance(host, dict) else None
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(method="POST", path_regex=AGENT_PATHS)
 class HostKey:
     """The key of the host the snapshot names, enrolled on first use."""
 
     keys = {}
 
     def get(self, case, context):
-        host = case.body.get("host") if isinstance(case.body, dict) else None
-        host_id = host.get("id") if isinstance(host, dict) else None
+        host_id = _host_id(case.body)
         if not isinstance(host_id, str):
             # Not a snapshot at all (negative data): no host to hold a key.
             return None
@@ -117,7 +130,7 @@ class SpareSession:
         case.cookies[COOKIE] = data
 
 
-@schemathesis.auth(refresh_interval=None).skip_for(method="POST", path="/api/processes/").skip_for(
+@schemathesis.auth(refresh_interval=None).skip_for(method="POST", path_regex=AGENT_PATHS).skip_for(
     method="DELETE", path="/api/session/"
 )
 class AdminSession:
