@@ -641,6 +641,18 @@ async fn the_document_states_every_limit_the_server_enforces() {
         let description = host[field]["description"].as_str().unwrap();
         assert!(description.contains("256 bytes of UTF-8"), "{description}");
     }
+    // Exactly three load averages: serde refuses any other count.
+    let load = &schemas["HostLoad"]["properties"];
+    assert_eq!(load["load_average"]["minItems"], 3, "{:#}", load["load_average"]);
+    assert_eq!(load["load_average"]["maxItems"], 3);
+    let batch = &schemas["ChangeBatch"]["properties"];
+    assert_eq!(batch["version"]["enum"], serde_json::json!([1]));
+    assert_eq!(batch["interval_ms"]["minimum"], *INTERVAL_MS.start());
+    assert_eq!(batch["host_id"]["maxLength"], MAX_HOST_FIELD);
+    let update = &schemas["ProcessUpdate"]["properties"];
+    assert_eq!(update["name"]["maxLength"], MAX_NAME);
+    assert_eq!(update["exe"]["maxLength"], MAX_PATH);
+    assert_eq!(update["cpu_percent"]["maximum"], f64::from(MAX_CPU_PERCENT));
     let process = &schemas["ProcessSample"]["properties"];
     assert_eq!(process["name"]["maxLength"], MAX_NAME);
     assert_eq!(process["user"]["maxLength"], MAX_NAME);
@@ -821,7 +833,7 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
         // The patterns in the document: no spaces around a host id, a
         // time in the years the store holds, a user name.
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-            let matches = if pattern == r"^\S([\s\S]*\S)?$" {
+            let matches = if pattern == procmon_server::api::schema_limits::HOST_ID {
                 text.trim() == text && !text.is_empty()
             } else if pattern == procmon_server::api::schema_limits::STORABLE_TIME {
                 text.get(..5).is_some_and(|year| {

@@ -27,6 +27,13 @@ every request after that is a 401, correctly. So DELETE /api/users/{name}
 never names the admin whose session the run uses; and DELETE
 /api/hosts/{id} never the host whose history the test checks afterwards.
 
+A change batch (POST /api/changes/) applies only to the snapshot it names
+as its base, which a generated batch never names: every one would be a
+409, and the batch's own contents never checked. So every other batch is
+made relative to the latest snapshot of a host the test seeded for it
+(BATCH_HOST): its base id, its host, and no pids that host lacks; the rest
+(started processes, load, times) stays as generated.
+
 What the fuzzer's own admin requests change, the hooks follow, as a real
 agent would: a new enrollment secret (POST /api/enroll-secret/) is the one
 agents enroll with from then on, and a removed host (DELETE
@@ -52,6 +59,8 @@ SPARE_SESSIONS = os.environ["PROCMON_SPARE_SESSIONS"].split(",")
 COOKIE = "procmon_session"
 # The host the test seeded, whose history it checks after the run.
 SEEDED_HOST = "seeded"
+# The host whose latest snapshot is the base of the fuzzer's batches.
+BATCH_HOST = "batch-base"
 
 schemathesis.openapi.format(
     "date-time",
@@ -61,6 +70,15 @@ schemathesis.openapi.format(
         st.integers(-(23 * 60 + 59), 23 * 60 + 59),
     ),
 )
+
+
+def _get(path):
+    request = urllib.request.Request(BASE + path, headers={"Cookie": f"{COOKIE}={SESSION}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except urllib.error.HTTPError:
+        return None
 
 
 def _post(path, body, headers=None):
@@ -153,6 +171,8 @@ def before_call(context, case, kwargs):
         # run: the fuzzer may remove any host but that one.
         if case.path_parameters.get("id") == SEEDED_HOST:
             case.path_parameters["id"] = SEEDED_HOST + "-not"
+        if case.path_parameters.get("id") == BATCH_HOST:
+            case.path_parameters["id"] = BATCH_HOST + "-not"
         # A removed host's keys are revoked: its agent enrolls again.
         HostKey.keys.pop(case.path_parameters.get("id"), None)
 
@@ -176,6 +196,37 @@ def unique_pids(context, body):
         return True
     pids = [p.get("pid") for p in body["processes"] if isinstance(p, dict)]
     return len(pids) == len(set(map(repr, pids)))
+
+
+_batches = [0]
+
+
+@schemathesis.hook("map_body").apply_to(method="POST", path="/api/changes/")
+def against_a_real_base(context, body):
+    if not isinstance(body, dict):
+        return body
+    _batches[0] += 1
+    if _batches[0] % 2:
+        return body
+    listing = _get(f"/api/processes/?host={BATCH_HOST}")
+    if listing is None:
+        return body
+    pids = {p["pid"] for p in listing["processes"]}
+    body = dict(body)
+    body["host_id"] = BATCH_HOST
+    body["base_id"] = listing["snapshot_id"]
+    if isinstance(body.get("host"), dict):
+        body["host"] = {**body["host"], "id": BATCH_HOST}
+    body["exited"] = []
+    body["changed"] = []
+    started, seen = [], set()
+    for p in body.get("started") or []:
+        pid = p.get("pid") if isinstance(p, dict) else None
+        if pid not in pids and repr(pid) not in seen:
+            seen.add(repr(pid))
+            started.append(p)
+    body["started"] = started
+    return body
 
 
 def _time(text):
