@@ -14,7 +14,8 @@ use crate::config::Overrides;
 /// working directory, or --config), then the environment variables
 /// PROCMON_AGENT_SERVER_URL, PROCMON_AGENT_ENROLL_SECRET,
 /// PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE, PROCMON_AGENT_INTERVAL,
-/// PROCMON_AGENT_FULL_EVERY and PROCMON_AGENT_CA_FILE, then these flags.
+/// PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE, PROCMON_AGENT_SPOOL_DIR
+/// and PROCMON_AGENT_SPOOL_MAX_MB, then these flags.
 #[derive(Debug, Parser)]
 #[command(name = "procmon-agent", version)]
 pub struct Cli {
@@ -57,6 +58,16 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
 
+    /// Where snapshots wait while the server cannot be reached [default:
+    /// procmon-agent-spool beside the key file].
+    #[arg(long, value_name = "PATH")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// The most the waiting snapshots may take on disk, in MiB; past it the
+    /// oldest are dropped [default: 64].
+    #[arg(long, value_name = "MIB")]
+    pub spool_max_mb: Option<String>,
+
     /// Take one snapshot, send it and exit (non-zero if it was not stored).
     #[arg(long)]
     pub once: bool,
@@ -96,6 +107,8 @@ impl Cli {
             interval: self.interval.clone(),
             full_every: self.full_every.clone(),
             ca_file: self.ca_file.clone(),
+            spool_dir: self.spool_dir.clone(),
+            spool_max_mb: self.spool_max_mb.clone(),
         }
     }
 }

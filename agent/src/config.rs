@@ -2,11 +2,12 @@
 //! environment variables (`PROCMON_AGENT_*`), then command-line flags. Each
 //! layer overrides only what it sets.
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::tls::{CaFile, ServerTrust};
 
@@ -33,12 +34,25 @@ pub const FILE_NAME: &str = "procmon-agent.toml";
 /// file (or in the working directory when it has none).
 pub const KEY_FILE_NAME: &str = "procmon-agent.key";
 
+/// The folder the agent keeps unsent snapshots in, beside its key file.
+pub const SPOOL_DIR_NAME: &str = "procmon-agent-spool";
+
+/// How many MiB of unsent snapshots are kept when nothing says otherwise.
+pub const DEFAULT_SPOOL_MAX_MB: u64 = 64;
+
+/// The most `spool_max_mb` may be (1 TiB), far past any use, so that the
+/// size in bytes cannot overflow.
+pub const MAX_SPOOL_MAX_MB: u64 = 1024 * 1024;
+
+const MIB: u64 = 1024 * 1024;
+
 /// A commented config file with every key, for people to start from.
 pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment variables PROCMON_AGENT_SERVER_URL,
 # PROCMON_AGENT_ENROLL_SECRET, PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE,
-# PROCMON_AGENT_INTERVAL, PROCMON_AGENT_FULL_EVERY and PROCMON_AGENT_CA_FILE
-# override these, and the flags --server-url, --enroll-secret, --api-key,
-# --key-file, --interval, --full-every and --ca-file override both.
+# PROCMON_AGENT_INTERVAL, PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE,
+# PROCMON_AGENT_SPOOL_DIR and PROCMON_AGENT_SPOOL_MAX_MB override these, and
+# the flags --server-url, --enroll-secret, --api-key, --key-file, --interval,
+# --full-every, --ca-file, --spool-dir and --spool-max-mb override both.
 
 # The procmon server to send snapshots to.
 server_url = "http://127.0.0.1:8000"
@@ -65,6 +79,14 @@ full_every = "10m"
 # self-signed), as a PEM file. A relative path is relative to this file's
 # folder. Certificates from public CAs need nothing here.
 # ca_file = "procmon-ca.pem"
+
+# Where snapshots wait while the server cannot be reached. A relative path
+# is relative to this file's folder.
+# spool_dir = "procmon-agent-spool"
+
+# The most the waiting snapshots may take on disk, in MiB; past it the
+# oldest are dropped.
+# spool_max_mb = 64
 "#;
 
 /// What the running agent needs: where to send, with which key, how often.
@@ -81,6 +103,10 @@ pub struct AgentConfig {
     pub full_every: Duration,
     /// Which certificates an https server may present.
     pub trust: ServerTrust,
+    /// Where unsent snapshots wait (see [`crate::spool::Spool`]).
+    pub spool_dir: PathBuf,
+    /// The most the spool may hold on disk.
+    pub spool_max_bytes: NonZeroU64,
 }
 
 /// Where the agent's key comes from. Never printed.
@@ -99,7 +125,9 @@ pub enum AgentKey {
 
 impl AgentConfig {
     /// A config with a given key and the default interval (2 s), trusting
-    /// the public CAs.
+    /// the public CAs, spooling to [`SPOOL_DIR_NAME`] in the working
+    /// directory (an embedding program should point `spool_dir` at its own
+    /// data folder).
     pub fn new(server_url: impl Into<String>, api_key: impl Into<SecretString>) -> AgentConfig {
         AgentConfig {
             server_url: server_url.into(),
@@ -107,6 +135,8 @@ impl AgentConfig {
             interval: DEFAULT_INTERVAL,
             full_every: DEFAULT_FULL_EVERY,
             trust: ServerTrust::default(),
+            spool_dir: PathBuf::from(SPOOL_DIR_NAME),
+            spool_max_bytes: default_spool_max_bytes(),
         }
     }
 }
@@ -171,6 +201,13 @@ struct Layer {
     full_every: Option<String>,
     /// See [`Settings::ca_file`]; in the file, relative to its folder.
     ca_file: Option<PathBuf>,
+    /// See [`Settings::spool_dir`]; in the file, relative to its folder.
+    spool_dir: Option<PathBuf>,
+    /// Whole MiB; see [`Settings::spool_max_bytes`]. A number in the
+    /// file, text from the environment and flags, so that its error can
+    /// name where it came from.
+    #[serde(default, deserialize_with = "whole_number")]
+    spool_max_mb: Option<String>,
 }
 
 /// What the command line sets (highest priority); `None` = not given.
@@ -193,6 +230,10 @@ pub struct Overrides {
     pub full_every: Option<String>,
     /// `--ca-file`.
     pub ca_file: Option<PathBuf>,
+    /// `--spool-dir`.
+    pub spool_dir: Option<PathBuf>,
+    /// `--spool-max-mb`, unparsed so its error can name the flag.
+    pub spool_max_mb: Option<String>,
 }
 
 /// The settings after every layer, before a key is required (printing a
@@ -215,6 +256,12 @@ pub struct Settings {
     /// A PEM file of CA certificates to trust besides the public CAs, for a
     /// server whose certificate is self-signed or from a private CA.
     pub ca_file: Option<PathBuf>,
+    /// Where unsent snapshots wait: [`SPOOL_DIR_NAME`] beside the key file
+    /// unless set.
+    pub spool_dir: PathBuf,
+    /// The most the spool may hold on disk (`spool_max_mb`, 64 MiB unless
+    /// set); past it the oldest snapshots are dropped.
+    pub spool_max_bytes: NonZeroU64,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -251,6 +298,10 @@ impl Settings {
             interval: DEFAULT_INTERVAL,
             full_every: DEFAULT_FULL_EVERY,
             ca_file: None,
+            // Empty until a layer sets it; if none does, beside the key
+            // file (below), wherever that ends up.
+            spool_dir: PathBuf::new(),
+            spool_max_bytes: default_spool_max_bytes(),
             file: file.clone(),
         };
         if let Some(path) = &file {
@@ -258,7 +309,15 @@ impl Settings {
             // Windows service is System32.
             let folder = path.parent().unwrap_or(Path::new(""));
             let layer = Layer {
-                ca_file: layer.ca_file.map(|ca| folder.join(ca)),
+                // Empty is "not set", not this folder.
+                ca_file: layer
+                    .ca_file
+                    .filter(|ca| !ca.as_os_str().is_empty())
+                    .map(|ca| folder.join(ca)),
+                spool_dir: layer
+                    .spool_dir
+                    .filter(|dir| !dir.as_os_str().is_empty())
+                    .map(|dir| folder.join(dir)),
                 ..layer
             };
             settings.apply(
@@ -281,6 +340,8 @@ impl Settings {
                 interval: env("PROCMON_AGENT_INTERVAL"),
                 full_every: env("PROCMON_AGENT_FULL_EVERY"),
                 ca_file: env("PROCMON_AGENT_CA_FILE").map(PathBuf::from),
+                spool_dir: env("PROCMON_AGENT_SPOOL_DIR").map(PathBuf::from),
+                spool_max_mb: env("PROCMON_AGENT_SPOOL_MAX_MB"),
             },
         )?;
         settings.apply(
@@ -293,8 +354,16 @@ impl Settings {
                 interval: flags.interval.clone(),
                 full_every: flags.full_every.clone(),
                 ca_file: flags.ca_file.clone(),
+                spool_dir: flags.spool_dir.clone(),
+                spool_max_mb: flags.spool_max_mb.clone(),
             },
         )?;
+        if settings.spool_dir.as_os_str().is_empty() {
+            // Beside the key file: the agent's own folder, where it may
+            // write (for a Windows service, not System32).
+            let folder = settings.key_file.parent().unwrap_or(Path::new(""));
+            settings.spool_dir = folder.join(SPOOL_DIR_NAME);
+        }
         Ok(settings)
     }
 
@@ -320,6 +389,12 @@ impl Settings {
         }
         if let Some(path) = layer.ca_file.filter(|p| !p.as_os_str().is_empty()) {
             self.ca_file = Some(path);
+        }
+        if let Some(path) = layer.spool_dir.filter(|p| !p.as_os_str().is_empty()) {
+            self.spool_dir = path;
+        }
+        if let Some(text) = layer.spool_max_mb {
+            self.spool_max_bytes = parse_spool_max_mb(&origin("spool_max_mb"), &text)?;
         }
         Ok(())
     }
@@ -363,6 +438,8 @@ impl Settings {
             interval: self.interval,
             full_every: self.full_every,
             trust,
+            spool_dir: self.spool_dir,
+            spool_max_bytes: self.spool_max_bytes,
         })
     }
 }
@@ -440,4 +517,38 @@ fn parse_interval(origin: &str, text: &str) -> Result<Duration, ConfigError> {
         )));
     }
     Ok(interval)
+}
+
+fn default_spool_max_bytes() -> NonZeroU64 {
+    NonZeroU64::new(DEFAULT_SPOOL_MAX_MB * MIB).expect("not zero")
+}
+
+/// A number in the file, as the text the other layers give, so that what
+/// is wrong with it (negative, a fraction) is said as for them.
+fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(
+        Option::<toml::Value>::deserialize(deserializer)?.map(|value| match value {
+            toml::Value::String(text) => text,
+            other => other.to_string(),
+        }),
+    )
+}
+
+fn parse_spool_max_mb(origin: &str, text: &str) -> Result<NonZeroU64, ConfigError> {
+    let bad = |reason: String| ConfigError::BadValue {
+        origin: origin.to_owned(),
+        key: "spool_max_mb",
+        value: text.to_owned(),
+        reason,
+    };
+    let mb: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| bad("write a whole number of MiB, such as 64".to_owned()))?;
+    if !(1..=MAX_SPOOL_MAX_MB).contains(&mb) {
+        return Err(bad(format!(
+            "it must be between 1 and {MAX_SPOOL_MAX_MB} (MiB)"
+        )));
+    }
+    Ok(NonZeroU64::new(mb * MIB).expect("at least 1 MiB"))
 }

@@ -9,10 +9,14 @@
 //!   and [`config::Settings`] say where and how often; [`run`] is the loop
 //!   over HTTP. Without it (the server's own agent, which hands snapshots
 //!   over in process) no HTTP client is built in.
+//! - [`spool::Spool`] keeps what could not be sent on disk until the server
+//!   has it, and [`retry`] says when to try again.
 
 pub mod collect;
 pub mod deliver;
+pub mod retry;
 mod run;
+pub mod spool;
 
 #[cfg(feature = "http")]
 pub mod cli;

@@ -325,6 +325,11 @@ fn ca_file_in_the_file_is_relative_to_the_file_and_the_environment_and_flag_beat
     let settings = Settings::load_with_env(&flags, &from_env).unwrap();
     assert_eq!(settings.ca_file, Some(PathBuf::from("/flag/ca.pem")));
 
+    // An empty key in the file is no CA file either (not the file's folder).
+    let (_dir, path) = file("api_key = \"k\"\nca_file = \"\"\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.ca_file, None);
+
     // A variable set to nothing is no CA file.
     let (_dir, path) = file("api_key = \"k\"\n");
     let settings =
@@ -387,6 +392,128 @@ fn a_ca_file_that_cannot_be_used_stops_the_agent_naming_it_and_why() {
             "{message}"
         );
     }
+}
+
+#[test]
+fn the_spool_is_beside_the_key_file_and_holds_64_mib_unless_set() {
+    let (dir, path) = file("");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.spool_dir, dir.path().join("procmon-agent-spool"));
+    assert_eq!(settings.spool_max_bytes.get(), 64 * 1024 * 1024);
+
+    // It follows the key file when that is moved.
+    let flags = Overrides {
+        key_file: Some(PathBuf::from("/var/lib/procmon/agent.key")),
+        ..with_file(&path)
+    };
+    let settings = Settings::load_with_env(&flags, env(&[])).unwrap();
+    assert_eq!(
+        settings.spool_dir,
+        PathBuf::from("/var/lib/procmon/procmon-agent-spool")
+    );
+
+    // The commented default file leaves both at their defaults.
+    let (dir, path) = file(DEFAULT_FILE_TEXT);
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.spool_dir, dir.path().join("procmon-agent-spool"));
+    assert_eq!(settings.spool_max_bytes.get(), 64 * 1024 * 1024);
+}
+
+#[test]
+fn spool_settings_are_layered_and_reach_the_agent_config() {
+    let (dir, path) = file("api_key = \"k\"\nspool_dir = \"queue\"\nspool_max_mb = 8\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    // Relative to the file's folder, as ca_file.
+    assert_eq!(settings.spool_dir, dir.path().join("queue"));
+    assert_eq!(settings.spool_max_bytes.get(), 8 * 1024 * 1024);
+    let config = settings.into_agent_config().unwrap();
+    assert_eq!(config.spool_dir, dir.path().join("queue"));
+    assert_eq!(config.spool_max_bytes.get(), 8 * 1024 * 1024);
+
+    let environment = env(&[
+        ("PROCMON_AGENT_SPOOL_DIR", "/env/spool"),
+        ("PROCMON_AGENT_SPOOL_MAX_MB", "16"),
+    ]);
+    let settings = Settings::load_with_env(&with_file(&path), &environment).unwrap();
+    assert_eq!(settings.spool_dir, PathBuf::from("/env/spool"));
+    assert_eq!(settings.spool_max_bytes.get(), 16 * 1024 * 1024);
+
+    let flags = Overrides {
+        spool_dir: Some(PathBuf::from("/flag/spool")),
+        spool_max_mb: Some("32".to_owned()),
+        ..with_file(&path)
+    };
+    let settings = Settings::load_with_env(&flags, &environment).unwrap();
+    assert_eq!(settings.spool_dir, PathBuf::from("/flag/spool"));
+    assert_eq!(settings.spool_max_bytes.get(), 32 * 1024 * 1024);
+
+    // A variable set to nothing is no spool folder.
+    let settings =
+        Settings::load_with_env(&with_file(&path), env(&[("PROCMON_AGENT_SPOOL_DIR", "")]))
+            .unwrap();
+    assert_eq!(settings.spool_dir, dir.path().join("queue"));
+    // Nor is an empty key in the file (it is not the file's own folder).
+    let (dir, path) = file("spool_dir = \"\"\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.spool_dir, dir.path().join("procmon-agent-spool"));
+}
+
+#[test]
+fn a_bad_spool_size_says_where_it_came_from() {
+    for (text, why) in [
+        ("spool_max_mb = 0\n", "between 1 and"),
+        ("spool_max_mb = -1\n", "whole number of MiB"),
+        ("spool_max_mb = 1.5\n", "whole number of MiB"),
+    ] {
+        let (_dir, path) = file(text);
+        let message = Settings::load_with_env(&with_file(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(
+            message.contains("key spool_max_mb") && message.contains(why),
+            "{message}"
+        );
+    }
+
+    let (_dir, path) = file("");
+    let message = Settings::load_with_env(
+        &with_file(&path),
+        env(&[("PROCMON_AGENT_SPOOL_MAX_MB", "64MB")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains("PROCMON_AGENT_SPOOL_MAX_MB") && message.contains("whole number of MiB"),
+        "{message}"
+    );
+
+    let flags = Overrides {
+        spool_max_mb: Some("99999999999".to_owned()),
+        ..with_file(&path)
+    };
+    let message = Settings::load_with_env(&flags, env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("--spool-max-mb") && message.contains("between 1 and"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_command_line_sets_the_spool() {
+    use clap::Parser;
+    let cli = procmon_agent::cli::Cli::parse_from([
+        "procmon-agent",
+        "--spool-dir",
+        "/tmp/q",
+        "--spool-max-mb",
+        "5",
+    ]);
+    let overrides = cli.overrides();
+    assert_eq!(overrides.spool_dir, Some(PathBuf::from("/tmp/q")));
+    assert_eq!(overrides.spool_max_mb.as_deref(), Some("5"));
 }
 
 #[test]
