@@ -11,6 +11,18 @@ use std::future::Future;
 
 use procmon_model::{ChangeBatch, IngestResponse, Snapshot};
 
+/// zstd level for snapshots: its default, which makes a 1,000-process
+/// snapshot's JSON (about half a megabyte, mostly repeated text) some forty
+/// times smaller in about a millisecond.
+const ZSTD_LEVEL: i32 = 3;
+
+/// A snapshot or batch as JSON, compressed with zstd (sent as
+/// `Content-Encoding: zstd`; the server inflates it).
+pub fn compressed_json(value: &impl serde::Serialize) -> std::io::Result<Vec<u8>> {
+    let json = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    zstd::bulk::compress(&json, ZSTD_LEVEL)
+}
+
 /// What goes to the server.
 #[derive(Debug, Clone, Copy)]
 pub enum Delivery<'a> {
@@ -113,6 +125,15 @@ pub enum SendError {
         /// The server's own explanation.
         message: String,
     },
+    #[error("the server is busy ({status}): {message}")]
+    Busy {
+        /// 429 or 503.
+        status: u16,
+        /// The server's own explanation.
+        message: String,
+        /// Its `Retry-After` header, as sent.
+        retry_after: Option<String>,
+    },
     #[error("the server rejected the snapshot ({status}): {message}")]
     Rejected {
         /// The HTTP status the server answered with (e.g. 422).
@@ -122,3 +143,35 @@ pub enum SendError {
     },
 }
 
+
+impl SendError {
+    /// What the send's outcome means for retrying it ([`crate::retry`]).
+    /// Settings that are wrong (URL, certificate, key file) count as no
+    /// answer: what waits is kept while someone fixes them.
+    pub fn outcome(&self) -> crate::retry::Outcome<'_> {
+        use crate::retry::Outcome;
+        match self {
+            Self::KeyRefused | Self::EnrollRefused => Outcome::Answered {
+                status: 401,
+                retry_after: None,
+            },
+            Self::BaseUnknown { .. } => Outcome::Answered {
+                status: 409,
+                retry_after: None,
+            },
+            Self::Busy {
+                status,
+                retry_after,
+                ..
+            } => Outcome::Answered {
+                status: *status,
+                retry_after: retry_after.as_deref(),
+            },
+            Self::Rejected { status, .. } => Outcome::Answered {
+                status: *status,
+                retry_after: None,
+            },
+            _ => Outcome::NoAnswer,
+        }
+    }
+}

@@ -7,9 +7,8 @@ use procmon_model::{ErrorBody, HostInfo, IngestResponse, Snapshot};
 use reqwest::{StatusCode, Url};
 use rustls::{CertificateError, InvalidMessage};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 
-pub use crate::deliver::SendError;
+pub use crate::deliver::{compressed_json, SendError};
 use crate::deliver::{Deliver, Delivery};
 use crate::enroll::Credentials;
 use crate::tls::{self, ServerTrust};
@@ -112,6 +111,11 @@ impl Sender {
         if status == StatusCode::UNAUTHORIZED {
             return Err(SendError::KeyRefused);
         }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response.bytes().await.map_err(unreachable)?;
         let error = serde_json::from_slice::<ErrorBody>(&body).ok();
         let kind = error.as_ref().map(|e| e.error.as_str());
@@ -127,6 +131,13 @@ impl Sender {
         if status == StatusCode::CONFLICT && kind == Some("base_unknown") {
             return Err(SendError::BaseUnknown {
                 message: server_message(&body),
+            });
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            return Err(SendError::Busy {
+                status: status.as_u16(),
+                message: server_message(&body),
+                retry_after,
             });
         }
         if !status.is_success() {
@@ -269,18 +280,6 @@ fn with_scheme(url: &Url, scheme: &str) -> String {
         let _ = changed.set_port(port);
     }
     changed.to_string().trim_end_matches('/').to_owned()
-}
-
-/// zstd level for snapshots: its default, which makes a 1,000-process
-/// snapshot's JSON (about half a megabyte, mostly repeated text) some forty
-/// times smaller in about a millisecond.
-const ZSTD_LEVEL: i32 = 3;
-
-/// A snapshot or batch as JSON, compressed with zstd (sent as
-/// `Content-Encoding: zstd`; the server inflates it).
-pub fn compressed_json(value: &impl Serialize) -> std::io::Result<Vec<u8>> {
-    let json = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    zstd::bulk::compress(&json, ZSTD_LEVEL)
 }
 
 /// The HTTP client every request of the agent goes through, accepting the

@@ -105,8 +105,10 @@ async fn the_loop_goes_on_after_failed_sends_logs_one_line_each_and_stops_on_shu
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let url = closed_port_url();
+    let spool = tempfile::tempdir().unwrap();
     let mut config = AgentConfig::new(url.clone(), "key");
     config.interval = Duration::from_millis(400);
+    config.spool_dir = spool.path().to_owned();
     let stopped = tokio::time::timeout(
         Duration::from_secs(30),
         procmon_agent::run(config, tokio::time::sleep(Duration::from_millis(2500))),
