@@ -69,7 +69,9 @@ fn main() {
         let mut settings = Settings::with_data_dir(data_dir.path());
         settings.listen = "127.0.0.1:0".parse().unwrap();
         settings.embedded_agent = false;
-        let application = Application::build(settings).await.expect("the server builds");
+        let application = Application::build(settings)
+            .await
+            .expect("the server builds");
         let key = application
             .state()
             .agent_keys

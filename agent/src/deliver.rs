@@ -143,7 +143,6 @@ pub enum SendError {
     },
 }
 
-
 impl SendError {
     /// What the send's outcome means for retrying it ([`crate::retry`]).
     /// Settings that are wrong (URL, certificate, key file) count as no

@@ -165,9 +165,13 @@ async fn the_loop_sends_whole_then_changes_and_mends_a_restart() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         watcher.restart();
     });
-    procmon_agent::run_with(server.clone(), pace, tokio::time::sleep(Duration::from_secs(3)))
-        .await
-        .unwrap();
+    procmon_agent::run_with(
+        server.clone(),
+        pace,
+        tokio::time::sleep(Duration::from_secs(3)),
+    )
+    .await
+    .unwrap();
     restarter.await.unwrap();
     let seen = server.seen();
     assert!(seen.len() >= 6, "{seen:?}");
@@ -178,7 +182,7 @@ async fn the_loop_sends_whole_then_changes_and_mends_a_restart() {
         .iter()
         .position(|(whole, id, _)| !whole && seen.iter().filter(|e| e.1 == *id).count() == 2)
         .expect("a batch was refused and its snapshot sent again");
-    assert_eq!(seen[refused + 1].0, true);
+    assert!(seen[refused + 1].0);
     assert_eq!(seen[refused + 1].1, seen[refused].1);
     assert!(!seen.last().unwrap().0, "and changes after that: {seen:?}");
 }

@@ -60,7 +60,11 @@ fn the_ingest_url_keeps_a_path_prefix_and_bad_urls_are_refused() {
 /// What a person who types the URL a little wrong is told: what to write.
 #[test]
 fn a_url_without_its_scheme_or_with_api_is_refused_saying_what_to_write() {
-    let said = |url: &str| Sender::new(url, SecretString::from("key")).unwrap_err().to_string();
+    let said = |url: &str| {
+        Sender::new(url, SecretString::from("key"))
+            .unwrap_err()
+            .to_string()
+    };
     assert_eq!(
         said("127.0.0.1:8000"),
         "\"127.0.0.1:8000\" is not a usable server URL: add http:// (e.g. http://127.0.0.1:8000)"

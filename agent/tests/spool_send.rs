@@ -28,7 +28,9 @@ async fn serve(dir: &Path, port: u16) -> Server {
     settings.embedded_agent = false;
     settings.no_login = true;
     settings.ingest_burst = 100_000;
-    let application = Application::build(settings).await.expect("the server builds");
+    let application = Application::build(settings)
+        .await
+        .expect("the server builds");
     let (state, port) = (application.state().clone(), application.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(application.run_until(async move {
@@ -78,7 +80,10 @@ impl Server {
     async fn wait_for_one_after(&self, host: &str, after: DateTime<Utc>, within: Duration) {
         let deadline = Instant::now() + within;
         while self.newest(host).await.is_none_or(|t| t <= after) {
-            assert!(Instant::now() < deadline, "nothing after {after} within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "nothing after {after} within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -91,7 +96,8 @@ impl Server {
                 from.format("%Y-%m-%dT%H:%M:%SZ")
             ))
             .await;
-        let series: Series = serde_json::from_value(answer.clone()).expect(&answer.to_string());
+        let series: Series =
+            serde_json::from_value(answer.clone()).unwrap_or_else(|e| panic!("{e}: {answer}"));
         series.points
     }
 }
@@ -153,7 +159,11 @@ async fn a_server_down_for_a_while_gets_every_snapshot_after_once_and_in_order()
     let server = serve(data.path(), port).await;
     // The backoff may wait up to 16 s by now, then the spool goes.
     server
-        .wait_for_one_after(&host, back + chrono::Duration::seconds(1), Duration::from_secs(60))
+        .wait_for_one_after(
+            &host,
+            back + chrono::Duration::seconds(1),
+            Duration::from_secs(60),
+        )
         .await;
     stop_agent.send(()).unwrap();
     agent.await.unwrap().unwrap();

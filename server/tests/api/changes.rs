@@ -189,7 +189,11 @@ async fn a_batch_that_does_not_fit_its_base_is_422_and_stores_nothing() {
     let mut twice = diff(&a, &b);
     twice.started.push(a.processes[0].clone());
     let error = error_of(app.post_changes(&twice).await, 422).await;
-    assert!(error.message.contains("already running"), "{}", error.message);
+    assert!(
+        error.message.contains("already running"),
+        "{}",
+        error.message
+    );
 
     let mut too_long = diff(&a, &b);
     too_long.changed.push(procmon_model::ProcessUpdate {

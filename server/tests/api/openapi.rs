@@ -245,7 +245,11 @@ async fn real_responses_match_the_documented_schemas() {
     validate(&document, batch_schema, &sent, "request").unwrap();
     let (s, b) = answer(app.post_changes(&batch).await).await;
     check("post", "/api/changes/", s, b);
-    let (s, b) = answer(app.post_changes(&procmon_model::changes::diff(&snapshot, &next)).await).await;
+    let (s, b) = answer(
+        app.post_changes(&procmon_model::changes::diff(&snapshot, &next))
+            .await,
+    )
+    .await;
     check("post", "/api/changes/", s, b);
     let mut later = next.clone();
     later.id = uuid::Uuid::new_v4();
@@ -643,7 +647,11 @@ async fn the_document_states_every_limit_the_server_enforces() {
     }
     // Exactly three load averages: serde refuses any other count.
     let load = &schemas["HostLoad"]["properties"];
-    assert_eq!(load["load_average"]["minItems"], 3, "{:#}", load["load_average"]);
+    assert_eq!(
+        load["load_average"]["minItems"], 3,
+        "{:#}",
+        load["load_average"]
+    );
     assert_eq!(load["load_average"]["maxItems"], 3);
     let batch = &schemas["ChangeBatch"]["properties"];
     assert_eq!(batch["version"]["enum"], serde_json::json!([1]));

@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use procmon_model::{ChangeBatch, Snapshot};
-use serde_json::Value;
 use procmon_server::clock::ManualClock;
 use procmon_server::config::Settings;
 use procmon_server::startup::{AppState, Application};
 use procmon_server::store::accounts::Role;
 use secrecy::ExposeSecret;
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// A running server with its own data directory, deleted when dropped.
