@@ -280,13 +280,32 @@ impl EmbeddedHost {
         self.host_id.get().map(String::as_str)
     }
 
-    fn warn_if_also(&self, host_id: &str) {
-        if self.get() == Some(host_id) && !self.warned.swap(true, Ordering::Relaxed) {
+    /// Warns, the first time only, when an agent over HTTP reports the
+    /// embedded agent's host; whether it warned now.
+    fn warn_if_also(&self, host_id: &str) -> bool {
+        let warn = self.get() == Some(host_id) && !self.warned.swap(true, Ordering::Relaxed);
+        if warn {
             tracing::warn!(
                 host = host_id,
                 "two agents report host {host_id}: the server's embedded agent and another; \
                  stop one (--no-agent on the server)"
             );
         }
+        warn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EmbeddedHost;
+
+    #[test]
+    fn a_second_agent_for_the_embedded_host_is_warned_about_once() {
+        let embedded = EmbeddedHost::default();
+        assert!(!embedded.warn_if_also("h"), "the embedded agent has not reported");
+        embedded.set("h");
+        assert!(!embedded.warn_if_also("other"));
+        assert!(embedded.warn_if_also("h"));
+        assert!(!embedded.warn_if_also("h"), "once");
     }
 }
