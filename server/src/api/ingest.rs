@@ -302,7 +302,10 @@ mod tests {
     #[test]
     fn a_second_agent_for_the_embedded_host_is_warned_about_once() {
         let embedded = EmbeddedHost::default();
-        assert!(!embedded.warn_if_also("h"), "the embedded agent has not reported");
+        assert!(
+            !embedded.warn_if_also("h"),
+            "the embedded agent has not reported"
+        );
         embedded.set("h");
         assert!(!embedded.warn_if_also("other"));
         assert!(embedded.warn_if_also("h"));
