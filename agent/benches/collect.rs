@@ -1,11 +1,24 @@
-//! What one snapshot of this machine costs, against the least any process
-//! monitor must do: list the process table and read each process's status
-//! once (on Linux, `/proc/<pid>/stat`). Prints time and peak heap of both,
-//! and their ratio. Run with `cargo bench -p procmon-agent --bench collect`.
+//! What one collection cycle costs, against the least any process monitor
+//! must do. Run with `cargo bench -p procmon-agent --bench collect`.
+//!
+//! On Linux the bench first starts idle `sleep` children until the machine
+//! has at least 1,000 processes (they are killed at the end), then
+//! measures, interleaved over `CYCLES` cycles so that both see the same
+//! machine:
+//!
+//! 1. the floor: list `/proc` and open, read and close every `<pid>/stat`
+//!    once, as a plain C loop would;
+//! 2. collection: [`Collector::snapshot`] in its steady state.
+//!
+//! Costs are the process's own CPU time per cycle (`getrusage`), not wall
+//! time, so waiting and other work on the machine do not count. Every
+//! section prints labelled lines, and "NOT MET" beside a target missed.
+//! Further sections (the whole agent: encode, compress, send) are added as
+//! functions called from `linux::main`, taking the same `Machine`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use procmon_agent::Collector;
 
@@ -35,113 +48,272 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-const ROUNDS: usize = 15;
-
-/// Median time and median peak heap growth over `ROUNDS` runs of `step`
-/// (medians, so one unusual round, say a user list reload, does not count);
-/// `pause` runs before each, untimed.
-fn measure<T>(mut pause: impl FnMut(), mut step: impl FnMut() -> T) -> (Duration, usize) {
-    let mut times = Vec::with_capacity(ROUNDS);
-    let mut peaks = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
-        pause();
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
-        let started = Instant::now();
-        let result = step();
-        times.push(started.elapsed());
-        peaks.push(PEAK.load(Ordering::Relaxed) - before);
-        drop(result);
-    }
-    times.sort();
-    peaks.sort();
-    (times[ROUNDS / 2], peaks[ROUNDS / 2])
-}
-
-/// The floor: every pid of the process table and one status read each.
-#[cfg(target_os = "linux")]
-fn baseline() -> usize {
-    let mut read = 0;
-    for entry in std::fs::read_dir("/proc")
-        .expect("/proc is readable")
-        .flatten()
-    {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        if let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) {
-            read += stat.len().min(1);
-        }
-    }
-    read
-}
-
-/// Elsewhere the floor is sysinfo listing processes with nothing refreshed.
-#[cfg(not(target_os = "linux"))]
-fn baseline() -> usize {
-    let mut system = sysinfo::System::new().expect("sysinfo supports this OS");
-    system.refresh_processes_specifics(
-        sysinfo::ProcessesToUpdate::All,
-        true,
-        sysinfo::ProcessRefreshKind::nothing().without_tasks(),
-    );
-    system.processes().len()
-}
+/// Cycles measured for each step.
+const CYCLES: usize = 60;
+/// The agent's usual interval, to express a cycle's cost as a share of one
+/// core.
+const INTERVAL: Duration = Duration::from_secs(1);
 
 fn main() {
-    let processes = baseline();
-    let (base_time, base_heap) = measure(|| {}, baseline);
-
-    let before = LIVE.load(Ordering::Relaxed);
-    let mut collector = Collector::new();
-    drop(collector.snapshot(Duration::from_secs(2)));
-    let kept = LIVE.load(Ordering::Relaxed).saturating_sub(before);
-    // A collector lives as long as the agent; measure its steady state. The
-    // pause keeps the collector from waiting out its minimum CPU span.
-    let (snap_time, snap_heap) = measure(
-        || std::thread::sleep(Duration::from_millis(300)),
-        || collector.snapshot(Duration::from_secs(2)),
-    );
-    let snapshot = collector.snapshot(Duration::from_secs(2));
-    let (json_time, _) = measure(
-        || {},
-        || serde_json::to_vec(&snapshot).expect("a snapshot serialises"),
-    );
-
-    println!("processes on this machine:         {processes}");
-    println!(
-        "baseline (list + read stat once):  {:>9.2} ms  peak heap {:>8.1} KiB",
-        ms(base_time),
-        kib(base_heap)
-    );
-    println!(
-        "procmon snapshot (steady state):   {:>9.2} ms  peak heap {:>8.1} KiB",
-        ms(snap_time),
-        kib(snap_heap)
-    );
-    println!(
-        "snapshot to JSON:                  {:>9.2} ms",
-        ms(json_time)
-    );
-    println!(
-        "collector's state between cycles:               {:>8.1} KiB",
-        kib(kept)
-    );
-    println!(
-        "ratio snapshot / baseline:         time x{:.1}, peak heap x{:.1}",
-        ms(snap_time) / ms(base_time).max(f64::MIN_POSITIVE),
-        snap_heap as f64 / (base_heap.max(1)) as f64
-    );
+    #[cfg(target_os = "linux")]
+    linux::main();
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut collector = Collector::new();
+        let started = std::time::Instant::now();
+        for _ in 0..CYCLES {
+            drop(collector.snapshot(INTERVAL));
+        }
+        println!(
+            "collection, wall time per cycle:   {:>8.2} ms (the floor is measured on Linux only)",
+            started.elapsed().as_secs_f64() * 1000.0 / CYCLES as f64
+        );
+    }
 }
 
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::fs;
+    use std::io::Read;
+    use std::process::{Child, Command, Stdio};
+    use std::thread;
+    use std::time::Duration;
 
-fn kib(bytes: usize) -> f64 {
-    bytes as f64 / 1024.0
+    use super::*;
+
+    /// The machine must have at least this many processes while measuring.
+    const PROCESSES: usize = 1000;
+    /// Collection may cost at most this many times the floor.
+    const TARGET_RATIO: f64 = 1.5;
+    /// Pause between cycles. `Collector::snapshot` waits out the rest of its
+    /// minimum CPU span itself (without using CPU); the pause only keeps the
+    /// machine from being hammered.
+    const PAUSE: Duration = Duration::from_millis(100);
+
+    /// The bench's sleepers; killed and reaped however the bench ends.
+    struct Sleepers(Vec<Child>);
+
+    impl Drop for Sleepers {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+            }
+            for child in &mut self.0 {
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// What every section measures on.
+    pub(super) struct Machine {
+        processes: usize,
+        started_here: usize,
+    }
+
+    /// CPU figures of one step, in milliseconds per cycle.
+    struct CpuPerCycle {
+        median: f64,
+        mean: f64,
+        max: f64,
+    }
+
+    impl CpuPerCycle {
+        fn of(mut samples: Vec<f64>) -> Self {
+            samples.sort_by(f64::total_cmp);
+            CpuPerCycle {
+                median: samples[samples.len() / 2],
+                mean: samples.iter().sum::<f64>() / samples.len() as f64,
+                max: samples[samples.len() - 1],
+            }
+        }
+    }
+
+    pub(super) fn main() {
+        let (machine, _sleepers) = populate();
+        println!("== machine");
+        println!(
+            "processes:                         {:>8} ({} idle sleepers started by the bench)",
+            machine.processes, machine.started_here
+        );
+        println!("cycles measured per step:          {CYCLES:>8}");
+        collection_against_the_floor(&machine);
+        // Next section: the whole agent process (encode, compress, send).
+    }
+
+    /// Starts `sleep` children until the machine has [`PROCESSES`]
+    /// (counted again after they start: other processes come and go).
+    fn populate() -> (Machine, Sleepers) {
+        let mut sleepers = Sleepers(Vec::new());
+        loop {
+            let missing = PROCESSES.saturating_sub(count_processes());
+            if missing == 0 {
+                break;
+            }
+            // A few more, for processes that end meanwhile.
+            for _ in 0..missing + 10 {
+                let child = Command::new("sleep")
+                    .arg("600")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("cannot start sleep");
+                sleepers.0.push(child);
+            }
+            // Let them all finish exec, so they are `sleep` and idle.
+            thread::sleep(Duration::from_millis(500));
+        }
+        let machine = Machine {
+            processes: count_processes(),
+            started_here: sleepers.0.len(),
+        };
+        (machine, sleepers)
+    }
+
+    fn count_processes() -> usize {
+        fs::read_dir("/proc")
+            .expect("/proc is readable")
+            .flatten()
+            .filter(|e| is_pid(e.file_name().as_encoded_bytes()))
+            .count()
+    }
+
+    fn is_pid(name: &[u8]) -> bool {
+        !name.is_empty() && name.iter().all(u8::is_ascii_digit)
+    }
+
+    /// The floor: every pid of the process table and one read of its
+    /// `stat`, opened and closed each time: `open`, one `read` into a
+    /// buffer with room for the line, `close`.
+    fn floor(buf: &mut [u8], path: &mut Vec<u8>) -> usize {
+        use std::os::unix::ffi::OsStrExt;
+        let mut read = 0;
+        for entry in fs::read_dir("/proc").expect("/proc is readable").flatten() {
+            let name = entry.file_name();
+            if !is_pid(name.as_encoded_bytes()) {
+                continue;
+            }
+            path.clear();
+            path.extend_from_slice(b"/proc/");
+            path.extend_from_slice(name.as_encoded_bytes());
+            path.extend_from_slice(b"/stat");
+            if fs::File::open(std::ffi::OsStr::from_bytes(path))
+                .and_then(|mut f| f.read(buf))
+                .is_ok_and(|n| n > 0)
+            {
+                read += 1;
+            }
+        }
+        read
+    }
+
+    fn collection_against_the_floor(machine: &Machine) {
+        let mut buf = vec![0; 4096];
+        let mut path = Vec::with_capacity(64);
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut collector = Collector::new();
+        drop(collector.snapshot(INTERVAL));
+        let kept = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+        reset_peak_rss();
+
+        let mut floor_ms = Vec::with_capacity(CYCLES);
+        let mut collect_ms = Vec::with_capacity(CYCLES);
+        let mut heap_peaks = Vec::with_capacity(CYCLES);
+        let mut listed = 0;
+        for _ in 0..CYCLES {
+            thread::sleep(PAUSE);
+            let cpu = cpu_time();
+            std::hint::black_box(floor(&mut buf, &mut path));
+            floor_ms.push(ms(cpu_time() - cpu));
+
+            thread::sleep(PAUSE);
+            let heap_before = LIVE.load(Ordering::Relaxed);
+            PEAK.store(heap_before, Ordering::Relaxed);
+            let cpu = cpu_time();
+            let snapshot = collector.snapshot(INTERVAL);
+            collect_ms.push(ms(cpu_time() - cpu));
+            heap_peaks.push(PEAK.load(Ordering::Relaxed) - heap_before);
+            listed = snapshot.processes.len();
+        }
+        let floor = CpuPerCycle::of(floor_ms);
+        let collect = CpuPerCycle::of(collect_ms);
+        heap_peaks.sort_unstable();
+        let ratio = collect.median / floor.median.max(f64::MIN_POSITIVE);
+
+        println!("== floor: list /proc, open+read+close each <pid>/stat");
+        print_cpu(&floor);
+        println!("== collection: Collector::snapshot, steady state");
+        println!("processes per snapshot:            {listed:>8}");
+        print_cpu(&collect);
+        println!(
+            "ratio to the floor (medians):      {ratio:>8.2} x   target <= {TARGET_RATIO} x{}",
+            if ratio <= TARGET_RATIO {
+                ""
+            } else {
+                "   NOT MET"
+            }
+        );
+        println!(
+            "one core at a {} s interval:        {:>8.2} %",
+            INTERVAL.as_secs(),
+            collect.median / ms(INTERVAL) * 100.0
+        );
+        println!(
+            "CPU per process per cycle:         {:>8.2} us (floor {:.2} us)",
+            collect.median * 1000.0 / machine.processes as f64,
+            floor.median * 1000.0 / machine.processes as f64
+        );
+        println!(
+            "peak heap during a cycle (median): {:>8.1} KiB",
+            heap_peaks[heap_peaks.len() / 2] as f64 / 1024.0
+        );
+        println!(
+            "collector's state between cycles:  {:>8.1} KiB",
+            kept as f64 / 1024.0
+        );
+        println!(
+            "peak RSS of the bench (VmHWM):     {:>8.1} MiB",
+            peak_rss_kib() as f64 / 1024.0
+        );
+    }
+
+    fn print_cpu(cpu: &CpuPerCycle) {
+        println!(
+            "CPU per cycle:                     {:>8.3} ms median, {:.3} mean, {:.3} max",
+            cpu.median, cpu.mean, cpu.max
+        );
+    }
+
+    /// This process's CPU time, user and system, all threads.
+    fn cpu_time() -> Duration {
+        // SAFETY: `usage` is a valid rusage for getrusage to fill in.
+        let usage = unsafe {
+            let mut usage = std::mem::zeroed::<libc::rusage>();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            usage
+        };
+        let time = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        time(usage.ru_utime) + time(usage.ru_stime)
+    }
+
+    /// Resets VmHWM to the current RSS (Linux 4.0 and later), so the peak
+    /// read later is this section's.
+    fn reset_peak_rss() {
+        let _ = fs::write("/proc/self/clear_refs", "5");
+    }
+
+    fn peak_rss_kib() -> u64 {
+        fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn ms(duration: Duration) -> f64 {
+        duration.as_secs_f64() * 1000.0
+    }
 }

@@ -47,7 +47,7 @@ pub struct LiveEvent {
 }
 
 /// One point of a host's load history: the meters' sparklines.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct LoadPoint {
     /// When the snapshot was taken.
     pub at: DateTime<Utc>,

@@ -8,6 +8,9 @@
 //! `PROCMON_SCREENSHOT_DIR` to keep screenshots of the page for a look.
 
 mod common;
+// The page in time and across the fleet (tests named history_*).
+#[path = "browser/history.rs"]
+mod history;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -32,7 +32,8 @@ function noteServerDate(response) {
   clockOffsetMs = Math.abs(offset) > 2000 ? offset : 0;
 }
 
-async function request(method, path, body) {
+/** One request to the API (history-api.js asks through it too). */
+export async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   const options = { method, headers, cache: "no-store", credentials: "same-origin" };
   if (method !== "GET") headers["X-Procmon-Csrf"] = "1";

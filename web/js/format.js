@@ -54,14 +54,55 @@ export function formatDuration(seconds) {
   return `${s} s`;
 }
 
-/** An RFC 3339 time shown in the viewer's local time zone, to the second. */
-export function formatDateTime(date) {
+/** The viewer's time zone at `date`, short: "UTC", "UTC+1", "CET", "PST". */
+let zoneFormat = null;
+export function zoneName(date) {
+  try {
+    zoneFormat ??= new Intl.DateTimeFormat(undefined, { timeZoneName: "short" });
+    const part = zoneFormat
+      .formatToParts(date)
+      .find((p) => p.type === "timeZoneName");
+    return (part?.value ?? "").replace(/^GMT(?=[+-]|$)/, "UTC") || "UTC";
+  } catch {
+    return "";
+  }
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+
+/**
+ * An RFC 3339 time shown in the viewer's local time zone, to the second, with
+ * the zone named ("2026-01-01 14:03:05 UTC+1"), so a time read off one screen
+ * means the same on another.
+ */
+export function formatDateTime(date, { zone = true } = {}) {
   if (!(date instanceof Date) || Number.isNaN(date.getTime())) return "";
-  const pad = (n) => String(n).padStart(2, "0");
-  return (
+  const text =
     `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
-    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  return zone ? `${text} ${zoneName(date)}` : text;
+}
+
+/** Time of day with its zone: "14:03:05 UTC+1". */
+export function formatTime(date) {
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) return "";
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())} ${zoneName(date)}`;
+}
+
+/** A time as a datetime-local field's value (local time, to the second). */
+export function toLocalInput(ms) {
+  const d = new Date(ms);
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
   );
+}
+
+/** A datetime-local field's value as ms since the epoch, or null. */
+export function fromLocalInput(value) {
+  if (!value) return null;
+  const ms = new Date(value).getTime(); // no zone in the text: local time
+  return Number.isNaN(ms) ? null : ms;
 }
 
 /** A process status from the wire ("disk_sleep") in words ("disk sleep"). */

@@ -1,9 +1,23 @@
 // The host list: one button per host with its name, OS, online state, when it
-// was last heard from, and its totals; for an admin, an offline host also has
-// a button to remove it. Items are reused across refreshes and every value
-// from a machine is set as text.
+// was last heard from, and its totals with CPU and memory bars; for an admin,
+// an offline host also has a button to remove it. A filter box and a sort
+// order sit above it. Items are reused across refreshes and every value from
+// a machine is set as text.
 
-import { formatAgo, formatBytes, formatPercent } from "./format.js";
+import { formatAgo, formatBytes, formatDateTime, formatPercent } from "./format.js";
+
+/** The host's CPU use as a share of the machine, 0 to 100. */
+const cpuShare = (s) => s.cpu_percent_total / Math.max(1, s.host.cpu_count);
+/** Resident memory as a share of the machine's, 0 to 100 (0 when unknown). */
+const memoryShare = (s) =>
+  s.host.memory_total_bytes ? (100 * s.memory_rss_total_bytes) / s.host.memory_total_bytes : 0;
+
+const SORTS = {
+  name: ["name", (a, b) => a.display_name.localeCompare(b.display_name)],
+  cpu: ["CPU", (a, b) => cpuShare(b) - cpuShare(a)],
+  memory: ["memory", (a, b) => memoryShare(b) - memoryShare(a) || b.memory_rss_total_bytes - a.memory_rss_total_bytes],
+  seen: ["last seen", (a, b) => Date.parse(b.last_seen) - Date.parse(a.last_seen)],
+};
 
 /**
  * @param {HTMLElement} list   the <ul> to fill
@@ -12,6 +26,31 @@ import { formatAgo, formatBytes, formatPercent } from "./format.js";
  */
 export function createHostList(list, onSelect, onRemove) {
   const items = new Map(); // host id -> { li, button, remove, fields }
+
+  const controls = document.createElement("div");
+  controls.className = "host-controls";
+  const filter = document.createElement("input");
+  filter.type = "search";
+  filter.id = "host-filter";
+  filter.placeholder = "Filter hosts";
+  filter.setAttribute("aria-label", "Filter hosts by name, OS or id");
+  filter.autocomplete = "off";
+  filter.spellcheck = false;
+  const sort = document.createElement("select");
+  sort.id = "host-sort";
+  sort.setAttribute("aria-label", "Sort hosts by");
+  for (const [value, [label]] of Object.entries(SORTS)) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = `by ${label}`;
+    sort.append(option);
+  }
+  controls.append(filter, sort);
+  list.before(controls);
+  let last = null; // the arguments of the last render, to redraw on a new filter
+  const redraw = () => last && render(...last);
+  filter.addEventListener("input", redraw);
+  sort.addEventListener("change", redraw);
 
   list.addEventListener("click", (event) => {
     const remove = event.target.closest("button[data-remove-host]");
@@ -41,8 +80,11 @@ export function createHostList(list, onSelect, onRemove) {
       badge: part("badge", top),
       os: part("host-os"),
       stats: part("host-stats"),
+      bars: part("host-bars"),
       seen: part("host-seen"),
     };
+    fields.cpuBar = part("host-bar host-bar-cpu", fields.bars);
+    fields.memoryBar = part("host-bar host-bar-memory", fields.bars);
     // Beside the host's button, not in it: a button holds no other button.
     const remove = document.createElement("button");
     remove.type = "button";
@@ -60,9 +102,18 @@ export function createHostList(list, onSelect, onRemove) {
    * in ms; `canRemove` (an admin) offers to remove offline hosts.
    */
   function render(hosts, selectedId, now, canRemove) {
+    last = [hosts, selectedId, now, canRemove];
+    // A fleet of one needs neither filter nor order.
+    controls.hidden = hosts.length < 2;
+    const needle = filter.value.trim().toLowerCase();
+    const shown = hosts
+      .filter((s) => !needle || [s.display_name, s.host.id, s.host.os_name, s.host.os_version]
+        .some((t) => String(t ?? "").toLowerCase().includes(needle)))
+      .sort(SORTS[sort.value][1]);
+    list.dataset.shown = String(shown.length);
     const seen = new Set();
     let cursor = list.firstChild;
-    for (const summary of hosts) {
+    for (const summary of shown) {
       const id = summary.host.id;
       seen.add(id);
       let item = items.get(id);
@@ -96,17 +147,28 @@ function fill({ button, fields }, summary, selected, now) {
   setText(fields.os, [host.os_name, host.os_version, host.arch].filter(Boolean).join(" · "));
 
   // The total is in "100 = one core" units; per machine it reads better as a share.
-  const cpuShare = summary.cpu_percent_total / Math.max(1, host.cpu_count);
+  const cpu = cpuShare(summary);
   const memory = host.memory_total_bytes
     ? `${formatBytes(summary.memory_rss_total_bytes)} / ${formatBytes(host.memory_total_bytes)}`
     : formatBytes(summary.memory_rss_total_bytes);
   setText(
     fields.stats,
-    `${summary.process_count} processes · CPU ${formatPercent(cpuShare)} · ${memory}`,
+    `${summary.process_count} processes · CPU ${formatPercent(cpu)} · ${memory}`,
   );
-  setText(fields.seen, `last seen ${formatAgo(Date.parse(summary.last_seen), now)}`);
+  bar(fields.cpuBar, cpu, `CPU ${formatPercent(cpu)} of the machine`);
+  bar(fields.memoryBar, memoryShare(summary), `Memory ${formatPercent(memoryShare(summary))} of the machine`);
+  const seenAt = new Date(summary.last_seen);
+  setText(fields.seen, `last seen ${formatAgo(seenAt.getTime(), now)}`);
+  fields.seen.title = formatDateTime(seenAt);
   button.setAttribute("aria-current", selected ? "true" : "false");
   button.classList.toggle("offline", !summary.online);
+}
+
+function bar(element, percent, label) {
+  const fill = Math.min(1, Math.max(0, percent / 100)).toFixed(3);
+  if (element.style.getPropertyValue("--fill") !== fill) element.style.setProperty("--fill", fill);
+  element.title = label;
+  element.setAttribute("aria-label", label);
 }
 
 function setText(element, text) {

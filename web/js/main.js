@@ -16,6 +16,13 @@ import { collapsedKeys, readHash, state, subscribe, update, writeHash } from "./
 import { buildTree, matcher, parentKeys, visibleRows } from "./tree.js";
 import { createTreeView } from "./tree-view.js";
 import { createUsersPanel } from "./users.js";
+// History, meters, charts and fleet search (their hooks are marked "history:").
+import { createProcessCharts } from "./charts.js";
+import { createTimeControl } from "./history.js";
+import { fetchProcessesAt } from "./history-api.js";
+import { createMeters } from "./meters.js";
+import { createFleetSearch } from "./search.js";
+import { keepSelectedAboveSheet } from "./sheet.js";
 
 const POLL_MS = state.pollSeconds * 1000;
 const $ = (id) => document.getElementById(id);
@@ -48,6 +55,22 @@ const usersPanel = createUsersPanel({
   remove: (name) => removeUser(name),
   reset: (name) => resetPassword(name),
   close: () => update({ usersOpen: false, usersError: "" }),
+});
+// history: the time control, the host's meters, the process charts, fleet search.
+const timeControl = createTimeControl($("timebar"), $("process-rows"), {
+  showAt: (at) => showHostAt(at),
+  setSince: (since) => update({ since }),
+  select: (key) => select(key, { reveal: true }),
+  // The time shown becomes the other end of the compared span, so the
+  // exit stays in the list.
+  showExited: (key, at) => jumpTo(state.hostId, key, at, { since: state.at ?? serverNow() }),
+});
+const meters = createMeters($("meters"));
+const processCharts = createProcessCharts($("details"));
+const fleetSearch = createFleetSearch($("fleet-search"), {
+  jump: (hostId, key, at) => jumpTo(hostId, key, at),
+  close: () => fleetSearch.close(),
+  unauthorized: () => update({ connection: "unauthorized" }),
 });
 const keysPanel = createKeysPanel({
   create: (hostId, label) => createKey(hostId, label),
@@ -85,6 +108,43 @@ function toggle(key, expand) {
   if (open) collapsed.delete(key);
   else collapsed.add(key);
   update({});
+}
+
+// history: shows the chosen host's tree as it was at `at` (ms), or live (null).
+function showHostAt(at) {
+  if (at === state.at) return;
+  update({ at, listing: null, tree: null, listingError: null });
+  pollNow();
+}
+
+// history: opens `hostId` at `at` (null: live) with the process `key` selected.
+function jumpTo(hostId, key, at, { since = state.since } = {}) {
+  if (hostId !== state.hostId) treeView.reset();
+  const sameView = hostId === state.hostId && at === state.at;
+  revealKey = key;
+  update({
+    hostId,
+    at,
+    since,
+    selectedKey: key,
+    selectedProcess: sameView ? state.tree?.nodes.get(key)?.process ?? null : null,
+    hostsFolded: true,
+    ...(sameView ? {} : { listing: null, tree: null, listingError: null }),
+  });
+  fleetSearch.close();
+  pollNow();
+}
+
+/** history: the chosen host's listing: live, or at the time shown (asked once per time). */
+let pastShown = null;
+function fetchListing(hostId) {
+  if (state.at == null) return fetchProcesses(hostId);
+  const key = `${hostId}|${state.at}`;
+  if (state.listing && pastShown === key) return Promise.resolve(null);
+  return fetchProcessesAt(hostId, state.at).then((listing) => {
+    pastShown = key;
+    return listing;
+  });
 }
 
 // A process to open the way to and scroll into view at the next render that
@@ -314,10 +374,11 @@ async function poll() {
 
 async function refresh() {
   const hostId = state.hostId;
+  const at = state.at;
   try {
     const [hosts, listing] = await Promise.all([
       fetchHosts(),
-      hostId ? fetchProcesses(hostId).catch((error) => error) : null,
+      hostId ? fetchListing(hostId).catch((error) => error) : null,
     ]);
     const changes = {
       hosts,
@@ -337,12 +398,12 @@ async function refresh() {
     }
     if (listing instanceof ApiError) {
       if (listing.kind === "unauthorized" || listing.kind === "unreachable") throw listing;
-      if (hostId === state.hostId) {
+      if (hostId === state.hostId && at === state.at) {
         changes.listingError = listing.message;
         changes.listing = null;
         changes.tree = null;
       }
-    } else if (listing && hostId === state.hostId) {
+    } else if (listing && hostId === state.hostId && at === state.at) {
       const tree = buildTree(listing.processes);
       changes.listing = listing;
       changes.tree = tree;
@@ -406,6 +467,12 @@ function render() {
   details.render(node, state.selectedProcess, tree, now);
   document.body.classList.toggle("with-details", state.selectedProcess != null);
 
+  // history: time control, meters, charts; the selected row above a phone's sheet.
+  timeControl.render(state, summary, now);
+  meters.render(state.hostId, summary, now, state.at);
+  processCharts.render(state.hostId, state.selectedProcess, state.at, now);
+  keepSelectedAboveSheet($("process-rows"), $("details"), state.selectedProcess ? state.selectedKey : null);
+
   writeHash();
 }
 
@@ -443,8 +510,14 @@ function renderSortHeaders() {
 
 /** Takes host, selection and search from the URL hash (a link, Back, Forward). */
 function applyHash({ poll: pollOnChange = true } = {}) {
-  const { host, p, q } = readHash();
+  const { host, p, q, at, since } = readHash();
   const changes = {};
+  // history: the time shown and the start of the marked changes.
+  const atMs = at ? Date.parse(at) : null;
+  const shownAt = Number.isNaN(atMs) ? null : atMs;
+  if (shownAt !== state.at) Object.assign(changes, { at: shownAt, listing: null, tree: null, listingError: null });
+  const sinceMs = since ? Date.parse(since) : null;
+  changes.since = Number.isNaN(sinceMs) ? null : sinceMs;
   if (host && host !== state.hostId) {
     treeView.reset();
     Object.assign(changes, { hostId: host, listing: null, tree: null, listingError: null });
@@ -457,7 +530,7 @@ function applyHash({ poll: pollOnChange = true } = {}) {
     $("search").value = changes.query;
   }
   update(changes);
-  if (changes.hostId && pollOnChange) pollNow();
+  if ((changes.hostId || "at" in changes) && pollOnChange) pollNow();
 }
 
 function wire() {
@@ -496,6 +569,7 @@ function wire() {
     });
   }
   $("hosts-toggle").addEventListener("click", () => update({ hostsFolded: !state.hostsFolded }));
+  $("fleet-search-open").addEventListener("click", () => (fleetSearch.isOpen() ? fleetSearch.close() : fleetSearch.open()));
   document.addEventListener("keydown", (event) => {
     // "/" jumps to the search box, as in many consoles and web apps.
     if (event.key === "/" && document.activeElement?.tagName !== "INPUT") {

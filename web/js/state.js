@@ -55,6 +55,10 @@ export const state = {
   pollSeconds: 2,
   /** Whether the host list is folded away (phone width). */
   hostsFolded: false,
+  /** The past time shown (ms), or null for live (kept in the URL hash as `at=`). */
+  at: null,
+  /** Start of the span whose changes are marked (ms), or null (hash `since=`). */
+  since: null,
 };
 
 const listeners = [];
@@ -86,26 +90,36 @@ export function collapsedKeys() {
   return keys;
 }
 
-/** What the URL hash says: { host, p, q }, each a string or null. */
+/** What the URL hash says: { host, p, q, at, since }, each a string or null. */
 export function readHash() {
   const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-  return { host: params.get("host"), p: params.get("p"), q: params.get("q") };
+  return {
+    host: params.get("host"),
+    p: params.get("p"),
+    q: params.get("q"),
+    at: params.get("at"),
+    since: params.get("since"),
+  };
 }
 
 /**
  * Writes host, selection and search into the URL hash, so a reload or a shared
- * link shows the same view. A new host adds a history entry (Back returns to
- * the previous host); selection and search changes replace the current one.
+ * link shows the same view. A new host or time adds a history entry (Back
+ * returns to the previous one); selection and search changes replace the
+ * current one.
  */
 export function writeHash() {
   const params = new URLSearchParams();
   if (state.hostId) params.set("host", state.hostId);
   if (state.selectedKey) params.set("p", state.selectedKey);
   if (state.query) params.set("q", state.query);
+  if (state.at != null) params.set("at", new Date(state.at).toISOString());
+  if (state.since != null) params.set("since", new Date(state.since).toISOString());
   const hash = `#${params.toString()}`;
   if (hash === location.hash || (hash === "#" && location.hash === "")) return;
-  const previousHost = readHash().host;
-  if (previousHost && previousHost !== state.hostId) {
+  const previous = readHash();
+  const timeMoved = (previous.at ? Date.parse(previous.at) : null) !== state.at;
+  if ((previous.host && previous.host !== state.hostId) || timeMoved) {
     history.pushState(null, "", hash);
   } else {
     history.replaceState(null, "", hash);

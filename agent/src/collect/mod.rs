@@ -1,32 +1,43 @@
 //! Taking snapshots of this machine's processes.
 //!
-//! One long-lived [`Collector`] keeps a single `sysinfo::System` between
-//! cycles, so CPU % is measured over the time between two snapshots, and it
-//! refreshes only what changes: per cycle the process table (CPU, memory,
-//! disk, command line, user); the host's facts (hostname, OS, memory size)
-//! only every [`HOST_REFRESH`]; its id once.
+//! One long-lived [`Collector`] keeps its process table between cycles, so
+//! CPU % is measured over the time between two snapshots, and it reads only
+//! what changes: per cycle the process table; the host's facts (hostname,
+//! OS, memory size) only every [`HOST_REFRESH`]; its id once.
 //!
 //! # Per-OS code
 //!
 //! Everything that differs between operating systems lives in exactly one of
-//! `linux.rs`, `windows.rs` or `other.rs`, picked with `cfg` and used as
-//! `platform`. Each of them provides the same small set of items:
+//! `linux/`, `windows.rs` or `other.rs`, picked with `cfg` and used as
+//! `platform`. Each of them provides:
 //!
 //! - `fn host_id() -> String`: the machine's stable id (Linux machine-id,
 //!   Windows `MachineGuid`), never the hostname; if the OS has none, a
 //!   stable fallback explained in a comment there.
 //! - `fn os_name_and_version() -> (String, String)`: e.g.
 //!   `("Debian GNU/Linux", "12")` or `("Windows 10 Pro", "19045")`.
-//! - `struct ProcessDetails` with `fn new() -> Self`,
-//!   `fn begin_snapshot(&mut self)` and
-//!   `fn read(&mut self, pid: u32) -> PlatformExtras`: what sysinfo does not
-//!   give, or gives wrongly (threads, handles, private bytes, virtual size,
-//!   and on Windows the user as `DOMAIN\name`). It may keep caches between
-//!   calls. `begin_snapshot` is called once per snapshot, after sysinfo's
-//!   refresh and before any `read`, for what is read for all processes at
-//!   once (the Windows process table). `read` is called once per process
-//!   per snapshot and must never panic: a process that vanished or denies
-//!   access yields `PlatformExtras::default()` or whatever could be read.
+//!
+//! and the process table, `ProcessTable` with
+//! `fn new(&mut System, recheck: Duration) -> Self`, which takes a first
+//! reading of every process as a baseline for CPU %, and
+//! `fn read(&mut self, &mut System) -> Vec<ProcessSample>`, which must
+//! never panic. It comes from one of two places:
+//!
+//! - Linux: `platform::ProcessTable` reads `/proc` itself, near the least
+//!   the kernel allows (one read of each process's `stat` per cycle); facts
+//!   that rarely change are read again only on `exec` and every `recheck`.
+//! - Elsewhere: `sysinfo_table::ProcessTable` refreshes every process
+//!   through sysinfo and asks `platform::ProcessDetails` (with
+//!   `fn new() -> Self`, `fn begin_snapshot(&mut self)` and
+//!   `fn read(&mut self, pid: u32) -> PlatformExtras`) for what sysinfo
+//!   does not give, or gives wrongly (threads, handles, private bytes,
+//!   virtual size, and on Windows the user as `DOMAIN\name`). It may keep
+//!   caches between calls. `begin_snapshot` is called once per snapshot,
+//!   after sysinfo's refresh and before any `read`, for what is read for
+//!   all processes at once (the Windows process table). `read` is called
+//!   once per process per snapshot and must never panic: a process that
+//!   vanished or denies access yields `PlatformExtras::default()` or
+//!   whatever could be read.
 //!
 //! The rest of the agent never sees a platform.
 //!
@@ -43,7 +54,7 @@ mod saved_id;
 mod users;
 
 #[cfg(target_os = "linux")]
-#[path = "linux.rs"]
+#[path = "linux/mod.rs"]
 mod platform;
 #[cfg(windows)]
 #[path = "windows.rs"]
@@ -52,24 +63,37 @@ mod platform;
 #[path = "other.rs"]
 mod platform;
 
+#[cfg(not(target_os = "linux"))]
+mod sysinfo_table;
+
+#[cfg(target_os = "linux")]
+use self::platform::ProcessTable;
+#[cfg(not(target_os = "linux"))]
+use self::sysinfo_table::ProcessTable;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSION};
-use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, ThreadKind, UpdateKind};
+use procmon_model::{HostInfo, ProcessStatus, Snapshot, WIRE_VERSION};
+use sysinfo::System;
 use uuid::Uuid;
 
 use self::fit::CutLog;
-use self::users::UserNames;
 
 /// How often the host's slowly changing facts are read again.
 const HOST_REFRESH: Duration = Duration::from_secs(60);
+
+/// How often facts that change without the kernel showing it (a process
+/// rewriting its own command line) are read again, where the process table
+/// does not read them every cycle.
+const FACTS_RECHECK: Duration = Duration::from_secs(60);
 
 /// CPU % over a shorter span than this is mostly noise (sysinfo's own
 /// minimum is 200 ms), so a snapshot taken sooner waits for the rest.
 const MIN_CPU_SPAN: Duration = Duration::from_millis(250);
 
-/// What the per-OS code adds to sysinfo's view of one process. Every field
+/// What `platform::ProcessDetails` adds to sysinfo's view of one process
+/// (not used on Linux, which reads `/proc` itself). Every field
 /// is optional: `None` means the OS has no such figure or it was denied.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlatformExtras {
@@ -95,9 +119,9 @@ pub struct PlatformExtras {
 /// Keep one for the life of the agent: CPU % is measured between one
 /// snapshot and the next, and caches (user names, host facts) carry over.
 pub struct Collector {
+    /// For host facts; elsewhere than Linux, the process table's too.
     system: System,
-    details: platform::ProcessDetails,
-    users: UserNames,
+    processes: ProcessTable,
     host: HostInfo,
     host_read_at: Instant,
     last_refresh: Instant,
@@ -109,18 +133,25 @@ impl Collector {
     /// Reads the host's facts and takes a first reading of every process, so
     /// that the first snapshot already has meaningful CPU %.
     pub fn new() -> Collector {
+        Self::with_recheck(FACTS_RECHECK)
+    }
+
+    /// As [`Collector::new`], with facts that can change unseen (a command
+    /// line a process rewrote) read again every `recheck` rather than every
+    /// minute. For tests; where the process table reads every fact every
+    /// cycle, `recheck` changes nothing.
+    pub fn with_recheck(recheck: Duration) -> Collector {
         // `System::new` only fails where sysinfo has no support at all, and
         // an agent that cannot see processes has nothing to do.
         let mut system = System::new().expect("this OS is not supported by sysinfo");
-        system.refresh_processes_specifics(ProcessesToUpdate::All, true, per_cycle_refresh());
+        let processes = ProcessTable::new(&mut system, recheck);
         // Read once: the id names this machine for as long as the agent
         // runs, and a made-up one that could not be saved would otherwise
         // be made up anew at every refresh.
         let host = host::read(&mut system, platform::host_id());
         Collector {
             system,
-            details: platform::ProcessDetails::new(),
-            users: UserNames::new(),
+            processes,
             host,
             host_read_at: Instant::now(),
             last_refresh: Instant::now(),
@@ -140,56 +171,13 @@ impl Collector {
         if since_last < MIN_CPU_SPAN {
             std::thread::sleep(MIN_CPU_SPAN - since_last);
         }
-        self.system
-            .refresh_processes_specifics(ProcessesToUpdate::All, true, per_cycle_refresh());
         self.last_refresh = Instant::now();
+        let processes = self.processes.read(&mut self.system);
         let collected_at = Utc::now();
 
         if self.host_read_at.elapsed() >= HOST_REFRESH {
             self.host = host::read(&mut self.system, self.host.id.clone());
             self.host_read_at = Instant::now();
-        }
-
-        self.details.begin_snapshot();
-        let mut processes = Vec::with_capacity(self.system.processes().len());
-        for process in self.system.processes().values() {
-            // Linux threads are listed as tasks of their process; only whole
-            // processes (kernel threads included, as `ps -e` shows) count.
-            if process.thread_kind() == Some(ThreadKind::Userland) {
-                continue;
-            }
-            let pid = process.pid().as_u32();
-            let extras = self.details.read(pid);
-            let user = extras
-                .user
-                .or_else(|| process.user_id().map(|uid| self.users.name_of(uid)));
-            let disk = process.disk_usage();
-            let exe = process.exe().map(|p| p.to_string_lossy().into_owned());
-            let cmd: Vec<String> = process
-                .cmd()
-                .iter()
-                .map(|arg| arg.to_string_lossy().into_owned())
-                .collect();
-            processes.push(ProcessSample {
-                pid,
-                parent_pid: process.parent().map(|p| p.as_u32()),
-                name: full_name(&process.name().to_string_lossy(), exe.as_deref(), &cmd),
-                exe,
-                cmd,
-                user,
-                start_time: extras
-                    .start_time
-                    .unwrap_or_else(|| from_unix_secs(process.start_time())),
-                status: status_of(process.status()),
-                cpu_percent: finite_or_zero(process.cpu_usage()),
-                memory_rss_bytes: process.memory(),
-                memory_virtual_bytes: extras.virtual_bytes.unwrap_or(process.virtual_memory()),
-                memory_private_bytes: extras.private_bytes,
-                threads: extras.threads,
-                handles: extras.handles,
-                disk_read_bytes: disk.total_read_bytes,
-                disk_written_bytes: disk.total_written_bytes,
-            });
         }
 
         let mut snapshot = Snapshot {
@@ -211,22 +199,6 @@ impl Default for Collector {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// What is read for every process on every cycle. Command line, executable
-/// and user are read each time because `exec` and `setuid` change them
-/// without changing the pid.
-fn per_cycle_refresh() -> ProcessRefreshKind {
-    ProcessRefreshKind::nothing()
-        .with_cpu()
-        .with_memory()
-        .with_disk_usage()
-        .with_cmd(UpdateKind::Always)
-        .with_exe(UpdateKind::Always)
-        .with_user(UpdateKind::Always)
-        // Threads are counted by the per-OS code from one file; listing
-        // every thread as a task would multiply the work.
-        .without_tasks()
 }
 
 /// Linux keeps only the first 15 bytes of a process's name; when the
@@ -269,15 +241,6 @@ pub(crate) fn from_unix_secs(secs: u64) -> DateTime<Utc> {
         .ok()
         .and_then(|s| DateTime::from_timestamp(s, 0))
         .unwrap_or(DateTime::UNIX_EPOCH)
-}
-
-/// JSON has no NaN; a first reading on some OSes can produce one.
-fn finite_or_zero(value: f32) -> f32 {
-    if value.is_finite() {
-        value
-    } else {
-        0.0
-    }
 }
 
 #[cfg(test)]

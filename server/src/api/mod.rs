@@ -8,6 +8,7 @@ pub mod history;
 pub mod hosts;
 pub mod ingest;
 pub mod keys;
+pub mod load;
 pub mod openapi;
 mod params;
 pub mod processes;
@@ -39,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(history::host_series))
         .routes(routes!(history::changes))
         .routes(routes!(history::search))
+        .routes(routes!(load::host_load))
         .routes(routes!(
             session::sign_in,
             session::current,

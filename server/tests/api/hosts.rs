@@ -119,3 +119,63 @@ async fn cpu_totals_stay_numbers() {
         2.0 * f64::from(procmon_model::limits::MAX_CPU_PERCENT)
     );
 }
+
+/// `GET /api/live/load/`: what the meters draw, every snapshot of the last
+/// hour with the host's own load when its agent sends it; a 404 for a host
+/// that never sent.
+#[tokio::test]
+async fn the_live_load_lists_each_snapshot_of_the_last_hour() {
+    let app = spawn_app().await;
+    let mut early = sample_snapshot("loaded", 3);
+    early.collected_at = Utc::now() - Duration::minutes(90);
+    app.post_snapshot(&early).await;
+    let mut points = Vec::new();
+    for minutes in [20, 10] {
+        let mut snapshot = sample_snapshot("loaded", 3);
+        snapshot.collected_at = Utc::now() - Duration::minutes(minutes);
+        snapshot.load = Some(procmon_model::HostLoad {
+            cpu_per_core: vec![12.5, 50.0],
+            memory_used_bytes: 3 << 30,
+            memory_available_bytes: 5 << 30,
+            swap_total_bytes: 1 << 30,
+            swap_used_bytes: minutes as u64,
+            load_average: Some([0.5, 0.25, 0.125]),
+        });
+        app.post_snapshot(&snapshot).await;
+        points.push(snapshot);
+    }
+
+    let response = app
+        .get_with_query("/api/live/load/", &[("host", "loaded")])
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["host_id"], "loaded");
+    let got = body["points"].as_array().unwrap();
+    assert_eq!(
+        got.len(),
+        2,
+        "the point from 90 minutes ago is past the hour: {body}"
+    );
+    for (point, sent) in got.iter().zip(&points) {
+        let at: chrono::DateTime<Utc> = point["at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(at, sent.collected_at);
+        assert_eq!(point["processes"], 3);
+        assert_eq!(
+            point["load"],
+            serde_json::to_value(sent.load.as_ref().unwrap()).unwrap()
+        );
+    }
+
+    let response = app
+        .get_with_query("/api/live/load/", &[("host", "nobody")])
+        .await;
+    assert_eq!(response.status(), 404);
+    let anonymous = app
+        .anonymous()
+        .get(format!("{}/api/live/load/?host=loaded", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "reading needs a session");
+}

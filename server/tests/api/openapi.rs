@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 23] = [
+const ENDPOINTS: [(&str, &str); 24] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
     ("post", "/api/enroll-secret/"),
@@ -28,6 +28,7 @@ const ENDPOINTS: [(&str, &str); 23] = [
     ("get", "/api/history/host/"),
     ("get", "/api/history/process/"),
     ("get", "/api/search/"),
+    ("get", "/api/live/load/"),
     ("get", "/api/hosts/"),
     ("get", "/api/openapi.json"),
     ("get", "/api/processes/"),
@@ -313,6 +314,9 @@ async fn real_responses_match_the_documented_schemas() {
         ("/api/history/changes/", vec![("host", "nobody")]),
         ("/api/search/", vec![("q", "proc")]),
         ("/api/search/", vec![("q", " ")]),
+        ("/api/live/load/", vec![("host", "host-a")]),
+        ("/api/live/load/", vec![("host", "nobody")]),
+        ("/api/live/load/", vec![("host", " ")]),
     ] {
         let (s, b) = answer(app.get_with_query(path, &query).await).await;
         check("get", path, s, b);

@@ -1,10 +1,14 @@
-//! Linux: what `/proc` and `/etc` tell beyond sysinfo. See the contract in
-//! `mod.rs`.
+//! Linux: the host's id and OS from `/etc`, and every process read from
+//! `/proc` by our own reader ([`ProcessTable`]). See the contract in the
+//! parent module.
+
+mod stat;
+mod table;
 
 use std::fs;
 use std::path::Path;
 
-use super::PlatformExtras;
+pub(super) use table::ProcessTable;
 
 /// The machine id that systemd (or dbus, on older systems) creates at
 /// install time.
@@ -47,46 +51,6 @@ fn parse_os_release(text: &str) -> (String, String) {
     (name, version)
 }
 
-/// Reads threads from `/proc/<pid>/stat` and counts `/proc/<pid>/fd`.
-pub(super) struct ProcessDetails {
-    buffer: String,
-}
-
-impl ProcessDetails {
-    pub(super) fn new() -> Self {
-        ProcessDetails {
-            buffer: String::with_capacity(512),
-        }
-    }
-
-    /// Nothing is read per snapshot; every figure is per process.
-    pub(super) fn begin_snapshot(&mut self) {}
-
-    pub(super) fn read(&mut self, pid: u32) -> PlatformExtras {
-        PlatformExtras {
-            threads: self.threads(pid),
-            handles: open_fds(pid),
-            ..PlatformExtras::default()
-        }
-    }
-
-    fn threads(&mut self, pid: u32) -> Option<u32> {
-        use std::io::Read;
-        self.buffer.clear();
-        fs::File::open(format!("/proc/{pid}/stat"))
-            .and_then(|mut file| file.read_to_string(&mut self.buffer))
-            .ok()?;
-        threads_from_stat(&self.buffer)
-    }
-}
-
-/// Field 20 of `stat`. The name (field 2) may hold spaces and parentheses,
-/// so fields are counted from the last `)`.
-fn threads_from_stat(stat: &str) -> Option<u32> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_ascii_whitespace().nth(17)?.parse().ok()
-}
-
 /// Open file descriptors. Since Linux 6.2 the size of `/proc/<pid>/fd` is
 /// that count, one `stat` however many files are open (a database can hold
 /// tens of thousands); older kernels say 0 there, and then the directory is
@@ -104,19 +68,6 @@ fn open_fds(pid: u32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn threads_are_read_past_a_name_with_spaces_and_parentheses() {
-        let stat = "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 \
-                    5 3 0 0 20 0 7 0 12345 1000000 200 18446744073709551615";
-        assert_eq!(threads_from_stat(stat), Some(7));
-    }
-
-    #[test]
-    fn a_truncated_stat_gives_no_thread_count() {
-        assert_eq!(threads_from_stat("1234 (x) S 1 2"), None);
-        assert_eq!(threads_from_stat(""), None);
-    }
 
     #[test]
     fn os_release_values_are_unquoted_and_fall_back() {
@@ -162,13 +113,5 @@ mod tests {
         );
         drop(files);
         assert_eq!(open_fds(u32::MAX), None, "no such process");
-    }
-
-    #[test]
-    fn this_process_has_threads_and_open_files() {
-        let extras = ProcessDetails::new().read(std::process::id());
-        assert!(extras.threads.unwrap() >= 1);
-        // stdin, stdout and stderr at least.
-        assert!(extras.handles.unwrap() >= 3);
     }
 }
