@@ -14,8 +14,8 @@ use crate::config::Overrides;
 /// working directory, or --config), then the environment variables
 /// PROCMON_AGENT_SERVER_URL, PROCMON_AGENT_ENROLL_SECRET,
 /// PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE, PROCMON_AGENT_INTERVAL,
-/// PROCMON_AGENT_CA_FILE, PROCMON_AGENT_SPOOL_DIR and
-/// PROCMON_AGENT_SPOOL_MAX_MB, then these flags.
+/// PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE, PROCMON_AGENT_SPOOL_DIR
+/// and PROCMON_AGENT_SPOOL_MAX_MB, then these flags.
 #[derive(Debug, Parser)]
 #[command(name = "procmon-agent", version)]
 pub struct Cli {
@@ -47,6 +47,11 @@ pub struct Cli {
     /// Time between snapshots, e.g. "2s" or "500ms".
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
+
+    /// How often the whole snapshot goes, e.g. "10m"; in between only what
+    /// changed goes [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub full_every: Option<String>,
 
     /// For an https server with a self-signed certificate or one from your
     /// own CA: that CA's certificate (PEM), trusted besides the public CAs.
@@ -105,6 +110,7 @@ impl Cli {
             enroll_secret: self.enroll_secret.clone(),
             key_file: self.key_file.clone(),
             interval: self.interval.clone(),
+            full_every: self.full_every.clone(),
             ca_file: self.ca_file.clone(),
             spool_dir: self.spool_dir.clone(),
             spool_max_mb: self.spool_max_mb.clone(),

@@ -15,6 +15,8 @@ use crate::tls::{CaFile, ServerTrust};
 /// machine, as `cargo run --release` starts it.
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8000";
 
+pub use crate::run::DEFAULT_FULL_EVERY;
+
 /// How often a snapshot is taken and sent when nothing says otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -47,10 +49,10 @@ const MIB: u64 = 1024 * 1024;
 /// A commented config file with every key, for people to start from.
 pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment variables PROCMON_AGENT_SERVER_URL,
 # PROCMON_AGENT_ENROLL_SECRET, PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE,
-# PROCMON_AGENT_INTERVAL, PROCMON_AGENT_CA_FILE, PROCMON_AGENT_SPOOL_DIR and
-# PROCMON_AGENT_SPOOL_MAX_MB override these, and the flags --server-url,
-# --enroll-secret, --api-key, --key-file, --interval, --ca-file, --spool-dir
-# and --spool-max-mb override both.
+# PROCMON_AGENT_INTERVAL, PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE,
+# PROCMON_AGENT_SPOOL_DIR and PROCMON_AGENT_SPOOL_MAX_MB override these, and
+# the flags --server-url, --enroll-secret, --api-key, --key-file, --interval,
+# --full-every, --ca-file, --spool-dir and --spool-max-mb override both.
 
 # The procmon server to send snapshots to.
 server_url = "http://127.0.0.1:8000"
@@ -67,6 +69,10 @@ api_key = ""
 
 # How often to take and send a snapshot, e.g. "2s", "500ms", "1m".
 interval = "2s"
+
+# Between these, only what changed goes to the server; this often the
+# whole snapshot goes again, e.g. "10m".
+full_every = "10m"
 
 # For an https:// server whose certificate is self-signed or from your own
 # CA: that CA's certificate (the server's certificate itself, if
@@ -92,6 +98,9 @@ pub struct AgentConfig {
     pub key: AgentKey,
     /// Time between two snapshots.
     pub interval: Duration,
+    /// Time between two snapshots sent in full; those between go as
+    /// change batches.
+    pub full_every: Duration,
     /// Which certificates an https server may present.
     pub trust: ServerTrust,
     /// Where unsent snapshots wait (see [`crate::spool::Spool`]).
@@ -124,6 +133,7 @@ impl AgentConfig {
             server_url: server_url.into(),
             key: AgentKey::Given(api_key.into()),
             interval: DEFAULT_INTERVAL,
+            full_every: DEFAULT_FULL_EVERY,
             trust: ServerTrust::default(),
             spool_dir: PathBuf::from(SPOOL_DIR_NAME),
             spool_max_bytes: default_spool_max_bytes(),
@@ -187,6 +197,8 @@ struct Layer {
     key_file: Option<PathBuf>,
     /// A duration such as "2s"; see [`AgentConfig::interval`].
     interval: Option<String>,
+    /// A duration such as "10m"; see [`AgentConfig::full_every`].
+    full_every: Option<String>,
     /// See [`Settings::ca_file`]; in the file, relative to its folder.
     ca_file: Option<PathBuf>,
     /// See [`Settings::spool_dir`]; in the file, relative to its folder.
@@ -214,6 +226,8 @@ pub struct Overrides {
     pub key_file: Option<PathBuf>,
     /// `--interval`, unparsed so its error can name the flag.
     pub interval: Option<String>,
+    /// `--full-every`, unparsed so its error can name the flag.
+    pub full_every: Option<String>,
     /// `--ca-file`.
     pub ca_file: Option<PathBuf>,
     /// `--spool-dir`.
@@ -237,6 +251,8 @@ pub struct Settings {
     pub key_file: PathBuf,
     /// See [`AgentConfig::interval`].
     pub interval: Duration,
+    /// See [`AgentConfig::full_every`].
+    pub full_every: Duration,
     /// A PEM file of CA certificates to trust besides the public CAs, for a
     /// server whose certificate is self-signed or from a private CA.
     pub ca_file: Option<PathBuf>,
@@ -280,6 +296,7 @@ impl Settings {
             enroll_secret: None,
             key_file: key_dir.join(KEY_FILE_NAME),
             interval: DEFAULT_INTERVAL,
+            full_every: DEFAULT_FULL_EVERY,
             ca_file: None,
             // Empty until a layer sets it; if none does, beside the key
             // file (below), wherever that ends up.
@@ -321,6 +338,7 @@ impl Settings {
                 enroll_secret: env("PROCMON_AGENT_ENROLL_SECRET").map(SecretString::from),
                 key_file: env("PROCMON_AGENT_KEY_FILE").map(PathBuf::from),
                 interval: env("PROCMON_AGENT_INTERVAL"),
+                full_every: env("PROCMON_AGENT_FULL_EVERY"),
                 ca_file: env("PROCMON_AGENT_CA_FILE").map(PathBuf::from),
                 spool_dir: env("PROCMON_AGENT_SPOOL_DIR").map(PathBuf::from),
                 spool_max_mb: env("PROCMON_AGENT_SPOOL_MAX_MB"),
@@ -334,6 +352,7 @@ impl Settings {
                 enroll_secret: flags.enroll_secret.clone(),
                 key_file: flags.key_file.clone(),
                 interval: flags.interval.clone(),
+                full_every: flags.full_every.clone(),
                 ca_file: flags.ca_file.clone(),
                 spool_dir: flags.spool_dir.clone(),
                 spool_max_mb: flags.spool_max_mb.clone(),
@@ -364,6 +383,9 @@ impl Settings {
         }
         if let Some(text) = layer.interval {
             self.interval = parse_interval(&origin("interval"), &text)?;
+        }
+        if let Some(text) = layer.full_every {
+            self.full_every = parse_full_every(&origin("full_every"), &text)?;
         }
         if let Some(path) = layer.ca_file.filter(|p| !p.as_os_str().is_empty()) {
             self.ca_file = Some(path);
@@ -414,6 +436,7 @@ impl Settings {
             server_url: self.server_url,
             key,
             interval: self.interval,
+            full_every: self.full_every,
             trust,
             spool_dir: self.spool_dir,
             spool_max_bytes: self.spool_max_bytes,
@@ -459,6 +482,17 @@ fn parse_server_url(origin: &str, text: &str) -> Result<String, ConfigError> {
     };
     crate::send::parse_server_url(text).map_err(bad)?;
     Ok(text.trim().trim_end_matches('/').to_owned())
+}
+
+fn parse_full_every(origin: &str, text: &str) -> Result<Duration, ConfigError> {
+    let full_every = humantime::parse_duration(text.trim()).map_err(|e| ConfigError::BadValue {
+        origin: origin.to_owned(),
+        key: "full_every",
+        value: text.to_owned(),
+        reason: format!("{e}; write a duration such as \"10m\" or \"1h\""),
+    })?;
+    // Zero is allowed: every snapshot then goes in full.
+    Ok(full_every)
 }
 
 fn parse_interval(origin: &str, text: &str) -> Result<Duration, ConfigError> {

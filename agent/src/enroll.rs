@@ -87,12 +87,12 @@ pub async fn enroll(
     }
     if !status.is_success() {
         return Err(SendError::Rejected {
-            status,
+            status: status.as_u16(),
             message: server_message(&body),
         });
     }
     serde_json::from_slice(&body).map_err(|e| SendError::Rejected {
-        status,
+        status: status.as_u16(),
         message: format!(
             "the server's answer is not an EnrollResponse ({e}); is server_url a procmon server?"
         ),

@@ -2,29 +2,47 @@
 //! interval and sends it to a procmon server.
 //!
 //! - [`Collector`] takes snapshots ([`collect`] holds the per-OS code).
-//! - [`Sender`] delivers one snapshot to the server, over https trusting
-//!   what [`ServerTrust`] says.
-//! - [`AgentConfig`] and [`config::Settings`] say where and how often.
-//! - [`run`] is the loop that ties them together until shutdown.
-//! - [`spool::Spool`] keeps outgoing messages on disk until the server has
-//!   them, and [`retry`] says when to try again.
+//! - [`run_with`] is the loop: collect, then hand the snapshot, whole or
+//!   as a change batch, to a [`Deliver`].
+//! - With the `http` feature (on by default): [`Sender`] posts to a server
+//!   over http or https, trusting what [`ServerTrust`] says; [`AgentConfig`]
+//!   and [`config::Settings`] say where and how often; [`run`] is the loop
+//!   over HTTP. Without it (the server's own agent, which hands snapshots
+//!   over in process) no HTTP client is built in.
+//! - [`spool::Spool`] keeps what could not be sent on disk until the server
+//!   has it, and [`retry`] says when to try again.
 
 pub mod bench;
-pub mod cli;
 pub mod collect;
-pub mod config;
-pub mod enroll;
-pub mod first_run;
+pub mod deliver;
 pub mod retry;
 mod run;
-pub mod send;
 pub mod spool;
+
+#[cfg(feature = "http")]
+pub mod cli;
+#[cfg(feature = "http")]
+pub mod config;
+#[cfg(feature = "http")]
+pub mod enroll;
+#[cfg(feature = "http")]
+pub mod first_run;
+#[cfg(feature = "http")]
+pub mod send;
+#[cfg(feature = "http")]
 pub mod tls;
 #[cfg(windows)]
 pub mod windows;
 
 pub use collect::Collector;
+pub use deliver::{Deliver, Delivery, SendError};
+pub use run::{run_with, Link, Pace, Sent, DEFAULT_FULL_EVERY, STOP_GRACE};
+
+#[cfg(feature = "http")]
 pub use config::{AgentConfig, AgentKey};
+#[cfg(feature = "http")]
 pub use run::run;
-pub use send::{SendError, Sender};
+#[cfg(feature = "http")]
+pub use send::{HttpOutbox, Sender};
+#[cfg(feature = "http")]
 pub use tls::ServerTrust;

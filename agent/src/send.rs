@@ -1,12 +1,16 @@
-//! Delivering one snapshot to the server: `POST /api/processes/`.
+//! Delivering snapshots to the server over HTTP: `POST /api/processes/`
+//! (whole) and `POST /api/changes/` (change batches).
 
 use std::time::Duration;
 
-use procmon_model::{ErrorBody, IngestResponse, Snapshot};
+use procmon_model::{ErrorBody, HostInfo, IngestResponse, Snapshot};
 use reqwest::{StatusCode, Url};
 use rustls::{CertificateError, InvalidMessage};
 use secrecy::{ExposeSecret, SecretString};
 
+pub use crate::deliver::{compressed_json, SendError};
+use crate::deliver::{Deliver, Delivery};
+use crate::enroll::Credentials;
 use crate::tls::{self, ServerTrust};
 
 /// A server that takes longer than this to answer is treated as down, so one
@@ -16,87 +20,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an unused connection is kept for the next send.
 const POOL_IDLE: Duration = Duration::from_secs(5);
 
-/// Why a snapshot was not delivered. Each message says what to check.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    #[error(
-        "{server_url:?} is not a usable server URL ({reason}); set server_url to e.g. \
-         http://127.0.0.1:8000"
-    )]
-    BadUrl { server_url: String, reason: String },
-    #[error(
-        "cannot reach the procmon server at {url}: {cause}. Is the server running, and is \
-         server_url right?"
-    )]
-    Unreachable {
-        /// The full URL that was tried.
-        url: String,
-        /// What went wrong underneath (connection refused, timeout, ...).
-        cause: String,
-    },
-    #[error(
-        "the server's certificate is not trusted: {reason} (at {url}). If the server's \
-         certificate is self-signed or from your own CA, give its CA with --ca-file \
-         (ca_file in procmon-agent.toml)"
-    )]
-    UntrustedCertificate {
-        /// The full URL that was tried.
-        url: String,
-        /// What is wrong with the certificate.
-        reason: String,
-    },
-    #[error(
-        "the server's certificate is not issued for {host} (at {url}): set server_url to a \
-         name or address that the certificate lists"
-    )]
-    CertificateNameMismatch {
-        /// The full URL that was tried.
-        url: String,
-        /// The host in server_url.
-        host: String,
-    },
-    #[error("the server at {server_url} speaks plain http, not https: use {http_url}")]
-    PlainHttpServer {
-        /// The server URL as configured.
-        server_url: String,
-        /// The same with http://.
-        http_url: String,
-    },
-    #[error("the server at {server_url} speaks https: use {https_url}")]
-    HttpsServer {
-        /// The server URL as configured.
-        server_url: String,
-        /// The same with https://.
-        https_url: String,
-    },
-    #[error(
-        "the server refused this machine's key (wrong, revoked, or for another host): set \
-         api_key to a key made for this host with `procmon-server keys create`, or set \
-         enroll_secret to the server's enrollment secret to enroll again"
-    )]
-    KeyRefused,
-    #[error(
-        "the server refused the enrollment secret: set enroll_secret to the one the server \
-         printed at its first start, or make a new one with `procmon-server enroll-secret rotate`"
-    )]
-    EnrollRefused,
-    #[error("cannot keep the key the server gave in {path}: {cause}")]
-    KeyFile { path: String, cause: String },
-    #[error("the server rejected the snapshot ({status}): {message}")]
-    Rejected {
-        /// The HTTP status the server answered with.
-        status: StatusCode,
-        /// The server's own explanation, from its error body when it sent one.
-        message: String,
-    },
-}
-
 /// Sends snapshots to one server with one key; reuses its connections.
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
     server_url: Url,
     ingest_url: Url,
+    changes_url: Url,
     api_key: SecretString,
 }
 
@@ -122,11 +52,13 @@ impl Sender {
         let base = parse_server_url(server_url).map_err(bad_url)?;
         // Keep any path prefix (a server behind a reverse proxy at /procmon/).
         let ingest_url = endpoint(&base, "api/processes/");
+        let changes_url = endpoint(&base, "api/changes/");
         let client = http_client(trust).map_err(bad_url)?;
         Ok(Sender {
             client,
             server_url: base,
             ingest_url,
+            changes_url,
             api_key,
         })
     }
@@ -136,17 +68,38 @@ impl Sender {
         &self.ingest_url
     }
 
-    /// Posts `snapshot`; the server's answer on success. Safe to retry with
-    /// the same snapshot: the server stores each snapshot id once.
+    /// The URL change batches are posted to.
+    pub fn changes_url(&self) -> &Url {
+        &self.changes_url
+    }
+
+    /// Posts `snapshot` in full; the server's answer on success. Safe to
+    /// retry with the same snapshot: the server stores each snapshot id
+    /// once.
     pub async fn send(&self, snapshot: &Snapshot) -> Result<IngestResponse, SendError> {
-        let unreachable = |error: reqwest::Error| self.unreachable(&error);
-        let body = compressed_json(snapshot).map_err(|e| SendError::Rejected {
-            status: StatusCode::BAD_REQUEST,
+        self.deliver(Delivery::Full(snapshot)).await
+    }
+
+    /// Posts a snapshot or a change batch; a batch whose base the server
+    /// lacks is [`SendError::BaseUnknown`].
+    pub async fn deliver(&self, delivery: Delivery<'_>) -> Result<IngestResponse, SendError> {
+        let (url, body) = match delivery {
+            Delivery::Full(snapshot) => (&self.ingest_url, compressed_json(snapshot)),
+            Delivery::Batch(batch) => (&self.changes_url, compressed_json(batch)),
+        };
+        let body = body.map_err(|e| SendError::Rejected {
+            status: 400,
             message: format!("the snapshot could not be encoded: {e}"),
         })?;
+        self.post(url, body).await
+    }
+
+    /// Posts one zstd-compressed JSON body to `url`.
+    pub async fn post(&self, url: &Url, body: Vec<u8>) -> Result<IngestResponse, SendError> {
+        let unreachable = |error: reqwest::Error| explain(&self.server_url, url, &error);
         let response = self
             .client
-            .post(self.ingest_url.clone())
+            .post(url.clone())
             .bearer_auth(self.api_key.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::CONTENT_ENCODING, "zstd")
@@ -158,37 +111,99 @@ impl Sender {
         if status == StatusCode::UNAUTHORIZED {
             return Err(SendError::KeyRefused);
         }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response.bytes().await.map_err(unreachable)?;
+        let error = serde_json::from_slice::<ErrorBody>(&body).ok();
+        let kind = error.as_ref().map(|e| e.error.as_str());
         if status == StatusCode::BAD_REQUEST
             && self.server_url.scheme() == "http"
-            && serde_json::from_slice::<ErrorBody>(&body).is_ok_and(|e| e.error == "https_required")
+            && kind == Some("https_required")
         {
             return Err(SendError::HttpsServer {
                 server_url: self.server_url.to_string(),
                 https_url: with_scheme(&self.server_url, "https"),
             });
         }
+        if status == StatusCode::CONFLICT && kind == Some("base_unknown") {
+            return Err(SendError::BaseUnknown {
+                message: server_message(&body),
+            });
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            return Err(SendError::Busy {
+                status: status.as_u16(),
+                message: server_message(&body),
+                retry_after,
+            });
+        }
         if !status.is_success() {
             let mut message = server_message(&body);
             if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
                 message.push_str(&format!(
-                    " (nothing takes snapshots at {}: is server_url the procmon server's address?)",
-                    self.ingest_url
+                    " (nothing takes snapshots at {url}: is server_url the procmon server's address?)"
                 ));
             }
-            return Err(SendError::Rejected { status, message });
+            return Err(SendError::Rejected {
+                status: status.as_u16(),
+                message,
+            });
         }
         serde_json::from_slice(&body).map_err(|e| SendError::Rejected {
-            status,
+            status: status.as_u16(),
             message: format!("the server's answer is not an IngestResponse ({e}); is server_url a procmon server?"),
         })
     }
 }
 
-impl Sender {
-    /// Why the request got no answer.
-    fn unreachable(&self, error: &reqwest::Error) -> SendError {
-        explain(&self.server_url, &self.ingest_url, error)
+/// Delivers over HTTP with the agent's key, enrolling first when it has
+/// none yet (the first delivery is always a whole snapshot, which names the
+/// host to enroll).
+pub struct HttpOutbox {
+    credentials: Credentials,
+    host: Option<HostInfo>,
+}
+
+impl HttpOutbox {
+    pub fn new(credentials: Credentials) -> Self {
+        Self {
+            credentials,
+            host: None,
+        }
+    }
+
+    /// Where snapshots go, for the log.
+    pub fn server_url(&self) -> &str {
+        self.credentials.server_url()
+    }
+}
+
+impl Deliver for HttpOutbox {
+    async fn deliver(&mut self, delivery: Delivery<'_>) -> Result<IngestResponse, SendError> {
+        match delivery {
+            Delivery::Full(snapshot) => self.host = Some(snapshot.host.clone()),
+            Delivery::Batch(batch) => {
+                if let Some(host) = &batch.host {
+                    self.host = Some(host.clone());
+                }
+            }
+        }
+        let Some(host) = self.host.clone() else {
+            return Err(SendError::BaseUnknown {
+                message: "no snapshot was sent in full yet".to_owned(),
+            });
+        };
+        let outcome = match self.credentials.sender(&host).await {
+            Ok(sender) => sender.deliver(delivery).await,
+            Err(e) => Err(e),
+        };
+        if matches!(outcome, Err(SendError::KeyRefused)) {
+            self.credentials.refused();
+        }
+        outcome
     }
 }
 
@@ -267,18 +282,6 @@ fn with_scheme(url: &Url, scheme: &str) -> String {
     changed.to_string().trim_end_matches('/').to_owned()
 }
 
-/// zstd level for snapshots: its default, which makes a 1,000-process
-/// snapshot's JSON (about half a megabyte, mostly repeated text) some forty
-/// times smaller in about a millisecond.
-const ZSTD_LEVEL: i32 = 3;
-
-/// The snapshot as JSON, compressed with zstd (sent as
-/// `Content-Encoding: zstd`; the server inflates it).
-pub fn compressed_json(snapshot: &Snapshot) -> std::io::Result<Vec<u8>> {
-    let json = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
-    zstd::bulk::compress(&json, ZSTD_LEVEL)
-}
-
 /// The HTTP client every request of the agent goes through, accepting the
 /// server certificates `trust` says.
 pub(crate) fn http_client(trust: &ServerTrust) -> Result<reqwest::Client, String> {
@@ -319,14 +322,41 @@ pub(crate) fn endpoint(base: &Url, path: &str) -> Url {
 }
 
 /// `text` as the base URL of a server the agent can send to: http or https,
-/// with a host. Else the reason, for a person.
+/// with a host, without the API's own `/api`. Else the reason, for a
+/// person, with what to write instead.
 pub(crate) fn parse_server_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text.trim()).map_err(|e| e.to_string())?;
+    let text = text.trim();
+    const EXAMPLE: &str = "http://127.0.0.1:8000";
+    // "127.0.0.1:8000" is no URL at all, and "localhost:8000" one with the
+    // scheme "localhost": either way what is missing is the scheme.
+    if !text.contains("://") {
+        let example = if text.is_empty() {
+            EXAMPLE.to_owned()
+        } else {
+            format!("http://{}", text.trim_start_matches('/'))
+        };
+        return Err(format!("add http:// (e.g. {example})"));
+    }
+    let url = Url::parse(text).map_err(|e| format!("{e}; write it as e.g. {EXAMPLE}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err("it must start with http:// or https://".to_owned());
+        return Err(format!(
+            "it must start with http:// or https://, e.g. {EXAMPLE}"
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err("it names no host".to_owned());
+        return Err(format!("it names no host; write it as e.g. {EXAMPLE}"));
+    }
+    // The agent adds /api/... itself; a URL that has it already would
+    // post to /api/api/processes/ and get a puzzling 404.
+    let path = url.path().trim_end_matches('/');
+    if path == "/api" || path.ends_with("/api") {
+        let mut without = url.clone();
+        without.set_path(&path[..path.len() - "/api".len()]);
+        without.set_query(None);
+        return Err(format!(
+            "leave out /api: server_url is the server's own address, e.g. {}",
+            without.as_str().trim_end_matches('/')
+        ));
     }
     Ok(url)
 }

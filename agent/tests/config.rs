@@ -515,3 +515,52 @@ fn the_command_line_sets_the_spool() {
     assert_eq!(overrides.spool_dir, Some(PathBuf::from("/tmp/q")));
     assert_eq!(overrides.spool_max_mb.as_deref(), Some("5"));
 }
+
+#[test]
+fn full_every_comes_from_the_file_the_environment_or_the_flag() {
+    let (_dir, path) = file("full_every = \"5m\"\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert_eq!(settings.full_every, Duration::from_secs(300));
+    let environment = env(&[("PROCMON_AGENT_FULL_EVERY", "1h")]);
+    let settings = Settings::load_with_env(&with_file(&path), &environment).unwrap();
+    assert_eq!(settings.full_every, Duration::from_secs(3600));
+    let flags = Overrides {
+        full_every: Some("0s".to_owned()),
+        ..with_file(&path)
+    };
+    let settings = Settings::load_with_env(&flags, &environment).unwrap();
+    assert_eq!(settings.full_every, Duration::ZERO);
+
+    let (_bare_dir, bare) = file("");
+    let settings = Settings::load_with_env(&with_file(&bare), env(&[])).unwrap();
+    assert_eq!(settings.full_every, procmon_agent::DEFAULT_FULL_EVERY);
+
+    let flags = Overrides {
+        full_every: Some("often".to_owned()),
+        ..with_file(&bare)
+    };
+    let message = Settings::load_with_env(&flags, env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("the flag --full-every: \"often\" is not a valid full_every"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_server_url_without_its_scheme_says_to_add_http() {
+    let (_dir, path) = file("");
+    let flags = Overrides {
+        server_url: Some("127.0.0.1:8000".to_owned()),
+        ..with_file(&path)
+    };
+    let message = Settings::load_with_env(&flags, env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        message,
+        "the flag --server-url: \"127.0.0.1:8000\" is not a valid server_url: add http:// \
+         (e.g. http://127.0.0.1:8000)"
+    );
+}

@@ -57,6 +57,33 @@ fn the_ingest_url_keeps_a_path_prefix_and_bad_urls_are_refused() {
     }
 }
 
+/// What a person who types the URL a little wrong is told: what to write.
+#[test]
+fn a_url_without_its_scheme_or_with_api_is_refused_saying_what_to_write() {
+    let said = |url: &str| {
+        Sender::new(url, SecretString::from("key"))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        said("127.0.0.1:8000"),
+        "\"127.0.0.1:8000\" is not a usable server URL: add http:// (e.g. http://127.0.0.1:8000)"
+    );
+    assert!(said("localhost:8000").contains("add http:// (e.g. http://localhost:8000)"));
+    for url in ["http://127.0.0.1:8000/api", "http://127.0.0.1:8000/api/"] {
+        assert_eq!(
+            said(url),
+            format!(
+                "{url:?} is not a usable server URL: leave out /api: server_url is the \
+                 server's own address, e.g. http://127.0.0.1:8000"
+            )
+        );
+    }
+    assert!(said("https://example.org/procmon/api").contains("e.g. https://example.org/procmon"));
+    // A path that only ends in "api" is a proxy's prefix like any other.
+    assert!(Sender::new("http://example.org/myapi", SecretString::from("k")).is_ok());
+}
+
 /// Collects what the agent logs, to count its lines.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -82,8 +109,10 @@ async fn the_loop_goes_on_after_failed_sends_logs_one_line_each_and_stops_on_shu
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let url = closed_port_url();
+    let spool = tempfile::tempdir().unwrap();
     let mut config = AgentConfig::new(url.clone(), "key");
     config.interval = Duration::from_millis(400);
+    config.spool_dir = spool.path().to_owned();
     let stopped = tokio::time::timeout(
         Duration::from_secs(30),
         procmon_agent::run(config, tokio::time::sleep(Duration::from_millis(2500))),

@@ -93,6 +93,14 @@ pub enum ApiError {
     UnknownHost(String),
     #[error("{0}")]
     NoSnapshot(String),
+    #[error(
+        "this server does not hold snapshot {base} as host {host:?}'s latest, so the batch \
+         cannot be applied (the server restarted, or a batch was lost or came out of order): \
+         send a full snapshot to /api/processes/, then batches against it"
+    )]
+    BaseUnknown { host: String, base: uuid::Uuid },
+    #[error("the batch does not fit its base: {0}")]
+    BatchDoesNotFit(String),
     #[error("snapshot {0} was already received from another host")]
     SnapshotIdConflict(uuid::Uuid),
     #[error("no such endpoint: {0}")]
@@ -191,6 +199,8 @@ impl ApiError {
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             Self::UnknownHost(_) => (StatusCode::NOT_FOUND, "unknown_host"),
             Self::NoSnapshot(_) => (StatusCode::NOT_FOUND, "no_snapshot"),
+            Self::BaseUnknown { .. } => (StatusCode::CONFLICT, "base_unknown"),
+            Self::BatchDoesNotFit(_) => (StatusCode::UNPROCESSABLE_ENTITY, "batch_does_not_fit"),
             Self::SnapshotIdConflict(_) => (StatusCode::CONFLICT, "snapshot_id_conflict"),
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod host_check;
 pub mod live;

@@ -74,6 +74,8 @@ pub struct AppState {
     pub tls: bool,
     /// Each host's latest snapshot and its stream of changes.
     pub live: Arc<crate::live::Live>,
+    /// The host the embedded agent reports, once it has.
+    pub embedded: Arc<crate::api::ingest::EmbeddedHost>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -169,8 +171,6 @@ pub struct Application {
     settings: Settings,
     /// The enrollment secret made at this (first) start, to show once.
     new_enroll_secret: Option<SecretString>,
-    /// The embedded agent's key.
-    embedded_key: Option<SecretString>,
     first_signin_link: Option<SecretString>,
     tls: Option<ServerTls>,
 }
@@ -202,25 +202,20 @@ impl Application {
         } else {
             Some(agent_keys.rotate_enroll_secret(chrono::Utc::now()).await?)
         };
-        // The embedded agent's key lives in memory only: a new one each
-        // start, the previous one revoked once this one is made.
-        let embedded_key = if settings.embedded_agent {
-            let key = agent_keys
-                .create(None, crate::agent_keys::EMBEDDED_LABEL, chrono::Utc::now())
-                .await?;
+        // The embedded agent hands its snapshots over in process and needs
+        // no key; those that earlier versions made for it (in memory only,
+        // a new one each start) are revoked.
+        if settings.embedded_agent {
             agent_keys
                 .store()
                 .revoke_keys_of(
                     None,
                     Some(crate::agent_keys::EMBEDDED_LABEL),
-                    &key.record.id,
+                    "",
                     chrono::Utc::now(),
                 )
                 .await?;
-            Some(key.key)
-        } else {
-            None
-        };
+        }
         let listener = TcpListener::bind(settings.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (is another procmon-server running? \
@@ -254,12 +249,12 @@ impl Application {
             )),
             tls: tls.is_some(),
             live: Arc::new(crate::live::Live::new()),
+            embedded: Arc::default(),
         };
         Ok(Self {
             listener,
             address,
             new_enroll_secret,
-            embedded_key,
             state,
             settings,
             first_signin_link,
@@ -339,18 +334,14 @@ impl Application {
             self.state.session_lifetime,
             self.settings.maintenance_every,
         ));
-        let agent = self.embedded_key.clone().map(|key| {
-            let mut config =
-                procmon_agent::AgentConfig::new(self.local_url().trim_end_matches('/'), key);
-            config.interval = self.settings.embedded_agent_interval;
-            if let Some(tls) = &self.tls {
-                // It reaches the server through loopback, where the
-                // certificate's names (the server's public name) need not
-                // match: it accepts exactly the server's own certificate.
-                config.trust = procmon_agent::ServerTrust::Pinned(tls.certificate.to_vec());
-            }
+        let agent = self.settings.embedded_agent.then(|| {
+            let pace = procmon_agent::Pace {
+                interval: self.settings.embedded_agent_interval,
+                full_every: procmon_agent::DEFAULT_FULL_EVERY,
+            };
+            let outbox = crate::embedded::InProcess::new(self.state.clone());
             let mut stopped = stopped.clone();
-            tokio::spawn(procmon_agent::run(config, async move {
+            tokio::spawn(procmon_agent::run_with(outbox, pace, async move {
                 let _ = stopped.wait_for(|&s| s).await;
             }))
         });

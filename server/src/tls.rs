@@ -20,9 +20,6 @@ pub const HANDSHAKE_RECORD: u8 = 0x16;
 pub struct ServerTls {
     /// Does the handshakes.
     pub acceptor: TlsAcceptor,
-    /// The server's own certificate (the first of the chain), which the
-    /// embedded agent trusts exactly.
-    pub certificate: CertificateDer<'static>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -57,7 +54,6 @@ pub fn files<'a>(
 pub fn load(cert_path: &Path, key_path: &Path) -> anyhow::Result<ServerTls> {
     let chain = read_chain(cert_path)?;
     let key = read_key(key_path)?;
-    let certificate = chain[0].clone();
     // ring, as the agent's TLS uses, so one crypto library builds everywhere;
     // named here rather than left to a process-wide default.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -87,7 +83,6 @@ pub fn load(cert_path: &Path, key_path: &Path) -> anyhow::Result<ServerTls> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(ServerTls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
-        certificate,
     })
 }
 

@@ -54,6 +54,7 @@
 mod cpu;
 pub mod fit;
 mod host;
+mod load;
 mod saved_id;
 #[cfg(not(windows))]
 mod users;
@@ -133,6 +134,7 @@ pub struct Collector {
     host_read_at: Instant,
     last_refresh: Instant,
     cut_log: CutLog,
+    load: Option<load::LoadMeter>,
 }
 
 impl Collector {
@@ -162,6 +164,7 @@ impl Collector {
             host_read_at: Instant::now(),
             last_refresh: Instant::now(),
             cut_log: CutLog::default(),
+            load: load::LoadMeter::new(),
         }
     }
 
@@ -191,7 +194,7 @@ impl Collector {
             collected_at,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             host: self.host.clone(),
-            load: None,
+            load: self.load.as_mut().map(load::LoadMeter::read),
             processes,
         };
         let cuts = fit::fit(&mut snapshot);

@@ -2,14 +2,18 @@
 //! double-click start, the log file beside the .exe, and running as a
 //! Windows service.
 
+#[cfg(feature = "http")]
 pub mod console;
+#[cfg(feature = "http")]
 pub mod double_click;
 pub(crate) mod handle;
+#[cfg(feature = "http")]
 pub mod logfile;
 pub(crate) mod owner;
 pub(crate) mod privilege;
 pub(crate) mod process_facts;
 pub(crate) mod process_table;
 pub(crate) mod registry;
+#[cfg(feature = "http")]
 pub mod service;
 pub(crate) mod text;

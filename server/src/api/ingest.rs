@@ -1,9 +1,17 @@
-//! `POST /api/processes/`: an agent delivers a snapshot.
+//! `POST /api/processes/` (a whole snapshot) and `POST /api/changes/` (a
+//! change batch against the last snapshot the server acknowledged).
+//!
+//! Both go through [`deliver`], which is also how the server's own agent
+//! hands over its snapshots, in process: one path checks, applies, stores
+//! and commits, whoever sends.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use procmon_model::{ErrorBody, IngestResponse, Snapshot};
+use procmon_model::changes::{apply, ApplyError};
+use procmon_model::{ChangeBatch, ErrorBody, IngestResponse, Snapshot};
 
 use super::body::JsonBody;
 use crate::agent_keys::KeyError;
@@ -11,6 +19,37 @@ use crate::auth::AgentAuth;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::IngestOutcome;
+
+/// Who delivers.
+pub enum Source<'a> {
+    /// An agent over HTTP, with its key: rate limited, and the key must be
+    /// the host's.
+    Agent(&'a AgentAuth),
+    /// The server's own agent, in process: no key, no rate limit.
+    Embedded,
+}
+
+/// What is delivered.
+pub enum Delivery {
+    Snapshot(Snapshot),
+    Batch(ChangeBatch),
+}
+
+impl Delivery {
+    fn host_id(&self) -> &str {
+        match self {
+            Self::Snapshot(s) => &s.host.id,
+            Self::Batch(b) => &b.host_id,
+        }
+    }
+
+    fn id(&self) -> uuid::Uuid {
+        match self {
+            Self::Snapshot(s) => s.id,
+            Self::Batch(b) => b.id,
+        }
+    }
+}
 
 /// Stores a snapshot. A snapshot id that was stored before is not stored
 /// again (`stored: false`), so agents may retry freely. The body may be
@@ -48,37 +87,143 @@ pub async fn ingest(
     span.record("host", snapshot.host.id.as_str());
     span.record("snapshot", snapshot.id.to_string());
     span.record("processes", snapshot.processes.len());
+    let answer = deliver(&state, Source::Agent(&agent), Delivery::Snapshot(snapshot)).await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
 
-    let key = rate_key(&agent);
-    if let Err(retry_after) = state.ingest_limiter.check(key, std::time::Instant::now()) {
-        return Err(ApiError::RateLimited {
-            key: snapshot.host.id.clone(),
-            retry_after,
-        });
-    }
+/// Stores the snapshot a change batch makes of the host's latest one.
+///
+/// The batch names its base (`base_id`): the last snapshot of this host the
+/// server acknowledged. It is applied only to exactly that snapshot; when
+/// the server does not hold it as the host's latest (it restarted, another
+/// server took the last one, a batch was lost or came out of order) the
+/// answer is 409 `base_unknown` and nothing is stored: send that snapshot
+/// in full to `POST /api/processes/`, and batches against it after. A batch
+/// whose own id is already the latest (a retry) is 201 with `stored: false`.
+#[utoipa::path(
+    post,
+    path = "/api/changes/",
+    operation_id = "ingest_changes",
+    tag = "processes",
+    request_body(content = ChangeBatch, content_type = "application/json"),
+    security(("agent_key" = [])),
+    responses(
+        (status = 201, description = "Applied and stored, or stored before (`stored` says which)", body = IngestResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "Agent key missing, wrong or revoked", body = ErrorBody),
+        (status = 403, description = "The agent key belongs to another host", body = ErrorBody),
+        (status = 409, description = "`base_unknown`: the server does not hold the batch's base as the host's latest snapshot; send the snapshot in full. Or `snapshot_id_conflict`: the id was already used by another host", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server's limit (inflated, when compressed)", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json, or its Content-Encoding is not zstd, gzip or none", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving", body = ErrorBody),
+        (status = 422, description = "The JSON is not a valid batch, it does not fit its base (a pid that is not there, or starts twice), or the snapshot it makes is not valid", body = ErrorBody),
+        (status = 429, description = "This host sent too many snapshots; `Retry-After` says how many seconds to wait", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before sending again"))),
+        (status = 503, description = "Nothing was stored: the store cannot write now, the server is at its connection limit, or it did not answer in time; retry later", body = ErrorBody),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(host, snapshot, base))]
+pub async fn ingest_changes(
+    State(state): State<AppState>,
+    agent: AgentAuth,
+    JsonBody(batch): JsonBody<ChangeBatch>,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    let span = tracing::Span::current();
+    span.record("host", batch.host_id.as_str());
+    span.record("snapshot", batch.id.to_string());
+    span.record("base", batch.base_id.to_string());
+    let answer = deliver(&state, Source::Agent(&agent), Delivery::Batch(batch)).await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
 
-    super::validate::validate(&snapshot).map_err(ApiError::InvalidSnapshot)?;
-    match state
-        .agent_keys
-        .authorize_host(&agent.0, &snapshot.host.id)
-        .await
-    {
-        Ok(()) => {}
-        Err(KeyError::OtherHost(key_host)) => {
-            return Err(ApiError::KeyForOtherHost {
-                key_host,
-                sent: snapshot.host.id.clone(),
-            })
+/// Everything a delivery goes through, over HTTP or in process: the rate
+/// limit and the key's host (agents only), validation, then under the
+/// host's ingest lock the base check, store and commit.
+pub async fn deliver(
+    state: &AppState,
+    from: Source<'_>,
+    delivery: Delivery,
+) -> Result<IngestResponse, ApiError> {
+    let host_id = delivery.host_id().to_owned();
+    if let Source::Agent(agent) = &from {
+        if let Err(retry_after) = state
+            .ingest_limiter
+            .check(rate_key(agent), std::time::Instant::now())
+        {
+            return Err(ApiError::RateLimited {
+                key: host_id,
+                retry_after,
+            });
         }
-        Err(KeyError::Refused) => return Err(ApiError::AgentKeyRefused),
-        Err(KeyError::Store(e)) => return Err(e.into()),
     }
+    match &delivery {
+        Delivery::Snapshot(snapshot) => {
+            super::validate::validate(snapshot).map_err(ApiError::InvalidSnapshot)?
+        }
+        // Before the key is bound to the host it names.
+        Delivery::Batch(batch) => {
+            super::validate::validate_batch(batch).map_err(ApiError::InvalidSnapshot)?
+        }
+    }
+    if let Source::Agent(agent) = from {
+        match state.agent_keys.authorize_host(&agent.0, &host_id).await {
+            Ok(()) => {}
+            Err(KeyError::OtherHost(key_host)) => {
+                return Err(ApiError::KeyForOtherHost {
+                    key_host,
+                    sent: host_id,
+                })
+            }
+            Err(KeyError::Refused) => return Err(ApiError::AgentKeyRefused),
+            Err(KeyError::Store(e)) => return Err(e.into()),
+        }
+        state.embedded.warn_if_also(&host_id);
+    }
+
     let started = std::time::Instant::now();
-    let snapshot_id = snapshot.id;
+    let snapshot_id = delivery.id();
+    // A batch for a host with no live state has no base here: no state is
+    // made for it (a made-up host id costs nothing).
+    let host = match &delivery {
+        Delivery::Snapshot(_) => state.live.host(&host_id),
+        Delivery::Batch(batch) => state
+            .live
+            .existing(&host_id)
+            .ok_or_else(|| base_unknown(batch))?,
+    };
     // Held until the snapshot is stored and committed, so viewers and the
     // next change batch see the host's snapshots in the order stored.
-    let host = state.live.host(&snapshot.host.id);
     let mut live = host.lock().await;
+    let snapshot = match delivery {
+        Delivery::Snapshot(snapshot) => snapshot,
+        Delivery::Batch(batch) => {
+            let Some(base) = live.base() else {
+                return Err(base_unknown(&batch));
+            };
+            if base.id == batch.id {
+                // A retry of the batch that made the latest snapshot.
+                return Ok(IngestResponse {
+                    snapshot_id,
+                    stored: false,
+                });
+            }
+            if base.id != batch.base_id {
+                return Err(base_unknown(&batch));
+            }
+            if let Some(host) = batch.host.as_ref().filter(|h| h.id != batch.host_id) {
+                return Err(ApiError::BatchDoesNotFit(format!(
+                    "host.id {:?} is not the batch's host_id {:?}: a host's id never changes",
+                    host.id, batch.host_id
+                )));
+            }
+            let made = apply(base, &batch).map_err(|e| match e {
+                ApplyError::WrongBase { .. } => base_unknown(&batch),
+                other => ApiError::BatchDoesNotFit(other.to_string()),
+            })?;
+            super::validate::validate(&made).map_err(ApiError::InvalidSnapshot)?;
+            made
+        }
+    };
     let stored = match state
         .store
         .ingest(snapshot.clone(), state.clock.now())
@@ -96,17 +241,74 @@ pub async fn ingest(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "snapshot received"
     );
-    Ok((
-        StatusCode::CREATED,
-        Json(IngestResponse {
-            snapshot_id,
-            stored,
-        }),
-    ))
+    Ok(IngestResponse {
+        snapshot_id,
+        stored,
+    })
+}
+
+fn base_unknown(batch: &ChangeBatch) -> ApiError {
+    ApiError::BaseUnknown {
+        host: batch.host_id.clone(),
+        base: batch.base_id,
+    }
 }
 
 /// Whose budget a snapshot counts against: its key's, so a client cannot
 /// spread its load over made-up host ids.
 fn rate_key(agent: &AgentAuth) -> &str {
     &agent.0.id
+}
+
+/// The host the server's own agent reports, once it has reported: another
+/// agent sending for the same host is a mistake worth one warning (two
+/// agents fight over one host's snapshots and its change batches).
+#[derive(Default)]
+pub struct EmbeddedHost {
+    host_id: std::sync::OnceLock<String>,
+    warned: AtomicBool,
+}
+
+impl EmbeddedHost {
+    /// The embedded agent reports `host_id`.
+    pub fn set(&self, host_id: &str) {
+        let _ = self.host_id.set(host_id.to_owned());
+    }
+
+    /// The embedded agent's host id, once it has reported.
+    pub fn get(&self) -> Option<&str> {
+        self.host_id.get().map(String::as_str)
+    }
+
+    /// Warns, the first time only, when an agent over HTTP reports the
+    /// embedded agent's host; whether it warned now.
+    fn warn_if_also(&self, host_id: &str) -> bool {
+        let warn = self.get() == Some(host_id) && !self.warned.swap(true, Ordering::Relaxed);
+        if warn {
+            tracing::warn!(
+                host = host_id,
+                "two agents report host {host_id}: the server's embedded agent and another; \
+                 stop one (--no-agent on the server)"
+            );
+        }
+        warn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EmbeddedHost;
+
+    #[test]
+    fn a_second_agent_for_the_embedded_host_is_warned_about_once() {
+        let embedded = EmbeddedHost::default();
+        assert!(
+            !embedded.warn_if_also("h"),
+            "the embedded agent has not reported"
+        );
+        embedded.set("h");
+        assert!(!embedded.warn_if_also("other"));
+        assert!(embedded.warn_if_also("h"));
+        assert!(!embedded.warn_if_also("h"), "once");
+    }
 }

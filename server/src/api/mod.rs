@@ -29,6 +29,7 @@ use crate::startup::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(ingest::ingest, processes::list))
+        .routes(routes!(ingest::ingest_changes))
         .routes(routes!(enroll::enroll))
         .routes(routes!(hosts::list))
         .routes(routes!(hosts::remove))

@@ -13,10 +13,17 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "procmon",
-        description = "Agents send snapshots of their host's processes; people sign in and read hosts, process lists and history. \
+        description = "Agents send snapshots of their host's processes, whole or as change batches against the last one acknowledged; people sign in and read hosts, process lists and history. \
             Times are UTC, RFC 3339. Every error is an ErrorBody."
     ),
     modifiers(&KeySchemes),
+    // Named here too, so the wire types agents send are in the document
+    // whichever routes refer to them.
+    components(schemas(
+        procmon_model::ChangeBatch,
+        procmon_model::ProcessUpdate,
+        procmon_model::HostLoad
+    )),
     tags(
         (name = "processes", description = "Snapshots of a host's processes"),
         (name = "hosts", description = "The machines that send snapshots"),

@@ -24,14 +24,20 @@ use utoipa::openapi::{Components, OpenApi as Document, RefOr, Schema};
 /// rest.
 pub const STORABLE_TIME: &str = r"^(167[89]|16[89]\d|1[7-9]\d\d|2[01]\d\d|22[0-5]\d|226[01])-";
 
-/// A host id: no spaces at its start or end.
-const HOST_ID: &str = r"^\S([\s\S]*\S)?$";
+/// A host id: no spaces at its start or end, where a space is what the
+/// server trims (Unicode White_Space, as Rust's `trim`). Spelled out:
+/// `\s` differs between JSON Schema's regexes (no U+0085, but U+FEFF)
+/// and others (Python's has U+0085 and U+001C to U+001F).
+pub const HOST_ID: &str = concat!(
+    r"^[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"([\s\S]*[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
+);
 
 /// The query parameters that are times.
 const QUERY_TIMES: [&str; 4] = ["at", "from", "to", "start_time"];
 
-/// Adds every limit to the `Snapshot`, `HostInfo` and `ProcessSample`
-/// schemas. Panics if one of them lacks a field named here: the model and
+/// Adds every limit to the `Snapshot`, `ChangeBatch`, `HostInfo`,
+/// `ProcessSample` and `ProcessUpdate` schemas. Panics if one of them lacks a field named here: the model and
 /// this list must change together.
 pub fn state(document: &mut Document) {
     let components = document
@@ -39,11 +45,19 @@ pub fn state(document: &mut Document) {
         .as_mut()
         .expect("the document has components");
 
-    let version = object(property(components, "Snapshot", "version"));
-    version.enum_values = Some(vec![WIRE_VERSION.into()]);
-    let interval = object(property(components, "Snapshot", "interval_ms"));
-    interval.minimum = Some((*INTERVAL_MS.start() as usize).into());
-    interval.maximum = Some((*INTERVAL_MS.end() as usize).into());
+    // A change batch carries the same head as a snapshot, and its
+    // processes are checked as a snapshot's once applied.
+    for schema in ["Snapshot", "ChangeBatch"] {
+        let version = object(property(components, schema, "version"));
+        version.enum_values = Some(vec![WIRE_VERSION.into()]);
+        let interval = object(property(components, schema, "interval_ms"));
+        interval.minimum = Some((*INTERVAL_MS.start() as usize).into());
+        interval.maximum = Some((*INTERVAL_MS.end() as usize).into());
+    }
+    let batch_host = object(property(components, "ChangeBatch", "host_id"));
+    batch_host.min_length = Some(1);
+    batch_host.pattern = Some(HOST_ID.to_owned());
+    at_most_bytes(batch_host, MAX_HOST_FIELD);
     let processes = array(property(components, "Snapshot", "processes"));
     processes.max_items = Some(MAX_PROCESSES);
     // `uniqueItems` compares whole processes; it cannot say this.
@@ -89,8 +103,21 @@ pub fn state(document: &mut Document) {
     cpu.minimum = Some(0.into());
     cpu.maximum = Some(f64::from(MAX_CPU_PERCENT).into());
 
+    for (field, limit) in [("name", MAX_NAME), ("user", MAX_NAME), ("exe", MAX_PATH)] {
+        at_most_bytes(object(property(components, "ProcessUpdate", field)), limit);
+    }
+    // An array, not a tuple, to JSON Schema; serde takes exactly three.
+    let averages = array(property(components, "HostLoad", "load_average"));
+    averages.min_items = Some(3);
+    averages.max_items = Some(3);
+
+    let cpu = object(property(components, "ProcessUpdate", "cpu_percent"));
+    cpu.minimum = Some(0.into());
+    cpu.maximum = Some(f64::from(MAX_CPU_PERCENT).into());
+
     for (schema, field) in [
         ("Snapshot", "collected_at"),
+        ("ChangeBatch", "collected_at"),
         ("HostInfo", "boot_time"),
         ("ProcessSample", "start_time"),
     ] {

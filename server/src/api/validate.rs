@@ -10,29 +10,13 @@ use procmon_model::limits::{
     cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CPU_PERCENT,
     MAX_HOST_FIELD, MAX_NAME, MAX_PATH, MAX_PROCESSES, MAX_SNAPSHOT_CMD_ARGS,
 };
-use procmon_model::{Snapshot, WIRE_VERSION};
+use procmon_model::{ChangeBatch, Snapshot, WIRE_VERSION};
 
 /// `Ok` when the snapshot can be stored, else what is wrong with it.
 pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
-    if snapshot.version != WIRE_VERSION {
-        return Err(format!(
-            "version {} is not spoken here: this server speaks snapshot version {WIRE_VERSION}; \
-             update the agent or the server so they match",
-            snapshot.version
-        ));
-    }
+    version(snapshot.version)?;
     let host = &snapshot.host;
-    if host.id.trim().is_empty() {
-        return Err("host.id is empty: it must be the machine's stable id".into());
-    }
-    // Refused rather than trimmed: `?host=` is matched exactly too, so an
-    // id stored with spaces could never be asked for reliably.
-    if host.id.trim() != host.id {
-        return Err(format!(
-            "host.id {:?} has spaces at its start or end: send the id without them",
-            host.id
-        ));
-    }
+    host_id("host.id", &host.id)?;
     for (field, value) in [
         ("host.id", &host.id),
         ("host.hostname", &host.hostname),
@@ -44,14 +28,7 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
     ] {
         at_most(|| field.to_owned(), value, MAX_HOST_FIELD)?;
     }
-    if !INTERVAL_MS.contains(&snapshot.interval_ms) {
-        return Err(format!(
-            "interval_ms is {}: it must be between {} and {}",
-            snapshot.interval_ms,
-            INTERVAL_MS.start(),
-            INTERVAL_MS.end()
-        ));
-    }
+    interval(snapshot.interval_ms)?;
     storable_time(|| "collected_at".to_owned(), snapshot.collected_at)?;
     storable_time(|| "host.boot_time".to_owned(), host.boot_time)?;
     if snapshot.processes.len() > MAX_PROCESSES {
@@ -108,6 +85,54 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
             ));
         }
         storable_time(|| at("start_time"), p.start_time)?;
+    }
+    Ok(())
+}
+
+/// What can be checked of a change batch before its base is at hand: the
+/// snapshot it makes is checked whole with [`validate`] once applied. The
+/// host id first of all, since an agent key is bound to the first host id
+/// it sends.
+pub fn validate_batch(batch: &ChangeBatch) -> Result<(), String> {
+    version(batch.version)?;
+    host_id("host_id", &batch.host_id)?;
+    interval(batch.interval_ms)?;
+    storable_time(|| "collected_at".to_owned(), batch.collected_at)
+}
+
+fn version(version: u32) -> Result<(), String> {
+    if version != WIRE_VERSION {
+        return Err(format!(
+            "version {version} is not spoken here: this server speaks snapshot version \
+             {WIRE_VERSION}; update the agent or the server so they match"
+        ));
+    }
+    Ok(())
+}
+
+fn host_id(field: &str, id: &str) -> Result<(), String> {
+    if id.trim().is_empty() {
+        return Err(format!(
+            "{field} is empty: it must be the machine's stable id"
+        ));
+    }
+    // Refused rather than trimmed: `?host=` is matched exactly too, so an
+    // id stored with spaces could never be asked for reliably.
+    if id.trim() != id {
+        return Err(format!(
+            "{field} {id:?} has spaces at its start or end: send the id without them"
+        ));
+    }
+    at_most(|| field.to_owned(), id, MAX_HOST_FIELD)
+}
+
+fn interval(interval_ms: u64) -> Result<(), String> {
+    if !INTERVAL_MS.contains(&interval_ms) {
+        return Err(format!(
+            "interval_ms is {interval_ms}: it must be between {} and {}",
+            INTERVAL_MS.start(),
+            INTERVAL_MS.end()
+        ));
     }
     Ok(())
 }

@@ -242,6 +242,7 @@ async fn an_agent_with_the_enrollment_secret_gets_its_own_key_and_recovers_from_
         key_file: key_file.clone(),
     };
     config.interval = Duration::from_millis(300);
+    config.spool_dir = dir.path().join("spool");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(procmon_agent::run(config, async {
         let _ = stopped.await;

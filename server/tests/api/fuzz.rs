@@ -112,6 +112,13 @@ async fn schemathesis_finds_nothing_and_health_stays_quick() {
         assert_eq!(app.post_snapshot(snapshot).await.status(), 201);
     }
     let before = seeded_view(&app, &seeded).await;
+    // The base of the fuzzer's change batches (see hooks.py).
+    assert_eq!(
+        app.post_snapshot(&sample_snapshot("batch-base", 5))
+            .await
+            .status(),
+        201
+    );
     let stored_before = app.stored_snapshots();
     let secret = app
         .state

@@ -7,6 +7,7 @@ mod common;
 mod agent_keys;
 mod auth;
 mod binary;
+mod changes;
 mod data_dir;
 mod end_to_end;
 mod fuzz;

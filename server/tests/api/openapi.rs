@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 23] = [
+const ENDPOINTS: [(&str, &str); 24] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
     ("post", "/api/enroll-secret/"),
@@ -33,6 +33,7 @@ const ENDPOINTS: [(&str, &str); 23] = [
     ("get", "/api/openapi.json"),
     ("get", "/api/processes/"),
     ("post", "/api/processes/"),
+    ("post", "/api/changes/"),
 ];
 
 async fn document(app: &TestApp) -> Value {
@@ -227,6 +228,40 @@ async fn real_responses_match_the_documented_schemas() {
     stolen.id = snapshot.id;
     let (s, b) = answer(app.post_snapshot(&stolen).await).await;
     check("post", "/api/processes/", s, b);
+
+    // A change batch as the agent makes it, with a field that became
+    // missing (null) and one that moved, matches its documented schema, and
+    // its answers theirs: applied, a base not held, a pid not in the base.
+    let mut next = snapshot.clone();
+    next.id = uuid::Uuid::new_v4();
+    next.collected_at += chrono::Duration::seconds(2);
+    next.processes[1].exe = None;
+    next.processes[1].cpu_percent = 7.5;
+    next.processes.pop();
+    let batch = procmon_model::changes::diff(&snapshot, &next);
+    let batch_schema = &document["paths"]["/api/changes/"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    let sent = serde_json::to_value(&batch).unwrap();
+    assert!(sent["changed"][0]["exe"].is_null(), "{sent:#}");
+    validate(&document, batch_schema, &sent, "request").unwrap();
+    let (s, b) = answer(app.post_changes(&batch).await).await;
+    check("post", "/api/changes/", s, b);
+    let (s, b) = answer(
+        app.post_changes(&procmon_model::changes::diff(&snapshot, &next))
+            .await,
+    )
+    .await;
+    check("post", "/api/changes/", s, b);
+    let mut later = next.clone();
+    later.id = uuid::Uuid::new_v4();
+    let mut unknown = procmon_model::changes::diff(&next, &later);
+    unknown.exited.push(4_000_000);
+    let (s, b) = answer(app.post_changes(&unknown).await).await;
+    check("post", "/api/changes/", s, b);
+    let mut lost = procmon_model::changes::diff(&next, &later);
+    lost.base_id = uuid::Uuid::new_v4();
+    let (s, b) = answer(app.post_changes(&lost).await).await;
+    check("post", "/api/changes/", s, b);
 
     let (s, b) = answer(app.get_processes("host-a").await).await;
     check("get", "/api/processes/", s, b);
@@ -517,6 +552,9 @@ async fn real_responses_match_the_documented_schemas() {
         "post /api/processes/ 413",
         "post /api/processes/ 415",
         "post /api/processes/ 422",
+        "post /api/changes/ 201",
+        "post /api/changes/ 409",
+        "post /api/changes/ 422",
         "get /api/processes/ 200",
         "get /api/processes/ 400",
         "get /api/processes/ 404",
@@ -611,6 +649,22 @@ async fn the_document_states_every_limit_the_server_enforces() {
         let description = host[field]["description"].as_str().unwrap();
         assert!(description.contains("256 bytes of UTF-8"), "{description}");
     }
+    // Exactly three load averages: serde refuses any other count.
+    let load = &schemas["HostLoad"]["properties"];
+    assert_eq!(
+        load["load_average"]["minItems"], 3,
+        "{:#}",
+        load["load_average"]
+    );
+    assert_eq!(load["load_average"]["maxItems"], 3);
+    let batch = &schemas["ChangeBatch"]["properties"];
+    assert_eq!(batch["version"]["enum"], serde_json::json!([1]));
+    assert_eq!(batch["interval_ms"]["minimum"], *INTERVAL_MS.start());
+    assert_eq!(batch["host_id"]["maxLength"], MAX_HOST_FIELD);
+    let update = &schemas["ProcessUpdate"]["properties"];
+    assert_eq!(update["name"]["maxLength"], MAX_NAME);
+    assert_eq!(update["exe"]["maxLength"], MAX_PATH);
+    assert_eq!(update["cpu_percent"]["maximum"], f64::from(MAX_CPU_PERCENT));
     let process = &schemas["ProcessSample"]["properties"];
     assert_eq!(process["name"]["maxLength"], MAX_NAME);
     assert_eq!(process["user"]["maxLength"], MAX_NAME);
@@ -791,7 +845,7 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
         // The patterns in the document: no spaces around a host id, a
         // time in the years the store holds, a user name.
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-            let matches = if pattern == r"^\S([\s\S]*\S)?$" {
+            let matches = if pattern == procmon_server::api::schema_limits::HOST_ID {
                 text.trim() == text && !text.is_empty()
             } else if pattern == procmon_server::api::schema_limits::STORABLE_TIME {
                 text.get(..5).is_some_and(|year| {

@@ -328,7 +328,7 @@ async fn the_connection_cap_holds_over_https() {
 }
 
 #[tokio::test]
-async fn the_embedded_agent_sends_to_its_own_https_server() {
+async fn the_embedded_agent_stores_on_an_https_server_without_going_through_it() {
     let pki = Pki::new();
     let app = spawn_https_app_with(&pki.ca_pem, |s| {
         pki.serve_https(s);
@@ -344,7 +344,7 @@ async fn the_embedded_agent_sends_to_its_own_https_server() {
         }
         assert!(
             Instant::now() < deadline,
-            "the embedded agent stored nothing in 30 s over HTTPS: {hosts}"
+            "the embedded agent of an HTTPS server stored nothing in 30 s: {hosts}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -7,12 +7,13 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use procmon_model::Snapshot;
+use procmon_model::{ChangeBatch, Snapshot};
 use procmon_server::clock::ManualClock;
 use procmon_server::config::Settings;
 use procmon_server::startup::{AppState, Application};
 use procmon_server::store::accounts::Role;
 use secrecy::ExposeSecret;
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// A running server with its own data directory, deleted when dropped.
@@ -251,6 +252,38 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// `POST /api/changes/` with the key of the batch's host, as JSON.
+    pub async fn post_changes(&self, batch: &ChangeBatch) -> reqwest::Response {
+        let key = self.key_for(&batch.host_id).await;
+        self.anonymous()
+            .post(format!("{}/api/changes/", self.address))
+            .bearer_auth(key)
+            .json(batch)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The stored listing of `host` as of `at`, less what later snapshots
+    /// or the time of arrival change (the host's summary, `received_at`).
+    pub async fn listing_at(&self, host: &str, at: chrono::DateTime<chrono::Utc>) -> Value {
+        let at = at.to_rfc3339();
+        let response = self
+            .get_with_query("/api/processes/", &[("host", host), ("at", &at)])
+            .await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        let mut listing: Value = response.json().await.unwrap();
+        let object = listing.as_object_mut().unwrap();
+        object.remove("host");
+        object.remove("received_at");
+        // In the order a person sees them, whatever order they came in.
+        object["processes"]
+            .as_array_mut()
+            .unwrap()
+            .sort_by_key(|p| p["pid"].as_u64());
+        listing
     }
 
     /// `POST /api/processes/` with any body, content type and key.

@@ -6,10 +6,11 @@ credentials a real client of it would have, so that a schema-valid request
 is refused only for what it says, never for a credential the fuzzer could
 not know:
 
-- POST /api/processes/: an agent key is bound to one host, and a snapshot
-  names its host; a single key would make every other generated host id a
-  403. So each snapshot is sent with the key of the host it names, got the
-  way an agent gets it: POST /api/enroll/ with the enrollment secret.
+- POST /api/processes/ and POST /api/changes/: an agent key is bound to
+  one host, and a snapshot (or change batch) names its host; a single key
+  would make every other generated host id a 403. So each is sent with the
+  key of the host it names, got the way an agent gets it: POST
+  /api/enroll/ with the enrollment secret.
 - DELETE /api/session/: signing out ends the session it is sent with, so
   each call ends a spare session of the admin's, made by the test. (Not
   one signed in for here: the fuzzer's failed sign-ins soon throttle this
@@ -25,6 +26,13 @@ GET /api/users/ and, once it has added another admin, removes this one;
 every request after that is a 401, correctly. So DELETE /api/users/{name}
 never names the admin whose session the run uses; and DELETE
 /api/hosts/{id} never the host whose history the test checks afterwards.
+
+A change batch (POST /api/changes/) applies only to the snapshot it names
+as its base, which a generated batch never names: every one would be a
+409, and the batch's own contents never checked. So every other batch is
+made relative to the latest snapshot of a host the test seeded for it
+(BATCH_HOST): its base id, its host, and no pids that host lacks; the rest
+(started processes, load, times) stays as generated.
 
 What the fuzzer's own admin requests change, the hooks follow, as a real
 agent would: a new enrollment secret (POST /api/enroll-secret/) is the one
@@ -51,6 +59,8 @@ SPARE_SESSIONS = os.environ["PROCMON_SPARE_SESSIONS"].split(",")
 COOKIE = "procmon_session"
 # The host the test seeded, whose history it checks after the run.
 SEEDED_HOST = "seeded"
+# The host whose latest snapshot is the base of the fuzzer's batches.
+BATCH_HOST = "batch-base"
 
 schemathesis.openapi.format(
     "date-time",
@@ -60,6 +70,15 @@ schemathesis.openapi.format(
         st.integers(-(23 * 60 + 59), 23 * 60 + 59),
     ),
 )
+
+
+def _get(path):
+    request = urllib.request.Request(BASE + path, headers={"Cookie": f"{COOKIE}={SESSION}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except urllib.error.HTTPError:
+        return None
 
 
 def _post(path, body, headers=None):
@@ -76,15 +95,27 @@ def _post(path, body, headers=None):
         return error.code, error.headers, None
 
 
-@schemathesis.auth(refresh_interval=None).apply_to(method="POST", path="/api/processes/")
+AGENT_PATHS = "^/api/(processes|changes)/$"
+
+
+def _host_id(body):
+    """The host a snapshot (`host.id`) or a change batch (`host_id`) names."""
+    if not isinstance(body, dict):
+        return None
+    if "host_id" in body:
+        return body["host_id"]
+    host = body.get("host")
+    return host.get("id") if isinstance(host, dict) else None
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(method="POST", path_regex=AGENT_PATHS)
 class HostKey:
     """The key of the host the snapshot names, enrolled on first use."""
 
     keys = {}
 
     def get(self, case, context):
-        host = case.body.get("host") if isinstance(case.body, dict) else None
-        host_id = host.get("id") if isinstance(host, dict) else None
+        host_id = _host_id(case.body)
         if not isinstance(host_id, str):
             # Not a snapshot at all (negative data): no host to hold a key.
             return None
@@ -117,7 +148,7 @@ class SpareSession:
         case.cookies[COOKIE] = data
 
 
-@schemathesis.auth(refresh_interval=None).skip_for(method="POST", path="/api/processes/").skip_for(
+@schemathesis.auth(refresh_interval=None).skip_for(method="POST", path_regex=AGENT_PATHS).skip_for(
     method="DELETE", path="/api/session/"
 )
 class AdminSession:
@@ -140,6 +171,8 @@ def before_call(context, case, kwargs):
         # run: the fuzzer may remove any host but that one.
         if case.path_parameters.get("id") == SEEDED_HOST:
             case.path_parameters["id"] = SEEDED_HOST + "-not"
+        if case.path_parameters.get("id") == BATCH_HOST:
+            case.path_parameters["id"] = BATCH_HOST + "-not"
         # A removed host's keys are revoked: its agent enrolls again.
         HostKey.keys.pop(case.path_parameters.get("id"), None)
 
@@ -163,6 +196,37 @@ def unique_pids(context, body):
         return True
     pids = [p.get("pid") for p in body["processes"] if isinstance(p, dict)]
     return len(pids) == len(set(map(repr, pids)))
+
+
+_batches = [0]
+
+
+@schemathesis.hook("map_body").apply_to(method="POST", path="/api/changes/")
+def against_a_real_base(context, body):
+    if not isinstance(body, dict):
+        return body
+    _batches[0] += 1
+    if _batches[0] % 2:
+        return body
+    listing = _get(f"/api/processes/?host={BATCH_HOST}")
+    if listing is None:
+        return body
+    pids = {p["pid"] for p in listing["processes"]}
+    body = dict(body)
+    body["host_id"] = BATCH_HOST
+    body["base_id"] = listing["snapshot_id"]
+    if isinstance(body.get("host"), dict):
+        body["host"] = {**body["host"], "id": BATCH_HOST}
+    body["exited"] = []
+    body["changed"] = []
+    started, seen = [], set()
+    for p in body.get("started") or []:
+        pid = p.get("pid") if isinstance(p, dict) else None
+        if pid not in pids and repr(pid) not in seen:
+            seen.add(repr(pid))
+            started.append(p)
+    body["started"] = started
+    return body
 
 
 def _time(text):
