@@ -8,6 +8,7 @@ pub mod history;
 pub mod hosts;
 pub mod ingest;
 pub mod keys;
+pub mod live;
 pub mod openapi;
 mod params;
 pub mod processes;
@@ -28,6 +29,7 @@ use crate::startup::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(ingest::ingest, processes::list))
+        .routes(routes!(live::changes))
         .routes(routes!(enroll::enroll))
         .routes(routes!(hosts::list))
         .routes(routes!(hosts::remove))

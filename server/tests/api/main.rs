@@ -15,6 +15,7 @@ mod hostile;
 mod hosts;
 mod ingest;
 mod keys_admin;
+mod live;
 mod openapi;
 mod page;
 mod processes;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 22] = [
+const ENDPOINTS: [(&str, &str); 23] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
     ("post", "/api/enroll-secret/"),
@@ -29,6 +29,7 @@ const ENDPOINTS: [(&str, &str); 22] = [
     ("get", "/api/history/process/"),
     ("get", "/api/search/"),
     ("get", "/api/hosts/"),
+    ("get", "/api/live/"),
     ("get", "/api/openapi.json"),
     ("get", "/api/processes/"),
     ("post", "/api/processes/"),
