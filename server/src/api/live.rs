@@ -33,6 +33,9 @@ use crate::startup::AppState;
 /// A comment this often keeps proxies and browsers from closing a quiet
 /// stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How soon a browser reconnects after the stream ends (its default is
+/// about 3 s): a restart or a removed host is noticed quickly.
+const RECONNECT: Duration = Duration::from_secs(1);
 
 /// Which host, and where the viewer stands.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -99,7 +102,7 @@ pub async fn changes(
     let host = state.live.host(host_id);
     let subscription = host.subscribe(since.flatten());
 
-    let mut first = VecDeque::new();
+    let mut first = VecDeque::from([Event::default().retry(RECONNECT)]);
     match (since, subscription.missed) {
         // Watching from now on.
         (None, _) => {}
