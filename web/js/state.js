@@ -2,6 +2,9 @@
 // what the server said: they read it from here when the page renders, and
 // change it only through update(), which schedules one render.
 
+/** Where the view's preferences are kept in this browser (localStorage). */
+const PREFERENCES_KEY = "procmon.view";
+
 export const state = {
   /** HostSummary[] from the newest GET /api/hosts/. */
   hosts: [],
@@ -62,8 +65,6 @@ export const state = {
   /** Whether the host list is folded away (phone width). */
   hostsFolded: false,
 };
-
-const PREFERENCES_KEY = "procmon.view";
 
 /**
  * The view's preferences: { flat, columns: [ids], cpuScale: "core" |

@@ -45,6 +45,8 @@ function renderConnection(state, summary) {
       level = "idle";
   }
   badge.dataset.level = level;
+  // How the chosen host's processes arrive: "stream", "polling" or "connecting".
+  badge.dataset.live = state.liveMode;
   // What is on screen may be out of date: shown dimmed until the server answers.
   document.body.classList.toggle("disconnected", level === "bad");
   $("connection-text").textContent = text;

@@ -11,6 +11,8 @@ import { HIGHLIGHT_MS, subtreeTotals } from "./tree.js";
 
 /** Rows drawn beyond each edge of the view, so a fast scroll shows no gap. */
 const OVERSCAN = 8;
+/** A box this wide shows every chosen column. */
+const WIDE = 1000;
 
 /**
  * @param {HTMLElement} table     the treegrid: holds the header and the rows
@@ -176,16 +178,27 @@ export function createTreeView(table, scroller, actions) {
   /** The columns to show: chosen ones that fit the box, name first. */
   function setColumns(ctx) {
     const width = scroller.clientWidth || window.innerWidth;
-    const visible = COLUMNS.filter((c) => ctx.chosen.has(c.id) && !(c.narrowest && width < c.narrowest));
-    const labels = visible.map((c) => c.header(ctx));
     // A phone has room for the numbers only if they are narrower.
     const phone = width < 500;
     const widthOf = (c) => (phone && c.phoneWidth) || c.width;
+    // In a narrow box (phone, details pane open, small window), chosen
+    // columns that do not fit give way, the least needed (highest
+    // `narrowest`) first; a wide one shows them all, scrolling sideways
+    // if it must.
+    const visible = COLUMNS.filter((c) => ctx.chosen.has(c.id));
+    const nameRoom = phone ? 110 : 180;
+    let fixed = visible.reduce((sum, c) => sum + widthOf(c), 0);
+    const yielding = visible.filter((c) => c.narrowest).sort((a, b) => b.narrowest - a.narrowest);
+    for (const column of yielding) {
+      if (width >= WIDE || fixed + nameRoom <= width) break;
+      visible.splice(visible.indexOf(column), 1);
+      fixed -= widthOf(column);
+    }
+    const labels = visible.map((c) => c.header(ctx));
     const key = `${visible.map((c) => c.id).join(",")}|${labels.join(",")}|${phone}`;
     if (key !== columnsKey) {
       columnsKey = key;
       columns = visible;
-      const fixed = visible.reduce((sum, c) => sum + widthOf(c), 0);
       table.style.setProperty("--fixed-columns", `${fixed}px`);
       table.style.setProperty(
         "--columns",
