@@ -25,7 +25,6 @@
 //! chromedriver installed). `PAGE_BENCH_SECONDS=<n>` shortens the minute.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::net::TcpListener;
@@ -63,7 +62,12 @@ async fn run() {
     // Reads need no session on loopback with no_login: the page opens
     // straight onto the host.
     let app = common::spawn_app_with(|s| s.no_login = true).await;
-    let mut sim = SimHost::new("big-host", PROCESSES, 42, Utc::now() - chrono::Duration::minutes(2));
+    let mut sim = SimHost::new(
+        "big-host",
+        PROCESSES,
+        42,
+        Utc::now() - chrono::Duration::minutes(2),
+    );
     sim.churn = Churn {
         busy: 0.01,
         turnover: 0.001,
@@ -80,8 +84,20 @@ async fn run() {
     let figures = result;
 
     println!("\n== the page with {PROCESSES} processes, Chromium 1280x800 ==");
-    report("open to painted", figures.open_ms, "ms", 300.0, Better::Lower);
-    report("expand all", figures.expand_ms, "ms", f64::INFINITY, Better::Lower);
+    report(
+        "open to painted",
+        figures.open_ms,
+        "ms",
+        300.0,
+        Better::Lower,
+    );
+    report(
+        "expand all",
+        figures.expand_ms,
+        "ms",
+        f64::INFINITY,
+        Better::Lower,
+    );
     report(
         &format!("pushed change to next frame, median of {}", figures.pushes),
         figures.push_median_ms,
@@ -89,7 +105,13 @@ async fn run() {
         16.0,
         Better::Lower,
     );
-    report("pushed change to next frame, worst", figures.push_worst_ms, "ms", f64::INFINITY, Better::Lower);
+    report(
+        "pushed change to next frame, worst",
+        figures.push_worst_ms,
+        "ms",
+        f64::INFINITY,
+        Better::Lower,
+    );
     report(
         "main thread: event handlers, per minute",
         figures.handler_ms_per_minute,
@@ -105,7 +127,13 @@ async fn run() {
         Better::Lower,
     );
     report("scrolling", figures.fps, "fps", 55.0, Better::Higher);
-    report("DOM nodes before scrolling through", figures.dom_before as f64, "", f64::INFINITY, Better::Lower);
+    report(
+        "DOM nodes before scrolling through",
+        figures.dom_before as f64,
+        "",
+        f64::INFINITY,
+        Better::Lower,
+    );
     report(
         "DOM nodes after scrolling through",
         figures.dom_after as f64,
@@ -146,7 +174,9 @@ struct Figures {
 }
 
 async fn measure(page: &Client, app: &common::TestApp, sim: &mut SimHost, seconds: u64) -> Figures {
-    page.goto(&format!("{}/#host=big-host", app.address)).await.unwrap();
+    page.goto(&format!("{}/#host=big-host", app.address))
+        .await
+        .unwrap();
     let opened = wait_for(page, "the first rows", "return performance.getEntriesByName('procmon-first-frame').map(e => e.startTime)[0] ?? null;").await;
     let open_ms = opened.as_f64().unwrap();
     let breakdown = page
@@ -163,7 +193,12 @@ async fn measure(page: &Client, app: &common::TestApp, sim: &mut SimHost, second
         .await
         .unwrap();
     println!("open, ms from navigation: {breakdown}");
-    wait_for(page, "the live stream", "return document.getElementById('connection').dataset.live === 'stream' || null;").await;
+    wait_for(
+        page,
+        "the live stream",
+        "return document.getElementById('connection').dataset.live === 'stream' || null;",
+    )
+    .await;
     // Long tasks from here on: the first render is behind us.
     page.execute(
         "window.benchLongTasks = [];
@@ -254,7 +289,10 @@ async fn measure(page: &Client, app: &common::TestApp, sim: &mut SimHost, second
         .collect();
     pushes.sort_by(f64::total_cmp);
     if end["reloads"].as_u64().unwrap_or(0) > 0 {
-        println!("note: the page reloaded the listing {} times", end["reloads"]);
+        println!(
+            "note: the page reloaded the listing {} times",
+            end["reloads"]
+        );
     }
 
     let scrolled = page
@@ -300,7 +338,8 @@ async fn measure(page: &Client, app: &common::TestApp, sim: &mut SimHost, second
         pushes: pushes.len(),
         push_median_ms: pushes.get(pushes.len() / 2).copied().unwrap_or(f64::NAN),
         push_worst_ms: pushes.last().copied().unwrap_or(f64::NAN),
-        handler_ms_per_minute: (end["busy"].as_f64().unwrap() - start["busy"].as_f64().unwrap()) / minutes,
+        handler_ms_per_minute: (end["busy"].as_f64().unwrap() - start["busy"].as_f64().unwrap())
+            / minutes,
         long_tasks: long_tasks.as_u64().unwrap(),
         fps: scrolled["fps"].as_f64().unwrap(),
         dom_before: scrolled["before"].as_u64().unwrap(),
@@ -324,13 +363,22 @@ fn report(what: &str, value: f64, unit: &str, target: f64, better: Better) {
     } else {
         String::new()
     };
-    let verdict = if target.is_finite() && !met { "  NOT MET" } else { "" };
+    let verdict = if target.is_finite() && !met {
+        "  NOT MET"
+    } else {
+        ""
+    };
     println!("  {what:<52} {value:>9.1} {unit:<4} {target_text}{verdict}");
 }
 
 async fn post(app: &common::TestApp, snapshot: &procmon_model::Snapshot) {
     let response = app.post_snapshot(snapshot).await;
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    assert_eq!(
+        response.status(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
 }
 
 /// The bytes of the full listing as the old page fetched it (gzip).
@@ -361,7 +409,11 @@ async fn wait_for(page: &Client, what: &str, script: &str) -> Value {
 }
 
 fn start_driver() -> (common::KillOnDrop, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let process = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
