@@ -121,6 +121,7 @@ pub async fn changes(
         epoch,
         first,
         receiver: Some(subscription.receiver),
+        stopping: state.live.stopping(),
     };
     let sse = Sse::new(futures_util::stream::unfold(feed, Feed::next))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -175,6 +176,8 @@ struct Feed {
     first: VecDeque<Event>,
     /// Live events; `None` once the stream must end.
     receiver: Option<broadcast::Receiver<Arc<LiveEvent>>>,
+    /// The server stopping ends the stream.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Feed {
@@ -183,7 +186,11 @@ impl Feed {
             return Some((Ok(event), self));
         }
         let receiver = self.receiver.as_mut()?;
-        match receiver.recv().await {
+        let received = tokio::select! {
+            received = receiver.recv() => received,
+            _ = self.stopping.wait_for(|&stopping| stopping) => return None,
+        };
+        match received {
             Ok(event) => {
                 let event = to_sse(&self.epoch, &event);
                 Some((Ok(event), self))

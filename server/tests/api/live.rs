@@ -271,3 +271,59 @@ async fn the_stream_needs_a_session_and_a_known_host() {
     let response = app.get("/api/live/").await;
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn a_stopping_server_ends_the_streams_without_waiting_out_its_grace() {
+    use secrecy::ExposeSecret;
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = procmon_server::config::Settings::with_data_dir(data.path());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.embedded_agent = false;
+    settings.no_login = true;
+    let grace = settings.shutdown_grace;
+    let application = procmon_server::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let address = application.local_url();
+    let key = application
+        .state()
+        .agent_keys
+        .create(Some("host-a"), "test", chrono::Utc::now())
+        .await
+        .unwrap()
+        .key;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let posted = client
+        .post(format!("{address}api/processes/"))
+        .bearer_auth(key.expose_secret())
+        .json(&sample_snapshot("host-a", 3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    let mut stream = client
+        .get(format!("{address}api/live/?host=host-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+
+    let asked = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(grace, server)
+        .await
+        .expect("the server stopped within its grace")
+        .unwrap()
+        .unwrap();
+    assert!(
+        asked.elapsed() < grace / 2,
+        "an open event stream held the shutdown for {:?}",
+        asked.elapsed()
+    );
+    // The stream ended rather than hanging.
+    while let Ok(Some(_)) = stream.chunk().await {}
+}
