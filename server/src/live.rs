@@ -65,6 +65,9 @@ pub struct LoadPoint {
 pub struct Live {
     epoch: String,
     hosts: Mutex<HashMap<String, Arc<HostLive>>>,
+    /// True once the server stops: viewers' streams end, so they do not
+    /// hold the shutdown for its whole grace period.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for Live {
@@ -78,7 +81,18 @@ impl Live {
         Live {
             epoch: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             hosts: Mutex::new(HashMap::new()),
+            stopping: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Ends every viewer's stream (the server is stopping).
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Becomes true when the server stops.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Names this run of the server: event sequences of another run mean

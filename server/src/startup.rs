@@ -356,6 +356,7 @@ impl Application {
             acceptor: tls.acceptor.clone(),
             plain_http: https_required(&self.local_url(), self.address.port()),
         });
+        let live = Arc::clone(&self.state.live);
         crate::serve::serve(
             self.listener,
             app(self.state.clone()),
@@ -364,6 +365,8 @@ impl Application {
             limits,
             async move {
                 shutdown.await;
+                // Viewers' event streams never finish by themselves.
+                live.stop_streams();
                 let _ = stop.send(true);
             },
         )

@@ -28,7 +28,8 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use common::{
-    require, spawn_app, spawn_app_with_clock, KillOnDrop, TestApp, TEST_PASSWORD, TEST_USER,
+    require, sample_snapshot, spawn_app, spawn_app_with_clock, KillOnDrop, TestApp, TEST_PASSWORD,
+    TEST_USER,
 };
 use procmon_server::clock::ManualClock;
 use procmon_server::store::accounts::Role;
@@ -96,14 +97,18 @@ async fn page_shows_the_live_tree_of_this_machine() {
         page.find(Locator::Css(&toggle)).await.unwrap().click().await.unwrap();
         wait_until_gone(&page, &child_row).await;
         assert_eq!(aria_expanded(&page, &toggle).await, Some(false));
-        // Refreshes (every 2 s) keep the node folded, the selection and the
-        // scroll position.
-        let scroll = "const s = document.getElementById('tree-scroll'); return s.scrollTop;";
-        let scrolled = page
-            .execute("document.getElementById('tree-scroll').scrollTop += 48;", vec![])
+        // Pushed changes keep the node folded, the selection, and the
+        // selected row where it is on screen: the view scrolls with it when
+        // processes start or exit above it.
+        page.execute("document.getElementById('tree-scroll').scrollTop += 48;", vec![])
             .await
-            .and(page.execute(scroll, vec![]).await)
             .unwrap();
+        let place = format!(
+            "const r = document.querySelector({}); return r && Math.round(r.getBoundingClientRect().top);",
+            json!(format!("{my_row}.selected"))
+        );
+        let placed = page.execute(&place, vec![]).await.unwrap();
+        assert!(placed.is_number(), "the selected row is in view");
         tokio::time::sleep(Duration::from_millis(4500)).await;
         assert!(
             count(&page, &child_row).await == 0,
@@ -111,7 +116,12 @@ async fn page_shows_the_live_tree_of_this_machine() {
         );
         assert_eq!(aria_expanded(&page, &toggle).await, Some(false));
         assert!(has_class(&page, &my_row, "selected").await, "a refresh lost the selection");
-        assert_eq!(page.execute(scroll, vec![]).await.unwrap(), scrolled, "a refresh moved the tree");
+        // Unless processes below it went and the list's end came up to it.
+        let at_end = "const s = document.getElementById('tree-scroll');
+                      return s.scrollTop + s.clientHeight >= s.scrollHeight - 1;";
+        if page.execute(at_end, vec![]).await.unwrap() != json!(true) {
+            assert_eq!(page.execute(&place, vec![]).await.unwrap(), placed, "a refresh moved the selected row");
+        }
         page.find(Locator::Css(&toggle)).await.unwrap().click().await.unwrap();
         wait_for_element(&page, &child_row).await;
         assert_eq!(aria_expanded(&page, &toggle).await, Some(true));
@@ -119,8 +129,8 @@ async fn page_shows_the_live_tree_of_this_machine() {
         // Collapse all hides every child row; expand all brings them back.
         click(&page, "#collapse-all").await;
         wait_until_gone(&page, &child_row).await;
-        let drawn = count(&page, "#process-rows tr[data-key]").await;
-        assert_eq!(drawn, count(&page, "#process-rows tr[aria-level='1']").await, "only roots left");
+        let drawn = count(&page, "#process-rows .row[data-key]").await;
+        assert_eq!(drawn, count(&page, "#process-rows .row[aria-level='1']").await, "only roots left");
         click(&page, "#expand-all").await;
         wait_for_element(&page, &child_row).await;
 
@@ -138,7 +148,7 @@ async fn page_shows_the_live_tree_of_this_machine() {
         let stray = page
             .execute(
                 "const needle = arguments[0];
-                 return [...document.querySelectorAll('#process-rows tr[data-key]:not(.context)')]
+                 return [...document.querySelectorAll('#process-rows .row[data-key]:not(.context)')]
                    .filter(tr => !(tr.textContent + ' ' + tr.querySelector('.name').title).includes(needle))
                    .map(tr => tr.dataset.key);",
                 vec![json!(child_pid.to_string())],
@@ -266,16 +276,16 @@ async fn page_renders_cycles_and_hostile_names_safely() {
         // Sorting orders siblings: the roots by memory, biggest first, then
         // smallest first; the keyboard walks the rows in that order.
         click(&page, "#collapse-all").await;
-        click(&page, "th.col-memory button").await;
-        let roots = "return [...document.querySelectorAll('#process-rows tr[data-key]')]
+        click(&page, ".th.col-memory button").await;
+        let roots = "return [...document.querySelectorAll('#process-rows .row[data-key]')]
                        .map(tr => Number(tr.dataset.key.split('@')[0]));";
         let by_memory = json!([CHAIN_START, 30, 20, 12, 10, 1]);
         eventually(&page, "roots by memory, descending", roots, |v| v == &by_memory).await;
-        assert_eq!(attribute_of_text(&page, "th.col-memory", "aria-sort").await, "descending");
-        click(&page, "th.col-memory button").await;
+        assert_eq!(attribute_of_text(&page, ".th.col-memory", "aria-sort").await, "descending");
+        click(&page, ".th.col-memory button").await;
         let ascending = json!([1, 10, 12, 20, 30, CHAIN_START]);
         eventually(&page, "roots by memory, ascending", roots, |v| v == &ascending).await;
-        assert_eq!(attribute_of_text(&page, "th.col-memory", "aria-sort").await, "ascending");
+        assert_eq!(attribute_of_text(&page, ".th.col-memory", "aria-sort").await, "ascending");
         page.find(Locator::Css(&format!("{} .name", row_selector(10)))).await.unwrap().click().await.unwrap();
         let tree = page.find(Locator::Css("#tree-scroll")).await.unwrap();
         tree.send_keys("\u{e015}").await.unwrap(); // Arrow Down
@@ -334,14 +344,14 @@ async fn page_fits_a_phone_screen() {
         let layout = page
             .execute(
                 "const r = (s) => document.querySelector(s).getBoundingClientRect();
-                 const shown = (s) => getComputedStyle(document.querySelector(s)).display !== 'none';
+                 const shown = (s) => { const e = document.querySelector(s); return !!e && getComputedStyle(e).display !== 'none'; };
                  return {
                    viewport: document.documentElement.clientWidth,
                    page: document.documentElement.scrollWidth,
                    hostsAboveTree: r('#hosts-pane').bottom <= r('#tree-scroll').top,
-                   userColumn: shown('th.col-user'),
-                   memoryColumn: shown('th.col-memory'),
-                   memoryInView: r('th.col-memory').right <= document.documentElement.clientWidth,
+                   userColumn: shown('.th.col-user'),
+                   memoryColumn: shown('.th.col-memory'),
+                   memoryInView: r('.th.col-memory').right <= document.documentElement.clientWidth,
                    hostToggle: shown('#hosts-toggle'),
                  };",
                 vec![],
@@ -388,7 +398,7 @@ async fn page_signs_in_refuses_a_wrong_password_and_signs_out() {
             .unwrap();
         wait_for_element(&page, "#auth:not([hidden]) #signin-name").await;
         assert_eq!(text_of(&page, "#connection-text").await, "Sign-in needed");
-        assert_eq!(count(&page, "#process-rows tr[data-key]").await, 0);
+        assert_eq!(count(&page, "#process-rows .row[data-key]").await, 0);
         assert_eq!(count(&page, "#account:not([hidden])").await, 0);
 
         fill_sign_in(&page, TEST_USER, "not-the-password").await;
@@ -402,7 +412,7 @@ async fn page_signs_in_refuses_a_wrong_password_and_signs_out() {
             },
         )
         .await;
-        assert_eq!(count(&page, "#process-rows tr[data-key]").await, 0);
+        assert_eq!(count(&page, "#process-rows .row[data-key]").await, 0);
 
         fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
         wait_for_element(&page, &row_selector(4)).await;
@@ -429,7 +439,7 @@ async fn page_signs_in_refuses_a_wrong_password_and_signs_out() {
 
         click(&page, "#sign-out").await;
         wait_for_element(&page, "#auth:not([hidden]) #signin-name").await;
-        wait_until_gone(&page, "#process-rows tr[data-key]").await;
+        wait_until_gone(&page, "#process-rows .row[data-key]").await;
         page.refresh().await.unwrap();
         wait_for_element(&page, "#auth:not([hidden]) #signin-name").await;
     })
@@ -815,6 +825,395 @@ async fn an_admin_removes_an_offline_host_on_the_page() {
     .await;
 }
 
+// ---- live updates -----------------------------------------------------------
+
+/// A process started on the host shows at once, green, without the page
+/// fetching the listing again; one that exited turns red, then goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_a_started_process_flashes_green_and_an_exited_one_turns_red_then_goes() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let first = sample_snapshot("host-a", 12);
+    post_snapshot(&app, &first).await;
+
+    with_browser(1280, 800, |page| async move {
+        open_live(&page, &app, "host-a").await;
+        let listings = listing_fetches(&page).await;
+
+        let mut next = later(&first);
+        let gone = next.processes.remove(3);
+        let mut newcomer = next.processes[1].clone();
+        newcomer.pid = 9001;
+        newcomer.name = "newcomer".into();
+        newcomer.start_time = next.collected_at;
+        next.processes.push(newcomer);
+        let sent = Instant::now();
+        post_snapshot(&app, &next).await;
+        wait_for_element(&page, &format!("{}.born", row_selector(9001))).await;
+        let shown_after = sent.elapsed();
+        assert!(
+            shown_after < Duration::from_secs(3),
+            "the new process showed after {shown_after:?}"
+        );
+        wait_for_element(&page, &format!("{}.exited", row_selector(gone.pid))).await;
+        screenshot(&page, "live-started-and-exited").await;
+        wait_until_gone(&page, &row_selector(gone.pid)).await;
+        assert!(
+            sent.elapsed() >= Duration::from_secs(3),
+            "the exited process stayed red for a while"
+        );
+        eventually(
+            &page,
+            "the green to end",
+            &format!(
+                "return document.querySelector({}).classList.contains('born');",
+                json!(row_selector(9001))
+            ),
+            |v| v == &json!(false),
+        )
+        .await;
+        assert_eq!(
+            listing_fetches(&page).await,
+            listings,
+            "the full listing was fetched again"
+        );
+        assert_eq!(row_count(&page).await, 12);
+    })
+    .await;
+}
+
+/// What a person set up (folded nodes, the selection, where the row being
+/// read is on screen, the search) survives pushed changes, a stream that
+/// breaks and reconnects, and a reload the server asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_the_view_survives_pushed_changes_and_a_reconnect() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mut first = sample_snapshot("host-a", 120);
+    // A tree three wide, all started at one time.
+    let pids: Vec<u32> = first.processes.iter().map(|p| p.pid).collect();
+    for (i, p) in first.processes.iter_mut().enumerate() {
+        p.parent_pid = (i > 0).then(|| pids[(i - 1) / 3]);
+        p.start_time = first.collected_at - chrono::Duration::hours(1);
+    }
+    post_snapshot(&app, &first).await;
+    let folded = pids[1];
+    let selected = pids[30];
+
+    with_browser(1280, 800, |page| async move {
+        open_live(&page, &app, "host-a").await;
+        click(&page, &format!("{} button.toggle", row_selector(folded))).await;
+        eventually(&page, "the node folded", &format!(
+            "return document.querySelector({}).getAttribute('aria-expanded');",
+            json!(row_selector(folded))
+        ), |v| v == &json!("false"))
+        .await;
+        page.execute("document.getElementById('tree-scroll').scrollTop = 600;", vec![]).await.unwrap();
+        click(&page, &format!("{} .name", row_selector(selected))).await;
+        wait_for_element(&page, &format!("{}.selected", row_selector(selected))).await;
+        let place = format!(
+            "const r = document.querySelector({}); return r && Math.round(r.getBoundingClientRect().top);",
+            json!(format!("{}.selected", row_selector(selected)))
+        );
+        let placed = page.execute(&place, vec![]).await.unwrap();
+        assert!(placed.is_number());
+        let rows = row_count(&page).await;
+        // The folded node is scrolled out of view: that it stayed folded
+        // shows in the number of rows (its subtree would add dozens).
+        let still = |what: &'static str, rows: u64| {
+            let page = page.clone();
+            let place = place.clone();
+            let placed = placed.clone();
+            async move {
+                assert_eq!(row_count(&page).await, rows, "{what}: the folded node opened");
+                assert!(has_class(&page, &row_selector(selected), "selected").await, "{what}: the selection was lost");
+                assert_eq!(page.execute(&place, vec![]).await.unwrap(), placed, "{what}: the selected row moved");
+            }
+        };
+
+        // Pushed changes: processes start above the selected row.
+        let mut next = first.clone();
+        for n in 0..2u32 {
+            next = later(&next);
+            let mut started = next.processes[1].clone();
+            started.pid = 5000 + n;
+            started.parent_pid = Some(pids[0]);
+            next.processes.push(started);
+            next.processes[5].cpu_percent += 10.0;
+            post_snapshot(&app, &next).await;
+        }
+        eventually(&page, "both new processes", ROW_COUNT_JS, |v| v.as_u64() == Some(rows + 2)).await;
+        still("after pushed changes", rows + 2).await;
+
+        // The stream breaks (the server forgets the host's live state, as
+        // after a restart): the page reconnects, is told to reload, and
+        // loads the listing again.
+        let streams = resource_count(&page, "/api/live/").await;
+        let listings = listing_fetches(&page).await;
+        app.state.live.remove("host-a");
+        eventually(&page, "a new stream", &format!(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/live/')).length > {streams};"
+        ), |v| v == &json!(true))
+        .await;
+        next = later(&next);
+        next.processes.push({
+            let mut p = next.processes[1].clone();
+            p.pid = 5002;
+            p.parent_pid = Some(pids[0]);
+            p
+        });
+        post_snapshot(&app, &next).await;
+        eventually(&page, "the listing loaded again", "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/processes/')).length;",
+            |v| v.as_u64().is_some_and(|n| n > listings)).await;
+        eventually(&page, "the third new process", ROW_COUNT_JS, |v| v.as_u64() == Some(rows + 3)).await;
+        wait_for_element(&page, "#connection[data-live='stream']").await;
+        still("after a reconnect and a reload", rows + 3).await;
+        // And the stream flows again.
+        next = later(&next);
+        next.processes.retain(|p| p.pid != 5002);
+        post_snapshot(&app, &next).await;
+        eventually(&page, "the third new process gone", ROW_COUNT_JS, |v| v.as_u64() == Some(rows + 2)).await;
+
+        // The search holds over pushed changes too.
+        let search = page.find(Locator::Css("#search")).await.unwrap();
+        search.send_keys("proc-3").await.unwrap();
+        let matches = "return document.getElementById('process-count').textContent;";
+        let before = eventually(&page, "the search to apply", matches, |v| v.as_str().is_some_and(|t| t.contains("match"))).await;
+        next = later(&next);
+        next.processes[7].cpu_percent += 5.0;
+        post_snapshot(&app, &next).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(page.execute(matches, vec![]).await.unwrap(), before);
+        assert_eq!(search.prop("value").await.unwrap().as_deref(), Some("proc-3"));
+    })
+    .await;
+}
+
+/// The flat list (button or `f`) sorts every process by CPU, biggest first,
+/// and keeps sorting as the numbers move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_the_flat_list_sorts_by_cpu() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mut first = sample_snapshot("host-a", 10);
+    for (i, p) in first.processes.iter_mut().enumerate() {
+        p.cpu_percent = [3.0, 50.0, 7.0, 0.0, 12.0, 90.0, 1.0, 33.0, 5.0, 20.0][i];
+    }
+    post_snapshot(&app, &first).await;
+
+    with_browser(1280, 800, |page| async move {
+        open_live(&page, &app, "host-a").await;
+        click(&page, "#view-flat").await;
+        let order = "return [...document.querySelectorAll('#process-rows .row[data-key]')]
+                       .map(r => [Number(r.dataset.key.split('@')[0]), Number(r.getAttribute('aria-level'))]);";
+        let by_cpu = |snapshot: &Snapshot| {
+            let mut p: Vec<_> = snapshot.processes.iter().collect();
+            p.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
+            json!(p.iter().map(|p| json!([p.pid, 1])).collect::<Vec<_>>())
+        };
+        eventually(&page, "every process, by CPU", order, |v| v == &by_cpu(&first)).await;
+        assert_eq!(attribute_of_text(&page, ".th.col-cpu", "aria-sort").await, "descending");
+        assert_eq!(attribute_of_text(&page, "#view-flat", "aria-pressed").await, "true");
+
+        let mut next = later(&first);
+        next.processes[3].cpu_percent = 99.0;
+        post_snapshot(&app, &next).await;
+        eventually(&page, "the busiest first", order, |v| v == &by_cpu(&next)).await;
+
+        // "f" goes back to the tree.
+        page.find(Locator::Css("#tree-scroll")).await.unwrap().send_keys("f").await.unwrap();
+        wait_for_element(&page, "#view-flat[aria-pressed='false']").await;
+        wait_for_element(&page, "#expand-all:not([disabled])").await;
+    })
+    .await;
+}
+
+/// The columns chosen and the CPU scale are remembered over a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_the_column_chooser_is_remembered() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    post_snapshot(&app, &sample_snapshot("host-a", 5)).await;
+
+    with_browser(1280, 800, |page| async move {
+        open_live(&page, &app, "host-a").await;
+        assert_eq!(count(&page, ".th.col-command").await, 0);
+        click(&page, "#view-options summary").await;
+        click(&page, "#column-chooser input[value='command']").await;
+        click(&page, "#column-chooser input[value='user']").await;
+        click(&page, "#column-chooser input[value='handles']").await;
+        page.find(Locator::Css("#cpu-scale"))
+            .await
+            .unwrap()
+            .select_by_value("machine")
+            .await
+            .unwrap();
+        wait_for_element(&page, ".th.col-command").await;
+        assert_eq!(
+            text_of(&page, ".th.col-handles").await,
+            "Open files",
+            "a Linux host counts open files"
+        );
+        assert_eq!(text_of(&page, ".th.col-cpu").await, "CPU % all");
+        let command = text_of(&page, &format!("{} .col-command", row_selector(2))).await;
+        assert!(command.starts_with("/usr/bin/proc-2"), "{command}");
+
+        page.refresh().await.unwrap();
+        wait_for_element(&page, &row_selector(1)).await;
+        wait_for_element(&page, ".th.col-command").await;
+        assert_eq!(count(&page, ".th.col-user").await, 0);
+        assert_eq!(text_of(&page, ".th.col-cpu").await, "CPU % all");
+    })
+    .await;
+}
+
+/// 10,000 processes: the page draws a screenful of rows, however far it
+/// is scrolled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_ten_thousand_processes_keep_the_dom_small() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let sim = procmon_model::fixtures::SimHost::new(
+        "big-host",
+        10_000,
+        7,
+        Utc::now() - chrono::Duration::minutes(1),
+    );
+    post_snapshot(&app, &sim.snapshot()).await;
+
+    with_browser(1280, 800, |page| async move {
+        open_live(&page, &app, "big-host").await;
+        click(&page, "#expand-all").await;
+        eventually(&page, "every process", ROW_COUNT_JS, |v| {
+            v.as_u64().is_some_and(|n| n > 9_000)
+        })
+        .await;
+        let seen = page
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 const scroller = document.getElementById('tree-scroll');
+                 const frame = () => new Promise(r => requestAnimationFrame(r));
+                 (async () => {
+                   scroller.scrollTop = scroller.clientHeight * 3;
+                   await frame();
+                   await frame();
+                   const start = document.getElementsByTagName('*').length;
+                   let most = 0, steps = 0;
+                   while (scroller.scrollTop + scroller.clientHeight < scroller.scrollHeight - 1) {
+                     scroller.scrollTop += scroller.clientHeight * 3;
+                     await frame();
+                     await frame();
+                     most = Math.max(most, document.querySelectorAll('#process-rows .row').length);
+                     steps += 1;
+                   }
+                   done({ start, end: document.getElementsByTagName('*').length, most, steps });
+                 })();",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let most = seen["most"].as_u64().unwrap();
+        assert!(most < 200, "row elements after scrolling through: {seen}");
+        let growth = seen["end"].as_i64().unwrap() - seen["start"].as_i64().unwrap();
+        assert!(growth.abs() < 20, "the DOM grew while scrolling: {seen}");
+        assert!(seen["steps"].as_u64().unwrap() > 50, "{seen}");
+    })
+    .await;
+}
+
+/// Screenshots for a person to look at, in target/screenshots: desktop and
+/// phone, light and dark, with a process just started and one just gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_screenshots_light_and_dark() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mut sim = procmon_model::fixtures::SimHost::new(
+        "web-1",
+        400,
+        11,
+        Utc::now() - chrono::Duration::minutes(1),
+    );
+    sim.churn.turnover = 0.01;
+    post_snapshot(&app, &sim.snapshot()).await;
+    let app = Arc::new(app);
+    let sim = Arc::new(tokio::sync::Mutex::new(sim));
+    for (width, height) in [(1280, 800), (390, 844)] {
+        for dark in [false, true] {
+            let app = Arc::clone(&app);
+            let sim = Arc::clone(&sim);
+            with_browser_in(width, height, dark, |page| async move {
+                open_live(&page, &app, "web-1").await;
+                let is_dark = page
+                    .execute(
+                        "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(is_dark, json!(dark));
+                let next = sim.lock().await.next();
+                post_snapshot(&app, &next).await;
+                // New processes have the highest pids: the flat list by pid,
+                // highest first, shows them green at the top.
+                click(&page, "#view-flat").await;
+                click(&page, ".th.col-pid button").await;
+                click(&page, ".th.col-pid button").await;
+                wait_for_element(&page, "#process-rows .row.born").await;
+                let theme = if dark { "dark" } else { "light" };
+                save_screenshot(&page, &format!("live-{width}x{height}-{theme}")).await;
+            })
+            .await;
+        }
+    }
+}
+
+/// Opens the page on a host, signs in, and waits until changes are pushed.
+async fn open_live(page: &Client, app: &TestApp, host: &str) {
+    page.goto(&format!("{}/#host={host}", app.address))
+        .await
+        .unwrap();
+    fill_sign_in(page, TEST_USER, TEST_PASSWORD).await;
+    wait_for_element(page, "#process-rows .row[data-key]").await;
+    wait_for_element(page, "#connection[data-live='stream']").await;
+}
+
+/// The snapshot after `snapshot`: a new id, two seconds later, the same processes.
+fn later(snapshot: &Snapshot) -> Snapshot {
+    let mut next = snapshot.clone();
+    next.id = Uuid::new_v4();
+    next.collected_at = snapshot.collected_at + chrono::Duration::seconds(2);
+    next
+}
+
+/// How many full listings the page has fetched.
+async fn listing_fetches(page: &Client) -> u64 {
+    resource_count(page, "/api/processes/").await
+}
+
+/// How many finished requests the page made to URLs containing `part`.
+async fn resource_count(page: &Client, part: &str) -> u64 {
+    page.execute(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes(arguments[0])).length;",
+        vec![json!(part)],
+    )
+    .await
+    .unwrap()
+    .as_u64()
+    .unwrap()
+}
+
 // ---- data -------------------------------------------------------------------
 
 const XSS_NAME: &str = "<img src=x onerror=\"window.__procmonInjected=true\">";
@@ -991,9 +1390,18 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    with_browser_in(width, height, false, test).await;
+}
+
+/// As [`with_browser`], the system's colour scheme dark when `dark`.
+async fn with_browser_in<F, Fut>(width: u32, height: u32, dark: bool, test: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let profile = tempfile::tempdir().expect("a temp dir for the browser profile");
     let driver = start_driver();
-    let client = connect(&driver, profile.path(), width, height).await;
+    let client = connect(&driver, profile.path(), width, height, dark).await;
     let outcome = tokio::spawn(test(client.clone())).await;
     if outcome.is_err() {
         screenshot(&client, "failure").await;
@@ -1033,7 +1441,7 @@ fn start_driver() -> Driver {
     driver
 }
 
-async fn connect(driver: &Driver, profile: &Path, width: u32, height: u32) -> Client {
+async fn connect(driver: &Driver, profile: &Path, width: u32, height: u32, dark: bool) -> Client {
     let mut options = json!({
         "binary": CHROMIUM,
         "args": [
@@ -1048,6 +1456,8 @@ async fn connect(driver: &Driver, profile: &Path, width: u32, height: u32) -> Cl
             "--disable-sync",
             format!("--user-data-dir={}", profile.display()),
             format!("--window-size={width},{height}"),
+            // prefers-color-scheme as the page sees it (0 = dark, 1 = light).
+            format!("--blink-settings=preferredColorScheme={}", if dark { 0 } else { 1 }),
         ],
     });
     if width < 500 {
@@ -1079,6 +1489,19 @@ async fn screenshot(page: &Client, name: &str) {
     }
 }
 
+/// Saves a screenshot for a person to look at: to `PROCMON_SCREENSHOT_DIR`
+/// when set, else to `target/screenshots/`.
+async fn save_screenshot(page: &Client, name: &str) {
+    let dir = std::env::var_os("PROCMON_SCREENSHOT_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots"));
+    std::fs::create_dir_all(&dir).expect("make the screenshot directory");
+    let png = page.screenshot().await.expect("a screenshot");
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png).expect("write the screenshot");
+    println!("screenshot: {}", path.display());
+}
+
 // ---- asking the page ----------------------------------------------------------
 
 /// How many rows the table has in all, drawn or not (`aria-rowcount` counts
@@ -1107,7 +1530,7 @@ async fn all_rows(page: &Client) -> Vec<(u64, u32, u64)> {
                scroller.scrollTop = 0;
                await frame();
                for (;;) {
-                 for (const tr of document.querySelectorAll('#process-rows tr[data-key]')) {
+                 for (const tr of document.querySelectorAll('#process-rows .row[data-key]')) {
                    seen[tr.getAttribute('aria-rowindex')] =
                      [Number(tr.dataset.key.split('@')[0]), Number(tr.getAttribute('aria-level'))];
                  }
@@ -1144,7 +1567,7 @@ async fn fill_sign_in(page: &Client, name: &str, password: &str) {
 
 /// The table row of a process (its key is `pid@start_time`).
 fn row_selector(pid: u32) -> String {
-    format!("#process-rows tr[data-key^='{pid}@']")
+    format!("#process-rows .row[data-key^='{pid}@']")
 }
 
 /// Runs `script` until `ready` accepts its result, or fails naming `what`.

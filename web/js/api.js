@@ -33,9 +33,9 @@ function noteServerDate(response) {
 }
 
 /** One request to the API (history-api.js asks through it too). */
-export async function request(method, path, body) {
+export async function request(method, path, body, { cache = "no-store", onResponse = null } = {}) {
   const headers = { Accept: "application/json" };
-  const options = { method, headers, cache: "no-store", credentials: "same-origin" };
+  const options = { method, headers, cache, credentials: "same-origin" };
   if (method !== "GET") headers["X-Procmon-Csrf"] = "1";
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -54,6 +54,7 @@ export async function request(method, path, body) {
     clearTimeout(timer);
   }
   noteServerDate(response);
+  onResponse?.(response);
 
   if (response.status === 204) return null;
   if (response.ok) return response.json();
@@ -78,6 +79,30 @@ export function fetchHosts() {
 /** GET /api/processes/?host=… -> ProcessListing of the host's newest snapshot. */
 export function fetchProcesses(hostId) {
   return request("GET", `/api/processes/?host=${encodeURIComponent(hostId)}`);
+}
+
+/**
+ * GET /api/processes/?host=… for the live view -> { listing, seq }: seq
+ * (`<epoch>-<seq>`, from X-Procmon-Seq) is where GET /api/live/ continues
+ * from, or null. Revalidated with the browser's cache (ETag), so an
+ * unchanged listing costs a 304.
+ */
+export async function fetchLiveListing(hostId) {
+  let seq = null;
+  const listing = await request("GET", `/api/processes/?host=${encodeURIComponent(hostId)}`, undefined, {
+    cache: "no-cache",
+    onResponse: (response) => {
+      seq = response.headers.get("X-Procmon-Seq");
+    },
+  });
+  return { listing, seq };
+}
+
+/** The URL of a host's live change stream (GET /api/live/), for EventSource. */
+export function liveUrl(hostId, since) {
+  const query = new URLSearchParams({ host: hostId });
+  if (since) query.set("since", since);
+  return `/api/live/?${query}`;
 }
 
 /** GET /api/session/ -> SessionInfo { name, role, expires_at, has_password } */

@@ -3,7 +3,7 @@
 // columns (headers included), and sorting compares them. Adding a numeric
 // field to the wire means one entry here.
 
-import { formatBytes, formatCpu } from "./format.js";
+import { formatBytes, formatCpu, formatDateTime } from "./format.js";
 
 const count = (n) => String(n);
 
@@ -51,20 +51,47 @@ export function compareBy(metric) {
 }
 
 /**
- * Puts a sortable header for each table metric into the header row, before
- * the header `before` (a `data-sort` name).
+ * The columns the process table can show, in their order. id: sort key and
+ * CSS class `col-<id>`; width: in pixels; narrowest: the table's box width
+ * below which the column gives way (phone, details pane open); phoneWidth:
+ * its width on a phone, when narrower; chosen: shown
+ * until the user says otherwise. `header(ctx)` and `text(node, ctx)` are
+ * given the view's context: { tree, cpuScale, cpuCount, memoryTotal, os }.
  */
-export function addMetricHeaders(headerRow, before) {
-  const anchor = headerRow.querySelector(`th[data-sort="${before}"]`);
-  for (const metric of TABLE_METRICS) {
-    const th = document.createElement("th");
-    th.dataset.sort = metric.column;
-    th.className = `col-${metric.column} num`;
-    th.setAttribute("aria-sort", "none");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = metric.header;
-    th.append(button);
-    headerRow.insertBefore(th, anchor);
-  }
+export const COLUMNS = [
+  { id: "pid", header: () => "PID", width: 72, phoneWidth: 54, num: true, chosen: true,
+    text: (n) => String(n.process.pid) },
+  { id: "user", header: () => "User", width: 110, narrowest: 680, chosen: true,
+    text: (n) => n.process.user ?? "" },
+  { id: "cpu", header: (ctx) => (ctx.cpuScale === "machine" ? "CPU % all" : "CPU % core"),
+    width: 96, phoneWidth: 62, num: true, chosen: true, heat: true,
+    text: (n, ctx, totals) => formatCpu(cpuOnScale(totals ? totals.cpu : n.process.cpu_percent ?? 0, ctx)) },
+  { id: "memory", header: () => "Memory", width: 86, phoneWidth: 72, num: true, chosen: true, heat: true,
+    text: (n, ctx, totals) => formatBytes(totals ? totals.memory : n.process.memory_rss_bytes ?? 0) },
+  { id: "private", header: () => "Private", width: 86, num: true, narrowest: 800,
+    text: (n) => (n.process.memory_private_bytes == null ? "" : formatBytes(n.process.memory_private_bytes)) },
+  { id: "virtual", header: () => "Virtual", width: 86, num: true, narrowest: 800,
+    text: (n) => formatBytes(n.process.memory_virtual_bytes ?? 0) },
+  { id: "threads", header: () => "Threads", width: 70, num: true, narrowest: 680, chosen: true,
+    text: (n) => (n.process.threads == null ? "" : String(n.process.threads)) },
+  { id: "handles", header: (ctx) => handlesLabel(ctx.os), width: 80, num: true, narrowest: 800,
+    text: (n) => (n.process.handles == null ? "" : String(n.process.handles)) },
+  { id: "readRate", header: () => "Disk read/s", width: 92, num: true, narrowest: 800,
+    text: (n, ctx) => formatBytes(ctx.rates(n).read) },
+  { id: "writeRate", header: () => "Disk write/s", width: 92, num: true, narrowest: 800,
+    text: (n, ctx) => formatBytes(ctx.rates(n).write) },
+  { id: "started", header: () => "Started", width: 196, num: true, narrowest: 1000, chosen: true,
+    text: (n) => formatDateTime(new Date(n.startMs)) },
+  { id: "command", header: () => "Command line", width: 320, narrowest: 1100,
+    text: (n) => (n.process.cmd?.length ? n.process.cmd.join(" ") : n.process.exe ?? "") },
+];
+
+/** "Open files" on Linux and macOS, "Handles" on Windows: what the agent counts. */
+export function handlesLabel(os) {
+  return /windows/i.test(os ?? "") ? "Handles" : /linux|darwin|mac/i.test(os ?? "") ? "Open files" : "Handles";
+}
+
+/** CPU % as the user chose to read it: 100 = one core, or 100 = the whole machine. */
+export function cpuOnScale(percent, ctx) {
+  return ctx.cpuScale === "machine" ? percent / Math.max(1, ctx.cpuCount || 1) : percent;
 }

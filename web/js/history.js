@@ -119,15 +119,21 @@ export function createTimeControl(root, rows, actions) {
     else actions.select(item.dataset.key);
   });
 
-  // Rows come and go as the tree scrolls: mark each one as it is drawn.
+  // Rows are recycled as the tree scrolls (a row element takes another
+  // process's key): mark each one whenever it is drawn for a process.
   const markRows = () => {
-    for (const tr of rows.querySelectorAll("tr[data-key]")) {
-      const mark = marks.get(tr.dataset.key);
-      tr.classList.toggle("change-started", mark === "started");
-      tr.classList.toggle("change-changed", mark === "changed");
+    for (const row of rows.querySelectorAll(".row[data-key]")) {
+      const mark = marks.get(row.dataset.key);
+      row.classList.toggle("change-started", mark === "started");
+      row.classList.toggle("change-changed", mark === "changed");
     }
   };
-  new MutationObserver(markRows).observe(rows, { childList: true });
+  new MutationObserver(markRows).observe(rows, {
+    childList: true,
+    subtree: true,
+    attributes: true,
+    attributeFilter: ["data-key"],
+  });
 
   /**
    * @param {object} state        the page's state

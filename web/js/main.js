@@ -1,30 +1,35 @@
 // Starts the page: wires the components to the state, signs in (with a
-// one-time link in the URL, or the form when the API answers 401), and polls
-// the server every 2 s (the agents' default interval). Live pushes from the
-// server will replace the polling later; everything else stays as it is.
+// one-time link in the URL, or the form when the API answers 401), watches
+// the chosen host's processes live (live.js: the listing once, then pushed
+// changes applied in place), and polls the host list.
 
 import * as api from "./api.js";
-import { ApiError, fetchHosts, fetchProcesses, serverNow } from "./api.js";
+import { ApiError, fetchHosts, serverNow } from "./api.js";
 import { createAccount } from "./account.js";
 import { createDetails } from "./details.js";
-import { addMetricHeaders } from "./fields.js";
+import { COLUMNS } from "./fields.js";
 import { createHostList } from "./hosts.js";
 import { createKeysPanel } from "./keys.js";
 import { createSignIn } from "./signin.js";
 import { renderStatus } from "./status.js";
-import { collapsedKeys, readHash, state, subscribe, update, writeHash } from "./state.js";
-import { buildTree, matcher, parentKeys, visibleRows } from "./tree.js";
+import { createLiveFeed } from "./live.js";
+import { collapsedKeys, readHash, setView, state, subscribe, update, writeHash } from "./state.js";
+import {
+  applyBatch, buildTree, diskRates, expire, kernelThreads, matcher, parentKeys, sortField, visibleRows,
+} from "./tree.js";
 import { createTreeView } from "./tree-view.js";
 import { createUsersPanel } from "./users.js";
 // History, meters, charts and fleet search (their hooks are marked "history:").
 import { createProcessCharts } from "./charts.js";
 import { createTimeControl } from "./history.js";
 import { fetchProcessesAt } from "./history-api.js";
-import { createMeters } from "./meters.js";
+import { createMeters, onLoad } from "./meters.js";
 import { createFleetSearch } from "./search.js";
 import { keepSelectedAboveSheet } from "./sheet.js";
 
 const POLL_MS = state.pollSeconds * 1000;
+/** How long rows keep their order after the pointer last moved over them. */
+const FREEZE_MS = 4000;
 const $ = (id) => document.getElementById(id);
 
 const hostList = createHostList(
@@ -35,6 +40,13 @@ const hostList = createHostList(
 const treeView = createTreeView($("process-table"), $("tree-scroll"), {
   toggle: (key, expand) => toggle(key, expand),
   select: (key) => select(key),
+  sort: (column, numeric) => sortBy(column, numeric),
+});
+const liveFeed = createLiveFeed({
+  listing: (listing) => showListing(listing),
+  batch: (batch, receivedAt) => applyPushed(batch, receivedAt),
+  mode: (mode, message) => update({ liveMode: mode, liveMessage: message }),
+  failed: (error) => listingFailed(error),
 });
 const details = createDetails($("details"), {
   select: (key) => select(key, { reveal: true }),
@@ -107,6 +119,7 @@ function toggle(key, expand) {
   const open = expand ?? collapsed.has(key);
   if (open) collapsed.delete(key);
   else collapsed.add(key);
+  collapsedVersion += 1;
   update({});
 }
 
@@ -135,10 +148,9 @@ function jumpTo(hostId, key, at, { since = state.since } = {}) {
   pollNow();
 }
 
-/** history: the chosen host's listing: live, or at the time shown (asked once per time). */
+/** history: the chosen host's listing at the time shown (asked once per time). */
 let pastShown = null;
 function fetchListing(hostId) {
-  if (state.at == null) return fetchProcesses(hostId);
   const key = `${hostId}|${state.at}`;
   if (state.listing && pastShown === key) return Promise.resolve(null);
   return fetchProcessesAt(hostId, state.at).then((listing) => {
@@ -185,6 +197,7 @@ async function signOut() {
     // Already ended on the server: signed out all the same.
   }
   // What was shown belongs to the session: it goes with it.
+  liveFeed.stop();
   treeView.reset();
   update({
     session: null,
@@ -343,15 +356,16 @@ function takeLinkToken() {
   return token;
 }
 
-// ---- polling ----------------------------------------------------------------
+// ---- the host list, polled; the chosen host, live ------------------------------
 
 let timer = null;
 let polling = false;
 let pollAgain = false;
 
-/** Polls at once (a new host was chosen, a key entered, the tab came back). */
+/** Asks at once (a new host was chosen, signed in, the tab came back). */
 function pollNow() {
   clearTimeout(timer);
+  followChosenHost();
   if (polling) pollAgain = true;
   else poll();
 }
@@ -359,7 +373,7 @@ function pollNow() {
 async function poll() {
   polling = true;
   try {
-    await refresh();
+    await refreshHosts();
   } finally {
     polling = false;
     if (pollAgain) {
@@ -367,19 +381,24 @@ async function poll() {
       poll();
     } else {
       clearTimeout(timer);
-      timer = setTimeout(poll, document.hidden ? POLL_MS * 5 : POLL_MS);
+      timer = setTimeout(poll, hostsPollMs());
     }
   }
 }
 
-async function refresh() {
-  const hostId = state.hostId;
-  const at = state.at;
+/**
+ * The host list changes slowly (last seen, online) and the chosen host's
+ * processes come by the stream: while it flows, the list is asked for less
+ * often.
+ */
+function hostsPollMs() {
+  const base = state.liveMode === "stream" ? POLL_MS * 5 : POLL_MS;
+  return document.hidden ? base * 5 : base;
+}
+
+async function refreshHosts() {
   try {
-    const [hosts, listing] = await Promise.all([
-      fetchHosts(),
-      hostId ? fetchListing(hostId).catch((error) => error) : null,
-    ]);
+    const hosts = await fetchHosts();
     const changes = {
       hosts,
       hostsLoaded: true,
@@ -392,36 +411,110 @@ async function refresh() {
       // Nothing chosen yet: show the first online host, as a start.
       const first = hosts.find((h) => h.online) ?? hosts[0];
       changes.hostId = first.host.id;
-      update(changes);
-      pollNow();
-      return;
-    }
-    if (listing instanceof ApiError) {
-      if (listing.kind === "unauthorized" || listing.kind === "unreachable") throw listing;
-      if (hostId === state.hostId && at === state.at) {
-        changes.listingError = listing.message;
-        changes.listing = null;
-        changes.tree = null;
-      }
-    } else if (listing && hostId === state.hostId && at === state.at) {
-      const tree = buildTree(listing.processes);
-      changes.listing = listing;
-      changes.tree = tree;
-      changes.listingError = null;
-      const node = state.selectedKey ? tree.nodes.get(state.selectedKey) : null;
-      if (node) changes.selectedProcess = node.process;
     }
     update(changes);
+    followChosenHost();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    if (error.kind === "unauthorized") {
-      // The page keeps what it shows; the form asks to sign in again.
-      update({ connection: "unauthorized", connectionMessage: error.message });
-    } else {
-      update({ connection: error.kind === "unreachable" ? "unreachable" : "error", connectionMessage: error.message });
-    }
+    connectionFailed(error);
   }
 }
+
+function connectionFailed(error) {
+  if (error.kind === "unauthorized") {
+    // The page keeps what it shows; the form asks to sign in again.
+    liveFeed.stop();
+    update({ connection: "unauthorized", connectionMessage: error.message });
+  } else {
+    update({ connection: error.kind === "unreachable" ? "unreachable" : "error", connectionMessage: error.message });
+  }
+}
+
+/**
+ * The chosen host: live, by the stream; or (history) as it was at the time
+ * shown, fetched once per time, with nothing pushed over it.
+ */
+function followChosenHost() {
+  if (state.at == null) {
+    liveFeed.watch(state.hostId);
+    return;
+  }
+  liveFeed.stop();
+  const { hostId, at } = state;
+  if (!hostId) return;
+  fetchListing(hostId).then(
+    (listing) => {
+      if (listing && hostId === state.hostId && at === state.at) showListing(listing);
+    },
+    (error) => {
+      if (!(error instanceof ApiError)) throw error;
+      if (hostId === state.hostId && at === state.at) listingFailed(error);
+    },
+  );
+}
+
+/** A full listing of the chosen host (first, or after a reload): the tree anew. */
+function showListing(listing) {
+  if (listing.host.host.id !== state.hostId) return;
+  const tree = buildTree(listing.processes, { collectedAt: listing.collected_at });
+  tree.snapshotId = listing.snapshot_id;
+  // The processes live in the tree from now on; the listing keeps the rest.
+  const changes = {
+    listing: { ...listing, processes: null },
+    tree,
+    listingError: null,
+    connection: "live",
+    lastSuccessAt: Date.now(),
+  };
+  const node = state.selectedKey ? tree.nodes.get(state.selectedKey) : null;
+  if (node) changes.selectedProcess = node.process;
+  update(changes);
+}
+
+/** A pushed change batch: applied to the tree in place. False when it does not fit. */
+function applyPushed(batch, receivedAt) {
+  const tree = state.tree;
+  if (!tree || batch.host_id !== state.hostId || batch.base_id !== tree.snapshotId) return false;
+  if (!applyBatch(tree, batch, Date.now(), sortField(state.sort))) return false;
+  pushedAt = receivedAt;
+  scheduleExpiry();
+  // history: the meters' sparklines move with each pushed load.
+  if (batch.load) onLoad(batch.host_id, { at: batch.collected_at, load: batch.load });
+  const listing = { ...state.listing, collected_at: batch.collected_at, snapshot_id: batch.id };
+  if (batch.host) listing.host = { ...listing.host, host: batch.host };
+  update({ listing, lastSuccessAt: Date.now(), connection: "live" });
+  return true;
+}
+
+function listingFailed(error) {
+  if (error.kind === "unauthorized" || error.kind === "unreachable") {
+    connectionFailed(error);
+    return;
+  }
+  update({ listingError: error.message, listing: null, tree: null });
+}
+
+// Exited processes stay, red, for a few seconds, then go.
+let expiryTimer = 0;
+function scheduleExpiry() {
+  if (expiryTimer || !state.tree || state.tree.leaving.size === 0) return;
+  expiryTimer = setTimeout(() => {
+    expiryTimer = 0;
+    if (!state.tree) return;
+    if (expire(state.tree, Date.now())) update({});
+    scheduleExpiry();
+  }, 500);
+}
+
+/** When the last pushed batch arrived (performance.now()), for measuring. */
+let pushedAt = 0;
+
+/**
+ * What the page benchmark reads (server/benches/page.rs): the live feed's
+ * counters, each pushed batch's time from arrival to the next frame (ms),
+ * and when the first rows were drawn (a performance mark).
+ */
+window.procmonMeasure = { live: liveFeed.counters, pushToFrame: [] };
 
 // ---- rendering --------------------------------------------------------------
 
@@ -447,21 +540,10 @@ function render() {
   document.title = summary ? `${summary.display_name} · procmon` : "procmon";
 
   const tree = state.tree;
-  const revealNode = revealKey && tree ? tree.nodes.get(revealKey) : null;
-  if (revealNode) {
-    for (let n = revealNode.parent; n; n = n.parent) collapsedKeys().delete(n.key);
-  }
   const match = matcher(state.query);
-  const rows = tree
-    ? visibleRows(tree, { collapsed: collapsedKeys(), sort: state.sort, match })
-    : [];
-  treeView.render(rows, tree ? tree.nodes : new Map(), state.selectedKey);
-  if (revealNode) {
-    treeView.reveal(revealKey);
-    revealKey = null;
-  }
+  const rows = renderTree(tree, match, summary);
   renderCounts(tree, rows, match);
-  renderSortHeaders();
+  renderViewOptions(summary);
 
   const node = state.selectedKey && tree ? tree.nodes.get(state.selectedKey) ?? null : null;
   details.render(node, state.selectedProcess, tree, now);
@@ -499,14 +581,141 @@ function renderCounts(tree, rows, match) {
   $("tree-empty").hidden = !(tree && rows.length === 0);
 }
 
-function renderSortHeaders() {
-  for (const th of document.querySelectorAll("th[data-sort]")) {
-    const active = th.dataset.sort === state.sort.column;
-    th.setAttribute("aria-sort", active ? (state.sort.descending ? "descending" : "ascending") : "none");
+// The rows are listed again only when something they depend on changed: the
+// tree (a pushed batch), what is folded, the order, the search, the view.
+let rowsFor = null;
+let rows = [];
+let collapsedVersion = 0;
+let frozenUntil = 0;
+let thawTimer = 0;
+
+function renderTree(tree, match, summary) {
+  const revealNode = revealKey && tree ? tree.nodes.get(revealKey) : null;
+  if (revealNode) {
+    for (let n = revealNode.parent; n; n = n.parent) collapsedKeys().delete(n.key);
+    collapsedVersion += 1;
+  }
+  // Rows keep their order while the pointer moves over them: a person is
+  // reading or about to click (new ones still appear, at the end of their
+  // siblings); they are sorted again once it rests or leaves.
+  const frozen = Date.now() < frozenUntil;
+  const view = state.view;
+  const hide = tree && view.hideKernel ? kernelThreads(tree) : null;
+  const key = tree
+    ? [tree.version, collapsedVersion, state.sort.column, state.sort.descending, state.query, view.flat, hide != null, frozen]
+        .join("|")
+    : null;
+  const changed = tree !== rowsFor?.tree || key !== rowsFor?.key;
+  if (changed) {
+    rows = tree
+      ? visibleRows(tree, { collapsed: collapsedKeys(), sort: state.sort, match, flat: view.flat, hide, frozen })
+      : [];
+    rowsFor = { tree, key };
+  }
+  if (frozen) {
+    clearTimeout(thawTimer);
+    thawTimer = setTimeout(() => update({}), frozenUntil - Date.now() + 10);
+  }
+  treeView.render(rows, {
+    tree,
+    chosen: new Set(view.columns),
+    sort: state.sort,
+    cpuScale: view.cpuScale,
+    cpuCount: summary?.host.cpu_count ?? 1,
+    memoryTotal: summary?.host.memory_total_bytes ?? 0,
+    os: summary?.host.os_name ?? "",
+    rates: (node) => diskRates(tree, node),
+  }, state.selectedKey, changed);
+  if (revealNode) {
+    treeView.reveal(revealKey);
+    revealKey = null;
+  }
+  if (pushedAt) {
+    // From a pushed batch's arrival to the frame that shows it.
+    const since = pushedAt;
+    pushedAt = 0;
+    requestAnimationFrame(() => window.procmonMeasure.pushToFrame.push(performance.now() - since));
+  }
+  if (rows.length > 0 && performance.getEntriesByName("procmon-first-rows").length === 0) {
+    performance.mark("procmon-first-rows");
+    requestAnimationFrame(() => performance.mark("procmon-first-frame"));
+  }
+  return rows;
+}
+
+/** The view's controls as the state says: flat list, columns, CPU scale, kernel threads. */
+function renderViewOptions(summary) {
+  const view = state.view;
+  $("view-flat").setAttribute("aria-pressed", String(view.flat));
+  $("expand-all").disabled = view.flat;
+  $("collapse-all").disabled = view.flat;
+  $("cpu-scale").value = view.cpuScale;
+  $("hide-kernel").checked = view.hideKernel;
+  const chooser = $("column-chooser");
+  const os = summary?.host.os_name ?? "";
+  for (const column of COLUMNS) {
+    let box = chooser.querySelector(`input[value="${column.id}"]`);
+    if (!box) {
+      const label = document.createElement("label");
+      box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = column.id;
+      label.append(box, document.createTextNode(" "), document.createElement("span"));
+      chooser.append(label);
+    }
+    box.checked = view.columns.includes(column.id);
+    const text = column.header({ cpuScale: view.cpuScale, os });
+    const span = box.parentElement.querySelector("span");
+    if (span.textContent !== text) span.textContent = text;
   }
 }
 
+function sortBy(column, numeric) {
+  const same = state.sort.column === column;
+  // Numbers read best biggest first, text A to Z first.
+  update({ sort: { column, descending: same ? !state.sort.descending : numeric && column !== "pid" } });
+}
+
+/** Flat list on or off; the flat list starts sorted by CPU, as htop's. */
+function toggleFlat() {
+  const flat = !state.view.flat;
+  if (flat && state.sort.column === "pid" && !state.sort.descending) {
+    update({ sort: { column: "cpu", descending: true } });
+  }
+  setView({ flat });
+}
+
 // ---- wiring -----------------------------------------------------------------
+
+function wireViewOptions() {
+  $("view-flat").addEventListener("click", () => toggleFlat());
+  $("cpu-scale").addEventListener("change", (event) => setView({ cpuScale: event.target.value }));
+  $("hide-kernel").addEventListener("change", (event) => setView({ hideKernel: event.target.checked }));
+  $("column-chooser").addEventListener("change", (event) => {
+    const box = event.target.closest("input[type=checkbox]");
+    if (!box) return;
+    const chosen = new Set(state.view.columns);
+    if (box.checked) chosen.add(box.value);
+    else chosen.delete(box.value);
+    // Kept in the table's order, whatever order they were ticked in.
+    setView({ columns: COLUMNS.map((c) => c.id).filter((id) => chosen.has(id)) });
+  });
+  // Close the options when clicking elsewhere.
+  document.addEventListener("click", (event) => {
+    const options = $("view-options");
+    if (options.open && !options.contains(event.target)) options.open = false;
+  });
+  const scroller = $("tree-scroll");
+  scroller.addEventListener("pointermove", (event) => {
+    if (event.pointerType === "mouse") frozenUntil = Date.now() + FREEZE_MS;
+  }, { passive: true });
+  scroller.addEventListener("pointerleave", () => {
+    if (frozenUntil > Date.now()) {
+      frozenUntil = 0;
+      update({});
+    }
+  });
+}
 
 /** Takes host, selection and search from the URL hash (a link, Back, Forward). */
 function applyHash({ poll: pollOnChange = true } = {}) {
@@ -549,32 +758,33 @@ function wire() {
     }
   });
   $("expand-all").addEventListener("click", () => {
+    // The selected process stays in view as its surroundings open.
+    revealKey = state.selectedKey;
     collapsedKeys().clear();
+    collapsedVersion += 1;
     update({});
   });
   $("collapse-all").addEventListener("click", () => {
     if (!state.tree) return;
     const collapsed = collapsedKeys();
     for (const key of parentKeys(state.tree)) collapsed.add(key);
+    collapsedVersion += 1;
     update({});
   });
-  addMetricHeaders(document.querySelector("#process-table thead tr"), "started");
-  for (const th of document.querySelectorAll("th[data-sort]")) {
-    th.querySelector("button").addEventListener("click", () => {
-      const column = th.dataset.sort;
-      const same = state.sort.column === column;
-      // Numbers read best biggest first, text A to Z first.
-      const numeric = th.classList.contains("num");
-      update({ sort: { column, descending: same ? !state.sort.descending : numeric && column !== "pid" } });
-    });
-  }
+  wireViewOptions();
   $("hosts-toggle").addEventListener("click", () => update({ hostsFolded: !state.hostsFolded }));
   $("fleet-search-open").addEventListener("click", () => (fleetSearch.isOpen() ? fleetSearch.close() : fleetSearch.open()));
   document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement?.tagName);
+    if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
     // "/" jumps to the search box, as in many consoles and web apps.
-    if (event.key === "/" && document.activeElement?.tagName !== "INPUT") {
+    if (event.key === "/") {
       event.preventDefault();
       $("search").focus();
+    } else if (event.key === "f") {
+      // "f": flat list or tree.
+      event.preventDefault();
+      toggleFlat();
     }
   });
   window.addEventListener("hashchange", () => applyHash());

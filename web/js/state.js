@@ -2,6 +2,9 @@
 // what the server said: they read it from here when the page renders, and
 // change it only through update(), which schedules one render.
 
+/** Where the view's preferences are kept in this browser (localStorage). */
+const PREFERENCES_KEY = "procmon.view";
+
 export const state = {
   /** HostSummary[] from the newest GET /api/hosts/. */
   hosts: [],
@@ -19,6 +22,12 @@ export const state = {
   collapsedByHost: new Map(),
   /** Sibling order: a column of tree.js SORT_COLUMNS, and its direction. */
   sort: { column: "pid", descending: false },
+  /** How the processes are listed and read; remembered (see savePreferences). */
+  view: loadPreferences(),
+  /** "stream" while changes are pushed, "polling" when the page fell back to asking. */
+  liveMode: "connecting",
+  /** Why live updates are not pushed, for people. */
+  liveMessage: "",
   /** The search box's text (kept in the URL hash as `q=`). */
   query: "",
   /** Key (pid@start) of the selected process (kept in the URL hash as `p=`). */
@@ -60,6 +69,42 @@ export const state = {
   /** Start of the span whose changes are marked (ms), or null (hash `since=`). */
   since: null,
 };
+
+/**
+ * The view's preferences: { flat, columns: [ids], cpuScale: "core" |
+ * "machine", hideKernel }, from localStorage when saved there.
+ */
+function loadPreferences() {
+  const defaults = {
+    flat: false,
+    columns: ["pid", "user", "cpu", "memory", "threads", "started"],
+    cpuScale: "core",
+    hideKernel: true,
+  };
+  try {
+    const saved = JSON.parse(localStorage.getItem(PREFERENCES_KEY) ?? "null");
+    if (!saved || typeof saved !== "object") return defaults;
+    return {
+      flat: saved.flat === true,
+      columns: Array.isArray(saved.columns) ? saved.columns.filter((c) => typeof c === "string") : defaults.columns,
+      cpuScale: saved.cpuScale === "machine" ? "machine" : "core",
+      hideKernel: saved.hideKernel !== false,
+    };
+  } catch {
+    return defaults; // storage refused (private mode) or garbled
+  }
+}
+
+/** Changes the view's preferences and remembers them in this browser. */
+export function setView(changes) {
+  const view = { ...state.view, ...changes };
+  try {
+    localStorage.setItem(PREFERENCES_KEY, JSON.stringify(view));
+  } catch {
+    // Not remembered, still applied.
+  }
+  update({ view });
+}
 
 const listeners = [];
 let scheduled = false;

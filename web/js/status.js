@@ -23,8 +23,9 @@ function renderConnection(state, summary) {
   switch (state.connection) {
     case "live": {
       const online = summary ? summary.online : true;
-      text = online ? "Live" : "Host offline";
-      level = online ? "ok" : "warn";
+      const polled = state.liveMode === "polling";
+      text = !online ? "Host offline" : polled ? "Live, polled every 2 s" : "Live";
+      level = online && !polled ? "ok" : "warn";
       break;
     }
     case "unreachable":
@@ -44,6 +45,8 @@ function renderConnection(state, summary) {
       level = "idle";
   }
   badge.dataset.level = level;
+  // How the chosen host's processes arrive: "stream", "polling" or "connecting".
+  badge.dataset.live = state.liveMode;
   // What is on screen may be out of date: shown dimmed until the server answers.
   document.body.classList.toggle("disconnected", level === "bad");
   $("connection-text").textContent = text;
@@ -60,6 +63,9 @@ function renderBanner(state, summary, now) {
     const age = state.lastSuccessAt ? `; shown data is from ${formatAgo(state.lastSuccessAt, Date.now())}` : "";
     text = `${state.connectionMessage} Retrying every ${state.pollSeconds} s${age}.`;
     level = "bad";
+  } else if (state.liveMode === "polling" && state.liveMessage) {
+    text = state.liveMessage;
+    level = "info";
   } else if (state.listingError) {
     text = state.listingError;
     level = "bad";

@@ -1,73 +1,85 @@
-// Draws the process tree as table rows. It is given the rows to show (from
-// tree.js visibleRows) and makes the table match them. Only the rows in and
-// near the visible part of the table are in the DOM (spacer rows stand in for
-// the rest), so a host with thousands of processes stays quick. A row element
-// is kept per process (pid@start) and reused across refreshes, so only
-// changed text is touched. Values from a machine are only ever set with
-// textContent or attributes.
+// Draws the process rows. It is given the rows to show (from tree.js
+// visibleRows) and shows the few in view: a tall box stands for all of them,
+// and a small pool of row elements, absolutely placed with a transform, is
+// moved and refilled as the view scrolls, so 10,000 processes cost the DOM
+// of about sixty rows and no table layout. A row keeps its element while it
+// stays in view, so an update touches only the text that changed. Values
+// from a machine are only ever set with textContent or attributes.
 
-import { TABLE_METRICS, cellText } from "./fields.js";
-import { formatDateTime } from "./format.js";
+import { COLUMNS } from "./fields.js";
+import { HIGHLIGHT_MS, subtreeTotals } from "./tree.js";
 
 /** Rows drawn beyond each edge of the view, so a fast scroll shows no gap. */
-const OVERSCAN = 30;
+const OVERSCAN = 8;
+/** A box this wide shows every chosen column. */
+const WIDE = 1000;
 
 /**
- * @param {HTMLTableElement} table
- * @param {HTMLElement} scroller  the element that scrolls the table (on a
- *                                phone the window scrolls instead)
- * @param {object} actions  { toggle(key, expand?), select(key) }
+ * @param {HTMLElement} table     the treegrid: holds the header and the rows
+ * @param {HTMLElement} scroller  the element that scrolls them
+ * @param {object} actions  { toggle(key, expand?), select(key), sort(column) }
  */
 export function createTreeView(table, scroller, actions) {
-  const body = table.tBodies[0];
-  const rowsByKey = new Map();
-  const topSpacer = makeSpacer();
-  const bottomSpacer = makeSpacer();
-  body.replaceChildren(topSpacer, bottomSpacer);
+  const header = table.querySelector(".header-row");
+  const body = table.querySelector(".rows");
+  const drawn = new Map(); // key -> entry, the rows in the DOM now
+  const spare = []; // entries not in use, hidden
   let shown = []; // the TreeRow list last rendered, top to bottom
-  let nodes = new Map();
+  let indexOf = new Map(); // key -> index in shown
+  let context = null;
+  let columns = [];
+  let columnsKey = "";
   let selectedKey = null;
   let rowHeight = 0;
+  let timer = 0;
 
   body.addEventListener("click", (event) => {
-    const tr = event.target.closest("tr[data-key]");
-    if (!tr) return;
+    const row = event.target.closest(".row[data-key]");
+    if (!row) return;
     if (event.target.closest("button.toggle")) {
-      actions.toggle(tr.dataset.key);
+      actions.toggle(row.dataset.key);
       return;
     }
-    actions.select(tr.dataset.key);
+    actions.select(row.dataset.key);
   });
   body.addEventListener("dblclick", (event) => {
-    const tr = event.target.closest("tr[data-key]");
-    if (tr && !event.target.closest("button.toggle")) actions.toggle(tr.dataset.key);
+    const row = event.target.closest(".row[data-key]");
+    if (row && !event.target.closest("button.toggle")) actions.toggle(row.dataset.key);
+  });
+  header.addEventListener("click", (event) => {
+    const th = event.target.closest("[data-sort]");
+    if (th) actions.sort(th.dataset.sort, th.classList.contains("num"));
   });
   scroller.addEventListener("keydown", (event) => onKey(event));
 
   // Scrolling shows other rows: draw them once per frame.
   let frame = 0;
-  const redrawSoon = () => {
+  const drawSoon = () => {
     if (frame) return;
     frame = requestAnimationFrame(() => {
       frame = 0;
       drawWindow();
     });
   };
-  scroller.addEventListener("scroll", redrawSoon, { passive: true });
-  window.addEventListener("scroll", redrawSoon, { passive: true });
-  window.addEventListener("resize", redrawSoon);
+  scroller.addEventListener("scroll", drawSoon, { passive: true });
+  // A narrower box (window, details pane) shows fewer columns.
+  new ResizeObserver(() => {
+    if (!context) return;
+    setColumns(context);
+    drawSoon();
+  }).observe(scroller);
 
   // Arrow keys move the selection, Left/Right fold and unfold, as in a file tree.
   function onKey(event) {
     if (event.altKey || event.ctrlKey || event.metaKey || shown.length === 0) return;
-    const index = shown.findIndex((row) => row.node.key === selectedKey);
+    const index = indexOf.get(selectedKey) ?? -1;
     const row = shown[index];
     const go = (i) => {
       const target = Math.max(0, Math.min(shown.length - 1, i));
       actions.select(shown[target].node.key);
       scrollToIndex(target);
     };
-    const page = Math.max(1, Math.floor(viewport().height / (rowHeight || 24)) - 1);
+    const page = Math.max(1, Math.floor(viewHeight() / height()) - 1);
     switch (event.key) {
       case "ArrowDown": go(index + 1); break;
       case "ArrowUp": go(index < 0 ? 0 : index - 1); break;
@@ -83,7 +95,7 @@ export function createTreeView(table, scroller, actions) {
       case "ArrowLeft":
         if (!row) return;
         if (row.expanded) actions.toggle(row.node.key, false);
-        else if (row.node.parent) go(shown.findIndex((r) => r.node === row.node.parent));
+        else if (row.node.parent) go(indexOf.get(row.node.parent.key) ?? index);
         break;
       case "Enter":
       case " ":
@@ -97,79 +109,271 @@ export function createTreeView(table, scroller, actions) {
   }
 
   /**
-   * Makes the table show `rows`.
-   * @param {object[]} rows        TreeRow list, top to bottom
-   * @param {Map} treeNodes        every node of the current tree (to forget exited ones)
+   * Makes the view show `rows`.
+   * @param {object[]} rows      TreeRow list, top to bottom
+   * @param {object} ctx         { tree, chosen: Set of column ids, sort, cpuScale, cpuCount, memoryTotal, os, rates }
    * @param {string|null} selected key of the selected process
+   * @param {boolean} rowsChanged whether `rows` differs from the last call's
    */
-  function render(rows, treeNodes, selected) {
-    shown = rows;
-    nodes = treeNodes;
+  function render(rows, ctx, selected, rowsChanged = true) {
+    context = ctx;
     selectedKey = selected;
-    // The header row counts as a row for assistive technology.
-    table.setAttribute("aria-rowcount", String(rows.length + 1));
-    // The name column widens with the deepest open row (see style.css).
-    let maxDepth = 0;
-    for (const row of rows) if (row.depth > maxDepth) maxDepth = row.depth;
-    if (table.style.getPropertyValue("--max-depth") !== String(maxDepth)) {
-      table.style.setProperty("--max-depth", String(maxDepth));
+    setColumns(ctx);
+    if (rowsChanged) {
+      const anchor = anchorOf();
+      shown = rows;
+      indexOf = new Map();
+      let maxDepth = 0;
+      for (let i = 0; i < rows.length; i += 1) {
+        indexOf.set(rows[i].node.key, i);
+        if (rows[i].depth > maxDepth) maxDepth = rows[i].depth;
+      }
+      // The header row counts as a row for assistive technology.
+      table.setAttribute("aria-rowcount", String(rows.length + 1));
+      // The name column widens with the deepest open row (see style.css).
+      if (table.style.getPropertyValue("--max-depth") !== String(maxDepth)) {
+        table.style.setProperty("--max-depth", String(maxDepth));
+      }
+      body.style.height = `${rows.length * height()}px`;
+      keepInPlace(anchor);
     }
     drawWindow();
-    // Rows of processes that have exited are dropped; rows merely folded away
-    // or scrolled out are kept for when they show again.
-    for (const key of rowsByKey.keys()) {
-      if (!nodes.has(key)) rowsByKey.delete(key);
+    scheduleHighlightEnd();
+  }
+
+  /** The row a person is reading: the selected one if in view, else the top one. */
+  function anchorOf() {
+    if (shown.length === 0) return null;
+    const top = scroller.scrollTop - body.offsetTop;
+    const h = height();
+    const selected = indexOf.get(selectedKey);
+    if (selected != null && selected * h >= top && selected * h < top + viewHeight()) {
+      return { key: selectedKey, offset: selected * h - top };
     }
+    const first = Math.max(0, Math.min(shown.length - 1, Math.ceil(top / h)));
+    if (top <= 0) return null; // at the top: stay there
+    return { key: shown[first].node.key, offset: first * h - top };
   }
 
-  // The part of the screen where table rows can be seen, in viewport pixels.
-  function viewport() {
-    const box = scroller.getBoundingClientRect();
-    const header = table.tHead ? table.tHead.getBoundingClientRect().height : 0;
-    const top = Math.max(box.top + (scrollsItself() ? header : 0), 0);
-    const bottom = Math.min(box.bottom, window.innerHeight);
-    return { top, bottom, height: Math.max(0, bottom - top) };
+  /** Scrolls so the anchor row is where it was on screen (rows came or went above it). */
+  function keepInPlace(anchor) {
+    if (!anchor) return;
+    const index = indexOf.get(anchor.key);
+    if (index == null) return;
+    const want = index * height() - anchor.offset + body.offsetTop;
+    if (Math.abs(scroller.scrollTop - want) >= 1) scroller.scrollTop = want;
   }
 
-  function scrollsItself() {
-    return scroller.scrollHeight > scroller.clientHeight + 1;
+  function height() {
+    if (!rowHeight) {
+      rowHeight = parseFloat(getComputedStyle(table).getPropertyValue("--row-height")) || 24;
+    }
+    return rowHeight;
+  }
+
+  function viewHeight() {
+    return Math.max(0, scroller.clientHeight - body.offsetTop);
+  }
+
+  /** The columns to show: chosen ones that fit the box, name first. */
+  function setColumns(ctx) {
+    const width = scroller.clientWidth || window.innerWidth;
+    // A phone has room for the numbers only if they are narrower.
+    const phone = width < 500;
+    const widthOf = (c) => (phone && c.phoneWidth) || c.width;
+    // In a narrow box (phone, details pane open, small window), chosen
+    // columns that do not fit give way, the least needed (highest
+    // `narrowest`) first; a wide one shows them all, scrolling sideways
+    // if it must.
+    const visible = COLUMNS.filter((c) => ctx.chosen.has(c.id));
+    const nameRoom = phone ? 110 : 180;
+    let fixed = visible.reduce((sum, c) => sum + widthOf(c), 0);
+    const yielding = visible.filter((c) => c.narrowest).sort((a, b) => b.narrowest - a.narrowest);
+    for (const column of yielding) {
+      if (width >= WIDE || fixed + nameRoom <= width) break;
+      visible.splice(visible.indexOf(column), 1);
+      fixed -= widthOf(column);
+    }
+    const labels = visible.map((c) => c.header(ctx));
+    const key = `${visible.map((c) => c.id).join(",")}|${labels.join(",")}|${phone}`;
+    if (key !== columnsKey) {
+      columnsKey = key;
+      columns = visible;
+      table.style.setProperty("--fixed-columns", `${fixed}px`);
+      table.style.setProperty(
+        "--columns",
+        `minmax(var(--name-min), 1fr) ${visible.map((c) => `${widthOf(c)}px`).join(" ")}`,
+      );
+      header.replaceChildren(
+        headerCell({ id: "name", num: false }, "Name"),
+        ...visible.map((c, i) => headerCell(c, labels[i])),
+      );
+      // Row elements stay (a reference to one stays good); their cells follow.
+      for (const entry of drawn.values()) setCells(entry, columns);
+      for (const entry of spare) setCells(entry, columns);
+    }
+    for (const th of header.children) {
+      const active = th.dataset.sort === ctx.sort.column;
+      th.setAttribute("aria-sort", active ? (ctx.sort.descending ? "descending" : "ascending") : "none");
+    }
   }
 
   function drawWindow() {
-    const height = rowHeight || 24;
-    const view = viewport();
-    const bodyTop = body.getBoundingClientRect().top;
-    let first = Math.floor((view.top - bodyTop) / height) - OVERSCAN;
-    let last = Math.ceil((view.bottom - bodyTop) / height) + OVERSCAN;
+    const h = height();
+    const top = scroller.scrollTop - body.offsetTop;
+    let first = Math.floor(top / h) - OVERSCAN;
+    let last = Math.ceil((top + scroller.clientHeight) / h) + OVERSCAN;
     first = Math.max(0, Math.min(first, shown.length));
     last = Math.max(first, Math.min(last, shown.length));
-    if (last - first < OVERSCAN && shown.length > 0) {
-      // Table scrolled out of sight: keep a few rows near where it was.
-      last = Math.min(shown.length, first + OVERSCAN);
-    }
 
-    let cursor = topSpacer.nextSibling;
+    const wanted = new Set();
+    for (let i = first; i < last; i += 1) wanted.add(shown[i].node.key);
+    for (const [key, entry] of drawn) {
+      if (!wanted.has(key)) {
+        drawn.delete(key);
+        release(entry);
+      }
+    }
+    const now = Date.now();
     for (let i = first; i < last; i += 1) {
       const row = shown[i];
-      let entry = rowsByKey.get(row.node.key);
+      const key = row.node.key;
+      let entry = drawn.get(key);
       if (!entry) {
-        entry = makeRow(row.node.key);
-        rowsByKey.set(row.node.key, entry);
+        entry = spare.pop() ?? makeRow(body, columns);
+        entry.key = key;
+        entry.row.dataset.key = key;
+        entry.row.hidden = false;
+        drawn.set(key, entry);
       }
-      fill(entry, row, i, row.node.key === selectedKey);
-      if (entry.tr !== cursor) body.insertBefore(entry.tr, cursor);
+      fill(entry, row, i, key === selectedKey, now);
+    }
+    // The DOM lists the rows in the order they show, for assistive
+    // technology and for reading the page; moving a recycled row is one
+    // insertBefore.
+    let cursor = body.firstChild;
+    for (let i = first; i < last; i += 1) {
+      const element = drawn.get(shown[i].node.key).row;
+      if (element !== cursor) body.insertBefore(element, cursor);
       else cursor = cursor.nextSibling;
     }
-    while (cursor !== bottomSpacer) {
-      const next = cursor.nextSibling;
-      cursor.remove();
-      cursor = next;
+  }
+
+  // Started and exited processes are highlighted for a while: draw again
+  // when the next highlight ends.
+  /** Puts a row element aside for reuse: hidden, naming no process. */
+  function release(entry) {
+    entry.row.hidden = true;
+    entry.key = null;
+    delete entry.row.dataset.key;
+    entry.row.classList.remove("selected");
+    entry.last.selected = false;
+    spare.push(entry);
+  }
+
+  function scheduleHighlightEnd() {
+    clearTimeout(timer);
+    const now = Date.now();
+    let next = Infinity;
+    for (const entry of drawn.values()) {
+      const since = entry.highlightSince;
+      if (since) next = Math.min(next, since + HIGHLIGHT_MS - now);
     }
-    if (!rowHeight && last > first) {
-      rowHeight = topSpacer.nextSibling.getBoundingClientRect().height || 0;
+    if (next !== Infinity) timer = setTimeout(() => drawWindow(), Math.max(50, next + 20));
+  }
+
+  function fill(entry, row, index, selected, now) {
+    const { node, depth, hasChildren, expanded, matched, searching } = row;
+    const p = node.process;
+    const { row: element, last } = entry;
+    const h = height();
+    if (last.index !== index) {
+      element.style.transform = `translateY(${index * h}px)`;
+      // Position among all rows, counting the header, as ARIA numbers them.
+      element.setAttribute("aria-rowindex", String(index + 2));
+      last.index = index;
     }
-    setSpacer(topSpacer, first * (rowHeight || height));
-    setSpacer(bottomSpacer, (shown.length - last) * (rowHeight || height));
+    if (last.depth !== depth) {
+      entry.nameCell.style.setProperty("--depth", depth);
+      element.setAttribute("aria-level", depth + 1);
+      last.depth = depth;
+    }
+    const toggleState = hasChildren ? String(expanded) : "none";
+    if (last.toggleState !== toggleState || last.name !== p.name) {
+      entry.toggle.hidden = !hasChildren;
+      if (hasChildren) {
+        entry.toggle.setAttribute("aria-expanded", String(expanded));
+        entry.toggle.setAttribute("aria-label", `${expanded ? "Collapse" : "Expand"} ${p.name}`);
+        element.setAttribute("aria-expanded", String(expanded));
+      } else {
+        entry.toggle.removeAttribute("aria-expanded");
+        element.removeAttribute("aria-expanded");
+      }
+      last.toggleState = toggleState;
+    }
+    if (last.searching !== searching) {
+      entry.toggle.disabled = searching;
+      last.searching = searching;
+    }
+    setText(entry, "name", entry.name, p.name);
+    // A folded row stands for its subtree: its numbers are the subtree's.
+    const totals = hasChildren && !expanded ? subtreeTotals(node) : null;
+    setText(entry, "folded", entry.folded, totals ? `+${totals.count - 1}` : "");
+    const tooltip = p.cmd?.length ? p.cmd.join(" ") : p.exe ?? p.name;
+    if (last.tooltip !== tooltip) {
+      entry.name.title = tooltip;
+      last.tooltip = tooltip;
+    }
+    for (const column of columns) {
+      const cell = entry.cells[column.id];
+      setText(entry, column.id, cell, column.text(node, context, totals));
+      if (column.heat) {
+        const heat = heatOf(column.id, node, totals);
+        if (last[`heat-${column.id}`] !== heat) {
+          cell.style.setProperty("--heat", heat);
+          cell.classList.toggle("idle", heat === "0.00");
+          last[`heat-${column.id}`] = heat;
+        }
+      }
+    }
+    if (last.summed !== (totals !== null)) {
+      element.classList.toggle("summed", totals !== null);
+      last.summed = totals !== null;
+    }
+    if (last.selected !== selected) {
+      element.classList.toggle("selected", selected);
+      element.setAttribute("aria-selected", String(selected));
+      last.selected = selected;
+    }
+    if (last.matched !== matched) {
+      element.classList.toggle("context", !matched);
+      last.matched = matched;
+    }
+    const exited = node.exitedAt > 0;
+    const born = !exited && node.bornAt > 0 && now - node.bornAt < HIGHLIGHT_MS;
+    const highlight = exited ? "exited" : born ? "born" : "";
+    if (last.highlight !== highlight || last.highlightKey !== node.key) {
+      element.classList.toggle("exited", exited);
+      element.classList.toggle("born", born);
+      // The green fades over the process's first seconds, wherever the row
+      // is drawn (a row scrolled into view joins the fade part-way).
+      element.style.animationDelay = born ? `${node.bornAt - now}ms` : "";
+      last.highlight = highlight;
+      last.highlightKey = node.key;
+    }
+    entry.highlightSince = exited ? node.exitedAt : born ? node.bornAt : 0;
+  }
+
+  function heatOf(column, node, totals) {
+    if (column === "cpu") {
+      const cpu = totals ? totals.cpu : node.process.cpu_percent ?? 0;
+      const share = context.cpuScale === "machine" ? cpu / (100 * Math.max(1, context.cpuCount || 1)) : cpu / 100;
+      return Math.min(1, Math.max(0, share)).toFixed(2);
+    }
+    const memory = totals ? totals.memory : node.process.memory_rss_bytes ?? 0;
+    // Full at a tenth of the machine's memory: one process rarely takes more.
+    const share = context.memoryTotal ? (memory / context.memoryTotal) * 10 : 0;
+    return Math.min(1, Math.max(0, share)).toFixed(2);
   }
 
   /**
@@ -179,66 +383,60 @@ export function createTreeView(table, scroller, actions) {
    */
   function scrollToIndex(index, { center = false } = {}) {
     if (index < 0 || index >= shown.length) return;
-    const height = rowHeight || 24;
-    const view = viewport();
-    const top = body.getBoundingClientRect().top + index * height;
-    let delta = 0;
-    if (top < view.top || top + height > view.bottom) {
-      if (center) delta = top - (view.top + (view.height - height) / 2);
-      else if (top < view.top) delta = top - view.top;
-      else delta = top + height - view.bottom;
+    const h = height();
+    const top = scroller.scrollTop - body.offsetTop;
+    const view = viewHeight();
+    const y = index * h;
+    let target = null;
+    if (y < top || y + h > top + view) {
+      if (center) target = y - (view - h) / 2;
+      else if (y < top) target = y;
+      else target = y + h - view;
     }
-    if (delta === 0) return;
-    if (scrollsItself()) scroller.scrollTop += delta;
-    else window.scrollBy(0, delta);
+    if (target === null) return;
+    scroller.scrollTop = Math.max(0, target + body.offsetTop);
     drawWindow();
   }
 
   /** Scrolls the row of process `key` to the middle of the view, if it is out of view. */
   function reveal(key) {
-    scrollToIndex(shown.findIndex((row) => row.node.key === key), { center: true });
+    scrollToIndex(indexOf.get(key) ?? -1, { center: true });
   }
 
   /** Forgets every row (another host was chosen). */
   function reset() {
-    rowsByKey.clear();
-    body.replaceChildren(topSpacer, bottomSpacer);
+    for (const entry of drawn.values()) release(entry);
+    drawn.clear();
     shown = [];
+    indexOf = new Map();
+    body.style.height = "0px";
     scroller.scrollTop = 0;
   }
 
   return { render, reveal, reset };
 }
 
-function makeSpacer() {
-  const tr = document.createElement("tr");
-  tr.className = "spacer";
-  tr.setAttribute("aria-hidden", "true");
-  // One cell, not a colspan over all columns: columns hidden at narrow
-  // widths would come back as empty ones under a colspan.
-  const td = document.createElement("td");
-  tr.append(td);
-  tr.hidden = true;
-  return tr;
+function headerCell(column, label) {
+  const th = document.createElement("div");
+  th.setAttribute("role", "columnheader");
+  th.className = `th col-${column.id}${column.num ? " num" : ""}`;
+  th.dataset.sort = column.id;
+  th.setAttribute("aria-sort", "none");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  th.append(button);
+  return th;
 }
 
-function setSpacer(tr, pixels) {
-  tr.hidden = pixels <= 0;
-  tr.firstChild.style.height = `${pixels}px`;
-}
-
-function makeRow(key) {
-  const tr = document.createElement("tr");
-  tr.dataset.key = key;
-  tr.setAttribute("role", "row");
-  const cell = (className) => {
-    const td = document.createElement("td");
-    td.className = className;
-    td.setAttribute("role", "gridcell");
-    tr.append(td);
-    return td;
-  };
-  const nameCell = cell("col-name");
+function makeRow(body, columns) {
+  const row = document.createElement("div");
+  row.className = "row";
+  row.setAttribute("role", "row");
+  const nameCell = document.createElement("div");
+  nameCell.className = "cell col-name";
+  nameCell.setAttribute("role", "gridcell");
+  row.append(nameCell);
   const toggle = document.createElement("button");
   toggle.type = "button";
   toggle.className = "toggle";
@@ -248,77 +446,24 @@ function makeRow(key) {
   const folded = document.createElement("span");
   folded.className = "folded-count";
   nameCell.append(toggle, name, folded);
-  const cells = {
-    pid: cell("col-pid num"),
-    user: cell("col-user"),
-    ...Object.fromEntries(TABLE_METRICS.map((m) => [m.column, cell(`col-${m.column} num`)])),
-    started: cell("col-started num"),
-  };
-  return { tr, nameCell, toggle, name, folded, cells, last: {} };
+  body.append(row);
+  const entry = { row, nameCell, toggle, name, folded, cells: {}, last: {}, key: null, highlightSince: 0 };
+  setCells(entry, columns);
+  return entry;
 }
 
-function fill(entry, row, index, selected) {
-  const { node, depth, hasChildren, expanded, matched, searching } = row;
-  const p = node.process;
-  const { tr, last } = entry;
-
-  if (last.index !== index) {
-    // Position among all rows, counting the header, as ARIA numbers them.
-    tr.setAttribute("aria-rowindex", String(index + 2));
-    last.index = index;
-  }
-  if (last.depth !== depth) {
-    entry.nameCell.style.setProperty("--depth", depth);
-    tr.setAttribute("aria-level", depth + 1);
-    last.depth = depth;
-  }
-  const toggleState = hasChildren ? String(expanded) : "none";
-  if (last.toggleState !== toggleState || last.name !== p.name) {
-    entry.toggle.hidden = !hasChildren;
-    if (hasChildren) {
-      entry.toggle.setAttribute("aria-expanded", String(expanded));
-      entry.toggle.setAttribute("aria-label", `${expanded ? "Collapse" : "Expand"} ${p.name}`);
-      tr.setAttribute("aria-expanded", String(expanded));
-    } else {
-      entry.toggle.removeAttribute("aria-expanded");
-      tr.removeAttribute("aria-expanded");
-    }
-    last.toggleState = toggleState;
-  }
-  if (last.searching !== searching) {
-    entry.toggle.disabled = searching;
-    last.searching = searching;
-  }
-  setText(entry, "name", entry.name, p.name);
-  setText(entry, "folded", entry.folded, hasChildren && !expanded ? `+${node.descendants}` : "");
-  const tooltip = p.cmd?.length ? p.cmd.join(" ") : p.exe ?? p.name;
-  if (last.tooltip !== tooltip) {
-    entry.name.title = tooltip;
-    last.tooltip = tooltip;
-  }
-
-  setText(entry, "pid", entry.cells.pid, String(p.pid));
-  setText(entry, "user", entry.cells.user, p.user ?? "");
-  for (const metric of TABLE_METRICS) {
-    setText(entry, metric.column, entry.cells[metric.column], cellText(metric, p));
-  }
-  setText(entry, "started", entry.cells.started, formatDateTime(new Date(node.startMs)));
-
-  // Heat: 0 at idle, full at one busy core, like Process Explorer's CPU tint.
-  const heat = Math.min(1, Math.max(0, (p.cpu_percent ?? 0) / 100)).toFixed(2);
-  if (last.heat !== heat) {
-    entry.cells.cpu.style.setProperty("--heat", heat);
-    entry.cells.cpu.classList.toggle("idle", heat === "0.00");
-    last.heat = heat;
-  }
-  if (last.selected !== selected) {
-    tr.classList.toggle("selected", selected);
-    tr.setAttribute("aria-selected", String(selected));
-    last.selected = selected;
-  }
-  if (last.matched !== matched) {
-    tr.classList.toggle("context", !matched);
-    last.matched = matched;
+/** Gives a row one cell per column, after its name cell. */
+function setCells(entry, columns) {
+  for (const cell of Object.values(entry.cells)) cell.remove();
+  entry.cells = {};
+  for (const column of columns) {
+    const cell = document.createElement("div");
+    cell.className = `cell col-${column.id}${column.num ? " num" : ""}`;
+    cell.setAttribute("role", "gridcell");
+    entry.row.append(cell);
+    entry.cells[column.id] = cell;
+    delete entry.last[column.id];
+    delete entry.last[`heat-${column.id}`];
   }
 }
 

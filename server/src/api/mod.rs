@@ -8,6 +8,7 @@ pub mod history;
 pub mod hosts;
 pub mod ingest;
 pub mod keys;
+pub mod live;
 pub mod load;
 pub mod openapi;
 mod params;
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(ingest::ingest, processes::list))
         .routes(routes!(ingest::ingest_changes))
+        .routes(routes!(live::changes))
         .routes(routes!(enroll::enroll))
         .routes(routes!(hosts::list))
         .routes(routes!(hosts::remove))

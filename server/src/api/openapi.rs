@@ -22,7 +22,8 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         procmon_model::ChangeBatch,
         procmon_model::ProcessUpdate,
-        procmon_model::HostLoad
+        procmon_model::HostLoad,
+        crate::live::LiveEvent
     )),
     tags(
         (name = "processes", description = "Snapshots of a host's processes"),

@@ -16,6 +16,7 @@ mod hostile;
 mod hosts;
 mod ingest;
 mod keys_admin;
+mod live;
 mod openapi;
 mod page;
 mod processes;

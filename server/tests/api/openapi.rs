@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 24] = [
+const ENDPOINTS: [(&str, &str); 25] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
     ("post", "/api/enroll-secret/"),
@@ -30,6 +30,7 @@ const ENDPOINTS: [(&str, &str); 24] = [
     ("get", "/api/search/"),
     ("get", "/api/live/load/"),
     ("get", "/api/hosts/"),
+    ("get", "/api/live/"),
     ("get", "/api/openapi.json"),
     ("get", "/api/processes/"),
     ("post", "/api/processes/"),

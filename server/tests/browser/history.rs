@@ -479,7 +479,7 @@ async fn history_on_a_phone_keeps_the_selected_row_above_the_details() {
         // A row low on the screen, where the sheet will open.
         let key = page
             .execute(
-                "const rows = [...document.querySelectorAll('#process-rows tr[data-key]')];
+                "const rows = [...document.querySelectorAll('#process-rows .row[data-key]')];
                  const low = rows.filter(tr => { const r = tr.getBoundingClientRect();
                    return r.top > innerHeight * 0.7 && r.bottom < innerHeight - 4; });
                  if (!low.length) { window.scrollBy(0, 300); return null; }
@@ -493,7 +493,7 @@ async fn history_on_a_phone_keeps_the_selected_row_above_the_details() {
             None => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 page.execute(
-                    "const rows = [...document.querySelectorAll('#process-rows tr[data-key]')];
+                    "const rows = [...document.querySelectorAll('#process-rows .row[data-key]')];
                      return rows.filter(tr => tr.getBoundingClientRect().top > innerHeight * 0.7
                        && tr.getBoundingClientRect().bottom < innerHeight - 4).pop().dataset.key;",
                     vec![],
@@ -505,7 +505,7 @@ async fn history_on_a_phone_keeps_the_selected_row_above_the_details() {
                 .to_owned()
             }
         };
-        let row = format!("#process-rows tr[data-key='{key}']");
+        let row = format!("#process-rows .row[data-key='{key}']");
         click(&page, &format!("{row} .name")).await;
         wait_for_element(&page, "#details:not([hidden])").await;
         let visible = format!(
