@@ -72,43 +72,25 @@ fn main() {
 }
 
 #[cfg(target_os = "linux")]
+#[path = "support/machine.rs"]
+mod machine;
+
+#[cfg(target_os = "linux")]
 mod linux {
     use std::fs;
     use std::io::Read;
-    use std::process::{Child, Command, Stdio};
     use std::thread;
     use std::time::Duration;
 
+    use super::machine::{is_pid, populate, Machine};
     use super::*;
 
-    /// The machine must have at least this many processes while measuring.
-    const PROCESSES: usize = 1000;
     /// Collection may cost at most this many times the floor.
     const TARGET_RATIO: f64 = 1.5;
     /// Pause between cycles. `Collector::snapshot` waits out the rest of its
     /// minimum CPU span itself (without using CPU); the pause only keeps the
     /// machine from being hammered.
     const PAUSE: Duration = Duration::from_millis(100);
-
-    /// The bench's sleepers; killed and reaped however the bench ends.
-    struct Sleepers(Vec<Child>);
-
-    impl Drop for Sleepers {
-        fn drop(&mut self) {
-            for child in &mut self.0 {
-                let _ = child.kill();
-            }
-            for child in &mut self.0 {
-                let _ = child.wait();
-            }
-        }
-    }
-
-    /// What every section measures on.
-    pub(super) struct Machine {
-        processes: usize,
-        started_here: usize,
-    }
 
     /// CPU figures of one step, in milliseconds per cycle.
     struct CpuPerCycle {
@@ -136,50 +118,8 @@ mod linux {
             machine.processes, machine.started_here
         );
         println!("cycles measured per step:          {CYCLES:>8}");
-        collection_against_the_floor(&machine);
-        // Next section: the whole agent process (encode, compress, send).
-    }
-
-    /// Starts `sleep` children until the machine has [`PROCESSES`]
-    /// (counted again after they start: other processes come and go).
-    fn populate() -> (Machine, Sleepers) {
-        let mut sleepers = Sleepers(Vec::new());
-        loop {
-            let missing = PROCESSES.saturating_sub(count_processes());
-            if missing == 0 {
-                break;
-            }
-            // A few more, for processes that end meanwhile.
-            for _ in 0..missing + 10 {
-                let child = Command::new("sleep")
-                    .arg("600")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("cannot start sleep");
-                sleepers.0.push(child);
-            }
-            // Let them all finish exec, so they are `sleep` and idle.
-            thread::sleep(Duration::from_millis(500));
-        }
-        let machine = Machine {
-            processes: count_processes(),
-            started_here: sleepers.0.len(),
-        };
-        (machine, sleepers)
-    }
-
-    fn count_processes() -> usize {
-        fs::read_dir("/proc")
-            .expect("/proc is readable")
-            .flatten()
-            .filter(|e| is_pid(e.file_name().as_encoded_bytes()))
-            .count()
-    }
-
-    fn is_pid(name: &[u8]) -> bool {
-        !name.is_empty() && name.iter().all(u8::is_ascii_digit)
+        let floor = collection_against_the_floor(&machine);
+        whole_agent(&machine, floor);
     }
 
     /// The floor: every pid of the process table and one read of its
@@ -207,7 +147,8 @@ mod linux {
         read
     }
 
-    fn collection_against_the_floor(machine: &Machine) {
+    /// Returns the floor's median CPU ms per cycle, for the next section.
+    fn collection_against_the_floor(machine: &Machine) -> f64 {
         let mut buf = vec![0; 4096];
         let mut path = Vec::with_capacity(64);
         let before = LIVE.load(Ordering::Relaxed);
@@ -275,6 +216,115 @@ mod linux {
             "peak RSS of the bench (VmHWM):     {:>8.1} MiB",
             peak_rss_kib() as f64 / 1024.0
         );
+        floor.median
+    }
+
+    /// The whole agent: the release `procmon-agent`, as users run it,
+    /// sending to a real server (in this process, on threads of its own)
+    /// every second; its own CPU time per cycle over [`CYCLES`] cycles
+    /// (from `/proc/<pid>/stat`, after a warm-up that includes the first,
+    /// whole snapshot), against the floor, and its peak RSS.
+    fn whole_agent(machine: &Machine, floor_ms: f64) {
+        use secrecy::ExposeSecret;
+        use std::process::{Command, Stdio};
+
+        const WARM_UP: Duration = Duration::from_secs(5);
+        const TARGET_RSS_MIB: f64 = 10.0;
+
+        let data = tempfile::tempdir().expect("a temporary directory");
+        let server = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (url, key) = server.block_on(async {
+            let mut settings = procmon_server::config::Settings::with_data_dir(data.path());
+            settings.listen = "127.0.0.1:0".parse().unwrap();
+            settings.embedded_agent = false;
+            let application = procmon_server::startup::Application::build(settings)
+                .await
+                .expect("the server builds");
+            let key = application
+                .state()
+                .agent_keys
+                .create(None, "collect bench", chrono::Utc::now())
+                .await
+                .expect("a key")
+                .key;
+            let url = application.local_url();
+            tokio::spawn(application.run_until(std::future::pending()));
+            (url, key)
+        });
+        let mut agent = Command::new(env!("CARGO_BIN_EXE_procmon-agent"))
+            .args(["--server-url", &url, "--interval", "1s"])
+            .arg("--spool-dir")
+            .arg(data.path().join("spool"))
+            .env("PROCMON_AGENT_API_KEY", key.expose_secret())
+            .env("RUST_LOG", "warn")
+            .current_dir(data.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start procmon-agent");
+        thread::sleep(WARM_UP);
+        let before = process_cpu(agent.id());
+        thread::sleep(INTERVAL * CYCLES as u32);
+        let after = process_cpu(agent.id());
+        let rss = peak_rss_kib_of(agent.id()) as f64 / 1024.0;
+        let _ = agent.kill();
+        let _ = agent.wait();
+
+        let (Some(before), Some(after)) = (before, after) else {
+            println!("== whole agent: procmon-agent exited early; no figures");
+            return;
+        };
+        let per_cycle = ms(after - before) / CYCLES as f64;
+        let ratio = per_cycle / floor_ms.max(f64::MIN_POSITIVE);
+        println!(
+            "== whole agent: procmon-agent (collect, diff, JSON, zstd, send) to a local server, {CYCLES} cycles at {} s",
+            INTERVAL.as_secs()
+        );
+        println!(
+            "CPU per cycle:                     {per_cycle:>8.3} ms (its own CPU time over {CYCLES} s; {} processes)",
+            machine.processes
+        );
+        println!(
+            "ratio to the floor:                {ratio:>8.2} x   target <= {TARGET_RATIO} x{}",
+            if ratio <= TARGET_RATIO {
+                ""
+            } else {
+                "   NOT MET"
+            }
+        );
+        println!(
+            "one core:                          {:>8.2} %",
+            per_cycle / ms(INTERVAL) * 100.0
+        );
+        println!(
+            "peak RSS (VmHWM):                  {rss:>8.1} MiB   target < {TARGET_RSS_MIB} MiB{}",
+            if rss < TARGET_RSS_MIB {
+                ""
+            } else {
+                "   NOT MET"
+            }
+        );
+    }
+
+    /// A process's CPU time, user and system, from `/proc/<pid>/stat`.
+    fn process_cpu(pid: u32) -> Option<Duration> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // After the name: state is field 3, utime 14 and stime 15.
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a constant of the system.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Some(Duration::from_secs_f64(ticks as f64 / hz))
+    }
+
+    fn peak_rss_kib_of(pid: u32) -> u64 {
+        vm_hwm(&format!("/proc/{pid}/status"))
     }
 
     fn print_cpu(cpu: &CpuPerCycle) {
@@ -305,7 +355,11 @@ mod linux {
     }
 
     fn peak_rss_kib() -> u64 {
-        fs::read_to_string("/proc/self/status")
+        vm_hwm("/proc/self/status")
+    }
+
+    fn vm_hwm(status: &str) -> u64 {
+        fs::read_to_string(status)
             .unwrap_or_default()
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))

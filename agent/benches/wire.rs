@@ -1,6 +1,7 @@
 //! What the agent puts on the wire, against a real local server: the bytes
 //! of one whole snapshot and of the change batches after it (zstd bodies,
-//! as sent), over 60 cycles at 1 s of this machine's real processes, and
+//! as sent), over 60 cycles at 1 s of this machine's real processes (on
+//! Linux made at least 1,000 with idle sleepers first), and
 //! the CPU time per cycle of making and sending a batch. Prints the target
 //! "steady-state batch under 2 KB" and whether it is met.
 //!
@@ -15,6 +16,10 @@ use procmon_agent::{Collector, Sender};
 use procmon_model::changes::diff;
 use procmon_server::config::Settings;
 use procmon_server::startup::Application;
+
+#[cfg(target_os = "linux")]
+#[path = "support/machine.rs"]
+mod machine;
 
 const CYCLES: usize = 60;
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -58,6 +63,10 @@ fn percentile<T: Copy + Ord>(values: &[T], p: usize) -> T {
 }
 
 fn main() {
+    // At least 1,000 processes, mostly idle, as on a busy server.
+    #[cfg(target_os = "linux")]
+    let (machine, _sleepers) = machine::populate();
+
     // The server: its own runtime and threads, a temporary database, port 0.
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     let server = tokio::runtime::Builder::new_multi_thread()
@@ -136,6 +145,11 @@ fn main() {
         "wire: {CYCLES} cycles at {} s of this machine's {} processes, to a local server",
         INTERVAL.as_secs(),
         acked.processes.len()
+    );
+    #[cfg(target_os = "linux")]
+    println!(
+        "  ({} idle sleepers started by the bench, {} processes then)",
+        machine.started_here, machine.processes
     );
     println!(
         "  whole snapshot:  {whole_bytes} B zstd body ({whole_json} B of JSON, {:.0}x)",
