@@ -3,7 +3,9 @@
 //!
 //! A meter of its own (its own `sysinfo::System`), apart from the process
 //! table: two small reads per cycle (on Linux `/proc/stat` and
-//! `/proc/meminfo`) and the load average, whatever reads the processes.
+//! `/proc/meminfo`) and the load average, whatever reads the processes. On
+//! Windows CPU use comes from the kernel's per-CPU times instead of
+//! sysinfo's PDH counters, which Wine lacks.
 
 use procmon_model::HostLoad;
 use sysinfo::System;
@@ -12,36 +14,31 @@ use sysinfo::System;
 /// readings, so keep one for the life of the agent.
 pub struct LoadMeter {
     system: System,
+    #[cfg(windows)]
+    cpus: crate::windows::cpu_times::CpuTimes,
 }
 
 impl LoadMeter {
     /// Takes a first CPU reading, so the next [`read`](Self::read) measures
     /// from now. `None` where sysinfo cannot read this OS at all.
     pub fn new() -> Option<LoadMeter> {
-        let mut system = System::new().ok()?;
-        system.refresh_cpu_usage();
-        Some(LoadMeter { system })
+        let mut meter = LoadMeter {
+            system: System::new().ok()?,
+            #[cfg(windows)]
+            cpus: crate::windows::cpu_times::CpuTimes::new(),
+        };
+        // The first CPU reading, measured from by the next.
+        meter.cpu_per_core();
+        Some(meter)
     }
 
     /// The load since the previous reading.
     pub fn read(&mut self) -> HostLoad {
-        self.system.refresh_cpu_usage();
+        let cpu_per_core = self.cpu_per_core();
         self.system.refresh_memory();
         let memory_available_bytes = self.system.available_memory();
         HostLoad {
-            cpu_per_core: self
-                .system
-                .cpus()
-                .iter()
-                .map(sysinfo::Cpu::usage)
-                .map(|usage| {
-                    if usage.is_finite() {
-                        usage.clamp(0.0, 100.0)
-                    } else {
-                        0.0
-                    }
-                })
-                .collect(),
+            cpu_per_core,
             memory_used_bytes: self
                 .system
                 .total_memory()
@@ -51,6 +48,30 @@ impl LoadMeter {
             swap_used_bytes: self.system.used_swap(),
             load_average: load_average(),
         }
+    }
+}
+
+impl LoadMeter {
+    #[cfg(windows)]
+    fn cpu_per_core(&mut self) -> Vec<f32> {
+        self.cpus.usage()
+    }
+
+    #[cfg(not(windows))]
+    fn cpu_per_core(&mut self) -> Vec<f32> {
+        self.system.refresh_cpu_usage();
+        self.system
+            .cpus()
+            .iter()
+            .map(sysinfo::Cpu::usage)
+            .map(|usage| {
+                if usage.is_finite() {
+                    usage.clamp(0.0, 100.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "http")]
 pub mod console;
+pub(crate) mod cpu_times;
 #[cfg(feature = "http")]
 pub mod double_click;
 pub(crate) mod handle;
