@@ -419,7 +419,7 @@ async fn ingest_run(
             let store = if which == 0 { empty } else { old };
             // The server hands over the snapshot it parsed; the copy here
             // stands for that parse and is not timed.
-            let owned = s.clone();
+            let owned = std::sync::Arc::new(s.clone());
             let t = Instant::now();
             store
                 .ingest(owned, received(s))
@@ -472,7 +472,7 @@ async fn build_day(store: &SqliteStore, bare: &mut BareDay, day: usize) -> Day {
         first.get_or_insert(s.collected_at);
         last = s.collected_at;
         last_count = s.processes.len();
-        let owned = s.clone();
+        let owned = std::sync::Arc::new(s.clone());
         let t = Instant::now();
         store
             .ingest(owned, received(&s))

@@ -239,13 +239,12 @@ impl HostGuard<'_> {
     /// Makes `snapshot` (just stored) the host's current one, and tells
     /// viewers what changed. A snapshot taken before the current one (a late
     /// retry) is stored but changes nothing here.
-    pub fn commit(&mut self, snapshot: Snapshot) {
+    pub fn commit(&mut self, snapshot: Arc<Snapshot>) {
         if let Some(current) = &self.current.snapshot {
             if snapshot.collected_at < current.collected_at {
                 return;
             }
         }
-        let snapshot = Arc::new(snapshot);
         let batch = self
             .current
             .snapshot
@@ -307,14 +306,14 @@ mod tests {
         let mut sim = SimHost::new("h", 200, 3, start);
         let host = live.host("h");
         let first = sim.next();
-        host.lock().await.commit(first.clone());
+        host.lock().await.commit(Arc::new(first.clone()));
         let mut sub = host.subscribe(Some(1));
         assert_eq!(sub.seq, 1);
         assert!(sub.missed.as_ref().is_some_and(|m| m.is_empty()));
         let mut seen = first;
         for _ in 0..10 {
             let next = sim.next();
-            host.lock().await.commit(next.clone());
+            host.lock().await.commit(Arc::new(next.clone()));
             let event = sub.receiver.recv().await.unwrap();
             seen = apply(&seen, event.batch.as_ref().unwrap()).unwrap();
             let mut a = seen.processes.clone();
@@ -334,7 +333,7 @@ mod tests {
         let mut sim = SimHost::new("h", 20, 3, start);
         let host = live.host("h");
         for _ in 0..(BACKLOG + 10) {
-            host.lock().await.commit(sim.next());
+            host.lock().await.commit(Arc::new(sim.next()));
         }
         let seq = host.latest().0;
         let recent = host.subscribe(Some(seq - 3)).missed.unwrap();
@@ -357,8 +356,8 @@ mod tests {
         let early = sim.next();
         let late = sim.next();
         let host = live.host("h");
-        host.lock().await.commit(late.clone());
-        host.lock().await.commit(early);
+        host.lock().await.commit(Arc::new(late.clone()));
+        host.lock().await.commit(Arc::new(early));
         assert_eq!(host.latest().1.unwrap().id, late.id);
     }
 }

@@ -224,9 +224,10 @@ pub async fn deliver(
             made
         }
     };
+    let snapshot = std::sync::Arc::new(snapshot);
     let stored = match state
         .store
-        .ingest(snapshot.clone(), state.clock.now())
+        .ingest(std::sync::Arc::clone(&snapshot), state.clock.now())
         .await?
     {
         IngestOutcome::Stored => {

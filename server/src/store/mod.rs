@@ -23,6 +23,7 @@ pub use accounts::AccountStore;
 pub use series::{plan_series, SeriesPlan};
 pub use sqlite::SqliteStore;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -210,11 +211,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `snapshot`, received at `received_at`, unless its id was
     /// stored before. `Stored` is answered only once the snapshot is
     /// durably committed; on any error nothing of it is stored.
-    /// Takes the snapshot by value: the caller owns it already (it was just
-    /// parsed), and a store may move it to another thread without a copy.
+    /// Takes the snapshot shared: a store may move it to another thread,
+    /// and the caller keeps it (as the host's live state) without a copy.
     async fn ingest(
         &self,
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome>;
 

@@ -72,7 +72,7 @@ impl Sent {
 async fn ingest(store: &dyn Store, snapshot: &Snapshot, received: DateTime<Utc>) {
     assert_eq!(
         store
-            .ingest(snapshot.clone(), received)
+            .ingest(Arc::new(snapshot.clone()), received)
             .await
             .expect("ingest"),
         IngestOutcome::Stored
@@ -165,12 +165,12 @@ pub async fn a_retry_is_stored_once_and_an_id_belongs_to_one_host(fresh: Fresh) 
     let s = snapshot_at("host-a", 5, start());
     let received = start() + Duration::milliseconds(5);
     assert_eq!(
-        store.ingest(s.clone(), received).await.unwrap(),
+        store.ingest(Arc::new(s.clone()), received).await.unwrap(),
         IngestOutcome::Stored
     );
     assert_eq!(
         store
-            .ingest(s.clone(), received + Duration::seconds(3))
+            .ingest(Arc::new(s.clone()), received + Duration::seconds(3))
             .await
             .unwrap(),
         IngestOutcome::AlreadyStored
@@ -178,7 +178,7 @@ pub async fn a_retry_is_stored_once_and_an_id_belongs_to_one_host(fresh: Fresh) 
     let mut other = snapshot_at("host-b", 5, start());
     other.id = s.id;
     assert_eq!(
-        store.ingest(other, received).await.unwrap(),
+        store.ingest(Arc::new(other), received).await.unwrap(),
         IngestOutcome::IdTakenByOtherHost
     );
     assert!(store.host("host-b").await.unwrap().is_none());

@@ -321,7 +321,7 @@ impl Inner {
 impl Store for SqliteStore {
     async fn ingest(
         &self,
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome> {
         self.blocking(move |inner| {
