@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use procmon_model::changes::diff;
 use procmon_model::{ChangeBatch, HostLoad, Snapshot};
 use serde::Serialize;
-use tokio::sync::{broadcast, OwnedMutexGuard};
+use tokio::sync::broadcast;
 
 /// Events kept per host for viewers that reconnect.
 const BACKLOG: usize = 64;
@@ -127,16 +127,12 @@ impl Live {
 
 /// One host's current snapshot and its stream of changes.
 pub struct HostLive {
-    current: Arc<tokio::sync::Mutex<Current>>,
+    /// Held by one ingest at a time, from reading the base to the commit.
+    ingest: tokio::sync::Mutex<()>,
     events: broadcast::Sender<Arc<LiveEvent>>,
     /// A copy of what viewers need without waiting on an ingest: the
     /// latest snapshot, sequence, backlog and load points.
     shared: Mutex<Shared>,
-}
-
-#[derive(Default)]
-struct Current {
-    snapshot: Option<Arc<Snapshot>>,
 }
 
 #[derive(Default)]
@@ -163,7 +159,7 @@ pub struct Subscription {
 impl HostLive {
     fn new() -> Self {
         HostLive {
-            current: Arc::new(tokio::sync::Mutex::new(Current::default())),
+            ingest: tokio::sync::Mutex::new(()),
             events: broadcast::channel(CHANNEL).0,
             shared: Mutex::new(Shared::default()),
         }
@@ -172,9 +168,14 @@ impl HostLive {
     /// Takes the host's ingest lock: hold it from reading the base until
     /// the snapshot is stored and committed.
     pub async fn lock(&self) -> HostGuard<'_> {
+        let lock = self.ingest.lock().await;
+        // Only the holder of the lock changes the latest snapshot, so it
+        // stays the base until the holder commits.
+        let base = self.latest().1;
         HostGuard {
-            current: Arc::clone(&self.current).lock_owned().await,
+            _lock: lock,
             host: self,
+            base,
         }
     }
 
@@ -226,31 +227,28 @@ impl HostLive {
 
 /// The host's ingest lock, with its current snapshot.
 pub struct HostGuard<'a> {
-    current: OwnedMutexGuard<Current>,
+    _lock: tokio::sync::MutexGuard<'a, ()>,
     host: &'a HostLive,
+    base: Option<Arc<Snapshot>>,
 }
 
 impl HostGuard<'_> {
     /// The snapshot a change batch must be relative to.
     pub fn base(&self) -> Option<&Arc<Snapshot>> {
-        self.current.snapshot.as_ref()
+        self.base.as_ref()
     }
 
     /// Makes `snapshot` (just stored) the host's current one, and tells
     /// viewers what changed. A snapshot taken before the current one (a late
     /// retry) is stored but changes nothing here.
     pub fn commit(&mut self, snapshot: Arc<Snapshot>) {
-        if let Some(current) = &self.current.snapshot {
+        if let Some(current) = &self.base {
             if snapshot.collected_at < current.collected_at {
                 return;
             }
         }
-        let batch = self
-            .current
-            .snapshot
-            .as_ref()
-            .map(|base| diff(base, &snapshot));
-        self.current.snapshot = Some(Arc::clone(&snapshot));
+        let batch = self.base.as_ref().map(|base| diff(base, &snapshot));
+        self.base = Some(Arc::clone(&snapshot));
 
         let point = LoadPoint {
             at: snapshot.collected_at,
