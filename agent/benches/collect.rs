@@ -74,6 +74,9 @@ fn main() {
 #[cfg(target_os = "linux")]
 #[path = "support/machine.rs"]
 mod machine;
+#[cfg(target_os = "linux")]
+#[path = "support/server.rs"]
+mod server;
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -231,37 +234,15 @@ mod linux {
         const WARM_UP: Duration = Duration::from_secs(5);
         const TARGET_RSS_MIB: f64 = 10.0;
 
-        let data = tempfile::tempdir().expect("a temporary directory");
-        let server = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (url, key) = server.block_on(async {
-            let mut settings = procmon_server::config::Settings::with_data_dir(data.path());
-            settings.listen = "127.0.0.1:0".parse().unwrap();
-            settings.embedded_agent = false;
-            let application = procmon_server::startup::Application::build(settings)
-                .await
-                .expect("the server builds");
-            let key = application
-                .state()
-                .agent_keys
-                .create(None, "collect bench", chrono::Utc::now())
-                .await
-                .expect("a key")
-                .key;
-            let url = application.local_url();
-            tokio::spawn(application.run_until(std::future::pending()));
-            (url, key)
-        });
+        let server = super::server::start("collect bench");
+        let agent_dir = tempfile::tempdir().expect("a temporary directory");
         let mut agent = Command::new(env!("CARGO_BIN_EXE_procmon-agent"))
-            .args(["--server-url", &url, "--interval", "1s"])
+            .args(["--server-url", &server.url, "--interval", "1s"])
             .arg("--spool-dir")
-            .arg(data.path().join("spool"))
-            .env("PROCMON_AGENT_API_KEY", key.expose_secret())
+            .arg(agent_dir.path().join("spool"))
+            .env("PROCMON_AGENT_API_KEY", server.key.expose_secret())
             .env("RUST_LOG", "warn")
-            .current_dir(data.path())
+            .current_dir(agent_dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use procmon_agent::send::compressed_json;
 use procmon_agent::{Collector, Sender};
 use procmon_model::changes::diff;
-use procmon_server::config::Settings;
-use procmon_server::startup::Application;
 
 #[cfg(target_os = "linux")]
 #[path = "support/machine.rs"]
 mod machine;
+#[path = "support/server.rs"]
+mod server;
 
 const CYCLES: usize = 60;
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -68,30 +68,8 @@ fn main() {
     let (machine, _sleepers) = machine::populate();
 
     // The server: its own runtime and threads, a temporary database, port 0.
-    let data_dir = tempfile::tempdir().expect("a temporary directory");
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (url, key) = server.block_on(async {
-        let mut settings = Settings::with_data_dir(data_dir.path());
-        settings.listen = "127.0.0.1:0".parse().unwrap();
-        settings.embedded_agent = false;
-        let application = Application::build(settings)
-            .await
-            .expect("the server builds");
-        let key = application
-            .state()
-            .agent_keys
-            .create(None, "wire bench", chrono::Utc::now())
-            .await
-            .expect("a key")
-            .key;
-        let url = application.local_url();
-        tokio::spawn(application.run_until(std::future::pending()));
-        (url, key)
-    });
+    let server = server::start("wire bench");
+    let (url, key) = (server.url.clone(), server.key.clone());
 
     // The agent: this thread only.
     let agent = tokio::runtime::Builder::new_current_thread()
