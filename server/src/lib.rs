@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod gzip;
 pub mod host_check;
 pub mod live;
 pub mod private;

@@ -76,6 +76,9 @@ pub struct AppState {
     pub live: Arc<crate::live::Live>,
     /// The host the embedded agent reports, once it has.
     pub embedded: Arc<crate::api::ingest::EmbeddedHost>,
+    /// How long snapshots are kept: reads answered from memory show nothing
+    /// older, as the store would not.
+    pub raw_retention: chrono::TimeDelta,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -250,6 +253,8 @@ impl Application {
             tls: tls.is_some(),
             live: Arc::new(crate::live::Live::new()),
             embedded: Arc::default(),
+            raw_retention: chrono::TimeDelta::from_std(settings.retention.raw)
+                .unwrap_or(chrono::TimeDelta::MAX),
         };
         Ok(Self {
             listener,
@@ -322,6 +327,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
+        // The page's files gzipped before the first visitor asks, not while
+        // it waits (about 20 ms of work, once).
+        tokio::task::spawn_blocking(crate::web::compress_all);
         let retention = tokio::spawn(crate::retention::run(
             Arc::clone(&self.state.store),
             Arc::clone(&self.state.clock),

@@ -19,8 +19,7 @@ use axum::extract::{Query, State};
 use std::io::Write;
 
 use axum::body::{Body, Bytes};
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, VARY};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flate2::write::GzEncoder;
@@ -143,23 +142,11 @@ pub async fn changes(
     let sse = Sse::new(futures_util::stream::unfold(feed, Feed::next))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();
-    Ok(if accepts_gzip(&headers) {
+    Ok(if crate::gzip::accepted(&headers) {
         gzip_each_event(sse)
     } else {
         sse
     })
-}
-
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            parts.next() == Some("gzip") && !parts.any(|p| p.replace(' ', "") == "q=0")
-        })
 }
 
 /// Compresses the stream as it goes, flushed after every event so none is
@@ -177,12 +164,7 @@ fn gzip_each_event(response: Response) -> Response {
         encoder.flush()?;
         Ok::<_, axum::BoxError>(Bytes::from(std::mem::take(encoder.get_mut())))
     });
-    parts
-        .headers
-        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    parts
-        .headers
-        .insert(VARY, HeaderValue::from_static("accept-encoding"));
+    crate::gzip::mark(&mut parts.headers);
     Response::from_parts(parts, Body::from_stream(stream))
 }
 

@@ -69,11 +69,23 @@ async fn every_file_under_web_is_served_with_its_type() {
             content_type.starts_with(expected),
             "/{relative}: {content_type}"
         );
-        assert_eq!(
-            response.bytes().await.unwrap(),
-            std::fs::read(&path).unwrap(),
-            "/{relative}"
-        );
+        let file = std::fs::read(&path).unwrap();
+        assert_eq!(response.bytes().await.unwrap(), file, "/{relative}");
+        // Compressed once and kept.
+        let response = app
+            .client
+            .get(format!("{}/{relative}", app.address))
+            .header("accept-encoding", "gzip, deflate, br, zstd")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-encoding"], "gzip", "/{relative}");
+        assert_eq!(response.headers()["vary"], "accept-encoding", "/{relative}");
+        let body = response.bytes().await.unwrap();
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut back)
+            .unwrap();
+        assert_eq!(back, file, "/{relative}, gzipped");
         served += 1;
     }
     assert!(served > 0);
