@@ -133,11 +133,45 @@ pub struct HostLive {
     /// A copy of what viewers need without waiting on an ingest: the
     /// latest snapshot, sequence, backlog and load points.
     shared: Mutex<Shared>,
+    /// The latest snapshot's listing as sent to viewers, once one asked.
+    encoded: Mutex<Option<Arc<EncodedListing>>>,
+}
+
+/// A host's newest listing as it goes on the wire, made once per snapshot
+/// for every viewer that opens the host (see `api::processes`).
+pub struct EncodedListing {
+    /// The snapshot listed.
+    pub snapshot_id: uuid::Uuid,
+    /// The host's summary as it was listed: the body holds it, and it moves
+    /// (online, last seen) between snapshots.
+    pub summary: Vec<u8>,
+    /// The whole body, gzipped.
+    pub gzip: axum::body::Bytes,
+}
+
+/// The latest snapshot, with where it stands.
+pub struct Newest {
+    /// Its event's sequence number.
+    pub seq: u64,
+    pub snapshot: Arc<Snapshot>,
+    /// When the server received it.
+    pub received_at: DateTime<Utc>,
+}
+
+impl Newest {
+    /// When it was taken, by the store's rule: the earlier of when it was
+    /// collected and when it was received (an agent clock running ahead
+    /// cannot put a snapshot in the future).
+    pub fn taken_at(&self) -> DateTime<Utc> {
+        self.snapshot.collected_at.min(self.received_at)
+    }
 }
 
 #[derive(Default)]
 struct Shared {
     snapshot: Option<Arc<Snapshot>>,
+    /// When the server received `snapshot`.
+    received_at: Option<DateTime<Utc>>,
     seq: u64,
     backlog: VecDeque<Arc<LiveEvent>>,
     loads: VecDeque<LoadPoint>,
@@ -162,7 +196,32 @@ impl HostLive {
             ingest: tokio::sync::Mutex::new(()),
             events: broadcast::channel(CHANNEL).0,
             shared: Mutex::new(Shared::default()),
+            encoded: Mutex::new(None),
         }
+    }
+
+    /// The latest snapshot, when the host sent since the server started.
+    pub fn newest(&self) -> Option<Newest> {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        Some(Newest {
+            seq: shared.seq,
+            snapshot: shared.snapshot.clone()?,
+            received_at: shared.received_at?,
+        })
+    }
+
+    /// The listing kept for `snapshot_id`, if one was made.
+    pub fn encoded(&self, snapshot_id: uuid::Uuid) -> Option<Arc<EncodedListing>> {
+        let kept = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
+        kept.as_ref()
+            .filter(|e| e.snapshot_id == snapshot_id)
+            .cloned()
+    }
+
+    /// Keeps `listing` for the viewers after this one (it replaces the one
+    /// of an older snapshot).
+    pub fn keep_encoded(&self, listing: Arc<EncodedListing>) {
+        *self.encoded.lock().unwrap_or_else(|e| e.into_inner()) = Some(listing);
     }
 
     /// Takes the host's ingest lock: hold it from reading the base until
@@ -238,12 +297,14 @@ impl HostGuard<'_> {
         self.base.as_ref()
     }
 
-    /// Makes `snapshot` (just stored) the host's current one, and tells
-    /// viewers what changed. A snapshot taken before the current one (a late
-    /// retry) is stored but changes nothing here.
-    pub fn commit(&mut self, snapshot: Arc<Snapshot>) {
-        if let Some(current) = &self.base {
-            if snapshot.collected_at < current.collected_at {
+    /// Makes `snapshot` (just stored, received at `received_at`) the host's
+    /// current one, and tells viewers what changed. A snapshot taken before
+    /// the current one (a late retry) is stored but changes nothing here:
+    /// the same rule as the store's for its newest, so both name the same
+    /// snapshot.
+    pub fn commit(&mut self, snapshot: Arc<Snapshot>, received_at: DateTime<Utc>) {
+        if let Some(current) = self.host.newest() {
+            if snapshot.collected_at.min(received_at) < current.taken_at() {
                 return;
             }
         }
@@ -268,6 +329,7 @@ impl HostGuard<'_> {
         };
         let mut shared = self.host.shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.snapshot = Some(Arc::clone(&snapshot));
+        shared.received_at = Some(received_at);
         while shared
             .loads
             .front()
@@ -297,6 +359,12 @@ mod tests {
     use procmon_model::changes::apply;
     use procmon_model::fixtures::SimHost;
 
+    /// Commits `snapshot` as received when it was collected.
+    async fn put(host: &HostLive, snapshot: Snapshot) {
+        let at = snapshot.collected_at;
+        host.lock().await.commit(Arc::new(snapshot), at);
+    }
+
     #[tokio::test]
     async fn viewers_get_each_change_once_and_can_rebuild_the_snapshot() {
         let live = Live::new();
@@ -304,14 +372,14 @@ mod tests {
         let mut sim = SimHost::new("h", 200, 3, start);
         let host = live.host("h");
         let first = sim.next();
-        host.lock().await.commit(Arc::new(first.clone()));
+        put(&host, first.clone()).await;
         let mut sub = host.subscribe(Some(1));
         assert_eq!(sub.seq, 1);
         assert!(sub.missed.as_ref().is_some_and(|m| m.is_empty()));
         let mut seen = first;
         for _ in 0..10 {
             let next = sim.next();
-            host.lock().await.commit(Arc::new(next.clone()));
+            put(&host, next.clone()).await;
             let event = sub.receiver.recv().await.unwrap();
             seen = apply(&seen, event.batch.as_ref().unwrap()).unwrap();
             let mut a = seen.processes.clone();
@@ -331,7 +399,7 @@ mod tests {
         let mut sim = SimHost::new("h", 20, 3, start);
         let host = live.host("h");
         for _ in 0..(BACKLOG + 10) {
-            host.lock().await.commit(Arc::new(sim.next()));
+            put(&host, sim.next()).await;
         }
         let seq = host.latest().0;
         let recent = host.subscribe(Some(seq - 3)).missed.unwrap();
@@ -354,8 +422,30 @@ mod tests {
         let early = sim.next();
         let late = sim.next();
         let host = live.host("h");
-        host.lock().await.commit(Arc::new(late.clone()));
-        host.lock().await.commit(Arc::new(early));
+        put(&host, late.clone()).await;
+        put(&host, early).await;
         assert_eq!(host.latest().1.unwrap().id, late.id);
+    }
+
+    #[tokio::test]
+    async fn the_newest_is_the_one_taken_last_as_the_store_counts_it() {
+        let live = Live::new();
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut sim = SimHost::new("h", 20, 3, start);
+        let host = live.host("h");
+        // The agent's clock ran an hour ahead: taken when received.
+        let mut ahead = sim.next();
+        ahead.collected_at += chrono::Duration::hours(1);
+        host.lock()
+            .await
+            .commit(Arc::new(ahead), start + chrono::Duration::seconds(2));
+        // Its clock is put right: the next snapshot is the newer one.
+        let right = sim.next();
+        let received = right.collected_at;
+        host.lock().await.commit(Arc::new(right.clone()), received);
+        let newest = host.newest().unwrap();
+        assert_eq!(newest.snapshot.id, right.id);
+        assert_eq!(newest.received_at, received);
+        assert_eq!(newest.taken_at(), right.collected_at);
     }
 }

@@ -105,6 +105,15 @@ pub async fn remove(
 
 /// The summary of one host, or `UnknownHost`.
 pub async fn summary_of(state: &AppState, host_id: &str) -> Result<HostSummary, ApiError> {
+    Ok(summary_and_taken(state, host_id).await?.0)
+}
+
+/// The host's summary, and when its newest snapshot was taken (the store's
+/// newest, which the live state may or may not hold).
+pub async fn summary_and_taken(
+    state: &AppState,
+    host_id: &str,
+) -> Result<(HostSummary, DateTime<Utc>), ApiError> {
     let record = state
         .store
         .host(host_id)
@@ -115,7 +124,8 @@ pub async fn summary_of(state: &AppState, host_id: &str) -> Result<HostSummary, 
     let names = display_names(namesakes.iter().map(|id| (id.as_str(), hostname.as_str())));
     // The host is among its namesakes, since it is stored.
     let name = names.get(host_id).cloned().unwrap_or(hostname);
-    Ok(summarize(record, name, state.clock.now()))
+    let taken_at = record.newest_taken_at;
+    Ok((summarize(record, name, state.clock.now()), taken_at))
 }
 
 fn summarize(record: HostRecord, display_name: String, now: DateTime<Utc>) -> HostSummary {

@@ -225,13 +225,14 @@ pub async fn deliver(
         }
     };
     let snapshot = std::sync::Arc::new(snapshot);
+    let received_at = state.clock.now();
     let stored = match state
         .store
-        .ingest(std::sync::Arc::clone(&snapshot), state.clock.now())
+        .ingest(std::sync::Arc::clone(&snapshot), received_at)
         .await?
     {
         IngestOutcome::Stored => {
-            live.commit(snapshot);
+            live.commit(snapshot, received_at);
             true
         }
         IngestOutcome::AlreadyStored => false,

@@ -72,6 +72,9 @@ pub struct HostRecord {
     pub first_seen: DateTime<Utc>,
     /// Last snapshot received (server clock).
     pub last_seen: DateTime<Utc>,
+    /// When the newest snapshot was taken: the earlier of when it was
+    /// collected and when it was received.
+    pub newest_taken_at: DateTime<Utc>,
     /// Totals of the newest snapshot.
     pub totals: SnapshotTotals,
 }

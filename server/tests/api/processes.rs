@@ -227,6 +227,58 @@ async fn listings_are_gzipped_for_clients_that_accept_it() {
     );
 }
 
+/// The newest listing is answered from the host's live state and gzipped
+/// once per snapshot: it must be exactly what the store holds, in either
+/// encoding, and never a snapshot behind.
+#[tokio::test]
+async fn the_newest_listing_from_memory_is_the_stored_one() {
+    let app = spawn_app().await;
+    let mut host = procmon_model::fixtures::SimHost::new(
+        "host-a",
+        300,
+        5,
+        chrono::Utc::now() - Duration::minutes(5),
+    );
+    let gzipped = || async {
+        let response = app
+            .client
+            .get(format!("{}/api/processes/?host=host-a", app.address))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        let packed = response.bytes().await.unwrap();
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut json)
+            .unwrap();
+        (packed, serde_json::from_slice::<ProcessListing>(&json).unwrap())
+    };
+    for _ in 0..3 {
+        let snapshot = host.next();
+        assert_eq!(app.post_snapshot(&snapshot).await.status(), 201);
+        let (first, from_memory) = gzipped().await;
+        let (again, _) = gzipped().await;
+        assert_eq!(first, again, "the second viewer gets the kept bytes");
+        let plain = listing(app.get_processes("host-a").await).await;
+        // The same moment through the store (`at` reads it back from disk).
+        let at = (chrono::Utc::now() + Duration::minutes(1)).to_rfc3339();
+        let stored = listing(
+            app.get_with_query("/api/processes/", &[("host", "host-a"), ("at", &at)])
+                .await,
+        )
+        .await;
+        for mut got in [from_memory, plain] {
+            assert_eq!(got.snapshot_id, snapshot.id);
+            let mut want = stored.clone();
+            got.processes.sort_by_key(|p| p.pid);
+            want.processes.sort_by_key(|p| p.pid);
+            assert_eq!(got, want);
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_agent_clock_running_ahead_does_not_hide_later_snapshots() {
     let app = spawn_app().await;

@@ -92,6 +92,7 @@ fn host_row(row: &Row<'_>) -> rusqlite::Result<HostRow> {
             interval_ms: row.get::<_, i64>(11)? as u64,
             first_seen: time(12)?,
             last_seen: time(13)?,
+            newest_taken_at: time(14)?,
             totals: SnapshotTotals {
                 process_count: row.get(15)?,
                 cpu_percent: row.get(16)?,
