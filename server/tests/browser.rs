@@ -1180,6 +1180,43 @@ async fn live_screenshots_light_and_dark() {
 }
 
 /// Opens the page on a host, signs in, and waits until changes are pushed.
+/// The listing is asked for once as the page opens: by the small script at
+/// the top of the page, before the modules load, and the page takes that
+/// answer rather than asking again. With the host in the URL, and without
+/// (the first online host, as the page chooses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_asks_for_the_listing_once_as_it_opens() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    post_snapshot(&app, &sample_snapshot("host-a", 40)).await;
+    with_browser(1280, 800, |page| async move {
+        // Signed in first: the session cookie then rides on the early ask.
+        open_live(&page, &app, "host-a").await;
+        for url in [format!("{}/#host=host-a", app.address), format!("{}/", app.address)] {
+            page.goto("about:blank").await.unwrap();
+            page.goto(&url).await.unwrap();
+            wait_for_element(&page, "#process-rows .row[data-key]").await;
+            wait_for_element(&page, "#connection[data-live='stream']").await;
+            assert_eq!(listing_fetches(&page).await, 1, "{url}");
+            let early = page
+                .execute("return window.procmonEarly;", vec![])
+                .await
+                .unwrap();
+            assert!(
+                early["asked"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("/api/processes/?host=host-a")),
+                "{url}: {early}"
+            );
+            assert_eq!(early["requests"], json!({}), "{url}: all taken");
+        }
+    })
+    .await;
+}
+
 async fn open_live(page: &Client, app: &TestApp, host: &str) {
     page.goto(&format!("{}/#host={host}", app.address))
         .await

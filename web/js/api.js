@@ -32,7 +32,25 @@ function noteServerDate(response) {
   clockOffsetMs = Math.abs(offset) > 2000 ? offset : 0;
 }
 
-/** One request to the API (history-api.js asks through it too). */
+/**
+ * A request early.js started for `path` while the modules loaded, taken
+ * once, and only while the page is opening (later, it would be stale).
+ */
+function takeEarly(path) {
+  const requests = window.procmonEarly?.requests;
+  const started = requests?.[path];
+  if (!started) return null;
+  delete requests[path];
+  return performance.now() < EARLY_KEPT_MS ? started : null;
+}
+
+/** How long after the page starts an early answer is still taken. */
+const EARLY_KEPT_MS = 10_000;
+
+/**
+ * One request to the API (history-api.js asks through it too). A GET that
+ * early.js already started is answered by it.
+ */
 export async function request(method, path, body, { cache = "no-store", onResponse = null } = {}) {
   const headers = { Accept: "application/json" };
   const options = { method, headers, cache, credentials: "same-origin" };
@@ -46,7 +64,7 @@ export async function request(method, path, body, { cache = "no-store", onRespon
   const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
   let response;
   try {
-    response = await fetch(path, options);
+    response = await ((method === "GET" && takeEarly(path)) || fetch(path, options));
   } catch (error) {
     const reason = error.name === "AbortError" ? "no answer within 8 s" : error.message;
     throw new ApiError("unreachable", `The server cannot be reached (${reason}).`);
@@ -57,7 +75,7 @@ export async function request(method, path, body, { cache = "no-store", onRespon
   onResponse?.(response);
 
   if (response.status === 204) return null;
-  if (response.ok) return response.json();
+  if (response.ok) return response.parsed ?? response.json();
   let error = null;
   try {
     error = await response.json(); // ErrorBody { error, message }

@@ -77,7 +77,17 @@ const timeControl = createTimeControl($("timebar"), $("process-rows"), {
   // exit stays in the list.
   showExited: (key, at) => jumpTo(state.hostId, key, at, { since: state.at ?? serverNow() }),
 });
-const meters = createMeters($("meters"));
+/**
+ * Settles once the first rows are painted, or after a second (an empty
+ * host, a failed listing): the meters wait for it, so the opening of a big
+ * host is the tree's alone and not shared with sparklines.
+ */
+let treePainted;
+const opened = new Promise((resolve) => {
+  treePainted = resolve;
+  setTimeout(resolve, 1000);
+});
+const meters = createMeters($("meters"), { after: opened });
 const processCharts = createProcessCharts($("details"));
 const fleetSearch = createFleetSearch($("fleet-search"), {
   jump: (hostId, key, at) => jumpTo(hostId, key, at),
@@ -638,7 +648,10 @@ function renderTree(tree, match, summary) {
   }
   if (rows.length > 0 && performance.getEntriesByName("procmon-first-rows").length === 0) {
     performance.mark("procmon-first-rows");
-    requestAnimationFrame(() => performance.mark("procmon-first-frame"));
+    requestAnimationFrame(() => {
+      performance.mark("procmon-first-frame");
+      treePainted();
+    });
   }
   return rows;
 }

@@ -48,9 +48,10 @@ export function onLoad(hostId, point) {
 
 /**
  * @param {HTMLElement} root  the meters' container (#meters)
+ * @param {{ after?: Promise }} options  the meters start once `after` settles
  * @returns {{ render(hostId, summary, now) }}
  */
-export function createMeters(root) {
+export function createMeters(root, { after = Promise.resolve() } = {}) {
   const cards = {};
   for (const [id, label, color] of METERS) {
     const card = el("div", "meter");
@@ -217,7 +218,7 @@ export function createMeters(root) {
     root.hidden = id == null;
     if (id === hostId && past === at) {
       // The host's summary arrives once the page may read (signed in): ask now.
-      if (arrived && id) poll();
+      if (arrived && id) after.then(poll);
       return;
     }
     hostId = id;
@@ -228,9 +229,12 @@ export function createMeters(root) {
     lastNow = now;
     clearTimeout(timer);
     if (!id) return;
-    draw(at ?? now);
-    if (at == null) poll();
-    else loadPast(id, at);
+    after.then(() => {
+      if (hostId !== id || at !== past) return;
+      draw(at ?? now);
+      if (at == null) poll();
+      else loadPast(id, at);
+    });
   }
 
   active = { push };
