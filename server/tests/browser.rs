@@ -884,6 +884,108 @@ async fn live_a_started_process_flashes_green_and_an_exited_one_turns_red_then_g
     .await;
 }
 
+/// Behind a proxy that breaks server-sent events, the page says it polls
+/// instead, and a polled listing still shows what changed as the stream
+/// would: the new process green, the exited one red and then gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_polling_behind_a_proxy_without_event_streams_still_flashes() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let first = sample_snapshot("host-a", 12);
+    post_snapshot(&app, &first).await;
+    let proxy = proxy_refusing_event_streams(app.port).await;
+
+    with_browser(1280, 800, |page| async move {
+        page.goto(&format!("http://127.0.0.1:{proxy}/#host=host-a"))
+            .await
+            .unwrap();
+        fill_sign_in(&page, TEST_USER, TEST_PASSWORD).await;
+        wait_for_element(&page, "#process-rows .row[data-key]").await;
+        wait_for_element(&page, "#connection[data-live='polling']").await;
+
+        let mut next = later(&first);
+        let gone = next.processes.remove(3);
+        let mut newcomer = next.processes[1].clone();
+        newcomer.pid = 9001;
+        newcomer.name = "newcomer".into();
+        newcomer.start_time = next.collected_at;
+        next.processes.push(newcomer);
+        post_snapshot(&app, &next).await;
+        wait_for_element(&page, &format!("{}.born", row_selector(9001))).await;
+        wait_for_element(&page, &format!("{}.exited", row_selector(gone.pid))).await;
+        screenshot(&page, "live-polling-started-and-exited").await;
+        wait_until_gone(&page, &row_selector(gone.pid)).await;
+        assert_eq!(row_count(&page).await, 12);
+        // Still polling: the stream never got through.
+        wait_for_element(&page, "#connection[data-live='polling']").await;
+    })
+    .await;
+}
+
+/// A proxy in front of the server on 127.0.0.1 that passes every request
+/// but the live event stream (`GET /api/live/`), whose connection it drops,
+/// as some proxies break server-sent events. Returns its port.
+async fn proxy_refusing_event_streams(upstream: u16) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let answers = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                });
+                // Requests are read one head at a time (the page sends no
+                // request bodies but the sign-in's, which has a length).
+                let mut pending = Vec::new();
+                let mut buffer = [0u8; 16 * 1024];
+                loop {
+                    let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match from_client.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => pending.extend_from_slice(&buffer[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&pending[..end + 4]).to_string();
+                    let path = head.split(' ').nth(1).unwrap_or("");
+                    if path == "/api/live/" || path.starts_with("/api/live/?") {
+                        break;
+                    }
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    while pending.len() < end + 4 + length {
+                        match from_client.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return answers.abort(),
+                            Ok(n) => pending.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let request: Vec<u8> = pending.drain(..end + 4 + length).collect();
+                    if to_server.write_all(&request).await.is_err() {
+                        break;
+                    }
+                }
+                answers.abort();
+            });
+        }
+    });
+    port
+}
+
 /// What a person set up (folded nodes, the selection, where the row being
 /// read is on screen, the search) survives pushed changes, a stream that
 /// breaks and reconnects, and a reload the server asks for.

@@ -15,7 +15,8 @@ import { renderStatus } from "./status.js";
 import { createLiveFeed } from "./live.js";
 import { collapsedKeys, readHash, setView, state, subscribe, update, writeHash } from "./state.js";
 import {
-  applyBatch, buildTree, diskRates, expire, kernelThreads, matcher, parentKeys, sortField, visibleRows,
+  applyBatch, buildTree, changesBetween, diskRates, expire, kernelThreads, matcher, parentKeys, sortField,
+  visibleRows,
 } from "./tree.js";
 import { createTreeView } from "./tree-view.js";
 import { createUsersPanel } from "./users.js";
@@ -463,19 +464,39 @@ function followChosenHost() {
   );
 }
 
-/** A full listing of the chosen host (first, or after a reload): the tree anew. */
+/**
+ * A full listing of the chosen host. The first one (or one of a past time)
+ * builds the tree; later ones of the live view (polling, or a reload of the
+ * stream) are applied to it as the changes they make, so new processes
+ * still flash and rows keep their places.
+ */
 function showListing(listing) {
   if (listing.host.host.id !== state.hostId) return;
-  const tree = buildTree(listing.processes, { collectedAt: listing.collected_at });
-  tree.snapshotId = listing.snapshot_id;
-  // The processes live in the tree from now on; the listing keeps the rest.
   const changes = {
+    // The processes live in the tree from now on; the listing keeps the rest.
     listing: { ...listing, processes: null },
-    tree,
     listingError: null,
     connection: "live",
     lastSuccessAt: Date.now(),
   };
+  const current = state.tree;
+  if (current?.live && state.at == null) {
+    if (current.snapshotId === listing.snapshot_id) {
+      update(changes);
+      return;
+    }
+    if (applyBatch(current, changesBetween(current, listing), Date.now(), sortField(state.sort))) {
+      scheduleExpiry();
+      const node = state.selectedKey ? current.nodes.get(state.selectedKey) : null;
+      if (node) changes.selectedProcess = node.process;
+      update(changes);
+      return;
+    }
+  }
+  const tree = buildTree(listing.processes, { collectedAt: listing.collected_at });
+  tree.snapshotId = listing.snapshot_id;
+  tree.live = state.at == null;
+  changes.tree = tree;
   const node = state.selectedKey ? tree.nodes.get(state.selectedKey) : null;
   if (node) changes.selectedProcess = node.process;
   update(changes);

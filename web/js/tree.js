@@ -270,6 +270,61 @@ export function applyBatch(tree, batch, now, sortField = null) {
 }
 
 /**
+ * The change batch that turns the tree into `listing`, a full listing of
+ * the same host (fetched while polling, or on a reload of the stream): so
+ * it is applied as a pushed batch would be, with started processes green,
+ * exited ones red, and rows in their places. Processes are matched by pid
+ * and start time, as the server matches them.
+ */
+export function changesBetween(tree, listing) {
+  const exited = [];
+  const started = [];
+  const changed = [];
+  const kept = new Set();
+  for (const process of listing.processes) {
+    const node = tree.byPid.get(process.pid);
+    if (!node || node.process.start_time !== process.start_time || kept.has(process.pid)) {
+      started.push(process);
+      continue;
+    }
+    kept.add(process.pid);
+    const update = fieldsChanged(node.process, process);
+    if (update) changed.push(update);
+  }
+  for (const pid of tree.byPid.keys()) {
+    if (!kept.has(pid)) exited.push(pid);
+  }
+  return {
+    id: listing.snapshot_id,
+    base_id: tree.snapshotId,
+    host_id: listing.host.host.id,
+    collected_at: listing.collected_at,
+    exited,
+    started,
+    changed,
+  };
+}
+
+/** `{ pid, field: new value, ... }` for the fields that differ; null if none. */
+function fieldsChanged(before, after) {
+  let update = null;
+  for (const field in after) {
+    if (!sameValue(before[field], after[field])) (update ??= { pid: after.pid })[field] = after[field];
+  }
+  // A field left out now (an optional one that became unknown).
+  for (const field in before) {
+    if (!(field in after) && before[field] != null) (update ??= { pid: after.pid })[field] = null;
+  }
+  return update;
+}
+
+function sameValue(a, b) {
+  if (a === b) return true;
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  return a.every((item, i) => item === b[i]);
+}
+
+/**
  * Drops processes whose exit was shown long enough; their children, if the
  * batch did not move them, become roots (their parent is gone). Returns
  * whether anything was dropped.
