@@ -83,6 +83,7 @@ export function createTimeControl(root, rows, actions) {
   let at = null;
   let since = null;
   let maxMs = Date.now();
+  let minMs = 0; // the oldest time kept
   let changes = null; // HostChanges shown, or null
   let asked = ""; // host|since|at of the request in flight or answered
   let askedAt = 0;
@@ -99,7 +100,8 @@ export function createTimeControl(root, rows, actions) {
   });
   field.addEventListener("change", () => {
     const ms = fromLocalInput(field.value);
-    if (ms != null) actions.showAt(ms);
+    // A time typed before the oldest kept shows the oldest kept.
+    if (ms != null) actions.showAt(Math.max(ms, minMs));
   });
   spans.addEventListener("change", () => {
     if (spans.value === "custom") {
@@ -148,8 +150,12 @@ export function createTimeControl(root, rows, actions) {
     root.hidden = hostId == null;
     if (!hostId) return;
 
-    const first = host ? Date.parse(host.first_seen) : now - 3600e3;
+    // As far back as snapshots are kept (the server's retention, or since
+    // the host was first seen): before it there is nothing to show.
+    const first = host ? Date.parse(host.history_from ?? host.first_seen) : now - 3600e3;
     const min = Math.min(first, now - 60e3, at ?? now);
+    minMs = min;
+    field.min = toLocalInput(min);
     slider.min = String(Math.floor(min / 1000));
     slider.max = String(Math.ceil(now / 1000));
     if (document.activeElement !== slider) slider.value = String(Math.round((at ?? now) / 1000));

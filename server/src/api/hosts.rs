@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
+
+use chrono::{DateTime, DurationRound, Utc};
 use procmon_model::{ErrorBody, HostSummary};
 
 use crate::auth::{Admin, Reader};
@@ -49,7 +50,7 @@ pub async fn list(
             let name = names
                 .remove(&record.info.id)
                 .unwrap_or_else(|| record.info.id.clone());
-            summarize(record, name, now)
+            summarize(record, name, now, state.raw_retention)
         })
         .collect();
     hosts.sort_by(|a, b| {
@@ -125,10 +126,24 @@ pub async fn summary_and_taken(
     // The host is among its namesakes, since it is stored.
     let name = names.get(host_id).cloned().unwrap_or(hostname);
     let taken_at = record.newest_taken_at;
-    Ok((summarize(record, name, state.clock.now()), taken_at))
+    Ok((
+        summarize(record, name, state.clock.now(), state.raw_retention),
+        taken_at,
+    ))
 }
 
-fn summarize(record: HostRecord, display_name: String, now: DateTime<Utc>) -> HostSummary {
+fn summarize(
+    record: HostRecord,
+    display_name: String,
+    now: DateTime<Utc>,
+    retention: chrono::TimeDelta,
+) -> HostSummary {
+    // To the minute: the summary is part of the newest listing, which is
+    // kept while its summary stays the same.
+    let kept_from = now
+        .checked_sub_signed(retention)
+        .and_then(|t| t.duration_trunc(chrono::TimeDelta::minutes(1)).ok())
+        .map_or(record.first_seen, |t| t + chrono::TimeDelta::minutes(1));
     let silence = now.signed_duration_since(record.last_seen);
     let limit = chrono::Duration::milliseconds(
         (record.interval_ms * OFFLINE_AFTER_INTERVALS as u64) as i64,
@@ -136,6 +151,7 @@ fn summarize(record: HostRecord, display_name: String, now: DateTime<Utc>) -> Ho
     HostSummary {
         online: silence <= limit,
         display_name,
+        history_from: kept_from.max(record.first_seen),
         first_seen: record.first_seen,
         last_seen: record.last_seen,
         process_count: record.totals.process_count,

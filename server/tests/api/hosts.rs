@@ -6,7 +6,7 @@ use procmon_model::HostSummary;
 
 use std::sync::Arc;
 
-use procmon_server::clock::ManualClock;
+use procmon_server::clock::{Clock, ManualClock};
 
 use crate::common::{sample_snapshot, spawn_app, spawn_app_with_clock};
 
@@ -61,6 +61,34 @@ async fn a_host_is_offline_after_three_intervals_of_silence_by_the_server_clock(
     let online = |id: &str| list.iter().find(|h| h.host.id == id).unwrap().online;
     assert!(!online("quiet"));
     assert!(online("busy"));
+}
+
+/// How far back a host's history reaches (where the page's time control
+/// starts): since it was first seen, until retention takes the oldest
+/// away; then from where retention cuts, rounded up to the minute.
+#[tokio::test]
+async fn history_reaches_back_to_first_seen_or_to_retention() {
+    let start = Utc::now();
+    let clock = Arc::new(ManualClock::new(start));
+    let app = spawn_app_with_clock(Some(clock.clone()), |s| {
+        s.retention.raw = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let mut first = sample_snapshot("host-a", 2);
+    first.collected_at = start;
+    app.post_snapshot(&first).await;
+    let list = hosts(&app).await;
+    assert_eq!(list[0].history_from, list[0].first_seen);
+
+    clock.advance(Duration::minutes(150));
+    let mut later = sample_snapshot("host-a", 2);
+    later.collected_at = clock.now();
+    app.post_snapshot(&later).await;
+    let host = hosts(&app).await.remove(0);
+    let cut = clock.now() - Duration::hours(1);
+    assert!(host.history_from > cut, "{} vs {cut}", host.history_from);
+    assert!(host.history_from <= cut + Duration::minutes(1));
+    assert_eq!(host.history_from.timestamp() % 60, 0);
 }
 
 #[tokio::test]
