@@ -32,9 +32,11 @@ pub struct HostSummary {
     /// When the server last received a snapshot from this host (server's
     /// clock, so a wrong agent clock cannot make a host look alive).
     pub last_seen: DateTime<Utc>,
-    /// The oldest time whose snapshot is still kept: the later of
-    /// `first_seen` and the start of the server's retention, rounded up to
-    /// the minute. `?at=` before it finds nothing.
+    /// The oldest time whose snapshot is still kept: the later of when the
+    /// host's oldest snapshot was taken (which can be before `first_seen`,
+    /// for snapshots an agent held while the server was out of reach) and
+    /// the start of the server's retention, rounded up to the minute.
+    /// `?at=` before it finds nothing.
     pub history_from: DateTime<Utc>,
     /// True while snapshots keep arriving: false once three of the agent's
     /// intervals pass with none.

@@ -158,16 +158,21 @@ export function createMeters(root, { after = Promise.resolve() } = {}) {
     const times = points.map((p) => Date.parse(p.at));
     const cpuOf = (p) => {
       const perCore = p.load?.cpu_per_core;
-      return perCore?.length ? perCore.reduce((a, b) => a + b, 0) / perCore.length : p.cpu_percent / cores;
+      if (perCore?.length) return perCore.reduce((a, b) => a + b, 0) / perCore.length;
+      return p.load?.cpu_machine_percent ?? p.cpu_percent / cores;
     };
     const memoryOf = (p) => p.load?.memory_used_bytes ?? p.memory_rss_bytes;
     const load = newest?.load ?? null;
-    // Only the sums over processes are stored: the host's own meters are not.
-    const missing = at != null ? "not kept in history" : "not sent by this agent";
+    // The host's own meters, where its agent sent them (history keeps them
+    // from when the server began to: not for older times).
+    const missing = at != null ? "none kept for this time" : "not sent by this agent";
 
     // CPU: the machine's share, 100 % = every core busy.
-    set(cards.cpu, newest ? formatPercent(cpuOf(newest)) : "–",
-      load?.cpu_per_core?.length ? `${load.cpu_per_core.length} cores` : newest ? `sum of processes, ${cores} cores` : "");
+    let cpuSub = "";
+    if (load?.cpu_per_core?.length) cpuSub = `${load.cpu_per_core.length} cores`;
+    else if (load?.cpu_machine_percent != null) cpuSub = `whole machine, ${cores} cores`;
+    else if (newest) cpuSub = `sum of processes, ${cores} cores`;
+    set(cards.cpu, newest ? formatPercent(cpuOf(newest)) : "–", cpuSub);
     renderCores(cards.cpu.cores, load?.cpu_per_core ?? []);
     cards.cpu.spark.set(times, points.map(cpuOf), 100);
 
@@ -190,7 +195,8 @@ export function createMeters(root, { after = Promise.resolve() } = {}) {
 
     const averages = load?.load_average;
     set(cards.load, averages ? averages[0].toFixed(2) : "–",
-      averages ? `1, 5, 15 min: ${averages.map((v) => v.toFixed(2)).join(" · ")}` : load ? "none on this OS" : missing);
+      averages?.length === 3 ? `1, 5, 15 min: ${averages.map((v) => v.toFixed(2)).join(" · ")}`
+        : averages ? "over 1 min" : load ? "none on this OS" : missing);
     cards.load.spark.set(times, points.map((p) => p.load?.load_average?.[0] ?? null), cores);
 
     const boot = host ? Date.parse(host.boot_time) : NaN;
@@ -244,16 +250,32 @@ export function createMeters(root, { after = Promise.resolve() } = {}) {
   return { render };
 }
 
-/** Host series points (GET /api/history/host/) as load points without the host's own meters. */
+/**
+ * Host series points (GET /api/history/host/) as load points. The host's
+ * own meters are there where its agent sent them; history keeps CPU as the
+ * machine's share (not per core) and the one-minute load average only.
+ */
 function fromSeries(series) {
   const i = (name) => series.metrics.indexOf(name);
-  return series.points.map((p) => ({
-    at: p.at,
-    cpu_percent: p.avg[i("cpu_percent")] ?? 0,
-    memory_rss_bytes: p.avg[i("memory_rss_bytes")] ?? 0,
-    processes: Math.round(p.avg[i("process_count")] ?? 0),
-    load: null,
-  }));
+  const value = (p, name) => (i(name) < 0 ? null : p.avg[i(name)] ?? null);
+  return series.points.map((p) => {
+    const used = value(p, "memory_used_bytes");
+    const load1 = value(p, "load_1m");
+    return {
+      at: p.at,
+      cpu_percent: value(p, "cpu_percent") ?? 0,
+      memory_rss_bytes: value(p, "memory_rss_bytes") ?? 0,
+      processes: Math.round(value(p, "process_count") ?? 0),
+      load: used == null ? null : {
+        cpu_machine_percent: value(p, "cpu_machine_percent"),
+        memory_used_bytes: used,
+        memory_available_bytes: value(p, "memory_available_bytes") ?? 0,
+        swap_used_bytes: value(p, "swap_used_bytes") ?? 0,
+        swap_total_bytes: value(p, "swap_total_bytes") ?? 0,
+        load_average: load1 == null ? null : [load1],
+      },
+    };
+  });
 }
 
 function set(entry, value, sub) {

@@ -193,7 +193,10 @@ pub async fn process_series(
     ))
 }
 
-/// A host's process count, total CPU and total resident memory over time.
+/// A host's process count, total CPU and total resident memory over time,
+/// and its own meters where its agent sends them: CPU as a share of the
+/// whole machine (the cores' average), memory used and available, swap,
+/// and the one-minute load average (absent on Windows).
 #[utoipa::path(
     get,
     path = "/api/history/host/",
@@ -202,7 +205,7 @@ pub async fn process_series(
     params(HostRangeQuery),
     security(("session" = [])),
     responses(
-        (status = 200, description = "The series: metrics process_count, cpu_percent (100 = one core), memory_rss_bytes", body = Series),
+        (status = 200, description = "The series: metrics process_count, cpu_percent (sum over processes, 100 = one core), memory_rss_bytes, cpu_machine_percent (100 = every core busy), memory_used_bytes, memory_available_bytes, swap_used_bytes, swap_total_bytes, load_1m; a metric is null in steps where the agent sent no value", body = Series),
         (status = 400, description = "A parameter is missing or out of range", body = ErrorBody),
         (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 404, description = "Unknown host", body = ErrorBody),

@@ -143,7 +143,7 @@ fn summarize(
     let kept_from = now
         .checked_sub_signed(retention)
         .and_then(|t| t.duration_trunc(chrono::TimeDelta::minutes(1)).ok())
-        .map_or(record.first_seen, |t| t + chrono::TimeDelta::minutes(1));
+        .map_or(record.first_taken_at, |t| t + chrono::TimeDelta::minutes(1));
     let silence = now.signed_duration_since(record.last_seen);
     let limit = chrono::Duration::milliseconds(
         (record.interval_ms * OFFLINE_AFTER_INTERVALS as u64) as i64,
@@ -151,7 +151,7 @@ fn summarize(
     HostSummary {
         online: silence <= limit,
         display_name,
-        history_from: kept_from.max(record.first_seen),
+        history_from: kept_from.max(record.first_taken_at),
         first_seen: record.first_seen,
         last_seen: record.last_seen,
         process_count: record.totals.process_count,

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use procmon_model::{HostChanges, HostInfo, ProcessSample, Series, Snapshot};
+use procmon_model::{HostChanges, HostInfo, HostLoad, ProcessSample, Series, Snapshot};
 use uuid::Uuid;
 
 /// What the store did with a snapshot.
@@ -75,6 +75,9 @@ pub struct HostRecord {
     /// When the newest snapshot was taken: the earlier of when it was
     /// collected and when it was received.
     pub newest_taken_at: DateTime<Utc>,
+    /// When the oldest snapshot was taken (retention may since have taken
+    /// it away).
+    pub first_taken_at: DateTime<Utc>,
     /// Totals of the newest snapshot.
     pub totals: SnapshotTotals,
 }
@@ -100,6 +103,69 @@ impl SnapshotTotals {
             t
         })
     }
+}
+
+/// The host's own meters as history keeps them beside each snapshot, from
+/// its agent's [`HostLoad`] (all absent when the agent sends none). CPU is
+/// kept as the machine's share (the cores' average), not per core.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HostMeters {
+    pub cpu_machine_percent: Option<f64>,
+    pub memory_used_bytes: Option<u64>,
+    pub memory_available_bytes: Option<u64>,
+    pub swap_used_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    /// The load average over one minute, where the OS has one.
+    pub load_1m: Option<f64>,
+}
+
+impl HostMeters {
+    pub fn of(load: Option<&HostLoad>) -> Self {
+        let Some(load) = load else {
+            return Self::default();
+        };
+        let cores = &load.cpu_per_core;
+        Self {
+            cpu_machine_percent: (!cores.is_empty()).then(|| {
+                cores.iter().map(|&c| f64::from(c)).sum::<f64>() / cores.len() as f64
+            }),
+            memory_used_bytes: Some(load.memory_used_bytes),
+            memory_available_bytes: Some(load.memory_available_bytes),
+            swap_used_bytes: Some(load.swap_used_bytes),
+            swap_total_bytes: Some(load.swap_total_bytes),
+            load_1m: load.load_average.map(|l| l[0]),
+        }
+    }
+}
+
+/// The names of a host series' values (`GET /api/history/host/`), in the
+/// order of [`host_values`].
+pub const HOST_METRICS: [&str; 9] = [
+    "process_count",
+    "cpu_percent",
+    "memory_rss_bytes",
+    "cpu_machine_percent",
+    "memory_used_bytes",
+    "memory_available_bytes",
+    "swap_used_bytes",
+    "swap_total_bytes",
+    "load_1m",
+];
+
+/// One snapshot's values of a host series, named by [`HOST_METRICS`].
+pub fn host_values(totals: &SnapshotTotals, meters: &HostMeters) -> [Option<f64>; 9] {
+    let bytes = |b: Option<u64>| b.map(|b| b as f64);
+    [
+        Some(f64::from(totals.process_count)),
+        Some(totals.cpu_percent),
+        Some(totals.memory_rss_bytes as f64),
+        meters.cpu_machine_percent,
+        bytes(meters.memory_used_bytes),
+        bytes(meters.memory_available_bytes),
+        bytes(meters.swap_used_bytes),
+        bytes(meters.swap_total_bytes),
+        meters.load_1m,
+    ]
 }
 
 /// One stored snapshot with its processes.

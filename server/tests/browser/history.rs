@@ -242,14 +242,25 @@ async fn history_shows_the_tree_at_a_past_time_and_what_changed() {
         assert_eq!(count(&page, &row_selector(300)).await, 0, "newbie had not started yet");
         assert_eq!(attribute_of_text(&page, "#time-live", "aria-pressed").await, "false");
         assert!(text_of(&page, "#time-note").await.contains("As it was at"));
-        // The meters show the hour before it, from stored history.
+        // The meters show the hour before it, from stored history: the
+        // host's own meters as they were (CPU as the machine's share; no
+        // per-core bars, no 5 and 15 min load averages).
         eventually(
             &page,
             "the meters of the past hour",
-            "return document.querySelector('[data-meter=swap] .meter-sub').textContent;",
-            |v| v.as_str() == Some("not kept in history"),
+            "return document.querySelector('[data-meter=load] .meter-sub').textContent;",
+            |v| v.as_str() == Some("over 1 min"),
         )
         .await;
+        assert_eq!(text_of(&page, "[data-meter=load] .meter-value").await, "1.25");
+        assert_eq!(text_of(&page, "[data-meter=swap] .meter-value").await, "256 MiB");
+        // (10 + 25 + 30 + 95) / 4, the 6th snapshot's cores.
+        assert_eq!(text_of(&page, "[data-meter=cpu] .meter-value").await, "40%");
+        assert_eq!(
+            text_of(&page, "[data-meter=cpu] .meter-sub").await,
+            "whole machine, 4 cores"
+        );
+        assert_eq!(count(&page, "[data-meter=cpu] .meter-core:not([hidden])").await, 0);
         let drawn = text_of(&page, "#meters").await;
         assert!(drawn.contains("63"), "the process count then: {drawn}");
         let points = page

@@ -288,8 +288,8 @@ pub async fn changes_list_starts_exits_and_fact_changes(fresh: Fresh) {
     assert!(few.started.len() + few.exited.len() + few.changed.len() <= 3);
 }
 
-/// Samples in a step, and each metric's (avg, min, max) over them.
-type Expected = (u64, Vec<(f64, f64, f64)>);
+/// Samples in a step, and each metric's (avg, min, max, values) over them.
+type Expected = (u64, Vec<(f64, f64, f64, u64)>);
 
 /// avg, min and max of each metric of the process `(pid, start)` over the
 /// snapshots taken in `[at, at + step)`, worked out from what was sent.
@@ -321,7 +321,7 @@ fn expected_point(
         (
             n,
             sums.into_iter()
-                .map(|(sum, min, max, k)| (sum / k.max(1) as f64, min, max))
+                .map(|(sum, min, max, k)| (sum / k.max(1) as f64, min, max, k))
                 .collect(),
         )
     })
@@ -341,11 +341,34 @@ fn process_values(p: &ProcessSample) -> Vec<Option<f64>> {
 }
 
 fn host_values(s: &Snapshot) -> Vec<Option<f64>> {
+    let load = s.load.as_ref();
+    let bytes = |f: fn(&procmon_model::HostLoad) -> u64| load.map(|l| f(l) as f64);
     vec![
         Some(s.processes.len() as f64),
         Some(s.processes.iter().map(|p| f64::from(p.cpu_percent)).sum()),
         Some(s.processes.iter().map(|p| p.memory_rss_bytes as f64).sum()),
+        load.filter(|l| !l.cpu_per_core.is_empty()).map(|l| {
+            l.cpu_per_core.iter().map(|&c| f64::from(c)).sum::<f64>() / l.cpu_per_core.len() as f64
+        }),
+        bytes(|l| l.memory_used_bytes),
+        bytes(|l| l.memory_available_bytes),
+        bytes(|l| l.swap_used_bytes),
+        bytes(|l| l.swap_total_bytes),
+        load.and_then(|l| l.load_average).map(|a| a[0]),
     ]
+}
+
+/// The host's own meters for the `i`th snapshot: none for every third
+/// (an agent that sends none), no load average for every fifth (Windows).
+fn some_load(i: usize) -> Option<procmon_model::HostLoad> {
+    (i % 3 != 0).then(|| procmon_model::HostLoad {
+        cpu_per_core: vec![(i % 100) as f32, ((i * 7) % 100) as f32 + 0.5],
+        memory_used_bytes: (1 << 30) + (i as u64 * 4096),
+        memory_available_bytes: (3 << 30) - (i as u64 * 4096),
+        swap_total_bytes: 1 << 31,
+        swap_used_bytes: (i as u64 % 17) << 20,
+        load_average: (i % 5 != 0).then(|| [i as f64 / 100.0, 0.5, 0.25]),
+    })
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -366,17 +389,20 @@ fn check_series(
         let (n, want) = expected_point(snapshots, pick, point.at, step, series.metrics.len())
             .unwrap_or_else(|| panic!("a point at {} with no sample", point.at));
         assert_eq!(point.samples, n, "samples at {}", point.at);
-        for (i, (avg, min, max)) in want.into_iter().enumerate() {
+        for (i, (avg, min, max, k)) in want.into_iter().enumerate() {
             let name = &series.metrics[i];
-            if let Some(got) = point.avg[i] {
-                assert!(
-                    close(got, avg),
-                    "{name} avg at {}: {got} vs {avg}",
-                    point.at
-                );
-                assert_eq!(point.min[i], Some(min), "{name} min at {}", point.at);
-                assert_eq!(point.max[i], Some(max), "{name} max at {}", point.at);
-            }
+            let Some(got) = point.avg[i] else {
+                assert_eq!(k, 0, "{name} at {}: sent {k} values, none kept", point.at);
+                continue;
+            };
+            assert!(k > 0, "{name} at {}: none sent, {got} kept", point.at);
+            assert!(
+                close(got, avg),
+                "{name} avg at {}: {got} vs {avg}",
+                point.at
+            );
+            assert_eq!(point.min[i], Some(min), "{name} min at {}", point.at);
+            assert_eq!(point.max[i], Some(max), "{name} max at {}", point.at);
         }
     }
     // Every step that had a sample is there.
@@ -400,6 +426,9 @@ pub async fn series_and_rollups_equal_what_was_sent(fresh: Fresh) {
     // Three hours and a bit.
     for _ in 0..1200 {
         snapshots.push(sim.next());
+    }
+    for (i, s) in snapshots.iter_mut().enumerate() {
+        s.load = some_load(i);
     }
     for s in &snapshots {
         ingest(store, s, s.collected_at).await;
@@ -446,9 +475,27 @@ pub async fn series_and_rollups_equal_what_was_sent(fresh: Fresh) {
     let host = store.host_series("host-s", range, 50).await.unwrap();
     assert_eq!(
         host.metrics,
-        ["process_count", "cpu_percent", "memory_rss_bytes"]
+        [
+            "process_count",
+            "cpu_percent",
+            "memory_rss_bytes",
+            "cpu_machine_percent",
+            "memory_used_bytes",
+            "memory_available_bytes",
+            "swap_used_bytes",
+            "swap_total_bytes",
+            "load_1m"
+        ]
     );
     check_series(&host, range.from, &snapshots, |s| Some(host_values(s)));
+    // And raw, with the host's meters as sent.
+    let short = TimeRange {
+        from: start() + Duration::minutes(70),
+        to: start() + Duration::minutes(100),
+    };
+    let host = store.host_series("host-s", short, 1000).await.unwrap();
+    assert_eq!(host.resolution, Resolution::Raw);
+    check_series(&host, short.from, &snapshots, |s| Some(host_values(s)));
 
     let unknown = store
         .process_series("host-s", 999_999, start(), range, 50)

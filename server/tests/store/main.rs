@@ -4,6 +4,7 @@
 
 mod contract;
 mod first_layout;
+mod layout4;
 
 /// A fresh SQLite store in its own temporary directory.
 async fn sqlite() -> contract::Fresh {

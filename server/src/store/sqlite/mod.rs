@@ -692,6 +692,10 @@ fn migrate(conn: Connection, path: &Path) -> anyhow::Result<Connection> {
         .and_then(|()| conn.execute_batch(keys::TABLES))
         .and_then(|()| conn.execute_batch(accounts::TABLES))
         .with_context(|| format!("cannot create the tables in {}", path.display()))?;
+    if version < 5 {
+        schema::to_layout_5(&conn)
+            .with_context(|| format!("cannot bring {} to layout 5", path.display()))?;
+    }
     conn.pragma_update(None, "user_version", schema::VERSION)?;
     Ok(conn)
 }

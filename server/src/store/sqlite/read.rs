@@ -17,7 +17,10 @@ use crate::store::chain::{identity, Event, Identity};
 use crate::store::fields::Metric;
 use crate::store::rollup::{self, Buckets};
 use crate::store::series::{finish, plan_series};
-use crate::store::{HostRecord, SnapshotTotals, StoreResult, StoredSnapshot, TimeRange};
+use crate::store::{
+    host_values, HostMeters, HostRecord, SnapshotTotals, StoreResult, StoredSnapshot, TimeRange,
+    HOST_METRICS,
+};
 use procmon_model::Resolution;
 
 /// What a read may see: the blocks that exist, and the oldest time each
@@ -70,7 +73,8 @@ pub struct HostRow {
 
 const HOST_COLUMNS: &str = "key, id, hostname, os_name, os_version, kernel, arch, cpu_count,
     memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen, taken_at,
-    process_count, cpu_percent_total, memory_rss_total_bytes, minute_done, hour_done";
+    process_count, cpu_percent_total, memory_rss_total_bytes, minute_done, hour_done,
+    coalesce(first_taken, first_seen)";
 
 fn host_row(row: &Row<'_>) -> rusqlite::Result<HostRow> {
     let time = |i| row.get::<_, i64>(i).map(DateTime::from_timestamp_nanos);
@@ -93,6 +97,7 @@ fn host_row(row: &Row<'_>) -> rusqlite::Result<HostRow> {
             first_seen: time(12)?,
             last_seen: time(13)?,
             newest_taken_at: time(14)?,
+            first_taken_at: time(20)?,
             totals: SnapshotTotals {
                 process_count: row.get(15)?,
                 cpu_percent: row.get(16)?,
@@ -308,9 +313,6 @@ pub fn process_series(
     Ok(finish(range, plan, &names, steps.into_vec()))
 }
 
-/// The names of a host series' values.
-pub const HOST_METRICS: [&str; 3] = ["process_count", "cpu_percent", "memory_rss_bytes"];
-
 /// The host's totals over `range`.
 pub fn host_series(
     conn: &Connection,
@@ -339,7 +341,8 @@ pub fn host_series(
     Ok(finish(range, plan, &HOST_METRICS, steps.into_vec()))
 }
 
-/// Host totals straight from the raw rows, without decoding a payload.
+/// Host totals and meters straight from the raw rows, without decoding a
+/// payload.
 fn raw_totals(
     conn: &Connection,
     view: &View,
@@ -354,7 +357,9 @@ fn raw_totals(
         }
         let mut statement = conn
             .prepare_cached(&format!(
-                "SELECT taken_at, process_count, cpu_percent_total, memory_rss_total_bytes
+                "SELECT taken_at, process_count, cpu_percent_total, memory_rss_total_bytes,
+                     cpu_machine_percent, memory_used_bytes, memory_available_bytes,
+                     swap_used_bytes, swap_total_bytes, load_1m
                  FROM {} WHERE host = ?1 AND taken_at BETWEEN ?2 AND ?3",
                 block.table()
             ))
@@ -363,11 +368,27 @@ fn raw_totals(
             .query(params![host, from, to])
             .doing("cannot read history")?;
         while let Some(row) = rows.next().doing("cannot read history")? {
-            let taken: i64 = row.get(0).doing("cannot read history")?;
-            let count: i64 = row.get(1).doing("cannot read history")?;
-            let cpu: f64 = row.get(2).doing("cannot read history")?;
-            let rss: i64 = row.get(3).doing("cannot read history")?;
-            steps.add(taken, [Some(count as f64), Some(cpu), Some(rss as f64)]);
+            let bytes = |i| row.get::<_, Option<i64>>(i).map(|b| b.map(|b| b as u64));
+            let (taken, totals, meters) = (|| {
+                Ok::<_, rusqlite::Error>((
+                    row.get::<_, i64>(0)?,
+                    SnapshotTotals {
+                        process_count: row.get(1)?,
+                        cpu_percent: row.get(2)?,
+                        memory_rss_bytes: row.get::<_, i64>(3)? as u64,
+                    },
+                    HostMeters {
+                        cpu_machine_percent: row.get(4)?,
+                        memory_used_bytes: bytes(5)?,
+                        memory_available_bytes: bytes(6)?,
+                        swap_used_bytes: bytes(7)?,
+                        swap_total_bytes: bytes(8)?,
+                        load_1m: row.get(9)?,
+                    },
+                ))
+            })()
+            .doing("cannot read history")?;
+            steps.add(taken, host_values(&totals, &meters));
         }
     }
     Ok(())
@@ -476,18 +497,11 @@ pub fn roll_up_hour(
                     .or_insert_with(|| Buckets::new(MINUTE, metrics.len()))
                     .add(step.taken_at, metrics.iter().map(|m| m.chart(m.raw(p))));
             }
-            let t = SnapshotTotals::of(step.state.processes());
-            totals.add(
-                step.taken_at,
-                [
-                    Some(f64::from(t.process_count)),
-                    Some(t.cpu_percent),
-                    Some(t.memory_rss_bytes as f64),
-                ],
-            );
             ControlFlow::Continue(())
         },
     )?;
+    // The host's totals and meters are beside each snapshot: no replay.
+    raw_totals(conn, view, host, hour, hour + HOUR - 1, &mut totals)?;
     Ok(HourRollup {
         processes: processes
             .into_iter()

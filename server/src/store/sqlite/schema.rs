@@ -24,10 +24,13 @@ pub const HOUR: i64 = 60 * MINUTE;
 pub const DAY: i64 = 24 * HOUR;
 
 /// Version of this layout, kept in SQLite's `user_version`.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// The tables that are not blocks.
 pub const BASE: &str = "
+-- A host's first_taken: its oldest snapshot by the time it was taken (an
+-- agent's spool can hold snapshots taken before the server first heard of
+-- it). Last, as layout 4's table gets it by ALTER TABLE.
 CREATE TABLE IF NOT EXISTS host (
     key INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -52,7 +55,8 @@ CREATE TABLE IF NOT EXISTS host (
     memory_rss_total_bytes INTEGER NOT NULL,
     -- Roll-ups are complete before these times.
     minute_done INTEGER NOT NULL,
-    hour_done INTEGER NOT NULL
+    hour_done INTEGER NOT NULL,
+    first_taken INTEGER
 ) STRICT;
 
 -- Display names are made unique among hosts that share a hostname.
@@ -173,7 +177,8 @@ impl Block {
                     process_count INTEGER NOT NULL,
                     cpu_percent_total REAL NOT NULL,
                     memory_rss_total_bytes INTEGER NOT NULL,
-                    data BLOB NOT NULL
+                    data BLOB NOT NULL,
+                    {LOAD_COLUMNS}
                 ) STRICT;
                 CREATE UNIQUE INDEX IF NOT EXISTS {t}_id ON {t} (id);
                 CREATE INDEX IF NOT EXISTS {t}_host ON {t} (host, taken_at);
@@ -216,6 +221,72 @@ impl Block {
         conn.execute_batch(&sql)
             .doing("cannot drop an expired history table")
     }
+}
+
+/// The host's own meters beside each raw snapshot, NULL when its agent sent
+/// none (see `HostLoad`). Last in the table: layout 4's tables get them by
+/// `ALTER TABLE … ADD COLUMN`, which appends.
+const LOAD_COLUMNS: &str = "cpu_machine_percent REAL,
+                    memory_used_bytes INTEGER,
+                    memory_available_bytes INTEGER,
+                    swap_used_bytes INTEGER,
+                    swap_total_bytes INTEGER,
+                    load_1m REAL";
+
+/// Layout 4 to 5: raw tables get the host meters' columns, and hosts the
+/// time of their oldest snapshot, found in the raw tables (oldest first).
+pub fn to_layout_5(conn: &Connection) -> StoreResult<()> {
+    let has_first_taken: bool = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('host') WHERE name = 'first_taken'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .doing("cannot read the host table's columns")?;
+    if !has_first_taken {
+        conn.execute_batch("ALTER TABLE host ADD COLUMN first_taken INTEGER")
+            .doing("cannot add first_taken to the host table")?;
+    }
+    let raw: Vec<Block> = blocks(conn)?
+        .into_iter()
+        .filter(|b| b.kind == Kind::Raw)
+        .collect();
+    for block in &raw {
+        let t = block.table();
+        conn.execute_batch(&format!(
+            "UPDATE host SET first_taken = (SELECT min(taken_at) FROM {t} WHERE {t}.host = host.key)
+             WHERE first_taken IS NULL"
+        ))
+        .doing("cannot find the hosts' oldest snapshots")?;
+    }
+    conn.execute_batch("UPDATE host SET first_taken = first_seen WHERE first_taken IS NULL")
+        .doing("cannot find the hosts' oldest snapshots")?;
+    add_load_columns(conn, &raw)
+}
+
+fn add_load_columns(conn: &Connection, raw: &[Block]) -> StoreResult<()> {
+    for block in raw {
+        let table = block.table();
+        let has: bool = conn
+            .query_row(
+                &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = 'load_1m'"),
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .doing("cannot read a history table's columns")?;
+        if has {
+            continue;
+        }
+        let sql: String = LOAD_COLUMNS
+            .split(',')
+            .map(|column| format!("ALTER TABLE {table} ADD COLUMN {};", column.trim()))
+            .collect();
+        conn.execute_batch(&sql)
+            .doing("cannot add the host meters to a history table")?;
+    }
+    Ok(())
 }
 
 /// Every block in the database, oldest first.

@@ -18,7 +18,7 @@ use super::errors::Classify;
 use super::replay;
 use super::schema::{Block, Kind, DAY, HOUR};
 use crate::store::chain::{nanos, Chain};
-use crate::store::{IngestOutcome, SnapshotTotals, StoreError, StoreResult};
+use crate::store::{HostMeters, IngestOutcome, SnapshotTotals, StoreError, StoreResult};
 
 /// Longest chain of deltas before a new keyframe: bounds what a read of
 /// one snapshot replays (at 2 s, a keyframe every 8.5 minutes).
@@ -165,6 +165,7 @@ impl Writer {
             _ => seq,
         };
         let totals = SnapshotTotals::of(&snapshot.processes);
+        let meters = HostMeters::of(snapshot.load.as_ref());
         let exists = self.raw.contains(&block);
 
         let key = self.transaction(|conn| {
@@ -175,8 +176,10 @@ impl Writer {
             conn.prepare_cached(&format!(
                 "INSERT INTO {} (seq, host, id, taken_at, collected_at, received_at,
                      interval_ms, chain, process_count, cpu_percent_total,
-                     memory_rss_total_bytes, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     memory_rss_total_bytes, data, cpu_machine_percent, memory_used_bytes,
+                     memory_available_bytes, swap_used_bytes, swap_total_bytes, load_1m)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                     ?16, ?17, ?18)",
                 block.table()
             ))
             .and_then(|mut s| {
@@ -193,6 +196,12 @@ impl Writer {
                     totals.cpu_percent,
                     int(totals.memory_rss_bytes),
                     stored,
+                    meters.cpu_machine_percent,
+                    meters.memory_used_bytes.map(int),
+                    meters.memory_available_bytes.map(int),
+                    meters.swap_used_bytes.map(int),
+                    meters.swap_total_bytes.map(int),
+                    meters.load_1m,
                 ])
             })
             .doing("cannot store the snapshot")?;
@@ -335,9 +344,9 @@ fn upsert_host(
         "INSERT INTO host (id, hostname, os_name, os_version, kernel, arch, cpu_count,
              memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen,
              taken_at, process_count, cpu_percent_total, memory_rss_total_bytes,
-             minute_done, hour_done)
+             minute_done, hour_done, first_taken)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16,
-             ?17, ?18)
+             ?17, ?18, ?13)
          ON CONFLICT (id) DO UPDATE SET
              hostname = iif(excluded.taken_at >= taken_at, excluded.hostname, hostname),
              os_name = iif(excluded.taken_at >= taken_at, excluded.os_name, os_name),
@@ -359,6 +368,7 @@ fn upsert_host(
                  excluded.memory_rss_total_bytes, memory_rss_total_bytes),
              taken_at = max(taken_at, excluded.taken_at),
              first_seen = min(first_seen, excluded.first_seen),
+             first_taken = min(coalesce(first_taken, excluded.first_taken), excluded.first_taken),
              last_seen = max(last_seen, excluded.last_seen),
              minute_done = min(minute_done, excluded.minute_done),
              hour_done = min(hour_done, excluded.hour_done)
