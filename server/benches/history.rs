@@ -55,6 +55,8 @@ const READS: usize = 200;
 /// HTTP: hosts, processes each, rounds (one snapshot of every host each),
 /// concurrent keep-alive clients, and the longest a run may take.
 const HTTP_HOSTS: usize = 50;
+/// Rounds of the HTTP ingest figure (its median is reported).
+const HTTP_RUNS: usize = 3;
 const HTTP_PROCESSES: usize = 500;
 const HTTP_ROUNDS: usize = 60;
 const HTTP_CLIENTS: usize = 8;
@@ -343,29 +345,45 @@ async fn run() {
         "\n== 2. HTTP ingest: {HTTP_HOSTS} hosts x {HTTP_PROCESSES} processes, {HTTP_CLIENTS} keep-alive clients =="
     );
     let bodies = http_bodies();
+    // The day's hundreds of MB were just written: flushed first, so the
+    // server's commits below do not queue behind that writeback.
+    let _ = std::process::Command::new("sync").status();
     println!(
         "{} pre-serialized bodies, {:.0} KiB each on average",
         bodies.len(),
         bodies.iter().map(|b| b.len()).sum::<usize>() as f64 / bodies.len() as f64 / 1024.0
     );
-    let base = http_baseline(&bodies).await;
-    let real = http_server(&bodies, &dir.path().join("http")).await;
-    for (what, r) in [("parse-only handler", &base), ("real server", &real)] {
-        println!(
-            "{what}: {} snapshots in {:.2} s: {:.0}/s; request {:.2} ms p50, {:.2} ms p95",
-            r.sent,
-            r.elapsed.as_secs_f64(),
-            r.rate(),
-            ms(median_p95(&r.latency).0),
-            ms(median_p95(&r.latency).1)
-        );
+    // Three rounds of each, in turn, each server on a fresh database: on a
+    // shared 2-core machine one round moves by a fifth from run to run.
+    let mut bases = Vec::new();
+    let mut reals = Vec::new();
+    for round in 0..HTTP_RUNS {
+        bases.push(http_baseline(&bodies).await);
+        reals.push(http_server(&bodies, &dir.path().join(format!("http-{round}"))).await);
     }
+    for (what, runs) in [("parse-only handler", &bases), ("real server", &reals)] {
+        for r in runs {
+            println!(
+                "{what}: {} snapshots in {:.2} s: {:.0}/s; request {:.2} ms p50, {:.2} ms p95",
+                r.sent,
+                r.elapsed.as_secs_f64(),
+                r.rate(),
+                ms(median_p95(&r.latency).0),
+                ms(median_p95(&r.latency).1)
+            );
+        }
+    }
+    let median_rate = |runs: &[HttpRun]| {
+        let mut rates: Vec<f64> = runs.iter().map(HttpRun::rate).collect();
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
     report.add(
-        format!("2. HTTP ingest, {HTTP_PROCESSES}-proc snapshots"),
-        real.rate(),
+        format!("2. HTTP ingest, {HTTP_PROCESSES}-proc snapshots, median of {HTTP_RUNS}"),
+        median_rate(&reals),
         "/s",
         Target::AtLeast(HTTP_PER_S),
-        format!("parse-only {:.0}/s", base.rate()),
+        format!("parse-only {:.0}/s", median_rate(&bases)),
     );
 
     println!(
