@@ -36,25 +36,45 @@ pub enum Verdict {
     RetryAfter(Duration),
     /// Wait [`Backoff::next_delay`], then send the same message again.
     Backoff,
+    /// Refused for a reason someone must fix on the agent or the server
+    /// (its key): keep it, log the reason, which says what to do, and try
+    /// again after [`Backoff::next_delay`], so that nothing is lost
+    /// meanwhile (within the spool's size).
+    Hold(HoldReason),
     /// Sending it again would be refused again: drop it and log the
     /// reason, which says what to do.
     Drop(DropReason),
+}
+
+/// Why the server refuses messages until someone acts; each says what to
+/// do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HoldReason {
+    #[error(
+        "the agent key was refused (401): enroll again (set enroll_secret to the server's \
+         enrollment secret) or set api_key to a new key made with `procmon-server keys create`; \
+         snapshots are kept in the spool until then"
+    )]
+    KeyRefused,
+    #[error(
+        "the agent key belongs to another host (403): each host needs its own key; enroll this \
+         one, or make it a key with `procmon-server keys create --host <this host>`; snapshots \
+         are kept in the spool until then"
+    )]
+    KeyForOtherHost,
+}
+
+impl HoldReason {
+    /// Logs the refusal (at each try, which backs off to once a minute).
+    pub fn log(&self, server_says: Option<&str>) {
+        tracing::warn!(server_says = server_says.unwrap_or(""), "{self}");
+    }
 }
 
 /// Why the server will never take a message; each says what to do about
 /// it. The server's own message (its error body) is worth logging beside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DropReason {
-    #[error(
-        "the agent key was refused (401): enroll again (set enroll_secret to the server's \
-         enrollment secret) or set api_key to a new key made with `procmon-server keys create`"
-    )]
-    KeyRefused,
-    #[error(
-        "the agent key belongs to another host (403): each host needs its own key; enroll this \
-         one, or make it a key with `procmon-server keys create --host <this host>`"
-    )]
-    KeyForOtherHost,
     #[error(
         "the server's body limit is smaller than this snapshot (413): raise body_limit on the \
          server"
@@ -92,10 +112,12 @@ impl DropReason {
 /// - 2xx: sent.
 /// - 429 and 503: after the server's `Retry-After` (seconds or HTTP date),
 ///   else backoff.
-/// - 400, 415 and 422 (not a snapshot this server reads), 401 (key
-///   refused), 403 (key of another host), 409 (id taken by another host)
-///   and 413 (too large): dropped, since the same message would be refused
-///   again.
+/// - 401 (key refused) and 403 (key of another host): held, with backoff,
+///   and the reason logged: the key must be fixed, and what was collected
+///   meanwhile is still worth sending then.
+/// - 400, 415 and 422 (not a snapshot this server reads), 409 (id taken by
+///   another host) and 413 (too large): dropped, since the same message
+///   would be refused again.
 /// - 404, 405 and 421 (server_url wrong, or a proxy before a server being
 ///   restarted), 408 and every other 5xx, and no answer at all: backoff, so
 ///   nothing is lost while someone fixes it.
@@ -113,8 +135,8 @@ pub fn classify(outcome: Outcome<'_>, now: SystemTime) -> Verdict {
         429 | 503 => retry_after
             .and_then(|value| parse_retry_after(value, now))
             .map_or(Verdict::Backoff, Verdict::RetryAfter),
-        401 => Verdict::Drop(DropReason::KeyRefused),
-        403 => Verdict::Drop(DropReason::KeyForOtherHost),
+        401 => Verdict::Hold(HoldReason::KeyRefused),
+        403 => Verdict::Hold(HoldReason::KeyForOtherHost),
         409 => Verdict::Drop(DropReason::IdConflict),
         413 => Verdict::Drop(DropReason::TooLarge),
         400 | 415 | 422 => Verdict::Drop(DropReason::Invalid(status)),
@@ -258,8 +280,8 @@ mod tests {
     fn success_is_sent_and_refusals_that_would_repeat_are_dropped() {
         assert_eq!(answered(200), Verdict::Sent);
         assert_eq!(answered(201), Verdict::Sent);
-        assert_eq!(answered(401), Verdict::Drop(DropReason::KeyRefused));
-        assert_eq!(answered(403), Verdict::Drop(DropReason::KeyForOtherHost));
+        assert_eq!(answered(401), Verdict::Hold(HoldReason::KeyRefused));
+        assert_eq!(answered(403), Verdict::Hold(HoldReason::KeyForOtherHost));
         assert_eq!(answered(409), Verdict::Drop(DropReason::IdConflict));
         assert_eq!(answered(413), Verdict::Drop(DropReason::TooLarge));
         for status in [400, 415, 422] {
@@ -304,7 +326,7 @@ mod tests {
         assert_eq!(with(429, "soon"), Verdict::Backoff);
         assert_eq!(with(429, "-3"), Verdict::Backoff);
         assert_eq!(with(500, "7"), Verdict::Backoff);
-        assert_eq!(with(401, "7"), Verdict::Drop(DropReason::KeyRefused));
+        assert_eq!(with(401, "7"), Verdict::Hold(HoldReason::KeyRefused));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! snapshot spooled before it. While anything waits, new snapshots go
 //! behind it, and the spool is sent oldest first, each message once the
 //! retry policy ([`crate::retry`]) allows; what the server would refuse
-//! again (400, 401, 413, 422) is dropped, saying why.
+//! again (400, 413, 422) is dropped, saying why. A refused key (401, 403)
+//! holds everything, spooled, until the key is put right.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -391,6 +392,10 @@ impl Sending {
         let wait = match verdict {
             Verdict::RetryAfter(wait) => Some(wait),
             Verdict::Backoff => Some(self.backoff.next_delay()),
+            Verdict::Hold(reason) => {
+                reason.log(Some(&error.to_string()));
+                Some(self.backoff.next_delay())
+            }
             Verdict::Sent | Verdict::Drop(_) => None,
         };
         self.not_before = wait.map(|wait| Instant::now() + wait);

@@ -264,3 +264,72 @@ async fn an_agent_killed_while_spooling_sends_the_rest_when_started_again() {
     );
     server.stop().await;
 }
+
+/// A key revoked while the agent runs: the server refuses it (401), and the
+/// agent keeps what it collects in the spool rather than dropping it. Given
+/// a new key, it sends all of it: no gap where the key was wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_holds_the_snapshots_until_a_new_key_sends_them() {
+    const INTERVAL: Duration = Duration::from_secs(1);
+    let data = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let server = serve(data.path(), 0).await;
+    let keys = server.state.agent_keys.clone();
+    let old = keys.create(None, "test", Utc::now()).await.unwrap();
+    let agent = |key: secrecy::SecretString| {
+        let mut config = procmon_agent::AgentConfig::new(server.url(), key);
+        config.interval = INTERVAL;
+        config.spool_dir = spool.path().to_owned();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(procmon_agent::run(config, async move {
+            let _ = stopped.await;
+        }));
+        (stop, task)
+    };
+    let started = Utc::now();
+    let (stop, task) = agent(old.key);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let host = loop {
+        if let Some(host) = server.host().await {
+            break host;
+        }
+        assert!(Instant::now() < deadline, "nothing arrived");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(keys
+        .store()
+        .revoke_key(&old.record.id, Utc::now())
+        .await
+        .unwrap());
+    let revoked = Utc::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(
+        server.newest(&host).await.unwrap() < revoked + chrono::Duration::seconds(2),
+        "nothing is stored with the revoked key"
+    );
+
+    // The operator makes a new key for the host; the agent restarts with it.
+    let new = keys
+        .create(Some(&host), "test", Utc::now())
+        .await
+        .unwrap();
+    let back = Utc::now();
+    let (stop, task) = agent(new.key);
+    server
+        .wait_for_one_after(&host, back + chrono::Duration::seconds(1), Duration::from_secs(60))
+        .await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    let points = server.stored(&host, started).await;
+    assert_every_snapshot_once(&points, INTERVAL);
+    let refused: u64 = points
+        .iter()
+        .filter(|p| p.at > revoked + chrono::Duration::seconds(1) && p.at < back)
+        .map(|p| p.samples)
+        .sum();
+    assert!(refused >= 6, "only {refused} snapshots from the 8 s the key was refused");
+    server.stop().await;
+}
