@@ -347,8 +347,11 @@ mod tests {
     }
 
     #[test]
-    fn drop_reasons_say_what_to_do() {
-        assert!(DropReason::KeyRefused.to_string().contains("enroll again"));
+    fn drop_and_hold_reasons_say_what_to_do() {
+        assert!(HoldReason::KeyRefused.to_string().contains("enroll again"));
+        assert!(HoldReason::KeyForOtherHost
+            .to_string()
+            .contains("keys create --host"));
         assert!(DropReason::TooLarge
             .to_string()
             .contains("raise body_limit"));

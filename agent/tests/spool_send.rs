@@ -311,14 +311,15 @@ async fn a_refused_key_holds_the_snapshots_until_a_new_key_sends_them() {
     );
 
     // The operator makes a new key for the host; the agent restarts with it.
-    let new = keys
-        .create(Some(&host), "test", Utc::now())
-        .await
-        .unwrap();
+    let new = keys.create(Some(&host), "test", Utc::now()).await.unwrap();
     let back = Utc::now();
     let (stop, task) = agent(new.key);
     server
-        .wait_for_one_after(&host, back + chrono::Duration::seconds(1), Duration::from_secs(60))
+        .wait_for_one_after(
+            &host,
+            back + chrono::Duration::seconds(1),
+            Duration::from_secs(60),
+        )
         .await;
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
@@ -330,6 +331,9 @@ async fn a_refused_key_holds_the_snapshots_until_a_new_key_sends_them() {
         .filter(|p| p.at > revoked + chrono::Duration::seconds(1) && p.at < back)
         .map(|p| p.samples)
         .sum();
-    assert!(refused >= 6, "only {refused} snapshots from the 8 s the key was refused");
+    assert!(
+        refused >= 6,
+        "only {refused} snapshots from the 8 s the key was refused"
+    );
     server.stop().await;
 }

@@ -5,9 +5,9 @@
 
 use std::io::Write;
 
+use axum::body::{Body, Bytes};
 use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, VARY};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::body::{Body, Bytes};
 use flate2::write::GzEncoder;
 
 /// Whether the client takes gzip: named in `Accept-Encoding`, and not with
@@ -74,10 +74,13 @@ pub fn streamed(
             Err(e) => tracing::error!("a streamed body could not be made: {e}"),
         }
     });
-    Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let chunk = receiver.recv().await?;
-        Some((Ok::<_, std::convert::Infallible>(chunk), receiver))
-    }))
+    Body::from_stream(futures_util::stream::unfold(
+        receiver,
+        |mut receiver| async move {
+            let chunk = receiver.recv().await?;
+            Some((Ok::<_, std::convert::Infallible>(chunk), receiver))
+        },
+    ))
 }
 
 /// Compressed bytes sent on in pieces of this size.
@@ -155,7 +158,9 @@ mod tests {
     #[tokio::test]
     async fn a_streamed_body_is_the_whole_that_is_kept() {
         use std::io::Read;
-        let data: Vec<u8> = (0..400_000u32).flat_map(|i| (i * 7919).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| (i * 7919).to_le_bytes())
+            .collect();
         let written = data.clone();
         let (kept, keep) = tokio::sync::oneshot::channel();
         let body = streamed(

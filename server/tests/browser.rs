@@ -1281,7 +1281,6 @@ async fn live_screenshots_light_and_dark() {
     }
 }
 
-/// Opens the page on a host, signs in, and waits until changes are pushed.
 /// The listing is asked for once as the page opens: by the small script at
 /// the top of the page, before the modules load, and the page takes that
 /// answer rather than asking again. With the host in the URL, and without
@@ -1296,7 +1295,10 @@ async fn the_page_asks_for_the_listing_once_as_it_opens() {
     with_browser(1280, 800, |page| async move {
         // Signed in first: the session cookie then rides on the early ask.
         open_live(&page, &app, "host-a").await;
-        for url in [format!("{}/#host=host-a", app.address), format!("{}/", app.address)] {
+        for url in [
+            format!("{}/#host=host-a", app.address),
+            format!("{}/", app.address),
+        ] {
             page.goto("about:blank").await.unwrap();
             page.goto(&url).await.unwrap();
             wait_for_element(&page, "#process-rows .row[data-key]").await;
@@ -1319,6 +1321,7 @@ async fn the_page_asks_for_the_listing_once_as_it_opens() {
     .await;
 }
 
+/// Opens the page on a host, signs in, and waits until changes are pushed.
 async fn open_live(page: &Client, app: &TestApp, host: &str) {
     page.goto(&format!("{}/#host={host}", app.address))
         .await

@@ -139,9 +139,8 @@ async fn newest_listing(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let gzip = crate::gzip::accepted(headers);
-    let summary_json = serde_json::to_vec(summary).map_err(|e| {
-        ApiError::Internal(anyhow::anyhow!("cannot write the host's summary: {e}"))
-    })?;
+    let summary_json = serde_json::to_vec(summary)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot write the host's summary: {e}")))?;
     let kept = live
         .encoded(newest.snapshot.id)
         .filter(|kept| gzip && kept.summary == summary_json);

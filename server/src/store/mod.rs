@@ -126,9 +126,8 @@ impl HostMeters {
         };
         let cores = &load.cpu_per_core;
         Self {
-            cpu_machine_percent: (!cores.is_empty()).then(|| {
-                cores.iter().map(|&c| f64::from(c)).sum::<f64>() / cores.len() as f64
-            }),
+            cpu_machine_percent: (!cores.is_empty())
+                .then(|| cores.iter().map(|&c| f64::from(c)).sum::<f64>() / cores.len() as f64),
             memory_used_bytes: Some(load.memory_used_bytes),
             memory_available_bytes: Some(load.memory_available_bytes),
             swap_used_bytes: Some(load.swap_used_bytes),

@@ -240,6 +240,16 @@ async fn a_key_of_another_host_cannot_send_its_batches() {
     assert_eq!(error_of(response, 401).await.error, "unauthorized");
 }
 
+/// A new agent key for host-a.
+async fn key_for_host_a(state: &procmon_server::startup::AppState) -> SecretString {
+    state
+        .agent_keys
+        .create(Some("host-a"), "test", Utc::now())
+        .await
+        .unwrap()
+        .key
+}
+
 /// A server on `port` (0: any) with its database in `dir`; stops when
 /// `stop` is sent and the task ends.
 async fn serve_in(
@@ -270,12 +280,7 @@ async fn serve_in(
 async fn a_restarted_server_answers_the_first_batch_with_409() {
     let dir = tempfile::tempdir().unwrap();
     let (state, port, stop, task) = serve_in(dir.path(), 0).await;
-    let key = state
-        .agent_keys
-        .create(Some("host-a"), "test", Utc::now())
-        .await
-        .unwrap()
-        .key;
+    let key = key_for_host_a(&state).await;
     let url = format!("http://127.0.0.1:{port}");
     let sender = Sender::new(&url, key.clone()).unwrap();
     let mut host = sim("host-a", 30, 6);
@@ -314,12 +319,7 @@ async fn a_restarted_server_answers_the_first_batch_with_409() {
 async fn after_a_restart_a_late_snapshot_is_not_listed_as_the_newest() {
     let dir = tempfile::tempdir().unwrap();
     let (state, port, stop, task) = serve_in(dir.path(), 0).await;
-    let key = state
-        .agent_keys
-        .create(Some("host-a"), "test", Utc::now())
-        .await
-        .unwrap()
-        .key;
+    let key = key_for_host_a(&state).await;
     let mut host = sim("host-a", 30, 7);
     let s: Vec<Snapshot> = (0..3).map(|_| host.next()).collect();
     let sender = Sender::new(&format!("http://127.0.0.1:{port}"), key.clone()).unwrap();

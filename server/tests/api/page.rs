@@ -79,7 +79,11 @@ async fn every_file_under_web_is_served_with_its_type() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.headers()["content-encoding"], "gzip", "/{relative}");
+        assert_eq!(
+            response.headers()["content-encoding"],
+            "gzip",
+            "/{relative}"
+        );
         assert_eq!(response.headers()["vary"], "accept-encoding", "/{relative}");
         let body = response.bytes().await.unwrap();
         let mut back = Vec::new();

@@ -205,19 +205,26 @@ async fn parent_cycles_and_dangling_parents_are_kept_as_sent() {
     assert_eq!(got, snapshot.processes);
 }
 
-#[tokio::test]
-async fn listings_are_gzipped_for_clients_that_accept_it() {
-    let app = spawn_app().await;
-    app.post_snapshot(&sample_snapshot("host-a", 500)).await;
-    let plain = app.get_processes("host-a").await.bytes().await.unwrap();
-    let gzipped = app
+/// The newest listing of `host-a`, asked for as a browser does (gzip).
+async fn get_gzipped(app: &crate::common::TestApp) -> reqwest::Response {
+    let response = app
         .client
         .get(format!("{}/api/processes/?host=host-a", app.address))
         .header("accept-encoding", "gzip")
         .send()
         .await
         .unwrap();
-    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    response
+}
+
+#[tokio::test]
+async fn listings_are_gzipped_for_clients_that_accept_it() {
+    let app = spawn_app().await;
+    app.post_snapshot(&sample_snapshot("host-a", 500)).await;
+    let plain = app.get_processes("host-a").await.bytes().await.unwrap();
+    let gzipped = get_gzipped(&app).await;
     let compressed = gzipped.bytes().await.unwrap();
     assert!(
         compressed.len() * 4 < plain.len(),
@@ -240,20 +247,14 @@ async fn the_newest_listing_from_memory_is_the_stored_one() {
         chrono::Utc::now() - Duration::minutes(5),
     );
     let gzipped = || async {
-        let response = app
-            .client
-            .get(format!("{}/api/processes/?host=host-a", app.address))
-            .header("accept-encoding", "gzip")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-encoding"], "gzip");
-        let packed = response.bytes().await.unwrap();
+        let packed = get_gzipped(&app).await.bytes().await.unwrap();
         let mut json = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut json)
             .unwrap();
-        (packed, serde_json::from_slice::<ProcessListing>(&json).unwrap())
+        (
+            packed,
+            serde_json::from_slice::<ProcessListing>(&json).unwrap(),
+        )
     };
     for _ in 0..3 {
         let snapshot = host.next();

@@ -361,13 +361,13 @@ fn host_values(s: &Snapshot) -> Vec<Option<f64>> {
 /// The host's own meters for the `i`th snapshot: none for every third
 /// (an agent that sends none), no load average for every fifth (Windows).
 fn some_load(i: usize) -> Option<procmon_model::HostLoad> {
-    (i % 3 != 0).then(|| procmon_model::HostLoad {
+    (!i.is_multiple_of(3)).then(|| procmon_model::HostLoad {
         cpu_per_core: vec![(i % 100) as f32, ((i * 7) % 100) as f32 + 0.5],
         memory_used_bytes: (1 << 30) + (i as u64 * 4096),
         memory_available_bytes: (3 << 30) - (i as u64 * 4096),
         swap_total_bytes: 1 << 31,
         swap_used_bytes: (i as u64 % 17) << 20,
-        load_average: (i % 5 != 0).then(|| [i as f64 / 100.0, 0.5, 0.25]),
+        load_average: (!i.is_multiple_of(5)).then(|| [i as f64 / 100.0, 0.5, 0.25]),
     })
 }
 

@@ -59,7 +59,10 @@ async fn a_layout_4_database_gets_the_host_meters_columns() {
 
     let store = SqliteStore::open(&path).await.unwrap();
     let host = store.host("host-4").await.unwrap().unwrap();
-    assert_eq!(host.first_taken_at, old.collected_at, "found in the raw tables");
+    assert_eq!(
+        host.first_taken_at, old.collected_at,
+        "found in the raw tables"
+    );
     assert_eq!(host.first_seen, old.collected_at + Duration::minutes(3));
     let mut new = sim.next();
     new.load = Some(HostLoad {
@@ -70,7 +73,10 @@ async fn a_layout_4_database_gets_the_host_meters_columns() {
         swap_used_bytes: 1 << 20,
         load_average: Some([1.5, 1.0, 0.5]),
     });
-    store.ingest(new.clone().into(), new.collected_at).await.unwrap();
+    store
+        .ingest(new.clone().into(), new.collected_at)
+        .await
+        .unwrap();
     // The old snapshot is still there, whole.
     let kept = store
         .snapshot("host-4", Some(old.collected_at))

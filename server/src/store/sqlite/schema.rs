@@ -270,7 +270,9 @@ fn add_load_columns(conn: &Connection, raw: &[Block]) -> StoreResult<()> {
         let table = block.table();
         let has: bool = conn
             .query_row(
-                &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = 'load_1m'"),
+                &format!(
+                    "SELECT count(*) FROM pragma_table_info('{table}') WHERE name = 'load_1m'"
+                ),
                 [],
                 |row| row.get::<_, i64>(0),
             )
