@@ -27,21 +27,20 @@
 //! Run with `cargo bench -p procmon-server --bench page` (Chromium and
 //! chromedriver installed). `PAGE_BENCH_SECONDS=<n>` shortens the minute.
 
+#[path = "../tests/common/chromium.rs"]
+mod chromium;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chromium::{connect, start_driver, CHROMEDRIVER, CHROMIUM};
 use chrono::Utc;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::Client;
 use procmon_model::fixtures::{Churn, SimHost};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const PROCESSES: usize = 10_000;
 /// Times the page is opened (the figure is their median).
 const OPENS: usize = 5;
@@ -81,14 +80,14 @@ async fn run() {
     post(&app, &sim.snapshot()).await;
     let listing_gzip = listing_bytes(&app).await;
 
-    let (_driver, port) = start_driver();
+    let driver = start_driver(Duration::from_secs(30));
     // First visits: a new browser each time, its cache empty. Given two
     // seconds to settle first: a user's browser is already running, and a
     // starting one takes this machine's cores from the page.
     let mut first_visits = Vec::new();
     for round in 0..OPENS {
         let profile = tempfile::tempdir().unwrap();
-        let page = connect(port, profile.path()).await;
+        let page = connect(&driver, profile.path(), 1280, 800, false).await;
         page.goto("about:blank").await.unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
         post(&app, &sim.next()).await;
@@ -98,7 +97,7 @@ async fn run() {
     let first_visit_ms = median(&mut first_visits);
 
     let profile = tempfile::tempdir().unwrap();
-    let page = connect(port, profile.path()).await;
+    let page = connect(&driver, profile.path(), 1280, 800, false).await;
     let result = measure(&page, &app, &mut sim, seconds).await;
     let _ = page.close().await;
     let figures = result;
@@ -462,49 +461,4 @@ async fn wait_for(page: &Client, what: &str, script: &str) -> Value {
         assert!(Instant::now() < deadline, "waited a minute for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn start_driver() -> (common::KillOnDrop, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let process = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (common::KillOnDrop(process), port)
-}
-
-async fn connect(port: u16, profile: &Path) -> Client {
-    let options = json!({
-        "binary": CHROMIUM,
-        "args": [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            format!("--user-data-dir={}", profile.display()),
-            "--window-size=1280,800",
-        ],
-    });
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("goog:chromeOptions".into(), options);
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a WebDriver session with headless Chromium")
 }

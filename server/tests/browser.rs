@@ -7,6 +7,8 @@
 //! says why it skipped (and fails under `CI=true`). Set
 //! `PROCMON_SCREENSHOT_DIR` to keep screenshots of the page for a look.
 
+#[path = "common/chromium.rs"]
+mod chromium;
 mod common;
 // The page in time and across the fleet (tests named history_*).
 #[path = "browser/history.rs"]
@@ -14,13 +16,13 @@ mod history;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use chromium::{connect, start_driver};
 use chrono::{DateTime, Utc};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use procmon_model::{HostInfo, ProcessSample, ProcessStatus, Snapshot, WIRE_VERSION};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -34,8 +36,6 @@ use common::{
 use procmon_server::clock::ManualClock;
 use procmon_server::store::accounts::Role;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Long enough for a loaded 2-core machine; the page itself polls every 2 s.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -1519,12 +1519,6 @@ fn browser_available() -> bool {
     require("chromedriver") && require("chromium")
 }
 
-/// chromedriver on a free port, killed when dropped.
-struct Driver {
-    _process: KillOnDrop,
-    port: u16,
-}
-
 /// Runs `test` with a fresh headless Chromium of the given window size, and
 /// closes the browser afterwards even when the test fails.
 async fn with_browser<F, Fut>(width: u32, height: u32, test: F)
@@ -1542,7 +1536,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let profile = tempfile::tempdir().expect("a temp dir for the browser profile");
-    let driver = start_driver();
+    let driver = start_driver(PATIENCE);
     let client = connect(&driver, profile.path(), width, height, dark).await;
     let outcome = tokio::spawn(test(client.clone())).await;
     if outcome.is_err() {
@@ -1553,70 +1547,6 @@ where
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
     }
-}
-
-fn start_driver() -> Driver {
-    // A free port from the OS; chromedriver binds it a moment later.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let process = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let driver = Driver {
-        _process: KillOnDrop(process),
-        port,
-    };
-    let deadline = Instant::now() + PATIENCE;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not listen on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    driver
-}
-
-async fn connect(driver: &Driver, profile: &Path, width: u32, height: u32, dark: bool) -> Client {
-    let mut options = json!({
-        "binary": CHROMIUM,
-        "args": [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            format!("--user-data-dir={}", profile.display()),
-            format!("--window-size={width},{height}"),
-            // prefers-color-scheme as the page sees it (0 = dark, 1 = light).
-            format!("--blink-settings=preferredColorScheme={}", if dark { 0 } else { 1 }),
-        ],
-    });
-    if width < 500 {
-        // Desktop Chromium will not make a window this narrow: emulate the
-        // phone's screen instead.
-        options["mobileEmulation"] = json!({
-            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
-        });
-    }
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("goog:chromeOptions".into(), options);
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("a WebDriver session with headless Chromium")
 }
 
 /// Saves a screenshot to `PROCMON_SCREENSHOT_DIR`, when set, for a person to look at.
