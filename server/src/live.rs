@@ -169,9 +169,8 @@ impl Newest {
 
 #[derive(Default)]
 struct Shared {
-    snapshot: Option<Arc<Snapshot>>,
-    /// When the server received `snapshot`.
-    received_at: Option<DateTime<Utc>>,
+    /// The latest snapshot and when the server received it.
+    latest: Option<(Arc<Snapshot>, DateTime<Utc>)>,
     seq: u64,
     backlog: VecDeque<Arc<LiveEvent>>,
     loads: VecDeque<LoadPoint>,
@@ -203,10 +202,11 @@ impl HostLive {
     /// The latest snapshot, when the host sent since the server started.
     pub fn newest(&self) -> Option<Newest> {
         let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let (snapshot, received_at) = shared.latest.clone()?;
         Some(Newest {
             seq: shared.seq,
-            snapshot: shared.snapshot.clone()?,
-            received_at: shared.received_at?,
+            snapshot,
+            received_at,
         })
     }
 
@@ -230,19 +230,12 @@ impl HostLive {
         let lock = self.ingest.lock().await;
         // Only the holder of the lock changes the latest snapshot, so it
         // stays the base until the holder commits.
-        let base = self.latest().1;
+        let base = self.newest();
         HostGuard {
             _lock: lock,
             host: self,
             base,
         }
-    }
-
-    /// The latest snapshot and its sequence number, without waiting for an
-    /// ingest in progress.
-    pub fn latest(&self) -> (u64, Option<Arc<Snapshot>>) {
-        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        (shared.seq, shared.snapshot.clone())
     }
 
     /// The host's load over the last hour, oldest first.
@@ -278,7 +271,7 @@ impl HostLive {
         Subscription {
             receiver,
             seq: shared.seq,
-            snapshot: shared.snapshot.clone(),
+            snapshot: shared.latest.as_ref().map(|(s, _)| Arc::clone(s)),
             missed,
         }
     }
@@ -288,13 +281,13 @@ impl HostLive {
 pub struct HostGuard<'a> {
     _lock: tokio::sync::MutexGuard<'a, ()>,
     host: &'a HostLive,
-    base: Option<Arc<Snapshot>>,
+    base: Option<Newest>,
 }
 
 impl HostGuard<'_> {
     /// The snapshot a change batch must be relative to.
     pub fn base(&self) -> Option<&Arc<Snapshot>> {
-        self.base.as_ref()
+        self.base.as_ref().map(|base| &base.snapshot)
     }
 
     /// Makes `snapshot` (just stored, received at `received_at`) the host's
@@ -303,13 +296,12 @@ impl HostGuard<'_> {
     /// the same rule as the store's for its newest, so both name the same
     /// snapshot.
     pub fn commit(&mut self, snapshot: Arc<Snapshot>, received_at: DateTime<Utc>) {
-        if let Some(current) = self.host.newest() {
+        if let Some(current) = &self.base {
             if snapshot.collected_at.min(received_at) < current.taken_at() {
                 return;
             }
         }
-        let batch = self.base.as_ref().map(|base| diff(base, &snapshot));
-        self.base = Some(Arc::clone(&snapshot));
+        let batch = self.base().map(|base| diff(base, &snapshot));
 
         let point = LoadPoint {
             at: snapshot.collected_at,
@@ -328,8 +320,7 @@ impl HostGuard<'_> {
             load: snapshot.load.clone(),
         };
         let mut shared = self.host.shared.lock().unwrap_or_else(|e| e.into_inner());
-        shared.snapshot = Some(Arc::clone(&snapshot));
-        shared.received_at = Some(received_at);
+        shared.latest = Some((Arc::clone(&snapshot), received_at));
         while shared
             .loads
             .front()
@@ -347,6 +338,12 @@ impl HostGuard<'_> {
             shared.backlog.pop_front();
         }
         shared.backlog.push_back(Arc::clone(&event));
+        // The next batch of this ingest lock's holder is relative to it.
+        self.base = Some(Newest {
+            seq: shared.seq,
+            snapshot,
+            received_at,
+        });
         // No viewer is not an error.
         let _ = self.host.events.send(event);
     }
@@ -388,7 +385,7 @@ mod tests {
             b.sort_by_key(|p| p.pid);
             assert_eq!(a, b);
         }
-        assert_eq!(host.latest().0, 11);
+        assert_eq!(host.newest().unwrap().seq, 11);
         assert_eq!(host.loads().len(), 11);
     }
 
@@ -401,7 +398,7 @@ mod tests {
         for _ in 0..(BACKLOG + 10) {
             put(&host, sim.next()).await;
         }
-        let seq = host.latest().0;
+        let seq = host.newest().unwrap().seq;
         let recent = host.subscribe(Some(seq - 3)).missed.unwrap();
         assert_eq!(
             recent.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -424,7 +421,7 @@ mod tests {
         let host = live.host("h");
         put(&host, late.clone()).await;
         put(&host, early).await;
-        assert_eq!(host.latest().1.unwrap().id, late.id);
+        assert_eq!(host.newest().unwrap().snapshot.id, late.id);
     }
 
     #[tokio::test]
