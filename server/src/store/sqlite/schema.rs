@@ -236,15 +236,7 @@ const LOAD_COLUMNS: &str = "cpu_machine_percent REAL,
 /// Layout 4 to 5: raw tables get the host meters' columns, and hosts the
 /// time of their oldest snapshot, found in the raw tables (oldest first).
 pub fn to_layout_5(conn: &Connection) -> StoreResult<()> {
-    let has_first_taken: bool = conn
-        .query_row(
-            "SELECT count(*) FROM pragma_table_info('host') WHERE name = 'first_taken'",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)
-        .doing("cannot read the host table's columns")?;
-    if !has_first_taken {
+    if !has_column(conn, "host", "first_taken")? {
         conn.execute_batch("ALTER TABLE host ADD COLUMN first_taken INTEGER")
             .doing("cannot add first_taken to the host table")?;
     }
@@ -268,17 +260,7 @@ pub fn to_layout_5(conn: &Connection) -> StoreResult<()> {
 fn add_load_columns(conn: &Connection, raw: &[Block]) -> StoreResult<()> {
     for block in raw {
         let table = block.table();
-        let has: bool = conn
-            .query_row(
-                &format!(
-                    "SELECT count(*) FROM pragma_table_info('{table}') WHERE name = 'load_1m'"
-                ),
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .doing("cannot read a history table's columns")?;
-        if has {
+        if has_column(conn, &table, "load_1m")? {
             continue;
         }
         let sql: String = LOAD_COLUMNS
@@ -289,6 +271,17 @@ fn add_load_columns(conn: &Connection, raw: &[Block]) -> StoreResult<()> {
             .doing("cannot add the host meters to a history table")?;
     }
     Ok(())
+}
+
+/// Whether `table` has `column`.
+fn has_column(conn: &Connection, table: &str, column: &str) -> StoreResult<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .doing("cannot read a table's columns")
 }
 
 /// Every block in the database, oldest first.
