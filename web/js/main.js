@@ -479,6 +479,7 @@ function showListing(listing) {
     connection: "live",
     lastSuccessAt: Date.now(),
   };
+  let tree = null;
   const current = state.tree;
   if (current?.live && state.at == null) {
     if (current.snapshotId === listing.snapshot_id) {
@@ -487,16 +488,15 @@ function showListing(listing) {
     }
     if (applyBatch(current, changesBetween(current, listing), Date.now(), sortField(state.sort))) {
       scheduleExpiry();
-      const node = state.selectedKey ? current.nodes.get(state.selectedKey) : null;
-      if (node) changes.selectedProcess = node.process;
-      update(changes);
-      return;
+      tree = current;
     }
   }
-  const tree = buildTree(listing.processes, { collectedAt: listing.collected_at });
-  tree.snapshotId = listing.snapshot_id;
-  tree.live = state.at == null;
-  changes.tree = tree;
+  if (!tree) {
+    tree = buildTree(listing.processes, { collectedAt: listing.collected_at });
+    tree.snapshotId = listing.snapshot_id;
+    tree.live = state.at == null;
+    changes.tree = tree;
+  }
   const node = state.selectedKey ? tree.nodes.get(state.selectedKey) : null;
   if (node) changes.selectedProcess = node.process;
   update(changes);
