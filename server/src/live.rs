@@ -44,6 +44,27 @@ pub struct LiveEvent {
     /// there is no previous one here (the first snapshot since the server
     /// started), and the viewer must load the host's listing again.
     pub batch: Option<ChangeBatch>,
+    /// The event as JSON: written by the first viewer's stream that sends
+    /// it, and sent as it is by every other, so a change is serialized once
+    /// per host whatever the number of viewers (and not at all with none).
+    #[serde(skip)]
+    json: std::sync::OnceLock<String>,
+}
+
+impl LiveEvent {
+    fn new(seq: u64, batch: Option<ChangeBatch>) -> Self {
+        LiveEvent {
+            seq,
+            batch,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The event as JSON, written once.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(self).expect("a live event serialises"))
+    }
 }
 
 /// One point of a host's load history: the meters' sparklines.
@@ -182,8 +203,6 @@ pub struct Subscription {
     pub receiver: broadcast::Receiver<Arc<LiveEvent>>,
     /// The sequence number of the latest event.
     pub seq: u64,
-    /// The latest snapshot, if the host sent since the server started.
-    pub snapshot: Option<Arc<Snapshot>>,
     /// Events after the viewer's last one, oldest first; `None` when they
     /// are no longer kept (the viewer must reload).
     pub missed: Option<Vec<Arc<LiveEvent>>>,
@@ -271,7 +290,6 @@ impl HostLive {
         Subscription {
             receiver,
             seq: shared.seq,
-            snapshot: shared.latest.as_ref().map(|(s, _)| Arc::clone(s)),
             missed,
         }
     }
@@ -330,10 +348,7 @@ impl HostGuard<'_> {
         }
         shared.loads.push_back(point);
         shared.seq += 1;
-        let event = Arc::new(LiveEvent {
-            seq: shared.seq,
-            batch,
-        });
+        let event = Arc::new(LiveEvent::new(shared.seq, batch));
         if shared.backlog.len() == BACKLOG {
             shared.backlog.pop_front();
         }
@@ -387,6 +402,28 @@ mod tests {
         }
         assert_eq!(host.newest().unwrap().seq, 11);
         assert_eq!(host.loads().len(), 11);
+    }
+
+    #[tokio::test]
+    async fn an_event_is_written_as_json_once_for_every_viewer() {
+        let live = Live::new();
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut sim = SimHost::new("h", 50, 3, start);
+        let host = live.host("h");
+        put(&host, sim.next()).await;
+        let mut one = host.subscribe(None).receiver;
+        let mut two = host.subscribe(None).receiver;
+        put(&host, sim.next()).await;
+        let (a, b) = (one.recv().await.unwrap(), two.recv().await.unwrap());
+        assert!(
+            std::ptr::eq(a.json(), b.json()),
+            "the same text, not a copy"
+        );
+        let sent: serde_json::Value = serde_json::from_str(a.json()).unwrap();
+        assert_eq!(sent["seq"], 2);
+        let batch: ChangeBatch = serde_json::from_value(sent["batch"].clone()).unwrap();
+        assert_eq!(Some(batch), a.batch);
+        assert_eq!(sent.as_object().unwrap().len(), 2, "{sent}");
     }
 
     #[tokio::test]

@@ -230,8 +230,7 @@ fn to_sse(epoch: &str, event: &LiveEvent) -> Event {
             .id(id)
             .data(reload_data(epoch, event.seq));
     }
-    let data = serde_json::to_string(event).expect("a live event serialises");
-    Event::default().event("change").id(id).data(data)
+    Event::default().event("change").id(id).data(event.json())
 }
 
 /// A `reload` event without an id: the viewer fetches the listing, whose
