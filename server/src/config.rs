@@ -12,7 +12,7 @@ use procmon_model::limits::{INTERVAL_MS, MAX_INTERVAL};
 use serde::Deserialize;
 
 use crate::store::accounts::SessionLifetime;
-use crate::store::Retention;
+use crate::store::{DatabaseUrl, Retention};
 
 /// The config file read when `--config` is not given, if it exists in the
 /// working directory.
@@ -25,8 +25,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Where the database and the generated key files live.
     pub data_dir: PathBuf,
-    /// The SQLite database file, created if missing.
-    pub database_path: PathBuf,
+    /// The database: an SQLite file (created if missing), or a PostgreSQL
+    /// server shared by several procmon servers.
+    pub database: DatabaseUrl,
     /// Reading without signing in, allowed only when listening on
     /// loopback (then anyone who can connect to this machine reads).
     pub no_login: bool,
@@ -75,7 +76,7 @@ impl Settings {
         let data_dir = data_dir.into();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            database_path: data_dir.join("procmon.db"),
+            database: DatabaseUrl::Sqlite(data_dir.join("procmon.db")),
             data_dir,
             no_login: false,
             allowed_hosts: Vec::new(),
@@ -132,10 +133,12 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("listen in the config file: {e}"))?;
         Self {
             listen: cli.listen.or(file_listen).unwrap_or(defaults.listen),
-            database_path: cli
-                .database
-                .or(file.database)
-                .unwrap_or(defaults.database_path),
+            database: match cli.database.or(file.database) {
+                Some(text) => text.parse().map_err(|e| {
+                    anyhow::anyhow!("database {:?}: {e}", crate::store::redact_url(&text))
+                })?,
+                None => defaults.database,
+            },
             no_login: cli.no_login || file.no_login.unwrap_or(defaults.no_login),
             allowed_hosts: if cli.allowed_hosts.is_empty() {
                 file.allowed_hosts.unwrap_or_default()
@@ -354,9 +357,11 @@ pub struct Cli {
     /// Directory for the database and key files [default: ./procmon-data].
     #[arg(long, env = "PROCMON_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// SQLite database file [default: <data dir>/procmon.db].
-    #[arg(long, env = "PROCMON_DATABASE", global = true)]
-    pub database: Option<PathBuf>,
+    /// The database: an SQLite file (a path or sqlite://path), or
+    /// postgres://user:password@host/name for several servers on one
+    /// database [default: <data dir>/procmon.db].
+    #[arg(long, env = "PROCMON_DATABASE", global = true, hide_env_values = true)]
+    pub database: Option<String>,
     /// Let anyone who can connect read without signing in; refused unless
     /// listening on loopback only.
     #[arg(long, env = "PROCMON_NO_LOGIN")]
@@ -475,8 +480,8 @@ struct FileConfig {
     listen: Option<String>,
     /// Directory for the database and key files.
     data_dir: Option<PathBuf>,
-    /// SQLite database file.
-    database: Option<PathBuf>,
+    /// The database: an SQLite file path, sqlite://path or postgres://….
+    database: Option<String>,
     /// Read without signing in (loopback only).
     no_login: Option<bool>,
     /// Extra host names requests may be addressed to.
@@ -662,8 +667,8 @@ mod tests {
         assert_eq!(settings.retention.raw, Duration::from_secs(30 * 60));
         assert_eq!(settings.retention.minute, Retention::default().minute);
         assert_eq!(
-            settings.database_path,
-            PathBuf::from("d").join("procmon.db")
+            settings.database,
+            DatabaseUrl::Sqlite(PathBuf::from("d").join("procmon.db"))
         );
         assert!(!settings.embedded_agent);
         assert_eq!(settings.body_limit, 32 * 1024 * 1024);

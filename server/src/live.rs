@@ -1,12 +1,14 @@
 //! Each host's current snapshot, held in memory, and its changes as they
 //! happen.
 //!
-//! Two things need a host's latest snapshot at hand: a change batch from an
-//! agent is applied to it (it is the batch's base), and viewers watching the
-//! host are pushed what changed. [`Live`] keeps one [`HostLive`] per host
-//! that sent since the server started. Ingest for one host is serialised by
-//! its lock ([`HostLive::lock`]): base check, store, commit, in that order,
-//! so a batch can never be applied to a snapshot the store did not take.
+//! Viewers watching a host are pushed what changed, so the host's latest
+//! snapshot is kept at hand here. This is what the server shows, not what
+//! correctness needs: the store owns each host's newest snapshot and checks
+//! a change batch's base itself, so any server can take any batch. [`Live`]
+//! keeps one [`HostLive`] per host that sent to this server since it
+//! started. Ingest for one host is serialised by its lock
+//! ([`HostLive::lock`]): store, then commit, so viewers see snapshots in
+//! the order stored.
 //!
 //! Each committed snapshot makes one [`LiveEvent`], computed once per host
 //! whatever the number of viewers, numbered by a per-host sequence. A viewer
@@ -15,9 +17,9 @@
 //! server that has since restarted (another [`Live::epoch`]), reloads.
 //!
 //! Memory: one snapshot per host (about 300 KB for 1,000 processes) plus the
-//! backlog and an hour of host load points. Nothing here is durable: after a
-//! restart the first batch from each agent finds no base and the agent sends
-//! in full.
+//! backlog and an hour of host load points, the snapshot shared with the
+//! store's own copy. Nothing here is durable: after a restart, viewers of a
+//! host reload once its first snapshot arrives.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -313,13 +315,26 @@ impl HostGuard<'_> {
     /// the current one (a late retry) is stored but changes nothing here:
     /// the same rule as the store's for its newest, so both name the same
     /// snapshot.
-    pub fn commit(&mut self, snapshot: Arc<Snapshot>, received_at: DateTime<Utc>) {
+    ///
+    /// `sent` is the change batch that made `snapshot`, when one did: when
+    /// its base is the snapshot viewers have, it is what they are pushed,
+    /// as it came (without the host's facts unless they changed), and no
+    /// diff is made here.
+    pub fn commit(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        received_at: DateTime<Utc>,
+        sent: Option<&ChangeBatch>,
+    ) {
         if let Some(current) = &self.base {
             if snapshot.collected_at.min(received_at) < current.taken_at() {
                 return;
             }
         }
-        let batch = self.base().map(|base| diff(base, &snapshot));
+        let batch = self.base().map(|base| match sent {
+            Some(sent) if sent.base_id == base.id && sent.id == snapshot.id => sent.clone(),
+            _ => diff(base, &snapshot),
+        });
 
         let point = LoadPoint {
             at: snapshot.collected_at,
@@ -374,7 +389,7 @@ mod tests {
     /// Commits `snapshot` as received when it was collected.
     async fn put(host: &HostLive, snapshot: Snapshot) {
         let at = snapshot.collected_at;
-        host.lock().await.commit(Arc::new(snapshot), at);
+        host.lock().await.commit(Arc::new(snapshot), at, None);
     }
 
     #[tokio::test]
@@ -472,11 +487,13 @@ mod tests {
         ahead.collected_at += chrono::Duration::hours(1);
         host.lock()
             .await
-            .commit(Arc::new(ahead), start + chrono::Duration::seconds(2));
+            .commit(Arc::new(ahead), start + chrono::Duration::seconds(2), None);
         // Its clock is put right: the next snapshot is the newer one.
         let right = sim.next();
         let received = right.collected_at;
-        host.lock().await.commit(Arc::new(right.clone()), received);
+        host.lock()
+            .await
+            .commit(Arc::new(right.clone()), received, None);
         let newest = host.newest().unwrap();
         assert_eq!(newest.snapshot.id, right.id);
         assert_eq!(newest.received_at, received);

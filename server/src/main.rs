@@ -41,7 +41,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let embedded_agent = settings.embedded_agent;
     let no_login = settings.no_login;
-    let database = settings.database_path.clone();
+    let database = settings.database.clone();
     let certificate = settings.tls_cert.clone();
     let application = Application::build(settings).await?;
 
@@ -53,7 +53,7 @@ async fn run() -> anyhow::Result<()> {
     if !others.is_empty() {
         println!("  from other machines: {}", others.join(" or "));
     }
-    println!("  database: {}", database.display());
+    println!("  database: {database}");
     if let Some(certificate) = certificate {
         println!("  HTTPS certificate: {}", certificate.display());
     }

@@ -34,7 +34,7 @@ use crate::rate_limit::RateLimiter;
 use crate::serve::{ConnectionLimits, Https};
 use crate::sign_in_throttle::SignInThrottle;
 use crate::store::accounts::SessionLifetime;
-use crate::store::{AccountStore, SqliteStore, Store};
+use crate::store::{AccountStore, Store};
 
 /// Failed sign-ins allowed per user name and per client address within
 /// [`SIGN_IN_WINDOW`].
@@ -195,8 +195,8 @@ impl Application {
                 settings.data_dir.display()
             )
         })?;
-        let store = Arc::new(SqliteStore::open(&settings.database_path).await?);
-        let agent_keys = AgentKeys::new(store.clone());
+        let backend = crate::store::open(&settings.database).await?;
+        let agent_keys = AgentKeys::new(backend.keys.clone());
         // The first start opens enrollment: the secret is shown once, and
         // `procmon-server enroll-secret rotate` makes a new one. Once made,
         // none is made again by a start: revoked means closed.
@@ -228,15 +228,15 @@ impl Application {
         })?;
         let address = listener.local_addr()?;
         let first_signin_link = crate::accounts::first_start(
-            store.as_ref(),
+            backend.accounts.as_ref(),
             Utc::now(),
             &local_url(address, if tls.is_some() { "https" } else { "http" }),
         )
         .await
         .context("cannot create the first admin")?;
         let state = AppState {
-            store: store.clone(),
-            accounts: store,
+            store: backend.store,
+            accounts: backend.accounts,
             agent_keys,
             no_login: settings.no_login,
             session_lifetime: settings.session,

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::accounts::{self, FIRST_ADMIN};
 use crate::config::{Command, Settings, UsersCommand};
 use crate::store::accounts::Role;
-use crate::store::{AccountStore, SqliteStore, Store};
+use crate::store::Backend;
 
 /// Runs `command` against the database named by `settings`.
 pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
@@ -21,13 +21,14 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
-    let store = SqliteStore::open(&settings.database_path).await?;
-    let result = act(command, settings, &store).await;
-    store.close().await;
+    let backend = crate::store::open(&settings.database).await?;
+    let result = act(command, settings, &backend).await;
+    backend.store.close().await;
     result
 }
 
-async fn act(command: Command, settings: &Settings, store: &SqliteStore) -> anyhow::Result<()> {
+async fn act(command: Command, settings: &Settings, backend: &Backend) -> anyhow::Result<()> {
+    let store = backend.accounts.as_ref();
     let now = Utc::now();
     match command {
         Command::SigninLink { name } => {
@@ -93,7 +94,7 @@ async fn act(command: Command, settings: &Settings, store: &SqliteStore) -> anyh
             }
         }
         Command::Keys(command) => {
-            let keys = crate::agent_keys::AgentKeys::new(std::sync::Arc::new(store.clone()));
+            let keys = crate::agent_keys::AgentKeys::new(backend.keys.clone());
             crate::commands::execute(command, &keys).await?;
         }
     }

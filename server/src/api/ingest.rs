@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use procmon_model::changes::{apply, ApplyError};
 use procmon_model::{ChangeBatch, ErrorBody, IngestResponse, Snapshot};
 
 use super::body::JsonBody;
@@ -18,7 +17,7 @@ use crate::agent_keys::KeyError;
 use crate::auth::AgentAuth;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::IngestOutcome;
+use crate::store::{ChangeOutcome, IngestOutcome};
 
 /// Who delivers.
 pub enum Source<'a> {
@@ -94,12 +93,13 @@ pub async fn ingest(
 /// Stores the snapshot a change batch makes of the host's latest one.
 ///
 /// The batch names its base (`base_id`): the last snapshot of this host the
-/// server acknowledged. It is applied only to exactly that snapshot; when
-/// the server does not hold it as the host's latest (it restarted, another
-/// server took the last one, a batch was lost or came out of order) the
-/// answer is 409 `base_unknown` and nothing is stored: send that snapshot
-/// in full to `POST /api/processes/`, and batches against it after. A batch
-/// whose own id is already the latest (a retry) is 201 with `stored: false`.
+/// server acknowledged. It is applied only to exactly that snapshot, which
+/// must be the host's newest in the database (whichever server stored it,
+/// and across restarts); otherwise (a batch was lost, came out of order, or
+/// another snapshot of the host was stored since) the answer is 409
+/// `base_unknown` and nothing is stored: send that snapshot in full to
+/// `POST /api/processes/`, and batches against it after. A batch stored
+/// before (a retry) is 201 with `stored: false`.
 #[utoipa::path(
     post,
     path = "/api/changes/",
@@ -138,7 +138,8 @@ pub async fn ingest_changes(
 
 /// Everything a delivery goes through, over HTTP or in process: the rate
 /// limit and the key's host (agents only), validation, then under the
-/// host's ingest lock the base check, store and commit.
+/// host's live lock the store (which, for a batch, checks its base in the
+/// same transaction as the write) and the commit to viewers.
 pub async fn deliver(
     state: &AppState,
     from: Source<'_>,
@@ -182,61 +183,54 @@ pub async fn deliver(
 
     let started = std::time::Instant::now();
     let snapshot_id = delivery.id();
-    // A batch for a host with no live state has no base here: no state is
-    // made for it (a made-up host id costs nothing).
-    let host = match &delivery {
-        Delivery::Snapshot(_) => state.live.host(&host_id),
-        Delivery::Batch(batch) => state
-            .live
-            .existing(&host_id)
-            .ok_or_else(|| base_unknown(batch))?,
-    };
-    // Held until the snapshot is stored and committed, so viewers and the
-    // next change batch see the host's snapshots in the order stored.
+    let host = state.live.host(&host_id);
+    // Held until what the store took is committed here, so that viewers
+    // see this server's snapshots of the host in the order stored. The
+    // store, not this lock, decides which base a batch may extend.
     let mut live = host.lock().await;
-    let snapshot = match delivery {
-        Delivery::Snapshot(snapshot) => snapshot,
-        Delivery::Batch(batch) => {
-            let Some(base) = live.base() else {
-                return Err(base_unknown(&batch));
-            };
-            if base.id == batch.id {
-                // A retry of the batch that made the latest snapshot.
-                return Ok(IngestResponse {
-                    snapshot_id,
-                    stored: false,
-                });
-            }
-            if base.id != batch.base_id {
-                return Err(base_unknown(&batch));
-            }
-            if let Some(host) = batch.host.as_ref().filter(|h| h.id != batch.host_id) {
-                return Err(ApiError::BatchDoesNotFit(format!(
-                    "host.id {:?} is not the batch's host_id {:?}: a host's id never changes",
-                    host.id, batch.host_id
-                )));
-            }
-            let made = apply(base, &batch).map_err(|e| match e {
-                ApplyError::WrongBase { .. } => base_unknown(&batch),
-                other => ApiError::BatchDoesNotFit(other.to_string()),
-            })?;
-            super::validate::validate(&made).map_err(ApiError::InvalidSnapshot)?;
-            made
-        }
-    };
-    let snapshot = std::sync::Arc::new(snapshot);
     let received_at = state.clock.now();
-    let stored = match state
-        .store
-        .ingest(std::sync::Arc::clone(&snapshot), received_at)
-        .await?
-    {
-        IngestOutcome::Stored => {
-            live.commit(snapshot, received_at);
-            true
+    let stored = match delivery {
+        Delivery::Snapshot(snapshot) => {
+            let snapshot = std::sync::Arc::new(snapshot);
+            match state
+                .store
+                .ingest(std::sync::Arc::clone(&snapshot), received_at)
+                .await?
+            {
+                IngestOutcome::Stored => {
+                    live.commit(snapshot, received_at, None);
+                    true
+                }
+                IngestOutcome::AlreadyStored => false,
+                IngestOutcome::IdTakenByOtherHost => {
+                    return Err(ApiError::SnapshotIdConflict(snapshot_id))
+                }
+            }
         }
-        IngestOutcome::AlreadyStored => false,
-        IngestOutcome::IdTakenByOtherHost => return Err(ApiError::SnapshotIdConflict(snapshot_id)),
+        Delivery::Batch(batch) => {
+            let batch = std::sync::Arc::new(batch);
+            match state
+                .store
+                .ingest_changes(
+                    std::sync::Arc::clone(&batch),
+                    received_at,
+                    super::validate::validate,
+                )
+                .await?
+            {
+                ChangeOutcome::Stored(snapshot) => {
+                    live.commit(snapshot, received_at, Some(&batch));
+                    true
+                }
+                ChangeOutcome::AlreadyStored => false,
+                ChangeOutcome::IdTakenByOtherHost => {
+                    return Err(ApiError::SnapshotIdConflict(snapshot_id))
+                }
+                ChangeOutcome::BaseUnknown => return Err(base_unknown(&batch)),
+                ChangeOutcome::DoesNotFit(why) => return Err(ApiError::BatchDoesNotFit(why)),
+                ChangeOutcome::Invalid(why) => return Err(ApiError::InvalidSnapshot(why)),
+            }
+        }
     };
     tracing::debug!(
         stored,

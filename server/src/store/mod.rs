@@ -10,9 +10,11 @@
 
 pub mod accounts;
 pub mod chain;
+pub mod changes;
 pub mod codec;
 pub mod fields;
 pub mod keys;
+mod open;
 pub mod rollup;
 mod series;
 mod sqlite;
@@ -20,6 +22,8 @@ mod sqlite;
 pub(crate) mod testing;
 
 pub use accounts::AccountStore;
+pub use keys::KeyStore;
+pub use open::{open, redact_url, Backend, DatabaseUrl};
 pub use series::{plan_series, SeriesPlan};
 pub use sqlite::SqliteStore;
 
@@ -28,7 +32,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use procmon_model::{HostChanges, HostInfo, HostLoad, ProcessSample, Series, Snapshot};
+use procmon_model::{
+    ChangeBatch, HostChanges, HostInfo, HostLoad, ProcessSample, Series, Snapshot,
+};
 use uuid::Uuid;
 
 /// What the store did with a snapshot.
@@ -41,6 +47,31 @@ pub enum IngestOutcome {
     /// This id was stored before from a different host; nothing changed.
     IdTakenByOtherHost,
 }
+
+/// What the store did with a change batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeOutcome {
+    /// Applied to the host's newest snapshot and durably stored: the
+    /// snapshot it made, shared (the live state keeps it without a copy).
+    Stored(Arc<Snapshot>),
+    /// This id was stored before, from the same host (a retry); nothing
+    /// changed.
+    AlreadyStored,
+    /// This id was stored before from a different host; nothing changed.
+    IdTakenByOtherHost,
+    /// The host's newest snapshot is not the batch's base, or the host is
+    /// not known: nothing was stored, and the agent must send in full.
+    BaseUnknown,
+    /// The batch does not fit its base: a pid that is not there, one that
+    /// starts twice, another host's facts.
+    DoesNotFit(String),
+    /// The snapshot the batch makes is not valid (the check refused it).
+    Invalid(String),
+}
+
+/// Checks a snapshot that a change batch made, before it is stored: the
+/// API's own validation, which the store does not know.
+pub type SnapshotCheck = fn(&Snapshot) -> Result<(), String>;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +317,21 @@ pub trait Store: Send + Sync + 'static {
         snapshot: Arc<Snapshot>,
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome>;
+
+    /// Applies `batch` to the host's newest snapshot if, and only if, that
+    /// snapshot is the batch's base, checks what it makes with `check`, and
+    /// stores it as [`Store::ingest`] would. The look at the newest
+    /// snapshot and the write are one step (a compare-and-swap inside the
+    /// store's transaction), so two requests, or two servers on one
+    /// database, can never both extend the same base; and since the store
+    /// owns the newest snapshot, any server can apply a batch whose base
+    /// another one stored. A retry of a stored batch is `AlreadyStored`.
+    async fn ingest_changes(
+        &self,
+        batch: Arc<ChangeBatch>,
+        received_at: DateTime<Utc>,
+        check: SnapshotCheck,
+    ) -> StoreResult<ChangeOutcome>;
 
     /// Every host, in no particular order.
     async fn hosts(&self) -> StoreResult<Vec<HostRecord>>;

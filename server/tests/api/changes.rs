@@ -277,7 +277,7 @@ async fn serve_in(
 }
 
 #[tokio::test]
-async fn a_restarted_server_answers_the_first_batch_with_409() {
+async fn a_restarted_server_applies_the_first_batch_to_the_stored_base() {
     let dir = tempfile::tempdir().unwrap();
     let (state, port, stop, task) = serve_in(dir.path(), 0).await;
     let key = key_for_host_a(&state).await;
@@ -293,16 +293,30 @@ async fn a_restarted_server_answers_the_first_batch_with_409() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 
-    // The same database, a new server: s[1] is stored, but not held.
-    let (_state, port, _stop, _task) = serve_in(dir.path(), 0).await;
+    // The same database, a new server: s[1] is the host's newest there, so
+    // a batch against it is applied, with no full resend.
+    let (state, port, _stop, _task) = serve_in(dir.path(), 0).await;
     let sender = Sender::new(&format!("http://127.0.0.1:{port}"), key).unwrap();
+    assert!(
+        sender
+            .deliver(Delivery::Batch(&diff(&s[1], &s[2])))
+            .await
+            .unwrap()
+            .stored
+    );
+    let stored = state.store.snapshot("host-a", None).await.unwrap().unwrap();
+    assert_eq!(stored.id, s[2].id);
+    let sorted = |mut p: Vec<procmon_model::ProcessSample>| {
+        p.sort_by_key(|p| p.pid);
+        p
+    };
+    assert_eq!(sorted(stored.processes), sorted(s[2].processes.clone()));
+    // A batch against a base that is no longer the newest is refused.
     let error = sender
-        .deliver(Delivery::Batch(&diff(&s[1], &s[2])))
+        .deliver(Delivery::Batch(&diff(&s[1], &s[3])))
         .await
         .unwrap_err();
     assert!(matches!(error, SendError::BaseUnknown { .. }), "{error:?}");
-    // In full, then batches again.
-    assert!(sender.send(&s[2]).await.unwrap().stored);
     assert!(
         sender
             .deliver(Delivery::Batch(&diff(&s[2], &s[3])))

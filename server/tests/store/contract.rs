@@ -8,7 +8,9 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use procmon_model::fixtures::{snapshot_at, SimHost};
 use procmon_model::{ProcessFacts, ProcessSample, Resolution, Snapshot};
-use procmon_server::store::{IngestOutcome, Retention, SearchField, SearchQuery, Store, TimeRange};
+use procmon_server::store::{
+    ChangeOutcome, IngestOutcome, Retention, SearchField, SearchQuery, Store, TimeRange,
+};
 
 /// A fresh store, and whatever must live as long as it.
 pub struct Fresh {
@@ -31,6 +33,9 @@ macro_rules! contract_tests {
             search_finds_processes_by_name_user_and_command_line,
             a_store_that_works_passes_its_check,
             removing_a_host_deletes_it_and_all_its_history,
+            a_change_batch_extends_only_the_hosts_newest_snapshot,
+            a_change_batch_that_does_not_fit_stores_nothing,
+            racing_batches_on_one_base_store_exactly_one,
         );
     };
     (@each $fresh:ident, $($name:ident),* $(,)?) => {
@@ -811,4 +816,179 @@ pub async fn removing_a_host_deletes_it_and_all_its_history(fresh: Fresh) {
     }
     let series = store.host_series("host-keep", whole, 30).await.unwrap();
     assert!(!series.points.is_empty());
+}
+
+/// Accepts every snapshot a batch makes.
+fn any(_: &Snapshot) -> Result<(), String> {
+    Ok(())
+}
+
+async fn ingest_batch(
+    store: &dyn Store,
+    base: &Snapshot,
+    next: &Snapshot,
+    received: DateTime<Utc>,
+) -> ChangeOutcome {
+    let batch = procmon_model::changes::diff(base, next);
+    store
+        .ingest_changes(Arc::new(batch), received, any)
+        .await
+        .expect("ingest_changes")
+}
+
+/// The store owns the host's newest snapshot: a batch against it is applied
+/// and reads back exactly as if sent in full; against any other base, or for
+/// an unknown host, nothing is stored; a retry is stored once.
+pub async fn a_change_batch_extends_only_the_hosts_newest_snapshot(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut host = SimHost::new("host-a", 60, 11, start());
+    let s: Vec<Snapshot> = (0..30).map(|_| host.next()).collect();
+    let received = |s: &Snapshot| s.collected_at + Duration::milliseconds(20);
+
+    assert_eq!(
+        ingest_batch(store, &s[0], &s[1], received(&s[1])).await,
+        ChangeOutcome::BaseUnknown,
+        "an unknown host has no base"
+    );
+    ingest(store, &s[0], received(&s[0])).await;
+    for i in 1..s.len() {
+        match ingest_batch(store, &s[i - 1], &s[i], received(&s[i])).await {
+            ChangeOutcome::Stored(made) => {
+                assert_eq!(made.id, s[i].id);
+                assert_eq!(
+                    sorted(made.processes.clone()),
+                    sorted(s[i].processes.clone())
+                );
+            }
+            other => panic!("batch {i}: {other:?}"),
+        }
+    }
+    for (i, sent) in s.iter().enumerate() {
+        let got = store
+            .snapshot("host-a", Some(sent.collected_at))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.id, sent.id, "snapshot {i}");
+        assert_eq!(
+            sorted(got.processes),
+            sorted(sent.processes.clone()),
+            "snapshot {i}"
+        );
+    }
+    let last = s.last().unwrap();
+    assert_eq!(
+        ingest_batch(store, &s[s.len() - 2], last, received(last)).await,
+        ChangeOutcome::AlreadyStored,
+        "a retry"
+    );
+    let next = host.next();
+    assert_eq!(
+        ingest_batch(store, &s[3], &next, received(&next)).await,
+        ChangeOutcome::BaseUnknown,
+        "an old base"
+    );
+    // A whole snapshot moves the newest on: batches follow it.
+    let full = host.next();
+    ingest(store, &full, received(&full)).await;
+    assert_eq!(
+        ingest_batch(store, last, &next, received(&next)).await,
+        ChangeOutcome::BaseUnknown
+    );
+    let after = host.next();
+    assert!(matches!(
+        ingest_batch(store, &full, &after, received(&after)).await,
+        ChangeOutcome::Stored(_)
+    ));
+    let mut batch = procmon_model::changes::diff(&after, &host.next());
+    batch.id = s[5].id;
+    batch.host_id = "host-b".into();
+    assert_eq!(
+        store
+            .ingest_changes(Arc::new(batch), received(&after), any)
+            .await
+            .unwrap(),
+        ChangeOutcome::IdTakenByOtherHost
+    );
+}
+
+/// A batch naming a pid its base lacks, or making a snapshot the check
+/// refuses, stores nothing and leaves the base in place.
+pub async fn a_change_batch_that_does_not_fit_stores_nothing(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut host = SimHost::new("host-a", 20, 12, start());
+    let base = host.next();
+    ingest(store, &base, base.collected_at).await;
+    let next = host.next();
+    let mut batch = procmon_model::changes::diff(&base, &next);
+    batch.exited.push(999_999);
+    let outcome = store
+        .ingest_changes(Arc::new(batch), next.collected_at, any)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ChangeOutcome::DoesNotFit(_)),
+        "{outcome:?}"
+    );
+    fn refuse(_: &Snapshot) -> Result<(), String> {
+        Err("too many processes".into())
+    }
+    let batch = procmon_model::changes::diff(&base, &next);
+    assert_eq!(
+        store
+            .ingest_changes(Arc::new(batch.clone()), next.collected_at, refuse)
+            .await
+            .unwrap(),
+        ChangeOutcome::Invalid("too many processes".into())
+    );
+    assert_eq!(
+        store.snapshot("host-a", None).await.unwrap().unwrap().id,
+        base.id
+    );
+    assert!(matches!(
+        store
+            .ingest_changes(Arc::new(batch), next.collected_at, any)
+            .await
+            .unwrap(),
+        ChangeOutcome::Stored(_)
+    ));
+}
+
+/// Two batches against one base at once (two servers, or two requests):
+/// exactly one is stored; the other is told its base is gone.
+pub async fn racing_batches_on_one_base_store_exactly_one(fresh: Fresh) {
+    let store = Arc::clone(&fresh.store);
+    let mut host = SimHost::new("host-a", 40, 13, start());
+    let base = host.next();
+    ingest(store.as_ref(), &base, base.collected_at).await;
+    for round in 0..10 {
+        let newest = store.snapshot("host-a", None).await.unwrap().unwrap();
+        let mut base_now = base.clone();
+        base_now.id = newest.id;
+        base_now.processes = newest.processes;
+        base_now.collected_at = newest.collected_at;
+        let a = host.next();
+        let mut b = host.next();
+        b.collected_at = a.collected_at;
+        let (ba, bb) = (
+            Arc::new(procmon_model::changes::diff(&base_now, &a)),
+            Arc::new(procmon_model::changes::diff(&base_now, &b)),
+        );
+        let (sa, sb) = (Arc::clone(&store), Arc::clone(&store));
+        let at = a.collected_at;
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { sa.ingest_changes(ba, at, any).await.unwrap() }),
+            tokio::spawn(async move { sb.ingest_changes(bb, at, any).await.unwrap() }),
+        );
+        let outcomes = [ra.unwrap(), rb.unwrap()];
+        let stored = outcomes
+            .iter()
+            .filter(|o| matches!(o, ChangeOutcome::Stored(_)))
+            .count();
+        assert_eq!(stored, 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes.contains(&ChangeOutcome::BaseUnknown),
+            "round {round}: {outcomes:?}"
+        );
+    }
 }

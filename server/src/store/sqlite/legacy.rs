@@ -48,7 +48,7 @@ pub fn convert(writer: &mut Writer) -> anyhow::Result<()> {
             .find(|h| h.id == host_id)
             .with_context(|| format!("snapshot {id} names unknown host {host_id}"))?
             .clone();
-        let snapshot = Snapshot {
+        let snapshot = std::sync::Arc::new(Snapshot {
             version: WIRE_VERSION,
             id: Uuid::parse_str(&id).context("old snapshot id is not a UUID")?,
             collected_at: DateTime::from_timestamp_nanos(collected),
@@ -56,7 +56,7 @@ pub fn convert(writer: &mut Writer) -> anyhow::Result<()> {
             host,
             load: None,
             processes: old_processes(&writer.conn, seq)?,
-        };
+        });
         writer
             .ingest(&snapshot, received)
             .map_err(anyhow::Error::from)

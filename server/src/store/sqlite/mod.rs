@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use procmon_model::{HostChanges, Series, Snapshot};
+use procmon_model::{ChangeBatch, HostChanges, Series, Snapshot};
 use rusqlite::{Connection, OpenFlags};
 
 use self::errors::Classify;
@@ -32,8 +32,8 @@ use self::schema::{Block, Kind, DAY, HOUR, MINUTE};
 use self::writer::Writer;
 use super::chain::nanos;
 use super::{
-    HostRecord, IngestOutcome, Maintenance, Retention, Store, StoreError, StoreResult,
-    StoredSnapshot, TimeRange,
+    ChangeOutcome, HostRecord, IngestOutcome, Maintenance, Retention, SnapshotCheck, Store,
+    StoreError, StoreResult, StoredSnapshot, TimeRange,
 };
 
 /// How long a write waits for another program's lock before answering
@@ -326,6 +326,23 @@ impl Store for SqliteStore {
     ) -> StoreResult<IngestOutcome> {
         self.blocking(move |inner| {
             inner.write_snapshot(|w| w.ingest(&snapshot, nanos(received_at)))
+        })
+        .await
+    }
+
+    async fn ingest_changes(
+        &self,
+        batch: Arc<ChangeBatch>,
+        received_at: DateTime<Utc>,
+        check: SnapshotCheck,
+    ) -> StoreResult<ChangeOutcome> {
+        self.blocking(move |inner| {
+            let outcome = inner.write(|w| w.ingest_changes(&batch, nanos(received_at), check))?;
+            if matches!(outcome, ChangeOutcome::Stored(_)) {
+                // As `write_snapshot`: the store writes snapshots again.
+                *lock(&inner.failure) = None;
+            }
+            Ok(outcome)
         })
         .await
     }

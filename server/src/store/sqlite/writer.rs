@@ -10,15 +10,21 @@
 //! nothing in memory, so the next write starts clean.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use procmon_model::Snapshot;
+use procmon_model::{ChangeBatch, Snapshot};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::errors::Classify;
+use super::read::{self, View};
 use super::replay;
 use super::schema::{Block, Kind, DAY, HOUR};
 use crate::store::chain::{nanos, Chain};
-use crate::store::{HostMeters, IngestOutcome, SnapshotTotals, StoreError, StoreResult};
+use crate::store::changes::{make_snapshot, rebuild_base};
+use crate::store::{
+    ChangeOutcome, HostMeters, IngestOutcome, SnapshotCheck, SnapshotTotals, StoreError,
+    StoreResult,
+};
 
 /// Longest chain of deltas before a new keyframe: bounds what a read of
 /// one snapshot replays (at 2 s, a keyframe every 8.5 minutes).
@@ -46,6 +52,10 @@ pub struct Writer {
     /// when first written).
     raw: BTreeSet<Block>,
     next_seq: HashMap<Block, i64>,
+    /// Each host's newest snapshot as a change batch's base, once one was
+    /// stored or asked for since start: shared with the live state, so it
+    /// costs no second copy. A cache: it is rebuilt from the database.
+    bases: HashMap<String, Arc<Snapshot>>,
 }
 
 /// How a snapshot goes into its block.
@@ -70,6 +80,7 @@ impl Writer {
             hosts: HashMap::new(),
             raw,
             next_seq: HashMap::new(),
+            bases: HashMap::new(),
         })
     }
 
@@ -77,6 +88,7 @@ impl Writer {
     pub fn forget(&mut self) -> StoreResult<()> {
         self.hosts.clear();
         self.next_seq.clear();
+        self.bases.clear();
         self.raw = super::schema::blocks(&self.conn)?
             .into_iter()
             .filter(|b| b.kind == Kind::Raw)
@@ -88,6 +100,7 @@ impl Writer {
     /// one comes, starts it anew.
     pub fn forget_host(&mut self, host_id: &str) {
         self.hosts.remove(host_id);
+        self.bases.remove(host_id);
     }
 
     /// Raw blocks dropped by maintenance are forgotten here too.
@@ -124,8 +137,64 @@ impl Writer {
         done
     }
 
+    /// Applies a change batch to the host's newest snapshot, if that is its
+    /// base, and stores what it makes. The writer is the only one that
+    /// writes, so the look at the newest snapshot and the write cannot be
+    /// split by another.
+    pub fn ingest_changes(
+        &mut self,
+        batch: &ChangeBatch,
+        received: i64,
+        check: SnapshotCheck,
+    ) -> StoreResult<ChangeOutcome> {
+        let collected = nanos(batch.collected_at);
+        let taken = collected.min(received);
+        if let Some(owner) = self.owner_of(batch.id.as_bytes(), [taken, taken - HOUR, collected])? {
+            let mine = self.host_key(&batch.host_id)?;
+            return Ok(if Some(owner) == mine {
+                ChangeOutcome::AlreadyStored
+            } else {
+                ChangeOutcome::IdTakenByOtherHost
+            });
+        }
+        let Some(base) = self.newest(&batch.host_id)? else {
+            return Ok(ChangeOutcome::BaseUnknown);
+        };
+        let made = match make_snapshot(&base, batch, check) {
+            Ok(made) => Arc::new(made),
+            Err(outcome) => return Ok(outcome),
+        };
+        Ok(match self.ingest(&made, received)? {
+            IngestOutcome::Stored => ChangeOutcome::Stored(made),
+            IngestOutcome::AlreadyStored => ChangeOutcome::AlreadyStored,
+            IngestOutcome::IdTakenByOtherHost => ChangeOutcome::IdTakenByOtherHost,
+        })
+    }
+
+    /// The host's newest snapshot: kept since it was stored, or read back
+    /// (after a restart, a replaced file).
+    fn newest(&mut self, host_id: &str) -> StoreResult<Option<Arc<Snapshot>>> {
+        if let Some(base) = self.bases.get(host_id) {
+            return Ok(Some(Arc::clone(base)));
+        }
+        let Some(host) = read::host(&self.conn, host_id)? else {
+            return Ok(None);
+        };
+        let view = View::load(&self.conn)?;
+        let Some(stored) = read::snapshot(&self.conn, &view, host_id, None)? else {
+            return Ok(None);
+        };
+        let base = Arc::new(rebuild_base(stored, &host.record));
+        self.bases.insert(host_id.to_owned(), Arc::clone(&base));
+        Ok(Some(base))
+    }
+
     /// Stores one snapshot (already validated).
-    pub fn ingest(&mut self, snapshot: &Snapshot, received: i64) -> StoreResult<IngestOutcome> {
+    pub fn ingest(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        received: i64,
+    ) -> StoreResult<IngestOutcome> {
         let collected = nanos(snapshot.collected_at);
         // Never later than its arrival: a clock running ahead cannot make a
         // snapshot hide every later one.
@@ -216,6 +285,11 @@ impl Writer {
             .entry(snapshot.host.id.clone())
             .or_insert(HostState { key, live: None });
         host.key = key;
+        if !matches!(form, Form::Standalone) {
+            // Taken no earlier than the chain's last: the host's newest now.
+            self.bases
+                .insert(snapshot.host.id.clone(), Arc::clone(snapshot));
+        }
         match form {
             Form::Standalone => {}
             Form::Delta => {
