@@ -26,6 +26,8 @@ pub mod config;
 #[cfg(feature = "http")]
 pub mod enroll;
 #[cfg(feature = "http")]
+pub mod failover;
+#[cfg(feature = "http")]
 pub mod first_run;
 #[cfg(feature = "http")]
 pub mod send;
