@@ -56,7 +56,8 @@ pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment var
 # --full-every, --ca-file, --spool-dir and --spool-max-mb override both.
 
 # The procmon server to send snapshots to. Or several that share one
-# database, as a list: ["https://a:8000", "https://b:8000"]; the agent sends
+# database, as a list: ["https://a:8000", "https://b:8000"] (in the
+# environment and flags: separated by commas); the agent sends
 # to the first, goes on with the next while one is down, and comes back to
 # the first once it answers again.
 server_url = "http://127.0.0.1:8000"
