@@ -201,3 +201,84 @@ async fn enrollment_goes_to_the_first_server_that_answers() {
     assert!(b.has(&snapshot).await);
     b.stop().await;
 }
+
+/// Both servers down: the agent spools; when the second comes back, it gets
+/// everything taken meanwhile, each snapshot once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_server_down_the_spool_keeps_all_for_the_one_that_comes_back() {
+    const INTERVAL: Duration = Duration::from_secs(1);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spool = tempfile::tempdir().unwrap();
+    let a = serve(dir_a.path(), 0).await;
+    let b = serve(dir_b.path(), 0).await;
+    let (url_a, url_b, port_b) = (a.url(), b.url(), b.port);
+    let made = b
+        .state
+        .agent_keys
+        .create(None, "test", Utc::now())
+        .await
+        .unwrap();
+    a.stop().await;
+    b.stop().await;
+
+    let mut config = procmon_agent::AgentConfig::new(url_a, made.key);
+    config.server_urls.push(url_b);
+    config.interval = INTERVAL;
+    config.spool_dir = spool.path().to_owned();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let started = Utc::now();
+    let agent = tokio::spawn(procmon_agent::run(config, async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let back = Utc::now();
+    let b = serve(dir_b.path(), port_b).await;
+    // The backoff has reached a few seconds by now; then the spool goes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let host = loop {
+        let hosts: serde_json::Value = reqwest::get(format!("{}/api/hosts/", b.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(host) = hosts[0]["host"]["id"].as_str() {
+            let newest = b.state.store.snapshot(host, None).await.unwrap();
+            if newest.is_some_and(|s| s.collected_at > back + chrono::Duration::seconds(1)) {
+                break host.to_owned();
+            }
+        }
+        assert!(Instant::now() < deadline, "the spool did not reach B");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+
+    let answer: serde_json::Value = reqwest::get(format!(
+        "{}/api/history/host/?host={host}&from={}&points=10000",
+        b.url(),
+        started.format("%Y-%m-%dT%H:%M:%SZ")
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let points: procmon_model::Series = serde_json::from_value(answer).unwrap();
+    let during: Vec<_> = points.points.iter().filter(|p| p.at < back).collect();
+    assert!(
+        during.len() >= 4,
+        "only {} snapshots from the 6 s no server answered: {during:?}",
+        during.len()
+    );
+    for pair in points.points.windows(2) {
+        assert_eq!(pair[1].samples, 1, "two snapshots at one time: {pair:?}");
+        assert!(
+            pair[1].at - pair[0].at <= chrono::Duration::milliseconds(1900),
+            "a gap between {} and {}",
+            pair[0].at,
+            pair[1].at
+        );
+    }
+    b.stop().await;
+}
