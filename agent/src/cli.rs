@@ -23,7 +23,8 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// The procmon server, e.g. http://127.0.0.1:8000.
+    /// The procmon server, e.g. http://127.0.0.1:8000; or several sharing
+    /// one database, separated by commas, the preferred first.
     #[arg(long, value_name = "URL")]
     pub server_url: Option<String>,
 

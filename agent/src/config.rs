@@ -15,6 +15,7 @@ use crate::tls::{CaFile, ServerTrust};
 /// machine, as `cargo run --release` starts it.
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8000";
 
+pub use crate::failover::DEFAULT_RETURN_AFTER;
 pub use crate::run::DEFAULT_FULL_EVERY;
 
 /// How often a snapshot is taken and sent when nothing says otherwise.
@@ -54,7 +55,11 @@ pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment var
 # the flags --server-url, --enroll-secret, --api-key, --key-file, --interval,
 # --full-every, --ca-file, --spool-dir and --spool-max-mb override both.
 
-# The procmon server to send snapshots to.
+# The procmon server to send snapshots to. Or several that share one
+# database, as a list: ["https://a:8000", "https://b:8000"] (in the
+# environment and flags: separated by commas); the agent sends
+# to the first, goes on with the next while one is down, and comes back to
+# the first once it answers again.
 server_url = "http://127.0.0.1:8000"
 
 # The server's enrollment secret (pme_...): the server prints it at its
@@ -92,8 +97,12 @@ full_every = "10m"
 /// What the running agent needs: where to send, with which key, how often.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Base URL of the procmon server, e.g. `http://127.0.0.1:8000`.
-    pub server_url: String,
+    /// Base URLs of the procmon servers, e.g. `http://127.0.0.1:8000`, the
+    /// preferred first; never empty (see [`crate::failover`]).
+    pub server_urls: Vec<String>,
+    /// How long the agent stays away from the first server before trying
+    /// it again ([`DEFAULT_RETURN_AFTER`]).
+    pub return_after: Duration,
     /// How the agent gets the key it sends as `Authorization: Bearer`.
     pub key: AgentKey,
     /// Time between two snapshots.
@@ -130,7 +139,8 @@ impl AgentConfig {
     /// data folder).
     pub fn new(server_url: impl Into<String>, api_key: impl Into<SecretString>) -> AgentConfig {
         AgentConfig {
-            server_url: server_url.into(),
+            server_urls: vec![server_url.into()],
+            return_after: DEFAULT_RETURN_AFTER,
             key: AgentKey::Given(api_key.into()),
             interval: DEFAULT_INTERVAL,
             full_every: DEFAULT_FULL_EVERY,
@@ -187,8 +197,10 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Layer {
-    /// See [`AgentConfig::server_url`].
-    server_url: Option<String>,
+    /// See [`AgentConfig::server_urls`]: one URL, or a list of them; text
+    /// may hold several, separated by commas (as the environment and flags
+    /// give them).
+    server_url: Option<UrlList>,
     /// See [`AgentKey::Given`].
     api_key: Option<SecretString>,
     /// See [`AgentKey::Enroll`].
@@ -216,7 +228,7 @@ pub struct Overrides {
     /// `--config`: this file must exist; without it the default places are
     /// searched and a missing file is fine.
     pub config_file: Option<PathBuf>,
-    /// `--server-url`.
+    /// `--server-url`: one URL, or several separated by commas.
     pub server_url: Option<String>,
     /// `--api-key`.
     pub api_key: Option<SecretString>,
@@ -240,8 +252,8 @@ pub struct Overrides {
 /// snapshot needs none).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// See [`AgentConfig::server_url`].
-    pub server_url: String,
+    /// See [`AgentConfig::server_urls`].
+    pub server_urls: Vec<String>,
     /// See [`AgentKey::Given`]; `None` when no layer set one.
     pub api_key: Option<SecretString>,
     /// See [`AgentKey::Enroll`]; `None` when no layer set one.
@@ -291,7 +303,7 @@ impl Settings {
             .map(Path::to_owned)
             .unwrap_or_default();
         let mut settings = Settings {
-            server_url: DEFAULT_SERVER_URL.to_owned(),
+            server_urls: vec![DEFAULT_SERVER_URL.to_owned()],
             api_key: None,
             enroll_secret: None,
             key_file: key_dir.join(KEY_FILE_NAME),
@@ -333,7 +345,7 @@ impl Settings {
                 )
             },
             Layer {
-                server_url: env("PROCMON_AGENT_SERVER_URL"),
+                server_url: env("PROCMON_AGENT_SERVER_URL").map(UrlList::Text),
                 api_key: env("PROCMON_AGENT_API_KEY").map(SecretString::from),
                 enroll_secret: env("PROCMON_AGENT_ENROLL_SECRET").map(SecretString::from),
                 key_file: env("PROCMON_AGENT_KEY_FILE").map(PathBuf::from),
@@ -347,7 +359,7 @@ impl Settings {
         settings.apply(
             |key| format!("the flag --{}", key.replace('_', "-")),
             Layer {
-                server_url: flags.server_url.clone(),
+                server_url: flags.server_url.clone().map(UrlList::Text),
                 api_key: flags.api_key.clone(),
                 enroll_secret: flags.enroll_secret.clone(),
                 key_file: flags.key_file.clone(),
@@ -368,8 +380,8 @@ impl Settings {
     }
 
     fn apply(&mut self, origin: impl Fn(&str) -> String, layer: Layer) -> Result<(), ConfigError> {
-        if let Some(url) = layer.server_url {
-            self.server_url = parse_server_url(&origin("server_url"), &url)?;
+        if let Some(urls) = layer.server_url {
+            self.server_urls = parse_server_urls(&origin("server_url"), urls)?;
         }
         // An empty key or secret (as in the default file) means "not set".
         if let Some(key) = layer.api_key.filter(is_set) {
@@ -433,7 +445,8 @@ impl Settings {
             None => ServerTrust::PublicCas,
         };
         Ok(AgentConfig {
-            server_url: self.server_url,
+            server_urls: self.server_urls,
+            return_after: DEFAULT_RETURN_AFTER,
             key,
             interval: self.interval,
             full_every: self.full_every,
@@ -471,6 +484,60 @@ fn read_file(path: &Path) -> Result<Layer, ConfigError> {
         // toml's message names the key and shows the line.
         message: error.to_string().trim_end().to_owned(),
     })
+}
+
+/// `server_url` as a layer gives it.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a server URL such as \"http://127.0.0.1:8000\", or a list of them"
+)]
+enum UrlList {
+    /// One URL, or several separated by commas.
+    Text(String),
+    /// A TOML array of URLs.
+    List(Vec<String>),
+}
+
+/// Every URL of `urls`, each checked (the error names the one that is
+/// wrong); at least one, and none twice.
+fn parse_server_urls(origin: &str, urls: UrlList) -> Result<Vec<String>, ConfigError> {
+    let (given, pieces): (String, Vec<String>) = match urls {
+        UrlList::Text(text) => {
+            let pieces = text
+                .split(',')
+                .map(str::trim)
+                .filter(|piece| !piece.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (text, pieces)
+        }
+        UrlList::List(list) => (format!("{list:?}"), list),
+    };
+    if pieces.is_empty() {
+        return Err(ConfigError::BadValue {
+            origin: origin.to_owned(),
+            key: "server_url",
+            value: given,
+            reason: format!(
+                "it names no server; write one, e.g. {DEFAULT_SERVER_URL}, or a list of them"
+            ),
+        });
+    }
+    let mut parsed: Vec<String> = Vec::with_capacity(pieces.len());
+    for piece in &pieces {
+        let url = parse_server_url(origin, piece)?;
+        if parsed.contains(&url) {
+            return Err(ConfigError::BadValue {
+                origin: origin.to_owned(),
+                key: "server_url",
+                value: piece.clone(),
+                reason: "it is listed twice".to_owned(),
+            });
+        }
+        parsed.push(url);
+    }
+    Ok(parsed)
 }
 
 fn parse_server_url(origin: &str, text: &str) -> Result<String, ConfigError> {

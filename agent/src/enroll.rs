@@ -99,46 +99,86 @@ pub async fn enroll(
     })
 }
 
-/// The agent's key as it stands: a sender with it, once there is one.
+/// The agent's key as it stands: a sender to each server with it, once
+/// there is one. The key is the host's, valid on every server of the list
+/// (they share one database).
 pub struct Credentials {
-    server_url: String,
+    server_urls: Vec<String>,
     key: AgentKey,
     trust: ServerTrust,
-    sender: Option<Sender>,
+    /// One per server, in the list's order; empty until there is a key.
+    senders: Vec<Sender>,
 }
 
 impl Credentials {
     /// Ready to send when the key is given or was kept from an earlier
-    /// enrollment; else it enrolls before the first send.
-    pub fn new(server_url: &str, key: AgentKey, trust: ServerTrust) -> Result<Self, SendError> {
+    /// enrollment; else it enrolls before the first send. Every URL is
+    /// checked now, even when enrollment comes later.
+    pub fn new(
+        server_urls: &[String],
+        key: AgentKey,
+        trust: ServerTrust,
+    ) -> Result<Self, SendError> {
+        if server_urls.is_empty() {
+            return Err(SendError::BadUrl {
+                server_url: String::new(),
+                reason: "no server URL is given".to_owned(),
+            });
+        }
+        for server_url in server_urls {
+            parse_server_url(server_url).map_err(|reason| SendError::BadUrl {
+                server_url: server_url.clone(),
+                reason,
+            })?;
+        }
         let mut credentials = Self {
-            server_url: server_url.to_owned(),
+            server_urls: server_urls.to_vec(),
             key,
             trust,
-            sender: None,
+            senders: Vec::new(),
         };
         let known = match &credentials.key {
             AgentKey::Given(key) => Some(key.clone()),
             AgentKey::Enroll { key_file, .. } => read_key_file(key_file).ok(),
         };
         if let Some(key) = known {
-            credentials.sender = Some(Sender::with_trust(server_url, key, &credentials.trust)?);
+            credentials.senders = credentials.senders_with(&key)?;
         }
-        // The URL is checked now, even when enrollment comes later.
-        parse_server_url(server_url).map_err(|reason| SendError::BadUrl {
-            server_url: server_url.to_owned(),
-            reason,
-        })?;
         Ok(credentials)
     }
 
-    /// The sender, enrolling `host` first if there is no key yet.
-    pub async fn sender(&mut self, host: &HostInfo) -> Result<&Sender, SendError> {
-        if self.sender.is_none() {
+    fn senders_with(&self, key: &SecretString) -> Result<Vec<Sender>, SendError> {
+        self.server_urls
+            .iter()
+            .map(|url| Sender::with_trust(url, key.clone(), &self.trust))
+            .collect()
+    }
+
+    /// A sender to each server (in the list's order), enrolling `host`
+    /// first if there is no key yet: with the first server that is usable
+    /// (see [`crate::failover::unusable`]), trying them in order.
+    pub async fn senders(&mut self, host: &HostInfo) -> Result<&[Sender], SendError> {
+        if self.senders.is_empty() {
             let AgentKey::Enroll { secret, key_file } = &self.key else {
-                unreachable!("a given key makes its sender at once");
+                unreachable!("a given key makes its senders at once");
             };
-            let enrolled = enroll(&self.server_url, secret, host, &self.trust).await?;
+            let mut last = None;
+            for server_url in &self.server_urls {
+                match enroll(server_url, secret, host, &self.trust).await {
+                    Ok(enrolled) => {
+                        last = Some(Ok((server_url, enrolled)));
+                        break;
+                    }
+                    Err(error) => match crate::failover::unusable(&error) {
+                        Some(why) => {
+                            tracing::debug!(server = %server_url, "cannot enroll here: {why}");
+                            last = Some(Err(error));
+                        }
+                        None => return Err(error),
+                    },
+                }
+            }
+            let (server_url, enrolled) = last.expect("at least one server")?;
             let key = SecretString::from(enrolled.key);
             write_key_file(key_file, &key).map_err(|e| SendError::KeyFile {
                 path: key_file.display().to_string(),
@@ -148,11 +188,12 @@ impl Credentials {
                 key = %enrolled.key_id,
                 host = %enrolled.host_id,
                 file = %key_file.display(),
+                server = %server_url,
                 "enrolled: this machine has its own key now"
             );
-            self.sender = Some(Sender::with_trust(&self.server_url, key, &self.trust)?);
+            self.senders = self.senders_with(&key)?;
         }
-        Ok(self.sender.as_ref().expect("made above"))
+        Ok(&self.senders)
     }
 
     /// The server refused the key: an agent that enrolled forgets it, so
@@ -164,13 +205,13 @@ impl Credentials {
                 "the server refused this machine's key; enrolling again"
             );
             let _ = std::fs::remove_file(key_file);
-            self.sender = None;
+            self.senders.clear();
         }
     }
 
-    /// Where snapshots go, for the log.
-    pub fn server_url(&self) -> &str {
-        &self.server_url
+    /// The servers snapshots go to, first first.
+    pub fn server_urls(&self) -> &[String] {
+        &self.server_urls
     }
 
     /// The key file an enrolled agent keeps, if it enrolls.

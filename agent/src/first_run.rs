@@ -138,7 +138,7 @@ mod tests {
             panic!("a given key: {:?}", config.key);
         };
         assert_eq!(key.expose_secret(), "k-123");
-        assert_eq!(config.server_url, config::DEFAULT_SERVER_URL);
+        assert_eq!(config.server_urls, [config::DEFAULT_SERVER_URL]);
     }
 
     #[tokio::test]

@@ -9,6 +9,9 @@
 //!   and [`config::Settings`] say where and how often; [`run`] is the loop
 //!   over HTTP. Without it (the server's own agent, which hands snapshots
 //!   over in process) no HTTP client is built in.
+//! - [`failover`] says which of several servers sharing one database gets
+//!   the next delivery: the first, the next while one is not usable, and
+//!   the first again once it answers.
 //! - [`spool::Spool`] keeps what could not be sent on disk until the server
 //!   has it, and [`retry`] says when to try again.
 
@@ -25,6 +28,8 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "http")]
 pub mod enroll;
+#[cfg(feature = "http")]
+pub mod failover;
 #[cfg(feature = "http")]
 pub mod first_run;
 #[cfg(feature = "http")]

@@ -6,7 +6,7 @@ use clap::Parser;
 use procmon_agent::cli::Cli;
 use procmon_agent::config::Settings;
 use procmon_agent::enroll::Credentials;
-use procmon_agent::Collector;
+use procmon_agent::{Collector, Deliver, Delivery, HttpOutbox};
 #[cfg(not(windows))]
 use tracing_subscriber::EnvFilter;
 
@@ -58,13 +58,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = settings.into_agent_config()?;
     let runtime = tokio::runtime::Runtime::new()?;
     if cli.once {
-        let mut credentials =
-            Credentials::new(&config.server_url, config.key.clone(), config.trust.clone())?;
+        let credentials = Credentials::new(
+            &config.server_urls,
+            config.key.clone(),
+            config.trust.clone(),
+        )?;
+        let mut outbox = HttpOutbox::new(credentials, config.return_after);
         let snapshot = Collector::new().snapshot(config.interval);
-        let answer = runtime.block_on(async {
-            let sender = credentials.sender(&snapshot.host).await?;
-            sender.send(&snapshot).await
-        })?;
+        let answer = runtime.block_on(outbox.deliver(Delivery::Full(&snapshot)))?;
         tracing::info!(
             snapshot = %answer.snapshot_id,
             processes = snapshot.processes.len(),

@@ -47,9 +47,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let credentials =
-        crate::enroll::Credentials::new(&config.server_url, config.key.clone(), config.trust)?;
-    let outbox = crate::send::HttpOutbox::new(credentials);
-    tracing::info!(server = %outbox.server_url(), "sending to");
+        crate::enroll::Credentials::new(&config.server_urls, config.key.clone(), config.trust)?;
+    let outbox = crate::send::HttpOutbox::new(credentials, config.return_after);
+    tracing::info!(servers = %outbox.server_urls().join(", "), "sending to");
     // Without a spool the agent still runs; what it cannot send is lost,
     // and it says so.
     let spool = match Spool::open(

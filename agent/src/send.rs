@@ -1,7 +1,7 @@
 //! Delivering snapshots to the server over HTTP: `POST /api/processes/`
 //! (whole) and `POST /api/changes/` (change batches).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use procmon_model::{ErrorBody, HostInfo, IngestResponse, Snapshot};
 use reqwest::{StatusCode, Url};
@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use crate::deliver::{compressed_json, SendError};
 use crate::deliver::{Deliver, Delivery};
 use crate::enroll::Credentials;
+use crate::failover::Servers;
 use crate::tls::{self, ServerTrust};
 
 /// A server that takes longer than this to answer is treated as down, so one
@@ -161,23 +162,35 @@ impl Sender {
 
 /// Delivers over HTTP with the agent's key, enrolling first when it has
 /// none yet (the first delivery is always a whole snapshot, which names the
-/// host to enroll).
+/// host to enroll), to the current one of its servers, failing over to the
+/// others as [`crate::failover`] says.
 pub struct HttpOutbox {
     credentials: Credentials,
+    servers: Servers,
     host: Option<HostInfo>,
 }
 
 impl HttpOutbox {
-    pub fn new(credentials: Credentials) -> Self {
+    /// Sends to the first of the credentials' servers; away from it, it
+    /// tries that one again every `return_after`
+    /// ([`crate::failover::DEFAULT_RETURN_AFTER`] in the agent).
+    pub fn new(credentials: Credentials, return_after: Duration) -> Self {
+        let servers = Servers::new(credentials.server_urls().to_vec(), return_after);
         Self {
             credentials,
+            servers,
             host: None,
         }
     }
 
-    /// Where snapshots go, for the log.
-    pub fn server_url(&self) -> &str {
-        self.credentials.server_url()
+    /// The servers snapshots go to, first first, for the log.
+    pub fn server_urls(&self) -> &[String] {
+        self.servers.urls()
+    }
+
+    /// The server sent to now.
+    pub fn current_server(&self) -> &str {
+        self.servers.url(self.servers.current())
     }
 }
 
@@ -196,8 +209,8 @@ impl Deliver for HttpOutbox {
                 message: "no snapshot was sent in full yet".to_owned(),
             });
         };
-        let outcome = match self.credentials.sender(&host).await {
-            Ok(sender) => sender.deliver(delivery).await,
+        let outcome = match self.credentials.senders(&host).await {
+            Ok(senders) => fail_over(&mut self.servers, senders, delivery).await,
             Err(e) => Err(e),
         };
         if matches!(outcome, Err(SendError::KeyRefused)) {
@@ -205,6 +218,40 @@ impl Deliver for HttpOutbox {
         }
         outcome
     }
+}
+
+/// Delivers to the servers in the order `servers` says, each at most once,
+/// until one answers (whatever it answers); that one is current from then
+/// on. When none does, the error of the current server (else of the last
+/// tried), and the current server stays.
+async fn fail_over(
+    servers: &mut Servers,
+    senders: &[Sender],
+    delivery: Delivery<'_>,
+) -> Result<IngestResponse, SendError> {
+    let current = servers.current();
+    let mut failures: Vec<(usize, SendError, String)> = Vec::new();
+    for index in servers.order(Instant::now()) {
+        let outcome = senders[index].deliver(delivery).await;
+        if let Err(error) = &outcome {
+            if let Some(why) = crate::failover::unusable(error) {
+                servers.failed(index, Instant::now(), &why);
+                failures.push((index, outcome.expect_err("an error"), why));
+                continue;
+            }
+        }
+        let why = failures
+            .iter()
+            .find(|(tried, _, _)| *tried == current)
+            .map(|(_, _, why)| why.as_str());
+        servers.answered(index, Instant::now(), why);
+        return outcome;
+    }
+    let at = failures
+        .iter()
+        .position(|(tried, _, _)| *tried == current)
+        .unwrap_or(failures.len() - 1);
+    Err(failures.swap_remove(at).1)
 }
 
 /// Why a request to `tried` on the server at `server_url` got no answer: a

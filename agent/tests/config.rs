@@ -46,7 +46,7 @@ interval = "5s"
 fn the_file_sets_everything_it_names() {
     let (_dir, path) = file(FULL_FILE);
     let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
-    assert_eq!(settings.server_url, "http://file.example:8000");
+    assert_eq!(settings.server_urls, ["http://file.example:8000"]);
     assert_eq!(key(&settings), Some("from-file"));
     assert_eq!(settings.interval, Duration::from_secs(5));
     assert_eq!(settings.file.as_ref(), Some(&path));
@@ -60,7 +60,7 @@ fn the_environment_beats_the_file_and_flags_beat_both() {
         ("PROCMON_AGENT_API_KEY", "from-env"),
     ]);
     let settings = Settings::load_with_env(&with_file(&path), &environment).unwrap();
-    assert_eq!(settings.server_url, "http://env.example:8000");
+    assert_eq!(settings.server_urls, ["http://env.example:8000"]);
     assert_eq!(key(&settings), Some("from-env"));
     // Not set in the environment, so the file's value stands.
     assert_eq!(settings.interval, Duration::from_secs(5));
@@ -71,7 +71,7 @@ fn the_environment_beats_the_file_and_flags_beat_both() {
         ..with_file(&path)
     };
     let settings = Settings::load_with_env(&flags, &environment).unwrap();
-    assert_eq!(settings.server_url, "http://env.example:8000");
+    assert_eq!(settings.server_urls, ["http://env.example:8000"]);
     assert_eq!(key(&settings), Some("from-flag"));
     assert_eq!(settings.interval, Duration::from_millis(750));
 }
@@ -80,7 +80,7 @@ fn the_environment_beats_the_file_and_flags_beat_both() {
 fn without_any_layer_the_defaults_hold_and_sending_needs_a_key() {
     let (_dir, path) = file("");
     let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
-    assert_eq!(settings.server_url, "http://127.0.0.1:8000");
+    assert_eq!(settings.server_urls, ["http://127.0.0.1:8000"]);
     assert_eq!(settings.interval, Duration::from_secs(2));
     assert!(settings.api_key.is_none());
     let error = settings.into_agent_config().unwrap_err();
@@ -133,7 +133,7 @@ fn an_enrollment_secret_enrolls_keeping_the_key_beside_the_config_file() {
 fn the_commented_default_file_is_valid_and_asks_for_a_key() {
     let (_dir, path) = file(DEFAULT_FILE_TEXT);
     let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
-    assert_eq!(settings.server_url, "http://127.0.0.1:8000");
+    assert_eq!(settings.server_urls, ["http://127.0.0.1:8000"]);
     assert_eq!(settings.interval, Duration::from_secs(2));
     // Its empty key counts as no key.
     assert!(settings.api_key.is_none());
