@@ -138,8 +138,20 @@ pub async fn ingest_changes(
 
 /// Everything a delivery goes through, over HTTP or in process: the rate
 /// limit and the key's host (agents only), validation, then under the
-/// host's ingest lock the base check, store and commit.
+/// host's ingest lock the base check, store and commit. Timed and counted
+/// in the server's metrics.
 pub async fn deliver(
+    state: &AppState,
+    from: Source<'_>,
+    delivery: Delivery,
+) -> Result<IngestResponse, ApiError> {
+    let timer = state.metrics.ingest_started(&from, &delivery);
+    let result = deliver_unmetered(state, from, delivery).await;
+    timer.done(&result);
+    result
+}
+
+async fn deliver_unmetered(
     state: &AppState,
     from: Source<'_>,
     delivery: Delivery,
@@ -227,8 +239,12 @@ pub async fn deliver(
     let snapshot = std::sync::Arc::new(snapshot);
     let received_at = state.clock.now();
     let stored = match state
-        .store
-        .ingest(std::sync::Arc::clone(&snapshot), received_at)
+        .metrics
+        .store_write(
+            state
+                .store
+                .ingest(std::sync::Arc::clone(&snapshot), received_at),
+        )
         .await?
     {
         IngestOutcome::Stored => {
