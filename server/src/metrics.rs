@@ -174,17 +174,23 @@ impl Metrics {
         // before the first event; refusal reasons appear as they happen.
         for kind in [DeliveryKind::Snapshot, DeliveryKind::Batch] {
             for outcome in ["stored", "already_stored"] {
-                ingested.get_or_create(&Ingested {
-                    kind: kind.label(),
-                    outcome,
-                });
+                ingested
+                    .get_or_create(&Ingested {
+                        kind: kind.label(),
+                        outcome,
+                    })
+                    .inc_by(0);
             }
         }
         for outcome in ["ok", "error"] {
-            maintenance_runs.get_or_create(&Outcome { outcome });
+            maintenance_runs
+                .get_or_create(&Outcome { outcome })
+                .inc_by(0);
         }
         for status_class in ["2xx", "4xx", "5xx"] {
-            http_requests.get_or_create(&StatusClass { status_class });
+            http_requests
+                .get_or_create(&StatusClass { status_class })
+                .inc_by(0);
         }
         Self {
             registry,

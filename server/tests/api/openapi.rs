@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 25] = [
+const ENDPOINTS: [(&str, &str); 26] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
     ("post", "/api/enroll-secret/"),
@@ -35,6 +35,7 @@ const ENDPOINTS: [(&str, &str); 25] = [
     ("get", "/api/processes/"),
     ("post", "/api/processes/"),
     ("post", "/api/changes/"),
+    ("get", "/metrics"),
 ];
 
 async fn document(app: &TestApp) -> Value {
