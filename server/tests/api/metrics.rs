@@ -5,14 +5,18 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
+
 use procmon_model::{ErrorBody, IngestResponse, Snapshot};
+use procmon_server::clock::{Clock, ManualClock};
 use procmon_server::store::accounts::Role;
 use prometheus_parse::{Scrape, Value};
 use secrecy::SecretString;
 
-use crate::common::{sample_snapshot, spawn_app_with, TestApp};
+use crate::common::{sample_snapshot, spawn_app_with, spawn_app_with_clock, TestApp};
 
 const TOKEN: &str = "metrics-token-for-tests-0123456789";
 
@@ -295,6 +299,45 @@ async fn open_live_streams_are_counted_until_they_close() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(two);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_runs_and_dropped_blocks_are_counted() {
+    let clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(5)));
+    let app = spawn_app_with_clock(Some(clock.clone()), |s| {
+        s.metrics_token = Some(SecretString::from(TOKEN));
+        s.retention.raw = Duration::from_secs(2 * 3600);
+        s.maintenance_every = Duration::from_millis(100);
+    })
+    .await;
+    let mut old = minutely(4);
+    old.collected_at = clock.now();
+    assert_eq!(app.post_snapshot(&old).await.status(), 201);
+    clock.advance(chrono::Duration::hours(5));
+    let mut new = minutely(4);
+    new.collected_at = clock.now();
+    assert_eq!(app.post_snapshot(&new).await.status(), 201);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let metrics = scrape(&app).await;
+        if metrics.value("procmon_retention_blocks_dropped_total", &[]) >= 1.0 {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no block dropped within 20 s:\n{}",
+            metrics.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let runs = |outcome| metrics.value("procmon_maintenance_runs_total", &[("outcome", outcome)]);
+    assert!(runs("ok") >= 1.0);
+    assert_eq!(runs("error"), 0.0);
+    // Every run is timed; the count and the time are recorded one after
+    // the other, so a scrape may fall between them.
+    let timed = metrics.value("procmon_maintenance_seconds_count", &[]);
+    assert!((timed - runs("ok")).abs() <= 1.0, "{}", metrics.text);
 }
 
 /// The token given in the environment works, and is printed nowhere: not
