@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use procmon_model::limits::{INTERVAL_MS, MAX_INTERVAL};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::store::accounts::SessionLifetime;
@@ -68,6 +69,10 @@ pub struct Settings {
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of the certificate in `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// The bearer token that reads `GET /metrics` (a Prometheus server's);
+    /// without it, only admins' sessions read them. Never printed: its
+    /// `Debug` is redacted.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Settings {
@@ -102,6 +107,7 @@ impl Settings {
             ingest_burst: 20,
             tls_cert: None,
             tls_key: None,
+            metrics_token: None,
         }
     }
 
@@ -214,6 +220,7 @@ impl Settings {
                 .unwrap_or(defaults.ingest_burst),
             tls_cert: cli.tls_cert.or(file.tls_cert),
             tls_key: cli.tls_key.or(file.tls_key),
+            metrics_token: cli.metrics_token.or(file.metrics_token),
             data_dir,
             ..defaults
         }
@@ -294,6 +301,9 @@ impl Settings {
                 humantime::format_duration(longest)
             );
         }
+        if let Some(token) = &self.metrics_token {
+            check_metrics_token(token.expose_secret())?;
+        }
         for (key, value, range) in [
             ("max_connections", self.max_connections, 1..=100_000),
             (
@@ -312,6 +322,33 @@ impl Settings {
         }
         Ok(self)
     }
+}
+
+/// Shortest `metrics_token` accepted: a scraper's only credential should
+/// not be guessable.
+pub const METRICS_TOKEN_MIN: usize = 16;
+
+/// Whether `token` can be a `metrics_token`: long enough, and sendable as
+/// it is in an `Authorization: Bearer` header. Says what is wrong without
+/// repeating the token.
+fn check_metrics_token(token: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        token.chars().all(|c| c.is_ascii_graphic()),
+        "metrics_token has a space or a character other than printable ASCII: a bearer token \
+         must be sent as it is in an HTTP header (e.g. make one with `openssl rand -hex 32`)"
+    );
+    anyhow::ensure!(
+        token.len() >= METRICS_TOKEN_MIN,
+        "metrics_token is {} characters long: give at least {METRICS_TOKEN_MIN} (e.g. make one \
+         with `openssl rand -hex 32`)",
+        token.len()
+    );
+    Ok(())
+}
+
+/// A secret given as a flag or an environment variable.
+fn parse_secret(text: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(text))
 }
 
 /// The flag's value, else the file's, else the default.
@@ -425,6 +462,11 @@ pub struct Cli {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "PROCMON_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Bearer token that reads GET /metrics (at least 16 characters);
+    /// prefer the environment variable or the config file, which other
+    /// users of this machine cannot see in its process list.
+    #[arg(long, env = "PROCMON_METRICS_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub metrics_token: Option<SecretString>,
 }
 
 /// What the binary does instead of serving. Each opens the server's
@@ -521,10 +563,12 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     /// Its private key (PEM).
     tls_key: Option<PathBuf>,
+    /// Bearer token for GET /metrics.
+    metrics_token: Option<SecretString>,
 }
 
 /// Every key the file may hold, to name all unknown ones at once.
-const FILE_KEYS: [&str; 22] = [
+const FILE_KEYS: [&str; 23] = [
     "listen",
     "data_dir",
     "database",
@@ -547,6 +591,7 @@ const FILE_KEYS: [&str; 22] = [
     "ingest_burst",
     "tls_cert",
     "tls_key",
+    "metrics_token",
 ];
 
 impl FileConfig {
@@ -672,6 +717,52 @@ mod tests {
         );
         assert!(!settings.embedded_agent);
         assert_eq!(settings.body_limit, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_metrics_token_comes_from_the_file_or_a_flag_and_is_never_shown() {
+        let (_file, mut cli) = cli_with_file("metrics_token = \"file-token-0123456789\"\n");
+        let file_only = Cli {
+            config: cli.config.clone(),
+            ..Cli::default()
+        };
+        let settings = Settings::from_cli(file_only).unwrap();
+        let token = settings.metrics_token.as_ref().unwrap();
+        assert_eq!(token.expose_secret(), "file-token-0123456789");
+        assert!(
+            !format!("{settings:?}").contains("file-token"),
+            "{settings:?}"
+        );
+        cli.metrics_token = Some(SecretString::from("flag-token-0123456789"));
+        assert!(!format!("{cli:?}").contains("flag-token"), "{cli:?}");
+        let settings = Settings::from_cli(cli).unwrap();
+        assert_eq!(
+            settings.metrics_token.unwrap().expose_secret(),
+            "flag-token-0123456789"
+        );
+    }
+
+    #[test]
+    fn a_weak_or_unsendable_metrics_token_is_refused_without_showing_it() {
+        for (text, expected) in [
+            (
+                "metrics_token = \"short-secret\"\n",
+                "metrics_token is 12 characters long: give at least 16",
+            ),
+            (
+                "metrics_token = \"a secret with spaces\"\n",
+                "metrics_token has a space",
+            ),
+            (
+                "metrics_token = \"\"\n",
+                "metrics_token is 0 characters long",
+            ),
+        ] {
+            let (_file, cli) = cli_with_file(text);
+            let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
     }
 
     #[test]

@@ -136,9 +136,19 @@ pub enum ApiError {
     /// A plain-HTTP request on the HTTPS port; `0` is the URL to use.
     #[error("this server speaks HTTPS: use {0}")]
     HttpsRequired(String),
+    #[error(
+        "the metrics need the server's metrics_token, sent as `Authorization: Bearer <token>`, \
+         or an admin's session"
+    )]
+    MetricsRefused,
     #[error("internal error; the server log has the details")]
     Internal(#[from] anyhow::Error),
 }
+
+/// The code of an error answer ([`ErrorBody::error`]), left on the
+/// response for the layers that count refusals (`metrics::layer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorKind(pub &'static str);
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
@@ -171,7 +181,9 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
             Self::KeyForOtherHost { .. } => (StatusCode::FORBIDDEN, "key_for_other_host"),
-            Self::NotSignedIn | Self::SessionEnded => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotSignedIn | Self::SessionEnded | Self::MetricsRefused => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             Self::WrongCredentials | Self::LinkRefused => {
                 (StatusCode::UNAUTHORIZED, "sign_in_refused")
             }
@@ -237,9 +249,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        response.extensions_mut().insert(ErrorKind(kind));
         let headers = response.headers_mut();
         match &self {
-            Self::AgentKeyRefused => {
+            Self::AgentKeyRefused | Self::MetricsRefused => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::RateLimited { retry_after, .. } | Self::SignInThrottled { retry_after } => {

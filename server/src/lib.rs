@@ -17,6 +17,7 @@ pub mod error;
 pub mod gzip;
 pub mod host_check;
 pub mod live;
+pub mod metrics;
 pub mod private;
 pub mod rate_limit;
 pub mod retention;

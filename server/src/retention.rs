@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{Maintenance, Retention, Store, StoreResult};
 
 /// Runs passes until one has nothing left to do (a pass does a bounded
@@ -29,18 +30,23 @@ pub async fn sweep(
     }
 }
 
-/// Sweeps every `every` until the task is dropped or aborted.
+/// Sweeps every `every` until the task is dropped or aborted; each sweep
+/// is timed and counted in `metrics`.
 pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     retention: Retention,
     every: Duration,
+    metrics: Arc<Metrics>,
 ) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match sweep(store.as_ref(), clock.as_ref(), retention).await {
+        let started = std::time::Instant::now();
+        let swept = sweep(store.as_ref(), clock.as_ref(), retention).await;
+        metrics.maintenance_done(&swept, started.elapsed());
+        match swept {
             Ok(d) if d == Maintenance::default() => {}
             Ok(d) => tracing::info!(
                 minute_rollups = d.minute_rollups,

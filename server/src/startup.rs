@@ -79,6 +79,11 @@ pub struct AppState {
     /// How long snapshots are kept: reads answered from memory show nothing
     /// older, as the store would not.
     pub raw_retention: chrono::TimeDelta,
+    /// What `GET /metrics` answers.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The bearer token that reads `GET /metrics` (the `metrics_token`
+    /// setting), if one is set; admins' sessions read them either way.
+    pub metrics_token: Option<crate::metrics::access::MetricsToken>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -108,6 +113,11 @@ pub fn app(state: AppState) -> Router {
         // A process listing is ~0.5 kB per process, and the page fetches it
         // every few seconds: gzip makes that a tenth over a real network.
         .layer(CompressionLayer::new())
+        // Outside the layers above, to count their refusals too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::layer::observe,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -135,6 +145,10 @@ fn full_house(state: AppState, max_connections: usize) -> Router {
                 max: max_connections,
             }
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::layer::observe,
+        ))
         .with_state(state)
 }
 
@@ -255,6 +269,11 @@ impl Application {
             embedded: Arc::default(),
             raw_retention: chrono::TimeDelta::from_std(settings.retention.raw)
                 .unwrap_or(chrono::TimeDelta::MAX),
+            metrics: Arc::default(),
+            metrics_token: settings
+                .metrics_token
+                .as_ref()
+                .map(crate::metrics::access::MetricsToken::new),
         };
         Ok(Self {
             listener,
@@ -335,6 +354,7 @@ impl Application {
             Arc::clone(&self.state.clock),
             self.settings.retention,
             self.settings.maintenance_every,
+            Arc::clone(&self.state.metrics),
         ));
         let sessions = tokio::spawn(crate::accounts::sweep_ended(
             Arc::clone(&self.state.accounts),

@@ -139,8 +139,20 @@ pub async fn ingest_changes(
 /// Everything a delivery goes through, over HTTP or in process: the rate
 /// limit and the key's host (agents only), validation, then under the
 /// host's live lock the store (which, for a batch, checks its base in the
-/// same transaction as the write) and the commit to viewers.
+/// same transaction as the write) and the commit to viewers. Timed and
+/// counted in the server's metrics.
 pub async fn deliver(
+    state: &AppState,
+    from: Source<'_>,
+    delivery: Delivery,
+) -> Result<IngestResponse, ApiError> {
+    let timer = state.metrics.ingest_started(&from, &delivery);
+    let result = deliver_unmetered(state, from, delivery).await;
+    timer.done(&result);
+    result
+}
+
+async fn deliver_unmetered(
     state: &AppState,
     from: Source<'_>,
     delivery: Delivery,
@@ -193,8 +205,12 @@ pub async fn deliver(
         Delivery::Snapshot(snapshot) => {
             let snapshot = std::sync::Arc::new(snapshot);
             match state
-                .store
-                .ingest(std::sync::Arc::clone(&snapshot), received_at)
+                .metrics
+                .store_write(
+                    state
+                        .store
+                        .ingest(std::sync::Arc::clone(&snapshot), received_at),
+                )
                 .await?
             {
                 IngestOutcome::Stored => {
@@ -210,12 +226,12 @@ pub async fn deliver(
         Delivery::Batch(batch) => {
             let batch = std::sync::Arc::new(batch);
             match state
-                .store
-                .ingest_changes(
+                .metrics
+                .store_write(state.store.ingest_changes(
                     std::sync::Arc::clone(&batch),
                     received_at,
                     super::validate::validate,
-                )
+                ))
                 .await?
             {
                 ChangeOutcome::Stored(snapshot) => {

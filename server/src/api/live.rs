@@ -138,6 +138,7 @@ pub async fn changes(
         told_retry: false,
         receiver: Some(subscription.receiver),
         stopping: state.live.stopping(),
+        _viewer: state.metrics.viewer_connected(),
     };
     let sse = Sse::new(futures_util::stream::unfold(feed, Feed::next))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -181,6 +182,9 @@ struct Feed {
     receiver: Option<broadcast::Receiver<Arc<LiveEvent>>>,
     /// The server stopping ends the stream.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// Counts the stream as open until it ends or its connection closes
+    /// (the feed is dropped either way).
+    _viewer: crate::metrics::ViewerGuard,
 }
 
 impl Feed {

@@ -1,4 +1,4 @@
-//! The HTTP API under `/api`. Routes are registered together with their
+//! The HTTP API under `/api`, and `GET /metrics`. Routes are registered together with their
 //! OpenAPI description, so the document cannot miss one.
 
 mod body;
@@ -53,6 +53,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::set_password))
         .routes(routes!(health::health))
         .routes(routes!(openapi::serve))
+        .routes(routes!(crate::metrics::scrape::scrape))
 }
 
 /// A JSON 404 for a path under `/api` that has no route, pointing at the

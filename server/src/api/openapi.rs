@@ -40,6 +40,7 @@ pub struct ApiDoc;
 /// Names of the auth schemes, as the paths refer to them.
 pub const AGENT_KEY: &str = "agent_key";
 pub const SESSION: &str = "session";
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 struct KeySchemes;
 
@@ -58,6 +59,12 @@ impl Modify for KeySchemes {
                 .into(),
         );
         components.add_security_scheme(SESSION, SecurityScheme::ApiKey(ApiKey::Cookie(session)));
+        let mut metrics = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        metrics.description = Some(
+            "The server's metrics_token setting, for GET /metrics (an admin's session works too)"
+                .into(),
+        );
+        components.add_security_scheme(METRICS_TOKEN, SecurityScheme::Http(metrics));
     }
 }
 

@@ -17,6 +17,7 @@ mod hosts;
 mod ingest;
 mod keys_admin;
 mod live;
+mod metrics;
 mod openapi;
 mod page;
 mod processes;

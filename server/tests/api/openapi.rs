@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 25] = [
+const ENDPOINTS: [(&str, &str); 26] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
     ("post", "/api/enroll-secret/"),
@@ -35,6 +35,7 @@ const ENDPOINTS: [(&str, &str); 25] = [
     ("get", "/api/processes/"),
     ("post", "/api/processes/"),
     ("post", "/api/changes/"),
+    ("get", "/metrics"),
 ];
 
 async fn document(app: &TestApp) -> Value {
@@ -276,6 +277,9 @@ async fn real_responses_match_the_documented_schemas() {
     check("get", "/api/health", s, b);
     let (s, b) = answer(app.get("/api/openapi.json").await).await;
     check("get", "/api/openapi.json", s, b);
+    let metrics = app.anonymous().get(format!("{}/metrics", app.address));
+    let (s, b) = answer(metrics.send().await.unwrap()).await;
+    check("get", "/metrics", s, b);
 
     let p = &snapshot.processes[0];
     let start_time = p.start_time.to_rfc3339();
@@ -613,6 +617,7 @@ async fn real_responses_match_the_documented_schemas() {
         "delete /api/hosts/{id} 401",
         "delete /api/hosts/{id} 403",
         "delete /api/hosts/{id} 404",
+        "get /metrics 401",
     ] {
         assert!(
             checked.iter().any(|c| c == expected),

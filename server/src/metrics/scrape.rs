@@ -1,0 +1,39 @@
+//! `GET /metrics`: the server's metrics in the Prometheus text format, for
+//! a Prometheus server to scrape.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use procmon_model::ErrorBody;
+
+use super::access::Scraper;
+use crate::startup::AppState;
+
+/// The server's metrics (Prometheus text format 0.0.4).
+///
+/// Needs the server's `metrics_token` as `Authorization: Bearer <token>`,
+/// or an admin's session. Counters count from the server's start; no
+/// series names a host or a process.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "server",
+    security(("metrics_token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The metrics, in the Prometheus text format", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 401, description = "Neither the metrics token nor an admin's session", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 503, description = "The store cannot say whether the session is an admin's now, or the server is at its connection limit", body = ErrorBody),
+    ),
+)]
+pub async fn scrape(State(state): State<AppState>, _scraper: Scraper) -> impl IntoResponse {
+    let text = state.metrics.encode(&state.live, state.clock.now());
+    (
+        [(
+            CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        text,
+    )
+}
