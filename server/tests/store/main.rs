@@ -3,9 +3,13 @@
 //! `contract_tests!` instantiates the suite for one backend, and
 //! `account_tests!` and `key_tests!` those of its accounts and keys.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod accounts;
 mod contract;
 mod first_layout;
+mod fresh_database;
 mod keys;
 mod layout4;
 
