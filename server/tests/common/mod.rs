@@ -1,7 +1,10 @@
 //! Helpers shared by the server's test binaries: a real server on a free
 //! port with a fresh SQLite file, typed requests against it, sample data,
-//! and `require` for tests that need a program installed.
+//! `require` for tests that need a program installed, and fresh PostgreSQL
+//! databases (`postgres`).
 #![allow(dead_code)]
+
+pub mod postgres;
 
 use std::path::Path;
 
