@@ -213,7 +213,7 @@ impl Newest {
     /// collected and when it was received (an agent clock running ahead
     /// cannot put a snapshot in the future).
     pub fn taken_at(&self) -> DateTime<Utc> {
-        self.snapshot.collected_at.min(self.received_at)
+        crate::store::changes::taken_at(self.snapshot.collected_at, self.received_at)
     }
 }
 
@@ -354,7 +354,9 @@ impl HostGuard<'_> {
         sent: Option<&ChangeBatch>,
     ) {
         if let Some(current) = &self.base {
-            if snapshot.collected_at.min(received_at) < current.taken_at() {
+            if crate::store::changes::taken_at(snapshot.collected_at, received_at)
+                < current.taken_at()
+            {
                 return;
             }
         }
@@ -497,7 +499,10 @@ mod tests {
         for (id, interval_ms) in [("fast", 1_000), ("slow", 60_000)] {
             let mut snapshot = SimHost::new(id, 5, 3, start).next();
             snapshot.interval_ms = interval_ms;
-            live.host(id).lock().await.commit(Arc::new(snapshot), start, None);
+            live.host(id)
+                .lock()
+                .await
+                .commit(Arc::new(snapshot), start, None);
         }
         // A host that has not sent since the start is not counted.
         live.host("silent");

@@ -23,9 +23,6 @@ pub fn make_snapshot(
     batch: &ChangeBatch,
     check: SnapshotCheck,
 ) -> Result<Snapshot, ChangeOutcome> {
-    if base.id != batch.base_id {
-        return Err(ChangeOutcome::BaseUnknown);
-    }
     if let Some(host) = batch.host.as_ref().filter(|h| h.id != batch.host_id) {
         return Err(ChangeOutcome::DoesNotFit(format!(
             "host.id {:?} is not the batch's host_id {:?}: a host's id never changes",

@@ -147,15 +147,17 @@ impl Writer {
         received: i64,
         check: SnapshotCheck,
     ) -> StoreResult<ChangeOutcome> {
-        let collected = nanos(batch.collected_at);
-        let taken = collected.min(received);
-        if let Some(owner) = self.owner_of(batch.id.as_bytes(), [taken, taken - HOUR, collected])? {
-            let mine = self.host_key(&batch.host_id)?;
-            return Ok(if Some(owner) == mine {
-                ChangeOutcome::AlreadyStored
-            } else {
-                ChangeOutcome::IdTakenByOtherHost
-            });
+        match self.stored_before(
+            &batch.id,
+            &batch.host_id,
+            nanos(batch.collected_at),
+            received,
+        )? {
+            Some(IngestOutcome::IdTakenByOtherHost) => {
+                return Ok(ChangeOutcome::IdTakenByOtherHost)
+            }
+            Some(_) => return Ok(ChangeOutcome::AlreadyStored),
+            None => {}
         }
         let Some(base) = self.newest(&batch.host_id)? else {
             return Ok(ChangeOutcome::BaseUnknown);
@@ -164,11 +166,8 @@ impl Writer {
             Ok(made) => Arc::new(made),
             Err(outcome) => return Ok(outcome),
         };
-        Ok(match self.ingest(&made, received)? {
-            IngestOutcome::Stored => ChangeOutcome::Stored(made),
-            IngestOutcome::AlreadyStored => ChangeOutcome::AlreadyStored,
-            IngestOutcome::IdTakenByOtherHost => ChangeOutcome::IdTakenByOtherHost,
-        })
+        self.store_new(&made, received)?;
+        Ok(ChangeOutcome::Stored(made))
     }
 
     /// The host's newest snapshot: kept since it was stored, or read back
@@ -189,27 +188,51 @@ impl Writer {
         Ok(Some(base))
     }
 
-    /// Stores one snapshot (already validated).
+    /// Stores one snapshot (already validated), unless its id was stored
+    /// before.
     pub fn ingest(
         &mut self,
         snapshot: &Arc<Snapshot>,
         received: i64,
     ) -> StoreResult<IngestOutcome> {
         let collected = nanos(snapshot.collected_at);
+        if let Some(before) =
+            self.stored_before(&snapshot.id, &snapshot.host.id, collected, received)?
+        {
+            return Ok(before);
+        }
+        self.store_new(snapshot, received)?;
+        Ok(IngestOutcome::Stored)
+    }
+
+    /// Whether a snapshot of this id was stored before: from this host (a
+    /// retry) or from another. Looked for where a retry of it must be.
+    fn stored_before(
+        &self,
+        id: &uuid::Uuid,
+        host_id: &str,
+        collected: i64,
+        received: i64,
+    ) -> StoreResult<Option<IngestOutcome>> {
+        let taken = collected.min(received);
+        let Some(owner) = self.owner_of(id.as_bytes(), [taken, taken - HOUR, collected])? else {
+            return Ok(None);
+        };
+        Ok(Some(if Some(owner) == self.host_key(host_id)? {
+            IngestOutcome::AlreadyStored
+        } else {
+            IngestOutcome::IdTakenByOtherHost
+        }))
+    }
+
+    /// Stores a snapshot whose id is not stored yet.
+    fn store_new(&mut self, snapshot: &Arc<Snapshot>, received: i64) -> StoreResult<()> {
+        let collected = nanos(snapshot.collected_at);
         // Never later than its arrival: a clock running ahead cannot make a
         // snapshot hide every later one.
         let taken = collected.min(received);
         let block = Block::of(Kind::Raw, taken);
         let id = snapshot.id.as_bytes().to_vec();
-
-        if let Some(owner) = self.owner_of(&id, [taken, taken - HOUR, collected])? {
-            let mine = self.host_key(&snapshot.host.id)?;
-            return Ok(if Some(owner) == mine {
-                IngestOutcome::AlreadyStored
-            } else {
-                IngestOutcome::IdTakenByOtherHost
-            });
-        }
         self.load_host(&snapshot.host.id)?;
         let (form, payload, live_keyframe) = {
             let live = self
@@ -314,7 +337,7 @@ impl Writer {
                 });
             }
         }
-        Ok(IngestOutcome::Stored)
+        Ok(())
     }
 
     /// The host key of the snapshot with this id, looking in the raw blocks
