@@ -37,12 +37,7 @@ impl FromRequestParts<AppState> for AgentAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // Missing, malformed, wrong and revoked keys all get one answer,
         // so a caller learns nothing about which keys exist.
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or(ApiError::AgentKeyRefused)?;
+        let token = bearer_of(parts).ok_or(ApiError::AgentKeyRefused)?;
         match state.agent_keys.check(token).await {
             Ok(record) => Ok(Self(record)),
             Err(KeyError::Store(e)) => Err(e.into()),
@@ -204,6 +199,15 @@ pub fn cleared_cookie(tls: bool) -> HeaderValue {
         "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"
     ))
     .expect("a valid header value")
+}
+
+/// The bearer token of a request's `Authorization` header, if it has one.
+pub fn bearer_of(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(bearer_token)
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, as RFC 7235 says).

@@ -4,12 +4,11 @@
 //! not for viewers or the public.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use crate::auth::{bearer_token, Admin};
+use crate::auth::{bearer_of, Admin};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::keys::Digest;
@@ -45,11 +44,7 @@ impl FromRequestParts<AppState> for Scraper {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(bearer_token);
+        let token = bearer_of(parts);
         if let (Some(token), Some(expected)) = (token, &state.metrics_token) {
             if expected.matches(token) {
                 return Ok(Self);
