@@ -5,56 +5,18 @@
 //! after the return interval. Enrollment goes to the first server that
 //! answers.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use procmon_agent::enroll::Credentials;
 use procmon_agent::{AgentKey, Collector, HttpOutbox, Link, ServerTrust};
 use procmon_model::Snapshot;
-use procmon_server::config::Settings;
-use procmon_server::startup::{AppState, Application};
 
-/// A server with its database in `dir`, on `port` (0: any).
-struct Server {
-    state: AppState,
-    port: u16,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+mod support;
 
-async fn serve(dir: &Path, port: u16) -> Server {
-    let mut settings = Settings::with_data_dir(dir);
-    settings.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    settings.embedded_agent = false;
-    settings.no_login = true;
-    settings.ingest_burst = 100_000;
-    let application = Application::build(settings)
-        .await
-        .expect("the server builds");
-    let (state, port) = (application.state().clone(), application.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(application.run_until(async move {
-        let _ = stopped.await;
-    }));
-    Server {
-        state,
-        port,
-        stop,
-        task,
-    }
-}
+use support::{serve, Server};
 
 impl Server {
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
     /// Whether this server stored `snapshot` (by its id).
     async fn has(&self, snapshot: &Snapshot) -> bool {
         let stored = self

@@ -9,51 +9,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use procmon_model::{Series, SeriesPoint};
-use procmon_server::config::Settings;
-use procmon_server::startup::{AppState, Application};
 use secrecy::ExposeSecret;
 
-/// A server with its database in `dir`, on `port` (0: any); stops when the
-/// sender is sent to (or dropped) and its task ends.
-struct Server {
-    state: AppState,
-    port: u16,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+mod support;
 
-async fn serve(dir: &Path, port: u16) -> Server {
-    let mut settings = Settings::with_data_dir(dir);
-    settings.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    settings.embedded_agent = false;
-    settings.no_login = true;
-    settings.ingest_burst = 100_000;
-    let application = Application::build(settings)
-        .await
-        .expect("the server builds");
-    let (state, port) = (application.state().clone(), application.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(application.run_until(async move {
-        let _ = stopped.await;
-    }));
-    Server {
-        state,
-        port,
-        stop,
-        task,
-    }
-}
+use support::{serve, Server};
 
 impl Server {
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
     async fn get(&self, path: &str) -> serde_json::Value {
         reqwest::get(format!("{}{path}", self.url()))
             .await
