@@ -13,6 +13,7 @@ pub mod chain;
 pub mod codec;
 pub mod fields;
 pub mod keys;
+mod postgres;
 pub mod rollup;
 mod series;
 mod sqlite;
@@ -20,6 +21,7 @@ mod sqlite;
 pub(crate) mod testing;
 
 pub use accounts::AccountStore;
+pub use postgres::PostgresStore;
 pub use series::{plan_series, SeriesPlan};
 pub use sqlite::SqliteStore;
 

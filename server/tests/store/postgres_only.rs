@@ -1,0 +1,137 @@
+//! What only the PostgreSQL store must do: several servers on one
+//! database. Each test opens two stores on one new database, as two
+//! servers would.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use procmon_model::fixtures::SimHost;
+use procmon_model::{ProcessSample, Snapshot};
+use procmon_server::store::{IngestOutcome, PostgresStore, Retention, Store, TimeRange};
+
+fn start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-01T23:52:00Z")
+        .unwrap()
+        .to_utc()
+}
+
+fn sorted(mut processes: Vec<ProcessSample>) -> Vec<ProcessSample> {
+    processes.sort_by_key(|p| (p.pid, p.start_time));
+    processes
+}
+
+/// Two stores on one new database, or `None` when there is no server.
+async fn two_servers() -> Option<(PostgresStore, PostgresStore)> {
+    let url = super::postgres_database().await?;
+    let (a, b) = tokio::join!(PostgresStore::open(&url), PostgresStore::open(&url));
+    Some((a.expect("the first opens"), b.expect("the second opens")))
+}
+
+/// Two servers extending one host's chain by turns (in runs of one, two
+/// and three): neither continues a chain the other moved on, so every
+/// snapshot reads back exactly, from either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_writing_one_host_keep_its_chain_exact() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let mut sim = SimHost::new("host-two", 60, 7, start());
+    sim.churn.turnover = 0.05;
+    sim.churn.exec = 0.5;
+    let mut sent: Vec<Snapshot> = Vec::new();
+    for i in 0..240 {
+        let snapshot = sim.next();
+        let store = if (i / (1 + i % 3)) % 2 == 0 { &a } else { &b };
+        let outcome = store
+            .ingest(Arc::new(snapshot.clone()), snapshot.collected_at)
+            .await
+            .unwrap();
+        assert_eq!(outcome, IngestOutcome::Stored, "snapshot {i}");
+        sent.push(snapshot);
+    }
+    for (i, s) in sent.iter().enumerate() {
+        let store: &dyn Store = if i % 2 == 0 { &a } else { &b };
+        let got = store
+            .snapshot("host-two", Some(s.collected_at))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("snapshot {i} is missing"));
+        assert_eq!(got.id, s.id, "snapshot {i}");
+        assert_eq!(
+            sorted(got.processes),
+            sorted(s.processes.clone()),
+            "processes of snapshot {i}"
+        );
+    }
+    // A retry sent to the other server is known there too.
+    let again = b
+        .ingest(Arc::new(sent[0].clone()), sent[0].collected_at)
+        .await
+        .unwrap();
+    assert_eq!(again, IngestOutcome::AlreadyStored);
+}
+
+/// Two servers maintaining at once: the roll-ups are made once, and the
+/// series from them counts every sample once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_by_two_servers_at_once_is_done_once() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let mut sim = SimHost::new("host-m", 20, 3, start());
+    sim.interval = Duration::seconds(30);
+    let mut sent = vec![sim.snapshot()];
+    for _ in 0..(5 * 120) {
+        sent.push(sim.next());
+    }
+    for s in &sent {
+        a.ingest(Arc::new(s.clone()), s.collected_at).await.unwrap();
+    }
+    let end = sent.last().unwrap().collected_at;
+    let now = end + Duration::minutes(5);
+    let (one, two) = tokio::join!(
+        a.maintain(now, Retention::default()),
+        b.maintain(now, Retention::default())
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert!(
+        one.minute_rollups == 0 || two.minute_rollups == 0,
+        "both rolled up: {one:?} {two:?}"
+    );
+    assert!(
+        one.minute_rollups + two.minute_rollups >= 4,
+        "{one:?} {two:?}"
+    );
+    let third = b.maintain(now, Retention::default()).await.unwrap();
+    assert_eq!(third.minute_rollups, 0, "{third:?}");
+    let range = TimeRange {
+        from: start(),
+        to: end,
+    };
+    let series = b.host_series("host-m", range, 50).await.unwrap();
+    let samples: u64 = series.points.iter().map(|p| p.samples).sum();
+    assert_eq!(samples, sent.len() as u64);
+}
+
+/// A server that cannot be reached, or refuses the credentials, says so,
+/// and never shows the password.
+#[tokio::test]
+async fn open_errors_say_what_is_wrong_without_the_password() {
+    // A port nothing listens on: a listener bound and closed at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://procmon:s3cret-pw@127.0.0.1:{port}/procmon");
+    let error = format!("{:#}", PostgresStore::open(&url).await.unwrap_err());
+    assert!(error.contains("cannot reach PostgreSQL"), "{error}");
+    assert!(!error.contains("s3cret-pw"), "{error}");
+    let error = format!(
+        "{:#}",
+        PostgresStore::open("postgres://u:s3cret-pw@[bad")
+            .await
+            .unwrap_err()
+    );
+    assert!(!error.contains("s3cret-pw"), "{error}");
+}
