@@ -21,7 +21,7 @@ mod sqlite;
 pub(crate) mod testing;
 
 pub use accounts::AccountStore;
-pub use postgres::PostgresStore;
+pub use postgres::{ChangeOutcome, PostgresStore, SnapshotCheck};
 pub use series::{plan_series, SeriesPlan};
 pub use sqlite::SqliteStore;
 

@@ -135,3 +135,77 @@ async fn open_errors_say_what_is_wrong_without_the_password() {
     );
     assert!(!error.contains("s3cret-pw"), "{error}");
 }
+
+/// A snapshot check that takes everything, as a stand-in for none: the
+/// store's own part is what is tested here.
+fn any_snapshot(_: &Snapshot) -> Result<(), String> {
+    Ok(())
+}
+
+/// Two servers given a batch each on one base at once: exactly one stores
+/// its batch, the other finds the base gone; a retry is known; and what
+/// was stored reads back exactly from either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_racing_on_one_base_store_exactly_one() {
+    use procmon_server::store::ChangeOutcome;
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let mut sim = SimHost::new("host-race", 40, 5, start());
+    sim.churn.turnover = 0.1;
+    let mut base = sim.next();
+    base.load = None;
+    a.ingest(Arc::new(base.clone()), base.collected_at)
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let (mut one, mut two) = (sim.next(), sim.next());
+        two.collected_at = one.collected_at;
+        one.load = None;
+        two.load = None;
+        let first = Arc::new(procmon_model::changes::diff(&base, &one));
+        let second = Arc::new(procmon_model::changes::diff(&base, &two));
+        let at = one.collected_at;
+        // Round by round, the server that stored the base last differs.
+        let (x, y) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (r1, r2) = tokio::join!(
+            x.ingest_changes(Arc::clone(&first), at, any_snapshot),
+            y.ingest_changes(Arc::clone(&second), at, any_snapshot)
+        );
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        let winner = match (&r1, &r2) {
+            (ChangeOutcome::Stored(_), ChangeOutcome::BaseUnknown) => one,
+            (ChangeOutcome::BaseUnknown, ChangeOutcome::Stored(_)) => two,
+            other => panic!("round {round}: {other:?}"),
+        };
+        let won = if matches!(r1, ChangeOutcome::Stored(_)) {
+            &first
+        } else {
+            &second
+        };
+        assert_eq!(
+            y.ingest_changes(Arc::clone(won), at, any_snapshot)
+                .await
+                .unwrap(),
+            ChangeOutcome::AlreadyStored,
+            "round {round}"
+        );
+        for store in [&a, &b] {
+            let got = store.snapshot("host-race", None).await.unwrap().unwrap();
+            assert_eq!(got.id, winner.id, "round {round}");
+            assert_eq!(sorted(got.processes), sorted(winner.processes.clone()));
+        }
+        base = winner;
+    }
+    // A batch on an unknown host, or an old base, is refused.
+    let mut other = sim.next();
+    other.host.id = "host-unknown".into();
+    let mut stray = procmon_model::changes::diff(&base, &other);
+    stray.host_id = "host-unknown".into();
+    assert_eq!(
+        a.ingest_changes(Arc::new(stray), other.collected_at, any_snapshot)
+            .await
+            .unwrap(),
+        ChangeOutcome::BaseUnknown
+    );
+}

@@ -10,6 +10,7 @@
 //! not built in yet.
 
 mod accounts;
+mod changes;
 mod errors;
 mod keys;
 mod maintain;
@@ -30,6 +31,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use procmon_model::{HostChanges, Series, Snapshot};
 use tokio_postgres::{IsolationLevel, NoTls, Transaction};
 
+pub use self::changes::{ChangeOutcome, SnapshotCheck};
 use self::errors::Classify;
 use self::read::View;
 use self::schema::{Block, MIGRATIONS, MIGRATION_LOCK};
@@ -65,6 +67,9 @@ struct Inner {
     name: String,
     /// Each host's chain as this server last wrote it.
     chains: Mutex<HashMap<String, Live>>,
+    /// Each host's newest snapshot as this server last stored it: the
+    /// base of the host's next change batch, if nobody stored another.
+    bases: Mutex<HashMap<String, Arc<Snapshot>>>,
     /// Partitions this server knows to exist.
     partitions: Mutex<HashSet<Block>>,
 }
@@ -169,6 +174,7 @@ impl PostgresStore {
                 pool,
                 name,
                 chains: Mutex::new(HashMap::new()),
+                bases: Mutex::new(HashMap::new()),
                 partitions: Mutex::new(partitions.into_iter().collect()),
             }),
         })
@@ -428,6 +434,7 @@ impl Store for PostgresStore {
         }
         tx.commit().await.doing("cannot remove the host")?;
         lock(&self.inner.chains).remove(host_id);
+        lock(&self.inner.bases).remove(host_id);
         Ok(true)
     }
 

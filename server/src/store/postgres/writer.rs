@@ -7,6 +7,8 @@
 //! newest snapshot), and a cached chain that is not that one (another
 //! server wrote the host meanwhile) is not continued: a new keyframe starts.
 
+use std::sync::Arc;
+
 use procmon_model::Snapshot;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
@@ -30,12 +32,16 @@ pub struct Live {
 }
 
 /// The host row's view of its chain, read under its lock.
-struct Current {
-    key: i64,
+pub struct Current {
+    /// The host's row key.
+    pub key: i64,
     chain_key: Option<i64>,
     chain_head: Option<i64>,
     chain_length: i32,
     chain_taken: i64,
+    /// The host's newest snapshot (by the time taken), and that time.
+    pub newest_id: Uuid,
+    pub taken_at: i64,
 }
 
 /// Counts past i64::MAX (only ever bogus readings) are stored as i64::MAX.
@@ -45,7 +51,11 @@ pub fn int(value: u64) -> i64 {
 
 impl Inner {
     /// Stores one snapshot (already validated) received at `received`.
-    pub async fn ingest(&self, snapshot: &Snapshot, received: i64) -> StoreResult<IngestOutcome> {
+    pub async fn ingest(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        received: i64,
+    ) -> StoreResult<IngestOutcome> {
         let block = Block::of(Kind::Raw, nanos(snapshot.collected_at).min(received));
         match self.ingest_once(snapshot, received).await {
             // The partition was dropped by another server since this one
@@ -58,11 +68,14 @@ impl Inner {
         }
     }
 
-    async fn ingest_once(&self, snapshot: &Snapshot, received: i64) -> StoreResult<IngestOutcome> {
+    async fn ingest_once(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        received: i64,
+    ) -> StoreResult<IngestOutcome> {
         let collected = nanos(snapshot.collected_at);
         let taken = collected.min(received);
-        let block = Block::of(Kind::Raw, taken);
-        self.ensure_partition(block).await?;
+        self.ensure_partition(Block::of(Kind::Raw, taken)).await?;
         let host_id = &snapshot.host.id;
         let cached = self.take_live(host_id);
 
@@ -72,141 +85,163 @@ impl Inner {
             .await
             .doing("cannot connect to store the snapshot")?;
         let tx = conn.transaction().await.doing("cannot start a write")?;
-        let mut current = lock_host(&tx, host_id).await?;
+        let current = lock_host(&tx, host_id).await?;
         if let Some(owner) = owner_of(&tx, snapshot.id, taken, collected).await? {
+            if let Some(live) = cached {
+                self.put_live(host_id, live);
+            }
             return Ok(if current.as_ref().map(|c| c.key) == Some(owner) {
                 IngestOutcome::AlreadyStored
             } else {
                 IngestOutcome::IdTakenByOtherHost
             });
         }
-        if current.is_none() {
-            insert_host(&tx, snapshot, received, taken).await?;
-            current = lock_host(&tx, host_id).await?;
-        }
-        let current = current.ok_or_else(|| {
-            StoreError::Failed(anyhow::anyhow!("the host row of {host_id} vanished"))
-        })?;
-
-        // Standalone: older than the chain's newest, it is a keyframe of its
-        // own and the chain goes on without it.
-        let standalone = current.chain_key.is_some() && taken < current.chain_taken;
-        let continues = !standalone
-            && current.chain_length < CHAIN_MAX
-            && current.chain_key.is_some()
-            && Block::of(Kind::Raw, current.chain_taken) == block
-            && cached.as_ref().is_some_and(|l| {
-                l.host_key == current.key
-                    && Some(l.keyframe) == current.chain_key
-                    && Some(l.head) == current.chain_head
-            });
-        let payload = match (&cached, continues) {
-            (Some(l), true) => l.chain.encode_delta(&snapshot.processes),
-            _ => Chain::encode_keyframe(&snapshot.processes),
-        };
-        let seq: i64 = tx
-            .query_one("SELECT nextval('raw_seq')", &[])
-            .await
-            .doing("cannot number the snapshot")?
-            .get(0);
-        let chain_id = match (&cached, continues) {
-            (Some(l), true) => l.keyframe,
-            _ => seq,
-        };
-        let totals = SnapshotTotals::of(&snapshot.processes);
-        let meters = HostMeters::of(snapshot.load.as_ref());
-        tx.execute(
-            "INSERT INTO raw (seq, host, id, taken_at, collected_at, received_at, interval_ms,
-                 chain, process_count, cpu_percent_total, memory_rss_total_bytes, data,
-                 cpu_machine_percent, memory_used_bytes, memory_available_bytes,
-                 swap_used_bytes, swap_total_bytes, load_1m)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17, $18)",
-            &[
-                &seq,
-                &current.key,
-                &snapshot.id,
-                &taken,
-                &collected,
-                &received,
-                &int(snapshot.interval_ms),
-                &chain_id,
-                &i64::from(totals.process_count),
-                &totals.cpu_percent,
-                &int(totals.memory_rss_bytes),
-                &payload.stored(),
-                &meters.cpu_machine_percent,
-                &meters.memory_used_bytes.map(int),
-                &meters.memory_available_bytes.map(int),
-                &meters.swap_used_bytes.map(int),
-                &meters.swap_total_bytes.map(int),
-                &meters.load_1m,
-            ],
-        )
-        .await
-        .doing("cannot store the snapshot")?;
-        let (chain_key, chain_head, chain_length, chain_taken) = if standalone {
-            (
-                current.chain_key,
-                current.chain_head,
-                current.chain_length,
-                current.chain_taken,
-            )
-        } else if continues {
-            (Some(chain_id), Some(seq), current.chain_length + 1, taken)
-        } else {
-            (Some(seq), Some(seq), 1, taken)
-        };
-        update_host(&tx, snapshot, received, taken, &totals, current.key).await?;
-        tx.execute(
-            "UPDATE host SET chain_key = $2, chain_head = $3, chain_length = $4,
-                 chain_taken = $5
-             WHERE key = $1",
-            &[
-                &current.key,
-                &chain_key,
-                &chain_head,
-                &chain_length,
-                &chain_taken,
-            ],
-        )
-        .await
-        .doing("cannot store the host")?;
+        let newest = !current.as_ref().is_some_and(|c| taken < c.taken_at);
+        let live = write_locked(&tx, snapshot, received, current, cached).await?;
         tx.commit().await.doing("cannot commit the snapshot")?;
-
-        // Committed: bring the cache up to date.
-        if standalone {
-            if let Some(live) = cached {
-                self.put_live(host_id, live);
-            }
-        } else {
-            let mut chain = match (cached, continues) {
-                (Some(l), true) => l.chain,
-                _ => Chain::default(),
-            };
-            chain
-                .apply(payload.payload(), None)
-                .map_err(StoreError::Failed)?;
-            self.put_live(
-                host_id,
-                Live {
-                    host_key: current.key,
-                    keyframe: chain_id,
-                    head: seq,
-                    chain,
-                },
-            );
+        if let Some(live) = live {
+            self.put_live(host_id, live);
+        }
+        if newest {
+            // The base of the host's next change batch.
+            super::lock(&self.bases).insert(host_id.clone(), Arc::clone(snapshot));
         }
         Ok(IngestOutcome::Stored)
     }
 }
 
+/// Stores `snapshot` in `tx`, where the host's row (`current`, if it has
+/// one) is locked and the id is known to be new; `cached` is this server's
+/// copy of the host's chain. Answers the copy to keep once committed.
+pub async fn write_locked(
+    tx: &Transaction<'_>,
+    snapshot: &Snapshot,
+    received: i64,
+    current: Option<Current>,
+    cached: Option<Live>,
+) -> StoreResult<Option<Live>> {
+    let collected = nanos(snapshot.collected_at);
+    let taken = collected.min(received);
+    let block = Block::of(Kind::Raw, taken);
+    let host_id = &snapshot.host.id;
+    let current = match current {
+        Some(c) => Some(c),
+        None => {
+            insert_host(tx, snapshot, received, taken).await?;
+            lock_host(tx, host_id).await?
+        }
+    };
+    let current = current
+        .ok_or_else(|| StoreError::Failed(anyhow::anyhow!("the host row of {host_id} vanished")))?;
+    // Standalone: older than the chain's newest, it is a keyframe of its
+    // own and the chain goes on without it.
+    let standalone = current.chain_key.is_some() && taken < current.chain_taken;
+    let continues = !standalone
+        && current.chain_length < CHAIN_MAX
+        && current.chain_key.is_some()
+        && Block::of(Kind::Raw, current.chain_taken) == block
+        && cached.as_ref().is_some_and(|l| {
+            l.host_key == current.key
+                && Some(l.keyframe) == current.chain_key
+                && Some(l.head) == current.chain_head
+        });
+    let payload = match (&cached, continues) {
+        (Some(l), true) => l.chain.encode_delta(&snapshot.processes),
+        _ => Chain::encode_keyframe(&snapshot.processes),
+    };
+    let seq: i64 = tx
+        .query_one("SELECT nextval('raw_seq')", &[])
+        .await
+        .doing("cannot number the snapshot")?
+        .get(0);
+    let chain_id = match (&cached, continues) {
+        (Some(l), true) => l.keyframe,
+        _ => seq,
+    };
+    let totals = SnapshotTotals::of(&snapshot.processes);
+    let meters = HostMeters::of(snapshot.load.as_ref());
+    tx.execute(
+        "INSERT INTO raw (seq, host, id, taken_at, collected_at, received_at, interval_ms,
+             chain, process_count, cpu_percent_total, memory_rss_total_bytes, data,
+             cpu_machine_percent, memory_used_bytes, memory_available_bytes,
+             swap_used_bytes, swap_total_bytes, load_1m)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+             $17, $18)",
+        &[
+            &seq,
+            &current.key,
+            &snapshot.id,
+            &taken,
+            &collected,
+            &received,
+            &int(snapshot.interval_ms),
+            &chain_id,
+            &i64::from(totals.process_count),
+            &totals.cpu_percent,
+            &int(totals.memory_rss_bytes),
+            &payload.stored(),
+            &meters.cpu_machine_percent,
+            &meters.memory_used_bytes.map(int),
+            &meters.memory_available_bytes.map(int),
+            &meters.swap_used_bytes.map(int),
+            &meters.swap_total_bytes.map(int),
+            &meters.load_1m,
+        ],
+    )
+    .await
+    .doing("cannot store the snapshot")?;
+    let (chain_key, chain_head, chain_length, chain_taken) = if standalone {
+        (
+            current.chain_key,
+            current.chain_head,
+            current.chain_length,
+            current.chain_taken,
+        )
+    } else if continues {
+        (Some(chain_id), Some(seq), current.chain_length + 1, taken)
+    } else {
+        (Some(seq), Some(seq), 1, taken)
+    };
+    update_host(tx, snapshot, received, taken, &totals, current.key).await?;
+    tx.execute(
+        "UPDATE host SET chain_key = $2, chain_head = $3, chain_length = $4,
+             chain_taken = $5
+         WHERE key = $1",
+        &[
+            &current.key,
+            &chain_key,
+            &chain_head,
+            &chain_length,
+            &chain_taken,
+        ],
+    )
+    .await
+    .doing("cannot store the host")?;
+    // The copy of the chain to keep once this commits.
+    if standalone {
+        return Ok(cached);
+    }
+    let mut chain = match (cached, continues) {
+        (Some(l), true) => l.chain,
+        _ => Chain::default(),
+    };
+    chain
+        .apply(payload.payload(), None)
+        .map_err(StoreError::Failed)?;
+    Ok(Some(Live {
+        host_key: current.key,
+        keyframe: chain_id,
+        head: seq,
+        chain,
+    }))
+}
+
 /// The host's row, locked until the transaction ends.
-async fn lock_host(tx: &Transaction<'_>, host_id: &str) -> StoreResult<Option<Current>> {
+pub async fn lock_host(tx: &Transaction<'_>, host_id: &str) -> StoreResult<Option<Current>> {
     let row = tx
         .query_opt(
             "SELECT key, chain_key, chain_head, coalesce(chain_length, 0),
-                 coalesce(chain_taken, taken_at)
+                 coalesce(chain_taken, taken_at), newest_id, taken_at
              FROM host WHERE id = $1 FOR UPDATE",
             &[&host_id],
         )
@@ -218,6 +253,8 @@ async fn lock_host(tx: &Transaction<'_>, host_id: &str) -> StoreResult<Option<Cu
         chain_head: r.get(2),
         chain_length: r.get(3),
         chain_taken: r.get(4),
+        newest_id: r.get(5),
+        taken_at: r.get(6),
     }))
 }
 
