@@ -41,7 +41,14 @@ fn cause(error: &tokio_postgres::Error) -> Option<&'static str> {
 /// What to call a failure of PostgreSQL while doing `what`.
 pub fn classify(error: tokio_postgres::Error, what: &str) -> StoreError {
     match cause(&error) {
-        Some(cause) => StoreError::Unavailable(format!("{what}: {cause} ({error})")),
+        Some(cause) => {
+            // The server's own words where it sent some ("db error" says
+            // nothing), else the driver's.
+            let detail = error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.message().to_owned());
+            StoreError::Unavailable(format!("{what}: {cause} ({detail})"))
+        }
         None => StoreError::Failed(anyhow::Error::new(error).context(what.to_owned())),
     }
 }

@@ -96,7 +96,7 @@ impl Inner {
                 IngestOutcome::IdTakenByOtherHost
             });
         }
-        let newest = !current.as_ref().is_some_and(|c| taken < c.taken_at);
+        let newest = current.as_ref().is_none_or(|c| taken >= c.taken_at);
         let live = write_locked(&tx, snapshot, received, current, cached).await?;
         tx.commit().await.doing("cannot commit the snapshot")?;
         if let Some(live) = live {
