@@ -209,3 +209,38 @@ async fn two_servers_racing_on_one_base_store_exactly_one() {
         ChangeOutcome::BaseUnknown
     );
 }
+
+/// The database going away (its connections ended, new ones refused) makes
+/// the check answer "unavailable", the error the API answers 503 for; once
+/// it is back, the check passes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_be_reached_is_unavailable_then_back() {
+    use procmon_server::store::StoreError;
+    let Some(url) = super::postgres_database().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url).await.unwrap();
+    store.check().await.unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = std::env::var(super::POSTGRES_URL).unwrap();
+    let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+        ))
+        .await
+        .unwrap();
+    match store.check().await {
+        Err(StoreError::Unavailable(why)) => assert!(!why.is_empty()),
+        other => panic!("the check answered {other:?}"),
+    }
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    store.check().await.unwrap();
+}

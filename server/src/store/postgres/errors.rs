@@ -57,7 +57,13 @@ pub fn classify(error: tokio_postgres::Error, what: &str) -> StoreError {
 pub fn classify_pool(error: deadpool_postgres::PoolError, what: &str) -> StoreError {
     use deadpool_postgres::PoolError;
     match error {
-        PoolError::Backend(e) => classify(e, what),
+        // No connection could be made or kept (refused, the database not
+        // accepting connections, credentials no longer valid): whatever
+        // the cause, the database cannot be used now.
+        PoolError::Backend(e) => match classify(e, what) {
+            StoreError::Failed(e) => StoreError::Unavailable(format!("{e:#}")),
+            other => other,
+        },
         PoolError::Closed => StoreError::Unavailable(format!("{what}: the store is closed")),
         PoolError::Timeout(_) => StoreError::Unavailable(format!(
             "{what}: no connection to PostgreSQL could be had in time"
