@@ -7,6 +7,9 @@ use tokio_postgres::error::SqlState;
 
 use crate::store::StoreError;
 
+/// The cause named when a lock was not had in time (`lock_timeout`).
+pub const LOCK_WAIT: &str = "a lock in the database is held too long by another session";
+
 /// Why the database cannot be used now, if that is what `error` says.
 fn cause(error: &tokio_postgres::Error) -> Option<&'static str> {
     if let Some(code) = error.code() {
@@ -19,7 +22,7 @@ fn cause(error: &tokio_postgres::Error) -> Option<&'static str> {
             "53200" => Some("the PostgreSQL server is out of memory"),
             "53300" => Some("the PostgreSQL server has too many connections"),
             "25006" => Some("the PostgreSQL server is read-only (a standby?)"),
-            "55P03" => Some("a lock in the database is held too long by another session"),
+            "55P03" => Some(LOCK_WAIT),
             c if c.starts_with("08") => Some("the connection to PostgreSQL failed"),
             _ => None,
         };

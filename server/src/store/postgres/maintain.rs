@@ -10,13 +10,15 @@ use super::read::{self, Rollup, View};
 use super::schema::{Block, Kind, DAY, HOUR, MAINTENANCE_LOCK, MINUTE};
 use super::Inner;
 use crate::store::rollup;
-use crate::store::{Maintenance, Retention, StoreResult};
+use crate::store::{Maintenance, Retention, StoreError, StoreResult};
 
 /// An hour is rolled up this long after it ends, so that snapshots still
 /// on their way are in it (later ones make it be rolled up again).
 const LATENESS: i64 = 2 * MINUTE;
 /// Host-hours (or host-days) rolled up in one pass at most.
 const ROLLUP_BUDGET: usize = 500;
+/// How long dropping an expired partition waits for reads of it to end.
+const DROP_WAIT: Duration = Duration::from_secs(2);
 
 impl Inner {
     pub async fn maintain(&self, now: i64, retention: Retention) -> StoreResult<Maintenance> {
@@ -149,8 +151,7 @@ impl Inner {
                 Kind::Minute => block.end() <= minute_cut && block.end() <= hour_done,
                 Kind::Hour => block.end() <= hour_cut,
             };
-            if expired {
-                block.drop_partitions(&***conn).await?;
+            if expired && drop_block(conn, block).await? {
                 self.forget_partition(block);
                 done.blocks_dropped += 1;
             }
@@ -215,6 +216,31 @@ impl Inner {
         .doing("cannot write roll-ups")?;
         Ok(())
     }
+}
+
+/// Drops a block's partitions, unless a read holds them longer than
+/// `DROP_WAIT` (then false: the next pass drops them). A drop waiting for
+/// its lock would hold up every ingest queued behind it.
+async fn drop_block(conn: &mut deadpool_postgres::Object, block: Block) -> StoreResult<bool> {
+    let tx = conn.transaction().await.doing("cannot start dropping")?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{}ms'",
+        DROP_WAIT.as_millis()
+    ))
+    .await
+    .doing("cannot start dropping")?;
+    match block.drop_partitions(&*tx).await {
+        Ok(()) => {}
+        Err(StoreError::Unavailable(why)) if why.contains(super::errors::LOCK_WAIT) => {
+            tracing::info!(?block, "an expired partition is in use; it goes next time");
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
+    tx.commit()
+        .await
+        .doing("cannot drop an expired history partition")?;
+    Ok(true)
 }
 
 /// Whether the host's roll-up mark is still `at`, locking its row.
