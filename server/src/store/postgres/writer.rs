@@ -9,8 +9,9 @@
 
 use std::sync::Arc;
 
+use deadpool_postgres::Transaction;
 use procmon_model::Snapshot;
-use tokio_postgres::Transaction;
+use tokio_postgres::Statement;
 use uuid::Uuid;
 
 use super::errors::{self, Classify};
@@ -150,7 +151,7 @@ pub async fn write_locked(
         _ => Chain::encode_keyframe(&snapshot.processes),
     };
     let seq: i64 = tx
-        .query_one("SELECT nextval('raw_seq')", &[])
+        .query_one(&prepared(tx, "SELECT nextval('raw_seq')").await?, &[])
         .await
         .doing("cannot number the snapshot")?
         .get(0);
@@ -161,12 +162,16 @@ pub async fn write_locked(
     let totals = SnapshotTotals::of(&snapshot.processes);
     let meters = HostMeters::of(snapshot.load.as_ref());
     tx.execute(
-        "INSERT INTO raw (seq, host, id, taken_at, collected_at, received_at, interval_ms,
+        &prepared(
+            tx,
+            "INSERT INTO raw (seq, host, id, taken_at, collected_at, received_at, interval_ms,
              chain, process_count, cpu_percent_total, memory_rss_total_bytes, data,
              cpu_machine_percent, memory_used_bytes, memory_available_bytes,
              swap_used_bytes, swap_total_bytes, load_1m)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
              $17, $18)",
+        )
+        .await?,
         &[
             &seq,
             &current.key,
@@ -204,9 +209,13 @@ pub async fn write_locked(
     };
     update_host(tx, snapshot, received, taken, &totals, current.key).await?;
     tx.execute(
-        "UPDATE host SET chain_key = $2, chain_head = $3, chain_length = $4,
+        &prepared(
+            tx,
+            "UPDATE host SET chain_key = $2, chain_head = $3, chain_length = $4,
              chain_taken = $5
          WHERE key = $1",
+        )
+        .await?,
         &[
             &current.key,
             &chain_key,
@@ -236,13 +245,25 @@ pub async fn write_locked(
     }))
 }
 
+/// The statement `sql`, prepared once per connection: a snapshot's
+/// statements then cost one round trip each, not two.
+async fn prepared(tx: &Transaction<'_>, sql: &str) -> StoreResult<Statement> {
+    tx.prepare_cached(sql)
+        .await
+        .doing("cannot prepare a statement")
+}
+
 /// The host's row, locked until the transaction ends.
 pub async fn lock_host(tx: &Transaction<'_>, host_id: &str) -> StoreResult<Option<Current>> {
     let row = tx
         .query_opt(
-            "SELECT key, chain_key, chain_head, coalesce(chain_length, 0),
+            &prepared(
+                tx,
+                "SELECT key, chain_key, chain_head, coalesce(chain_length, 0),
                  coalesce(chain_taken, taken_at), newest_id, taken_at
              FROM host WHERE id = $1 FOR UPDATE",
+            )
+            .await?,
             &[&host_id],
         )
         .await
@@ -270,7 +291,11 @@ pub async fn owner_of(
     let to = Block::of(Kind::Raw, taken.max(collected)).end();
     let row = tx
         .query_opt(
-            "SELECT host FROM raw WHERE id = $1 AND taken_at >= $2 AND taken_at < $3 LIMIT 1",
+            &prepared(
+                tx,
+                "SELECT host FROM raw WHERE id = $1 AND taken_at >= $2 AND taken_at < $3 LIMIT 1",
+            )
+            .await?,
             &[&id, &from, &to],
         )
         .await
@@ -289,13 +314,17 @@ async fn insert_host(
     let h = &snapshot.host;
     let totals = SnapshotTotals::of(&snapshot.processes);
     tx.execute(
-        "INSERT INTO host (id, hostname, os_name, os_version, kernel, arch, cpu_count,
+        &prepared(
+            tx,
+            "INSERT INTO host (id, hostname, os_name, os_version, kernel, arch, cpu_count,
              memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen,
              taken_at, first_taken, newest_id, process_count, cpu_percent_total,
              memory_rss_total_bytes, minute_done, hour_done)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13, $14, $15,
              $16, $17, $18, $19)
          ON CONFLICT (id) DO NOTHING",
+        )
+        .await?,
         &[
             &h.id,
             &h.hostname,
@@ -337,7 +366,9 @@ async fn update_host(
 ) -> StoreResult<()> {
     let h = &snapshot.host;
     tx.execute(
-        "UPDATE host SET
+        &prepared(
+            tx,
+            "UPDATE host SET
              hostname = CASE WHEN $13 >= taken_at THEN $2 ELSE hostname END,
              os_name = CASE WHEN $13 >= taken_at THEN $3 ELSE os_name END,
              os_version = CASE WHEN $13 >= taken_at THEN $4 ELSE os_version END,
@@ -360,6 +391,8 @@ async fn update_host(
              minute_done = least(minute_done, $18),
              hour_done = least(hour_done, $19)
          WHERE key = $1",
+        )
+        .await?,
         &[
             &key,
             &h.hostname,
