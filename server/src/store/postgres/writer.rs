@@ -45,6 +45,14 @@ pub struct Current {
     pub taken_at: i64,
 }
 
+/// The chain the host row names as current once a snapshot is stored.
+struct ChainMark {
+    key: Option<i64>,
+    head: Option<i64>,
+    length: i32,
+    taken: i64,
+}
+
 /// Counts past i64::MAX (only ever bogus readings) are stored as i64::MAX.
 pub fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -207,25 +215,13 @@ pub async fn write_locked(
     } else {
         (Some(seq), Some(seq), 1, taken)
     };
-    update_host(tx, snapshot, received, taken, &totals, current.key).await?;
-    tx.execute(
-        &prepared(
-            tx,
-            "UPDATE host SET chain_key = $2, chain_head = $3, chain_length = $4,
-             chain_taken = $5
-         WHERE key = $1",
-        )
-        .await?,
-        &[
-            &current.key,
-            &chain_key,
-            &chain_head,
-            &chain_length,
-            &chain_taken,
-        ],
-    )
-    .await
-    .doing("cannot store the host")?;
+    let chain = ChainMark {
+        key: chain_key,
+        head: chain_head,
+        length: chain_length,
+        taken: chain_taken,
+    };
+    update_host(tx, snapshot, received, taken, &totals, current.key, &chain).await?;
     // The copy of the chain to keep once this commits.
     if standalone {
         return Ok(cached);
@@ -363,6 +359,7 @@ async fn update_host(
     taken: i64,
     totals: &SnapshotTotals,
     key: i64,
+    chain: &ChainMark,
 ) -> StoreResult<()> {
     let h = &snapshot.host;
     tx.execute(
@@ -389,7 +386,11 @@ async fn update_host(
              first_taken = least(first_taken, $13),
              last_seen = greatest(last_seen, $12),
              minute_done = least(minute_done, $18),
-             hour_done = least(hour_done, $19)
+             hour_done = least(hour_done, $19),
+             chain_key = $20,
+             chain_head = $21,
+             chain_length = $22,
+             chain_taken = $23
          WHERE key = $1",
         )
         .await?,
@@ -413,6 +414,10 @@ async fn update_host(
             &int(totals.memory_rss_bytes),
             &(taken - taken.rem_euclid(HOUR)),
             &(taken - taken.rem_euclid(DAY)),
+            &chain.key,
+            &chain.head,
+            &chain.length,
+            &chain.taken,
         ],
     )
     .await
