@@ -15,6 +15,7 @@ pub mod codec;
 pub mod fields;
 pub mod keys;
 mod open;
+mod postgres;
 pub mod rollup;
 mod series;
 mod sqlite;
@@ -24,6 +25,7 @@ pub(crate) mod testing;
 pub use accounts::AccountStore;
 pub use keys::KeyStore;
 pub use open::{open, redact_url, Backend, DatabaseUrl};
+pub use postgres::PostgresStore;
 pub use series::{plan_series, SeriesPlan};
 pub use sqlite::SqliteStore;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AccountStore, KeyStore, SqliteStore, Store};
+use super::{AccountStore, KeyStore, PostgresStore, SqliteStore, Store};
 
 /// The stores of one database: history, people, agent keys.
 #[derive(Clone)]
@@ -107,20 +107,25 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+impl Backend {
+    /// One database serving as all three stores.
+    fn of<S: Store + AccountStore + KeyStore + 'static>(store: S) -> Self {
+        let store = Arc::new(store);
+        Self {
+            store: store.clone(),
+            accounts: store.clone(),
+            keys: store,
+        }
+    }
+}
+
 /// Opens the database at `url`, creating and migrating it as needed.
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Backend> {
     match url {
-        DatabaseUrl::Sqlite(path) => {
-            let store = Arc::new(SqliteStore::open(path).await?);
-            Ok(Backend {
-                store: store.clone(),
-                accounts: store.clone(),
-                keys: store,
-            })
-        }
-        DatabaseUrl::Postgres(_) => anyhow::bail!(
-            "{url}: this build of procmon has no PostgreSQL backend; use an SQLite file"
-        ),
+        DatabaseUrl::Sqlite(path) => Ok(Backend::of(SqliteStore::open(path).await?)),
+        DatabaseUrl::Postgres(secret) => Ok(Backend::of(
+            PostgresStore::open(secret.expose_secret()).await?,
+        )),
     }
 }
 

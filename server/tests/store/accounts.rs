@@ -36,7 +36,10 @@ macro_rules! account_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                $crate::accounts::$name($fresh().await).await;
+                // None: the backend is not there to test (and it said so).
+                if let Some(fresh) = $fresh().await {
+                    $crate::accounts::$name(fresh).await;
+                }
             }
         )*
     };

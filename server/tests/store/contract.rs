@@ -42,7 +42,10 @@ macro_rules! contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                $crate::contract::$name($fresh().await).await;
+                // None: the backend is not there to test (and it said so).
+                if let Some(fresh) = $fresh().await {
+                    $crate::contract::$name(fresh).await;
+                }
             }
         )*
     };

@@ -32,7 +32,10 @@ macro_rules! key_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                $crate::keys::$name($fresh().await).await;
+                // None: the backend is not there to test (and it said so).
+                if let Some(fresh) = $fresh().await {
+                    $crate::keys::$name(fresh).await;
+                }
             }
         )*
     };

@@ -1,7 +1,8 @@
 //! The store's contract: every behaviour of `Store`, tested through the
 //! trait only, with the caller's clock, so any backend can be held to it.
 //! `contract_tests!` instantiates the suite for one backend, and
-//! `account_tests!` and `key_tests!` those of its accounts and keys.
+//! `account_tests!` and `key_tests!` those of its accounts and keys; each
+//! runs on SQLite and on PostgreSQL.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -12,50 +13,56 @@ mod first_layout;
 mod fresh_database;
 mod keys;
 mod layout4;
+mod postgres_only;
 
-/// A fresh SQLite store in its own temporary directory.
-async fn sqlite() -> contract::Fresh {
+use std::sync::Arc;
+
+use procmon_server::store::{PostgresStore, SqliteStore};
+
+/// A fresh SQLite store in its own temporary directory. Always there.
+async fn sqlite_store() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store = procmon_server::store::SqliteStore::open(&dir.path().join("procmon.db"))
+    let store = SqliteStore::open(&dir.path().join("procmon.db"))
         .await
         .expect("the store opens");
-    contract::Fresh {
-        store: std::sync::Arc::new(store),
-        _dir: dir,
-    }
+    Some((Arc::new(store), dir))
 }
 
-contract_tests!(sqlite);
-
-/// The accounts of a fresh SQLite store.
-async fn sqlite_accounts() -> accounts::Fresh {
-    let fresh = sqlite_store().await;
-    accounts::Fresh {
-        accounts: fresh.0,
-        _dir: fresh.1,
-    }
+/// A fresh PostgreSQL store on a database of its own, or `None` when there
+/// is no test server (outside CI; under `CI=true` that fails instead).
+async fn postgres_store() -> Option<(Arc<PostgresStore>, tempfile::TempDir)> {
+    let url = common::postgres::fresh_database().await?;
+    let store = PostgresStore::open(&url).await.expect("the store opens");
+    Some((Arc::new(store), tempfile::tempdir().expect("a temp dir")))
 }
 
-/// The keys of a fresh SQLite store.
-async fn sqlite_keys() -> keys::Fresh {
-    let fresh = sqlite_store().await;
-    keys::Fresh {
-        keys: fresh.0,
-        _dir: fresh.1,
-    }
+/// The suites of one backend, each fed by `$open` (one of the two above).
+macro_rules! backend_suites {
+    ($module:ident, $open:ident) => {
+        mod $module {
+            use super::$open;
+
+            async fn store() -> Option<crate::contract::Fresh> {
+                let (store, _dir) = $open().await?;
+                Some(crate::contract::Fresh { store, _dir })
+            }
+
+            async fn accounts() -> Option<crate::accounts::Fresh> {
+                let (accounts, _dir) = $open().await?;
+                Some(crate::accounts::Fresh { accounts, _dir })
+            }
+
+            async fn keys() -> Option<crate::keys::Fresh> {
+                let (keys, _dir) = $open().await?;
+                Some(crate::keys::Fresh { keys, _dir })
+            }
+
+            crate::contract_tests!(store);
+            crate::account_tests!(accounts);
+            crate::key_tests!(keys);
+        }
+    };
 }
 
-/// A fresh SQLite store as itself, for the trait each suite needs.
-async fn sqlite_store() -> (
-    std::sync::Arc<procmon_server::store::SqliteStore>,
-    tempfile::TempDir,
-) {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let store = procmon_server::store::SqliteStore::open(&dir.path().join("procmon.db"))
-        .await
-        .expect("the store opens");
-    (std::sync::Arc::new(store), dir)
-}
-
-account_tests!(sqlite_accounts);
-key_tests!(sqlite_keys);
+backend_suites!(on_sqlite, sqlite_store);
+backend_suites!(on_postgres, postgres_store);

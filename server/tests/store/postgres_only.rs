@@ -1,0 +1,243 @@
+//! What only the PostgreSQL store must do: several servers on one
+//! database. Each test opens two stores on one new database, as two
+//! servers would.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use procmon_model::fixtures::SimHost;
+use procmon_model::{ProcessSample, Snapshot};
+use procmon_server::store::{IngestOutcome, PostgresStore, Retention, Store, TimeRange};
+
+fn start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-01T23:52:00Z")
+        .unwrap()
+        .to_utc()
+}
+
+fn sorted(mut processes: Vec<ProcessSample>) -> Vec<ProcessSample> {
+    processes.sort_by_key(|p| (p.pid, p.start_time));
+    processes
+}
+
+/// Two stores on one new database, or `None` when there is no server.
+async fn two_servers() -> Option<(PostgresStore, PostgresStore)> {
+    let url = crate::common::postgres::fresh_database().await?;
+    let (a, b) = tokio::join!(PostgresStore::open(&url), PostgresStore::open(&url));
+    Some((a.expect("the first opens"), b.expect("the second opens")))
+}
+
+/// Two servers extending one host's chain by turns (in runs of one, two
+/// and three): neither continues a chain the other moved on, so every
+/// snapshot reads back exactly, from either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_writing_one_host_keep_its_chain_exact() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let mut sim = SimHost::new("host-two", 60, 7, start());
+    sim.churn.turnover = 0.05;
+    sim.churn.exec = 0.5;
+    let mut sent: Vec<Snapshot> = Vec::new();
+    for i in 0..240 {
+        let snapshot = sim.next();
+        let store = if (i / (1 + i % 3)) % 2 == 0 { &a } else { &b };
+        let outcome = store
+            .ingest(Arc::new(snapshot.clone()), snapshot.collected_at)
+            .await
+            .unwrap();
+        assert_eq!(outcome, IngestOutcome::Stored, "snapshot {i}");
+        sent.push(snapshot);
+    }
+    for (i, s) in sent.iter().enumerate() {
+        let store: &dyn Store = if i % 2 == 0 { &a } else { &b };
+        let got = store
+            .snapshot("host-two", Some(s.collected_at))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("snapshot {i} is missing"));
+        assert_eq!(got.id, s.id, "snapshot {i}");
+        assert_eq!(
+            sorted(got.processes),
+            sorted(s.processes.clone()),
+            "processes of snapshot {i}"
+        );
+    }
+    // A retry sent to the other server is known there too.
+    let again = b
+        .ingest(Arc::new(sent[0].clone()), sent[0].collected_at)
+        .await
+        .unwrap();
+    assert_eq!(again, IngestOutcome::AlreadyStored);
+}
+
+/// Two servers maintaining at once: the roll-ups are made once, and the
+/// series from them counts every sample once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_by_two_servers_at_once_is_done_once() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let mut sim = SimHost::new("host-m", 20, 3, start());
+    sim.interval = Duration::seconds(30);
+    let mut sent = vec![sim.snapshot()];
+    for _ in 0..(5 * 120) {
+        sent.push(sim.next());
+    }
+    for s in &sent {
+        a.ingest(Arc::new(s.clone()), s.collected_at).await.unwrap();
+    }
+    let end = sent.last().unwrap().collected_at;
+    let now = end + Duration::minutes(5);
+    let (one, two) = tokio::join!(
+        a.maintain(now, Retention::default()),
+        b.maintain(now, Retention::default())
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert!(
+        one.minute_rollups == 0 || two.minute_rollups == 0,
+        "both rolled up: {one:?} {two:?}"
+    );
+    assert!(
+        one.minute_rollups + two.minute_rollups >= 4,
+        "{one:?} {two:?}"
+    );
+    let third = b.maintain(now, Retention::default()).await.unwrap();
+    assert_eq!(third.minute_rollups, 0, "{third:?}");
+    let range = TimeRange {
+        from: start(),
+        to: end,
+    };
+    let series = b.host_series("host-m", range, 50).await.unwrap();
+    let samples: u64 = series.points.iter().map(|p| p.samples).sum();
+    assert_eq!(samples, sent.len() as u64);
+}
+
+/// A server that cannot be reached, or refuses the credentials, says so,
+/// and never shows the password.
+#[tokio::test]
+async fn open_errors_say_what_is_wrong_without_the_password() {
+    // A port nothing listens on: a listener bound and closed at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://procmon:s3cret-pw@127.0.0.1:{port}/procmon");
+    let error = format!("{:#}", PostgresStore::open(&url).await.unwrap_err());
+    assert!(error.contains("cannot reach PostgreSQL"), "{error}");
+    assert!(!error.contains("s3cret-pw"), "{error}");
+    let error = format!(
+        "{:#}",
+        PostgresStore::open("postgres://u:s3cret-pw@[bad")
+            .await
+            .unwrap_err()
+    );
+    assert!(!error.contains("s3cret-pw"), "{error}");
+}
+
+/// A snapshot check that takes everything, as a stand-in for none: the
+/// store's own part is what is tested here.
+fn any_snapshot(_: &Snapshot) -> Result<(), String> {
+    Ok(())
+}
+
+/// Two servers given a batch each on one base at once: exactly one stores
+/// its batch, the other finds the base gone; a retry is known; and what
+/// was stored reads back exactly from either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_racing_on_one_base_store_exactly_one() {
+    use procmon_server::store::ChangeOutcome;
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let mut sim = SimHost::new("host-race", 40, 5, start());
+    sim.churn.turnover = 0.1;
+    let mut base = sim.next();
+    base.load = None;
+    a.ingest(Arc::new(base.clone()), base.collected_at)
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let (mut one, mut two) = (sim.next(), sim.next());
+        two.collected_at = one.collected_at;
+        one.load = None;
+        two.load = None;
+        let first = Arc::new(procmon_model::changes::diff(&base, &one));
+        let second = Arc::new(procmon_model::changes::diff(&base, &two));
+        let at = one.collected_at;
+        // Round by round, the server that stored the base last differs.
+        let (x, y) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (r1, r2) = tokio::join!(
+            x.ingest_changes(Arc::clone(&first), at, any_snapshot),
+            y.ingest_changes(Arc::clone(&second), at, any_snapshot)
+        );
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        let winner = match (&r1, &r2) {
+            (ChangeOutcome::Stored(_), ChangeOutcome::BaseUnknown) => one,
+            (ChangeOutcome::BaseUnknown, ChangeOutcome::Stored(_)) => two,
+            other => panic!("round {round}: {other:?}"),
+        };
+        let won = if matches!(r1, ChangeOutcome::Stored(_)) {
+            &first
+        } else {
+            &second
+        };
+        assert_eq!(
+            y.ingest_changes(Arc::clone(won), at, any_snapshot)
+                .await
+                .unwrap(),
+            ChangeOutcome::AlreadyStored,
+            "round {round}"
+        );
+        for store in [&a, &b] {
+            let got = store.snapshot("host-race", None).await.unwrap().unwrap();
+            assert_eq!(got.id, winner.id, "round {round}");
+            assert_eq!(sorted(got.processes), sorted(winner.processes.clone()));
+        }
+        base = winner;
+    }
+    // A batch on an unknown host, or an old base, is refused.
+    let mut other = sim.next();
+    other.host.id = "host-unknown".into();
+    let mut stray = procmon_model::changes::diff(&base, &other);
+    stray.host_id = "host-unknown".into();
+    assert_eq!(
+        a.ingest_changes(Arc::new(stray), other.collected_at, any_snapshot)
+            .await
+            .unwrap(),
+        ChangeOutcome::BaseUnknown
+    );
+}
+
+/// The database going away (its connections ended, new ones refused) makes
+/// the check answer "unavailable", the error the API answers 503 for; once
+/// it is back, the check passes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_be_reached_is_unavailable_then_back() {
+    use procmon_server::store::StoreError;
+    let Some(url) = crate::common::postgres::fresh_database().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url).await.unwrap();
+    store.check().await.unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = std::env::var(crate::common::postgres::URL_VARIABLE).unwrap();
+    let admin = crate::common::postgres::connect(&admin_url).await;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+        ))
+        .await
+        .unwrap();
+    match store.check().await {
+        Err(StoreError::Unavailable(why)) => assert!(!why.is_empty()),
+        other => panic!("the check answered {other:?}"),
+    }
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    store.check().await.unwrap();
+}
