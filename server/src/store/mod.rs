@@ -25,7 +25,7 @@ pub(crate) mod testing;
 pub use accounts::AccountStore;
 pub use keys::KeyStore;
 pub use open::{open, redact_url, Backend, DatabaseUrl};
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, MAINTENANCE_LOCK};
 pub use series::{plan_series, SeriesPlan};
 pub use sqlite::SqliteStore;
 

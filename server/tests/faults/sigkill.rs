@@ -3,9 +3,6 @@
 //! it opens cleanly, every snapshot it acknowledged with 201 is there, and
 //! it ingests again.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,64 +10,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::common::KillOnDrop;
+use crate::process::{make_key, ServerProcess, Storage};
 use crate::support::{post, shown_at};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_procmon-server");
 const CLIENTS: usize = 4;
-
-/// Starts the binary on `dir`; the process and its URL (no trailing `/`).
-fn start(dir: &Path) -> (KillOnDrop, String) {
-    let mut server = KillOnDrop(
-        Command::new(BINARY)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--no-agent",
-                // About the store, not signing in: reads need no session.
-                "--no-login",
-                "--ingest-burst",
-                "100000",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
-            .stderr(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start procmon-server"),
-    );
-    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("procmon is running at ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .trim_end_matches('/')
-        .to_owned();
-    // Keep reading, so that the server never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    (server, url)
-}
-
-/// A key for `host`, made by `procmon-server keys create` on the server's
-/// database (the store lets a second process in while the server runs).
-fn make_key(dir: &std::path::Path, host: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_procmon-server"))
-        .args(["keys", "create", "--host", host, "--data-dir"])
-        .arg(dir)
-        .output()
-        .expect("procmon-server keys create");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_snapshot_acknowledged_before_sigkill_is_there_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, url) = start(dir.path());
+    let storage = Storage::sqlite(dir.path());
+    let mut server = ServerProcess::start(&storage, &[]);
+    let url = server.url.clone();
     let keys: Vec<String> = (0..CLIENTS)
-        .map(|n| make_key(dir.path(), &format!("sigkill-host-{n}")))
+        .map(|n| make_key(&storage, &format!("sigkill-host-{n}")))
         .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -104,8 +56,7 @@ async fn every_snapshot_acknowledged_before_sigkill_is_there_after_restart() {
         .collect();
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    server.0.kill().expect("SIGKILL the server");
-    server.0.wait().unwrap();
+    server.kill();
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
     let mut results = Vec::new();
@@ -122,7 +73,8 @@ async fn every_snapshot_acknowledged_before_sigkill_is_there_after_restart() {
         "too few snapshots were acknowledged to test anything"
     );
 
-    let (_server, url) = start(dir.path());
+    let server = ServerProcess::start(&storage, &[]);
+    let url = server.url.clone();
     let client = reqwest::Client::new();
     let health = client
         .get(format!("{url}/api/health"))
@@ -154,9 +106,11 @@ async fn every_snapshot_acknowledged_before_sigkill_is_there_after_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_wal_then_sigkill_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, url) = start(dir.path());
+    let storage = Storage::sqlite(dir.path());
+    let mut server = ServerProcess::start(&storage, &[]);
+    let url = server.url.clone();
     let host = "wal-deleted-host";
-    let key = make_key(dir.path(), host);
+    let key = make_key(&storage, host);
     let client = reqwest::Client::new();
     let mut acked = Vec::new();
     for n in 0..6 {
@@ -173,10 +127,10 @@ async fn deleting_the_wal_then_sigkill_loses_nothing_acknowledged() {
         acked.len() > 3,
         "nothing was stored after the -wal was deleted"
     );
-    server.0.kill().expect("SIGKILL the server");
-    server.0.wait().unwrap();
+    server.kill();
 
-    let (_server, url) = start(dir.path());
+    let server = ServerProcess::start(&storage, &[]);
+    let url = server.url.clone();
     for s in &acked {
         assert_eq!(
             shown_at(&client, &url, host, s.collected_at).await,

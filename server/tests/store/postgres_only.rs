@@ -113,6 +113,60 @@ async fn maintenance_by_two_servers_at_once_is_done_once() {
     assert_eq!(samples, sent.len() as u64);
 }
 
+/// The server maintaining history dies mid-pass (its connection, holding
+/// the maintenance lock, is gone): another server's next pass does the
+/// work, with no wait for a lease to run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_server_takes_over_maintenance_when_the_leader_dies() {
+    let Some(url) = crate::common::postgres::fresh_database().await else {
+        return;
+    };
+    let b = PostgresStore::open(&url).await.unwrap();
+    let mut sim = SimHost::new("host-leader", 20, 5, start());
+    sim.interval = Duration::seconds(30);
+    let mut sent = vec![sim.snapshot()];
+    for _ in 0..(3 * 120) {
+        sent.push(sim.next());
+    }
+    for s in &sent {
+        b.ingest(Arc::new(s.clone()), s.collected_at).await.unwrap();
+    }
+    let now = sent.last().unwrap().collected_at + Duration::minutes(5);
+
+    // The leader, mid-pass: a session holding the maintenance lock.
+    let leader = crate::common::postgres::connect(&url).await;
+    leader
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&procmon_server::store::MAINTENANCE_LOCK],
+        )
+        .await
+        .unwrap();
+    let waiting = b.maintain(now, Retention::default()).await.unwrap();
+    assert_eq!(
+        waiting,
+        Default::default(),
+        "a pass ran beside the leader's"
+    );
+
+    // The leader dies: its session ends, and the lock with it.
+    let pid: i32 = leader
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let admin = crate::common::postgres::connect(&url).await;
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let taken_over = b.maintain(now, Retention::default()).await.unwrap();
+    assert!(
+        taken_over.minute_rollups >= 3,
+        "the survivor did not take over: {taken_over:?}"
+    );
+}
+
 /// A server that cannot be reached, or refuses the credentials, says so,
 /// and never shows the password.
 #[tokio::test]

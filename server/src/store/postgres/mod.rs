@@ -33,6 +33,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Transaction};
 
 use self::errors::Classify;
 use self::read::View;
+pub use self::schema::MAINTENANCE_LOCK;
 use self::schema::{Block, MIGRATIONS, MIGRATION_LOCK};
 use self::writer::Live;
 use super::chain::nanos;
@@ -286,23 +287,60 @@ impl Inner {
     }
 }
 
-/// Runs `$body` with `$tx`, a read transaction on a pooled connection.
+/// The longest a write may wait for the database's answers: a server that
+/// stops answering (hung, or cut off behind a partition, where no error
+/// ever arrives) makes the write `Unavailable` (a 503 the agent retries
+/// with the same id), well before the request's own timeout.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `work`, or `Unavailable` when the database has not answered within
+/// [`ANSWER_TIMEOUT`]. A write may still commit what it was sent (the
+/// answer is what was lost): a retry of the same id is then
+/// `AlreadyStored`. When the database could not be used (but for a lock
+/// held too long), it may have gone away and come back: the pool's idle
+/// connections may be from before and as dead, so they are let go rather
+/// than each failing one more request; new ones cost a few milliseconds.
+pub(crate) async fn in_time<T>(
+    pool: &Pool,
+    doing: &str,
+    work: impl std::future::Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    let answer = tokio::time::timeout(ANSWER_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "{doing}: PostgreSQL did not answer within {} s (down, overloaded, or cut off)",
+                ANSWER_TIMEOUT.as_secs()
+            )))
+        });
+    if let Err(StoreError::Unavailable(why)) = &answer {
+        if !why.contains(errors::LOCK_WAIT) {
+            pool.retain(|_, _| false);
+        }
+    }
+    answer
+}
+
+/// Bounded by [`ANSWER_TIMEOUT`], as writes are.
 macro_rules! read_with {
     ($self:ident, |$tx:ident| $body:expr) => {{
-        let mut conn = $self
-            .inner
-            .pool
-            .get()
-            .await
-            .doing("cannot connect to read")?;
-        let tx = start_read(&mut conn).await?;
-        let answer: StoreResult<_> = {
-            let $tx: &Transaction<'_> = &tx;
-            async { $body }.await
-        };
-        let answer = answer?;
-        tx.commit().await.doing("cannot end a read")?;
-        Ok::<_, StoreError>(answer)
+        $crate::store::postgres::in_time(&$self.inner.pool, "reading", async {
+            let mut conn = $self
+                .inner
+                .pool
+                .get()
+                .await
+                .doing("cannot connect to read")?;
+            let tx = start_read(&mut conn).await?;
+            let answer: StoreResult<_> = {
+                let $tx: &Transaction<'_> = &tx;
+                async { $body }.await
+            };
+            let answer = answer?;
+            tx.commit().await.doing("cannot end a read")?;
+            Ok::<_, StoreError>(answer)
+        })
+        .await
     }};
 }
 pub(crate) use read_with;
@@ -314,7 +352,12 @@ impl Store for PostgresStore {
         snapshot: Arc<Snapshot>,
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome> {
-        self.inner.ingest(&snapshot, nanos(received_at)).await
+        in_time(
+            &self.inner.pool,
+            "storing the snapshot",
+            self.inner.ingest(&snapshot, nanos(received_at)),
+        )
+        .await
     }
 
     async fn ingest_changes(
@@ -323,7 +366,12 @@ impl Store for PostgresStore {
         received_at: DateTime<Utc>,
         check: SnapshotCheck,
     ) -> StoreResult<ChangeOutcome> {
-        self.store_changes(batch, received_at, check).await
+        in_time(
+            &self.inner.pool,
+            "storing the change batch",
+            self.store_changes(batch, received_at, check),
+        )
+        .await
     }
 
     async fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
@@ -450,21 +498,24 @@ impl Store for PostgresStore {
     async fn check(&self) -> StoreResult<()> {
         // The path of a write: a pooled connection, a read-write
         // transaction, a row written; then rolled back, so nothing changes.
-        let mut conn = self
-            .inner
-            .pool
-            .get()
+        in_time(&self.inner.pool, "checking the database", async {
+            let mut conn = self
+                .inner
+                .pool
+                .get()
+                .await
+                .doing("cannot connect to the database")?;
+            let tx = conn.transaction().await.doing("cannot start a write")?;
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('checked_at', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&nanos(Utc::now())],
+            )
             .await
-            .doing("cannot connect to the database")?;
-        let tx = conn.transaction().await.doing("cannot start a write")?;
-        tx.execute(
-            "INSERT INTO meta (name, value) VALUES ('checked_at', $1)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            &[&nanos(Utc::now())],
-        )
+            .doing("cannot write to the database")?;
+            tx.rollback().await.doing("cannot end the check")
+        })
         .await
-        .doing("cannot write to the database")?;
-        tx.rollback().await.doing("cannot end the check")
     }
 
     async fn close(&self) {

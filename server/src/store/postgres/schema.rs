@@ -27,7 +27,9 @@ pub const DAY: i64 = 24 * HOUR;
 /// The advisory lock key under which migrations run ("procmon" in ASCII,
 /// and 1): several servers starting at once migrate once.
 pub const MIGRATION_LOCK: i64 = 0x7072_6f63_6d6f_6e01;
-/// The advisory lock key that one maintenance pass holds.
+/// The advisory lock key that one maintenance pass holds: the server
+/// maintaining history now is the one whose session holds it in
+/// `pg_locks` (`objid` is its low 32 bits).
 pub const MAINTENANCE_LOCK: i64 = 0x7072_6f63_6d6f_6e02;
 /// The advisory lock key held while a partition is created.
 pub const PARTITION_LOCK: i64 = 0x7072_6f63_6d6f_6e03;
