@@ -428,6 +428,11 @@ pub trait Store: Send + Sync + 'static {
     /// host. A snapshot it sends afterwards starts it anew.
     async fn remove_host(&self, host_id: &str) -> StoreResult<bool>;
 
+    /// How many snapshots are stored as sent, of every host (within raw
+    /// retention): what an operator or a test counts to see that nothing
+    /// was lost or stored twice.
+    async fn count_snapshots(&self) -> StoreResult<u64>;
+
     /// Succeeds when the database can be read and written: takes the same
     /// path as a write, without changing anything.
     async fn check(&self) -> StoreResult<()>;

@@ -36,7 +36,7 @@ async fn a_key_of_one_host_cannot_send_as_another() {
     assert_eq!(error.error, "key_for_other_host");
     assert!(error.message.contains("host-a") && error.message.contains("host-b"));
     assert!(app.state.store.host("host-b").await.unwrap().is_none());
-    assert_eq!(app.stored_snapshots(), 1);
+    assert_eq!(app.stored_snapshots().await, 1);
 }
 
 #[tokio::test]
@@ -84,7 +84,7 @@ async fn missing_wrong_and_revoked_keys_get_the_same_401() {
         bodies.push(response.text().await.unwrap());
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
-    assert_eq!(app.stored_snapshots(), 1);
+    assert_eq!(app.stored_snapshots().await, 1);
 }
 
 #[tokio::test]

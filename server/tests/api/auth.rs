@@ -207,12 +207,12 @@ async fn ended_sessions_are_swept_from_the_database() {
         s.session.idle = Duration::from_secs(3600);
     })
     .await;
-    let rows = || -> i64 {
-        app.db()
-            .query_row("SELECT count(*) FROM session", [], |r| r.get(0))
-            .unwrap()
+    // The test client's session is the one in the store.
+    let me = |client: reqwest::Client| {
+        let url = format!("{}/api/session/", app.address);
+        async move { client.get(url).send().await.unwrap().status() }
     };
-    assert_eq!(rows(), 1, "the test client's session");
+    assert_eq!(me(app.client.clone()).await, 200);
     let lifetime = app.state.session_lifetime;
     assert_eq!(
         app.state
@@ -231,7 +231,9 @@ async fn ended_sessions_are_swept_from_the_database() {
             .unwrap(),
         1
     );
-    assert_eq!(rows(), 0);
+    // Swept: the session is gone for good, whatever the clock says.
+    clock.set(chrono::Utc::now());
+    assert_eq!(me(app.client.clone()).await, 401);
 }
 
 #[tokio::test]
@@ -347,7 +349,7 @@ async fn a_session_cannot_send_snapshots() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    assert_eq!(app.stored_snapshots(), 0);
+    assert_eq!(app.stored_snapshots().await, 0);
 }
 
 #[tokio::test]
@@ -455,20 +457,22 @@ async fn the_database_holds_an_argon2_hash_not_the_password() {
     let app = spawn_app().await;
     app.add_user("viewer-1", Role::Viewer, "plain-text-check-77")
         .await;
-    let hash: String = app
-        .db()
-        .query_row(
-            "SELECT password_hash FROM account WHERE name = 'viewer-1'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hash = app
+        .state
+        .accounts
+        .find_user("viewer-1")
+        .await
+        .unwrap()
+        .expect("the user is stored")
+        .password_hash
+        .expect("with a password");
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
     );
     assert!(!hash.contains("plain-text-check-77"));
-    // Nor is it anywhere else in the file, nor a session token.
+    // Nor is it anywhere else in the file, nor a session token (SQLite:
+    // the files; PostgreSQL keeps them on its own server).
     app.state.store.close().await;
     let dir = app.data_dir.path();
     for file in ["procmon.db", "procmon.db-wal"] {

@@ -98,7 +98,7 @@ async fn batches_store_exactly_what_whole_snapshots_store() {
     // The host's own facts and meters came through the batches too.
     let hosts: serde_json::Value = changes.get_hosts().await.json().await.unwrap();
     assert_eq!(hosts[0]["host"]["hostname"], "renamed");
-    assert_eq!(changes.stored_snapshots(), whole.stored_snapshots());
+    assert_eq!(changes.stored_snapshots().await, whole.stored_snapshots().await);
 }
 
 #[tokio::test]
@@ -144,7 +144,7 @@ async fn a_lost_or_reordered_batch_is_409_and_the_next_whole_snapshot_mends_it()
         assert_eq!(listing["snapshot_id"], shown.id.to_string());
         assert_eq!(pids, expected);
     }
-    assert_eq!(app.stored_snapshots(), 4);
+    assert_eq!(app.stored_snapshots().await, 4);
 }
 
 #[tokio::test]
@@ -154,7 +154,7 @@ async fn a_batch_for_a_host_never_seen_is_409() {
     let (a, b) = (host.next(), host.next());
     let error = error_of(app.post_changes(&diff(&a, &b)).await, 409).await;
     assert_eq!(error.error, "base_unknown");
-    assert_eq!(app.stored_snapshots(), 0);
+    assert_eq!(app.stored_snapshots().await, 0);
 }
 
 #[tokio::test]
@@ -170,7 +170,7 @@ async fn a_retried_batch_is_201_and_stored_once() {
         let answer: IngestResponse = response.json().await.unwrap();
         assert_eq!(answer.stored, stored);
     }
-    assert_eq!(app.stored_snapshots(), 2);
+    assert_eq!(app.stored_snapshots().await, 2);
 }
 
 #[tokio::test]
@@ -210,7 +210,7 @@ async fn a_batch_that_does_not_fit_its_base_is_422_and_stores_nothing() {
     let error = error_of(app.post_changes(&other_host).await, 422).await;
     assert!(error.message.contains("never changes"), "{}", error.message);
 
-    assert_eq!(app.stored_snapshots(), 1);
+    assert_eq!(app.stored_snapshots().await, 1);
     // And the base is still the base: the right batch applies.
     assert_eq!(app.post_changes(&diff(&a, &b)).await.status(), 201);
 }
@@ -368,7 +368,7 @@ async fn the_embedded_agent_stores_its_snapshots_without_http() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let host_id = loop {
         if let Some(id) = app.state.embedded.get() {
-            if app.get_processes(id).await.status() == 200 && app.stored_snapshots() >= 3 {
+            if app.get_processes(id).await.status() == 200 && app.stored_snapshots().await >= 3 {
                 break id.to_owned();
             }
         }

@@ -178,7 +178,7 @@ async fn a_snapshot_fitted_by_the_agent_passes_every_check_of_the_server() {
         response.status(),
         response.text().await.unwrap()
     );
-    assert_eq!(app.stored_snapshots(), 1);
+    assert_eq!(app.stored_snapshots().await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +188,7 @@ async fn a_wrong_key_is_reported_by_the_agent_as_refused() {
     let sender = Sender::new(&app.address, "wrong".to_owned().into()).unwrap();
     let error = sender.send(&snapshot).await.unwrap_err().to_string();
     assert!(error.to_lowercase().contains("key"), "{error}");
-    assert_eq!(app.stored_snapshots(), 0);
+    assert_eq!(app.stored_snapshots().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,10 +296,10 @@ async fn an_agent_with_the_enrollment_secret_gets_its_own_key_and_recovers_from_
         Box::new(move || std::fs::read_to_string(&file).is_ok_and(|k| k != old)),
     )
     .await;
-    let before = app.stored_snapshots();
+    let before = app.stored_snapshots().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        app.stored_snapshots() > before,
+        app.stored_snapshots().await > before,
         "it goes on sending with its new key"
     );
 

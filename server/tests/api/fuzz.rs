@@ -119,7 +119,7 @@ async fn schemathesis_finds_nothing_and_health_stays_quick() {
             .status(),
         201
     );
-    let stored_before = app.stored_snapshots();
+    let stored_before = app.stored_snapshots().await;
     let secret = app
         .state
         .agent_keys
@@ -232,5 +232,5 @@ async fn schemathesis_finds_nothing_and_health_stays_quick() {
 
     // What was stored before is as it was.
     assert_eq!(seeded_view(&app, &seeded).await, before);
-    assert!(app.stored_snapshots() >= stored_before);
+    assert!(app.stored_snapshots().await >= stored_before);
 }

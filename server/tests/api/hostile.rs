@@ -440,13 +440,13 @@ async fn every_field_out_of_range_is_a_422_naming_it_and_stores_nothing() {
     }
     eprintln!("{} out-of-range fields refused", cases.len());
 
-    assert_eq!(app.stored_snapshots(), 1, "a refused snapshot was stored");
+    assert_eq!(app.stored_snapshots().await, 1, "a refused snapshot was stored");
     let listing: ProcessListing = app.get_processes("host-a").await.json().await.unwrap();
     assert_eq!(listing.snapshot_id, good.id);
     // The host is not held up by what it sent wrong.
     let next = sample_snapshot("host-a", 2);
     assert_eq!(app.post_snapshot(&next).await.status(), 201);
-    assert_eq!(app.stored_snapshots(), 2);
+    assert_eq!(app.stored_snapshots().await, 2);
 }
 
 /// Bodies of a few MB at most that would cost far more once parsed, each
@@ -544,7 +544,7 @@ async fn bodies_small_in_bytes_and_large_when_parsed_are_refused_quickly() {
         eprintln!("{what} ({bytes} bytes): {status} in {took:?}");
     }
     // The good one and the one whose unknown field was skipped.
-    assert_eq!(app.stored_snapshots(), 2);
+    assert_eq!(app.stored_snapshots().await, 2);
     assert_eq!(
         app.post_snapshot(&sample_snapshot("host-a", 2))
             .await

@@ -21,7 +21,7 @@ async fn app_with_one_snapshot() -> (TestApp, procmon_model::Snapshot) {
 }
 
 async fn assert_untouched(app: &TestApp, snapshot: &procmon_model::Snapshot) {
-    assert_eq!(app.stored_snapshots(), 1);
+    assert_eq!(app.stored_snapshots().await, 1);
     let listing: ProcessListing = app.get_processes("host-a").await.json().await.unwrap();
     assert_eq!(listing.snapshot_id, snapshot.id);
 }
@@ -184,7 +184,7 @@ async fn a_wrong_type_is_422_naming_the_field() {
         "{}",
         error.message
     );
-    assert_eq!(app.stored_snapshots(), 0);
+    assert_eq!(app.stored_snapshots().await, 0);
 }
 
 #[tokio::test]
@@ -197,7 +197,7 @@ async fn an_oversized_body_is_413_and_says_the_limit() {
     let error = error_of(app.post_snapshot(&big).await, 413).await;
     assert_eq!(error.error, "payload_too_large");
     assert!(error.message.contains("4096 bytes"), "{}", error.message);
-    assert_eq!(app.stored_snapshots(), 1);
+    assert_eq!(app.stored_snapshots().await, 1);
 }
 
 #[tokio::test]
@@ -335,8 +335,8 @@ async fn many_agents_sending_at_once_are_all_stored() {
     for send in sends.collect::<Vec<_>>() {
         assert_eq!(send.await.unwrap(), 201);
     }
-    assert_eq!(app.stored_snapshots(), 24);
-    assert_eq!(app.stored_hosts(), 6);
+    assert_eq!(app.stored_snapshots().await, 24);
+    assert_eq!(app.stored_hosts().await, 6);
     let hosts: Vec<procmon_model::HostSummary> = app.get_hosts().await.json().await.unwrap();
     assert!(hosts.iter().all(|h| h.online && h.process_count == 200));
 }
@@ -402,5 +402,5 @@ async fn compressed_snapshots_are_taken_and_a_compressed_bomb_is_413() {
     let error: ErrorBody = refused.json().await.unwrap();
     assert_eq!(error.error, "unsupported_encoding");
     assert!(error.message.contains("zstd or gzip"), "{}", error.message);
-    assert_eq!(app.stored_snapshots(), 2);
+    assert_eq!(app.stored_snapshots().await, 2);
 }

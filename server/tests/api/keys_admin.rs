@@ -222,7 +222,7 @@ async fn removing_a_host_deletes_its_history_and_stops_its_keys() {
         .json()
         .await
         .unwrap();
-    assert_eq!(app.stored_snapshots(), 4);
+    assert_eq!(app.stored_snapshots().await, 4);
 
     let remove = || app.client.delete(url(&app, "/api/hosts/host-x")).send();
     assert_eq!(remove().await.unwrap().status(), 204);
@@ -235,8 +235,8 @@ async fn removing_a_host_deletes_its_history_and_stops_its_keys() {
         .get_with_query("/api/history/host/", &[("host", "host-x")])
         .await;
     assert_eq!(history.status(), 404);
-    assert_eq!(app.stored_snapshots(), 1, "only host-y's snapshot is left");
-    assert_eq!(app.stored_hosts(), 1);
+    assert_eq!(app.stored_snapshots().await, 1, "only host-y's snapshot is left");
+    assert_eq!(app.stored_hosts().await, 1);
 
     // Its keys are revoked: its agent cannot bring it back.
     assert_eq!(send_as(&app, &key_x, "host-x").await, 401);
@@ -246,7 +246,7 @@ async fn removing_a_host_deletes_its_history_and_stops_its_keys() {
         .iter()
         .filter(|k| k.host_id.as_deref() == Some("host-x"))
         .all(|k| k.revoked_at.is_some()));
-    assert_eq!(app.stored_hosts(), 1);
+    assert_eq!(app.stored_hosts().await, 1);
 
     let (status, kind) = error_kind(remove().await.unwrap()).await;
     assert_eq!((status, kind.as_str()), (404, "unknown_host"));
@@ -294,7 +294,7 @@ async fn viewers_get_403_and_strangers_401_on_every_admin_route() {
     }
     // Nothing changed.
     assert_eq!(list_keys(&app).await, keys_before);
-    assert_eq!(app.stored_hosts(), 1);
+    assert_eq!(app.stored_hosts().await, 1);
     assert_eq!(send_as(&app, &app.agent_key, "host-a").await, 201);
 }
 
@@ -342,6 +342,6 @@ async fn an_admin_change_without_the_csrf_header_is_refused() {
         );
     }
     assert_eq!(list_keys(&app).await.len(), 1);
-    assert_eq!(app.stored_hosts(), 1);
+    assert_eq!(app.stored_hosts().await, 1);
     assert_eq!(send_as(&app, &app.agent_key, "host-a").await, 201);
 }

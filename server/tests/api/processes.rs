@@ -144,7 +144,7 @@ async fn a_process_is_stored_once_per_identity() {
     app.post_snapshot(&first).await;
     app.post_snapshot(&second).await;
 
-    assert_eq!(app.stored_snapshots(), 2);
+    assert_eq!(app.stored_snapshots().await, 2);
     let old = listing(
         app.get_with_query(
             "/api/processes/",

@@ -48,5 +48,5 @@ async fn history_older_than_retention_goes_and_the_rest_stays() {
     assert_eq!(response.status(), 404);
     // Its host has nothing newer: no listing, though its roll-ups remain.
     assert_eq!(app.get_processes("host-gone").await.status(), 404);
-    assert_eq!(app.stored_snapshots(), 1);
+    assert_eq!(app.stored_snapshots().await, 1);
 }

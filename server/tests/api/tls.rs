@@ -162,7 +162,7 @@ async fn the_agent_refuses_a_certificate_it_does_not_trust_and_says_what_to_do()
         );
         assert!(message.contains("give its CA with --ca-file"), "{message}");
     }
-    assert_eq!(app.stored_snapshots(), 0);
+    assert_eq!(app.stored_snapshots().await, 0);
 }
 
 #[tokio::test]

@@ -79,6 +79,9 @@ async fn spawn(
     // Tests post snapshots back to back from one host; only the tests of
     // the rate limit itself set one.
     settings.ingest_burst = 100_000;
+    if let Some(url) = postgres::database_for_api_tests().await {
+        settings.database = url.parse().expect("a PostgreSQL URL");
+    }
     configure(&mut settings);
     let mut application = Application::build(settings).await.expect("server builds");
     if let Some(clock) = clock {
@@ -325,39 +328,17 @@ impl TestApp {
         self.get_with_query(path, &[]).await
     }
 
-    /// A separate connection to the server's database file, to check
-    /// what was stored.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.data_dir.path().join("procmon.db"))
-            .expect("open the test database")
-    }
-
-    /// How many snapshots are stored, in every raw history block.
-    pub fn stored_snapshots(&self) -> i64 {
-        let db = self.db();
-        let tables: Vec<String> = db
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'raw\\_%' ESCAPE '\\'")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        tables
-            .iter()
-            .map(|t| {
-                db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .unwrap()
-            })
-            .sum()
+    /// How many snapshots are stored, read through the store's trait
+    /// (so on either backend).
+    pub async fn stored_snapshots(&self) -> i64 {
+        let count = self.state.store.count_snapshots().await.expect("the store counts");
+        i64::try_from(count).unwrap()
     }
 
     /// How many hosts are stored.
-    pub fn stored_hosts(&self) -> i64 {
-        self.db()
-            .query_row("SELECT count(*) FROM host", [], |r| r.get(0))
-            .unwrap()
+    pub async fn stored_hosts(&self) -> i64 {
+        let hosts = self.state.store.hosts().await.expect("the store lists hosts");
+        i64::try_from(hosts.len()).unwrap()
     }
 
     /// `GET` of a path with query parameters, no key.

@@ -54,6 +54,22 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The variable that runs the API tests on PostgreSQL instead of SQLite:
+/// `PROCMON_TEST_BACKEND=postgres` (scripts/test runs them both ways).
+pub const BACKEND_VARIABLE: &str = "PROCMON_TEST_BACKEND";
+
+/// A fresh database for a test server when the API tests run on
+/// PostgreSQL ([`BACKEND_VARIABLE`]); `None` when they run on SQLite.
+pub async fn database_for_api_tests() -> Option<String> {
+    match std::env::var(BACKEND_VARIABLE).as_deref() {
+        Ok("postgres") => Some(fresh_database().await.unwrap_or_else(|| {
+            panic!("{BACKEND_VARIABLE}=postgres, but {URL_VARIABLE} is not set")
+        })),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("{BACKEND_VARIABLE}={other:?}: give postgres or sqlite"),
+    }
+}
+
 /// A name no other test of any run on this cluster has: the process, a
 /// count within it, and the time (tests of several binaries run at once).
 fn unique_name() -> String {

@@ -193,6 +193,13 @@ pub async fn a_retry_is_stored_once_and_an_id_belongs_to_one_host(fresh: Fresh) 
     let got = store.snapshot("host-a", None).await.unwrap().unwrap();
     assert_eq!(got.id, s.id);
     assert_eq!(got.received_at, received);
+    assert_eq!(store.count_snapshots().await.unwrap(), 1, "stored once");
+    // Counted across hosts and hours.
+    for (n, host) in ["host-a", "host-b"].into_iter().enumerate() {
+        let later = snapshot_at(host, 3, start() + Duration::minutes(70 + n as i64));
+        ingest(store, &later, later.collected_at).await;
+    }
+    assert_eq!(store.count_snapshots().await.unwrap(), 3);
 }
 
 pub async fn host_facts_and_totals_come_from_the_newest_snapshot(fresh: Fresh) {

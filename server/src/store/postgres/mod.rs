@@ -495,6 +495,17 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
+    async fn count_snapshots(&self) -> StoreResult<u64> {
+        read_with!(self, |tx| {
+            let count: i64 = tx
+                .query_one("SELECT count(*) FROM raw", &[])
+                .await
+                .doing("cannot count the snapshots")?
+                .get(0);
+            Ok(count.unsigned_abs())
+        })
+    }
+
     async fn check(&self) -> StoreResult<()> {
         // The path of a write: a pooled connection, a read-write
         // transaction, a row written; then rolled back, so nothing changes.
