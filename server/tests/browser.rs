@@ -99,7 +99,8 @@ async fn page_shows_the_live_tree_of_this_machine() {
         assert_eq!(aria_expanded(&page, &toggle).await, Some(false));
         // Pushed changes keep the node folded, the selection, and the
         // selected row where it is on screen: the view scrolls with it when
-        // processes start or exit above it.
+        // processes start or exit above it, and keeps room below the last
+        // row when those below it exit.
         page.execute("document.getElementById('tree-scroll').scrollTop += 48;", vec![])
             .await
             .unwrap();
@@ -116,12 +117,7 @@ async fn page_shows_the_live_tree_of_this_machine() {
         );
         assert_eq!(aria_expanded(&page, &toggle).await, Some(false));
         assert!(has_class(&page, &my_row, "selected").await, "a refresh lost the selection");
-        // Unless processes below it went and the list's end came up to it.
-        let at_end = "const s = document.getElementById('tree-scroll');
-                      return s.scrollTop + s.clientHeight >= s.scrollHeight - 1;";
-        if page.execute(at_end, vec![]).await.unwrap() != json!(true) {
-            assert_eq!(page.execute(&place, vec![]).await.unwrap(), placed, "a refresh moved the selected row");
-        }
+        assert_eq!(page.execute(&place, vec![]).await.unwrap(), placed, "a refresh moved the selected row");
         page.find(Locator::Css(&toggle)).await.unwrap().click().await.unwrap();
         wait_for_element(&page, &child_row).await;
         assert_eq!(aria_expanded(&page, &toggle).await, Some(true));
@@ -1091,6 +1087,107 @@ async fn live_the_view_survives_pushed_changes_and_a_reconnect() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(page.execute(matches, vec![]).await.unwrap(), before);
         assert_eq!(search.prop("value").await.unwrap().as_deref(), Some("proc-3"));
+    })
+    .await;
+}
+
+/// The selected row stays where it is on screen while processes start and
+/// exit above it, and while those below it exit with the list's end in
+/// view (the view would scroll back and pull the row down) and others then
+/// start below it: a person reading it never sees it move away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_the_selected_row_stays_put_as_processes_come_and_go_around_it() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mut first = sample_snapshot("host-a", 60);
+    // One parent with every other process beneath it, in pid order.
+    for p in first.processes.iter_mut() {
+        p.parent_pid = (p.pid > 1).then_some(1);
+        p.start_time = first.collected_at - chrono::Duration::hours(1);
+    }
+    post_snapshot(&app, &first).await;
+    let selected = 55;
+
+    with_browser(1280, 800, |page| async move {
+        open_live(&page, &app, "host-a").await;
+        // The list's end in view, the selected row a few above it (scrolled
+        // there again once the details pane has narrowed the tree).
+        let to_end = "const s = document.getElementById('tree-scroll'); s.scrollTop = s.scrollHeight;";
+        page.execute(to_end, vec![]).await.unwrap();
+        click(&page, &format!("{} .name", row_selector(selected))).await;
+        let selected_row = format!("{}.selected", row_selector(selected));
+        wait_for_element(&page, &selected_row).await;
+        wait_for_element(&page, "#details:not([hidden])").await;
+        page.execute(to_end, vec![]).await.unwrap();
+        let place = format!(
+            "const r = document.querySelector({}); return r && Math.round(r.getBoundingClientRect().top);",
+            json!(selected_row)
+        );
+        let placed = page.execute(&place, vec![]).await.unwrap();
+        assert!(placed.is_number(), "the selected row is in view");
+        let at_end = "const s = document.getElementById('tree-scroll');
+                      return s.scrollTop + s.clientHeight >= s.scrollHeight - 1;";
+        assert_eq!(page.execute(at_end, vec![]).await.unwrap(), json!(true), "the list's end is in view");
+        let still = |what: &'static str, rows: u64| {
+            let page = page.clone();
+            let place = place.clone();
+            let placed = placed.clone();
+            async move {
+                eventually(&page, what, ROW_COUNT_JS, |v| v.as_u64() == Some(rows)).await;
+                assert!(has_class(&page, &row_selector(selected), "selected").await, "{what}: the selection was lost");
+                assert_eq!(page.execute(&place, vec![]).await.unwrap(), placed, "{what}: the selected row moved");
+            }
+        };
+
+        // Three processes start above the selected row.
+        let mut next = later(&first);
+        for pid in [20_001, 20_002, 20_003] {
+            let mut started = next.processes[1].clone();
+            started.pid = pid;
+            started.parent_pid = Some(10);
+            started.start_time = next.collected_at;
+            next.processes.push(started);
+        }
+        post_snapshot(&app, &next).await;
+        still("three processes started above", 63).await;
+
+        // Four above it exit: red a while, then gone.
+        next = later(&next);
+        next.processes.retain(|p| !(20..24).contains(&p.pid));
+        post_snapshot(&app, &next).await;
+        still("four processes above exited", 59).await;
+
+        // Every process below it exits: the list's end comes up to it.
+        next = later(&next);
+        next.processes.retain(|p| p.pid <= selected || p.pid > 20_000);
+        post_snapshot(&app, &next).await;
+        still("the processes below exited", 54).await;
+
+        // New processes start below it again.
+        next = later(&next);
+        for pid in 100..104 {
+            let mut started = next.processes[1].clone();
+            started.pid = pid;
+            started.start_time = next.collected_at;
+            next.processes.push(started);
+        }
+        post_snapshot(&app, &next).await;
+        still("four processes started below", 58).await;
+
+        // Scrolling up gives back the room that kept the row in place: the
+        // list ends at its last row again.
+        page.execute("document.getElementById('tree-scroll').scrollTop = 0;", vec![]).await.unwrap();
+        eventually(
+            &page,
+            "no blank room below the last row",
+            "const body = document.getElementById('process-rows');
+             const row = parseFloat(getComputedStyle(document.getElementById('process-table')).getPropertyValue('--row-height'));
+             return Math.round(parseFloat(body.style.height) / row);",
+            |v| v.as_u64() == Some(58),
+        )
+        .await;
     })
     .await;
 }

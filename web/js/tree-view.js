@@ -32,6 +32,8 @@ export function createTreeView(table, scroller, actions) {
   let selectedKey = null;
   let rowHeight = 0;
   let timer = 0;
+  /** Blank room below the last row (px), kept so the row being read stays put. */
+  let spacer = 0;
 
   body.addEventListener("click", (event) => {
     const row = event.target.closest(".row[data-key]");
@@ -58,6 +60,7 @@ export function createTreeView(table, scroller, actions) {
     if (frame) return;
     frame = requestAnimationFrame(() => {
       frame = 0;
+      trimSpacer();
       drawWindow();
     });
   };
@@ -134,6 +137,7 @@ export function createTreeView(table, scroller, actions) {
       if (table.style.getPropertyValue("--max-depth") !== String(maxDepth)) {
         table.style.setProperty("--max-depth", String(maxDepth));
       }
+      spacer = 0;
       body.style.height = `${rows.length * height()}px`;
       keepInPlace(anchor);
     }
@@ -155,13 +159,34 @@ export function createTreeView(table, scroller, actions) {
     return { key: shown[first].node.key, offset: first * h - top };
   }
 
-  /** Scrolls so the anchor row is where it was on screen (rows came or went above it). */
+  /**
+   * Scrolls so the anchor row is where it was on screen (rows came or went
+   * above it). When rows below it went and the list's end came up into
+   * view, the box would have to scroll back and move the row down: blank
+   * room below the last row keeps it where it is instead (until the view
+   * scrolls up, see trimSpacer), as a desktop process list does.
+   */
   function keepInPlace(anchor) {
     if (!anchor) return;
     const index = indexOf.get(anchor.key);
     if (index == null) return;
     const want = index * height() - anchor.offset + body.offsetTop;
+    const short = Math.ceil(want - (scroller.scrollHeight - scroller.clientHeight));
+    if (short > 0) {
+      spacer = short;
+      body.style.height = `${shown.length * height() + spacer}px`;
+    }
     if (Math.abs(scroller.scrollTop - want) >= 1) scroller.scrollTop = want;
+  }
+
+  /** Gives back the blank room below the last row that the view no longer reaches. */
+  function trimSpacer() {
+    if (spacer === 0) return;
+    const below = scroller.scrollHeight - scroller.clientHeight - scroller.scrollTop;
+    const keep = Math.max(0, Math.ceil(spacer - below));
+    if (keep === spacer) return;
+    spacer = keep;
+    body.style.height = `${shown.length * height() + spacer}px`;
   }
 
   function height() {
@@ -409,6 +434,7 @@ export function createTreeView(table, scroller, actions) {
     drawn.clear();
     shown = [];
     indexOf = new Map();
+    spacer = 0;
     body.style.height = "0px";
     scroller.scrollTop = 0;
   }
