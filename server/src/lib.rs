@@ -19,6 +19,7 @@ pub mod host_check;
 pub mod live;
 pub mod metrics;
 pub mod private;
+pub mod relay;
 pub mod rate_limit;
 pub mod retention;
 pub mod serve;

@@ -303,6 +303,17 @@ pub struct Maintenance {
     pub hosts_removed: u64,
 }
 
+/// What this server hears of another server's writes to a shared
+/// database ([`Store::stored_elsewhere`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredElsewhere {
+    /// Another server stored snapshot `snapshot_id` of `host_id`.
+    Snapshot { host_id: String, snapshot_id: Uuid },
+    /// Word of some writes may have been lost (the store was out of touch
+    /// with the database for a while): any host may have moved.
+    MayHaveMissed,
+}
+
 /// Where snapshots are kept.
 ///
 /// Times passed in are the server's clock (callers own the clock, so tests
@@ -351,6 +362,18 @@ pub trait Store: Send + Sync + 'static {
         host_id: &str,
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<Option<StoredSnapshot>>;
+
+    /// Exactly what the agent sent in the host's snapshot `id`, if raw
+    /// retention still keeps it.
+    async fn snapshot_by_id(&self, host_id: &str, id: Uuid)
+        -> StoreResult<Option<StoredSnapshot>>;
+
+    /// Snapshots that other servers store in this database, as they are
+    /// stored, for this server's viewers; the first call only. `None` when
+    /// no other server can write to it (an SQLite file has one server).
+    fn stored_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<StoredElsewhere>> {
+        None
+    }
 
     /// One process's numbers over `range`, in at most about `max_points`
     /// steps (raw samples for short ranges, roll-ups for long ones).

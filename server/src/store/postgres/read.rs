@@ -146,14 +146,35 @@ pub async fn snapshot(
     let Some(head) = replay::head_at(tx, &view.raw(), host.key, at, view.raw_from).await? else {
         return Ok(None);
     };
-    let (chain, _) = replay::rebuild(tx, &head).await?;
-    Ok(Some(StoredSnapshot {
+    stored(tx, &head).await.map(Some)
+}
+
+/// The host's snapshot `id`, exactly as sent, if raw retention keeps it.
+pub async fn snapshot_by_id(
+    tx: &Transaction<'_>,
+    view: &View,
+    host_id: &str,
+    id: uuid::Uuid,
+) -> StoreResult<Option<StoredSnapshot>> {
+    let Some(host) = host(tx, host_id).await? else {
+        return Ok(None);
+    };
+    match replay::head_of(tx, host.key, id, view.raw_from).await? {
+        Some(head) => stored(tx, &head).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The snapshot `head`, its processes rebuilt from its chain.
+async fn stored(tx: &Transaction<'_>, head: &replay::Head) -> StoreResult<StoredSnapshot> {
+    let (chain, _) = replay::rebuild(tx, head).await?;
+    Ok(StoredSnapshot {
         id: head.id,
         collected_at: DateTime::from_timestamp_nanos(head.collected_at),
         received_at: DateTime::from_timestamp_nanos(head.received_at),
         taken_at: DateTime::from_timestamp_nanos(head.taken_at),
         processes: chain.processes().cloned().collect(),
-    }))
+    })
 }
 
 fn nanos_of(range: TimeRange) -> (i64, i64) {

@@ -382,6 +382,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn snapshot_by_id(
+        &self,
+        host_id: &str,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<StoredSnapshot>> {
+        let host_id = host_id.to_owned();
+        self.read_view(move |conn, view| read::snapshot_by_id(conn, view, &host_id, id))
+            .await
+    }
+
     async fn process_series(
         &self,
         host_id: &str,

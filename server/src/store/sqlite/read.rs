@@ -142,14 +142,35 @@ pub fn snapshot(
     let Some(head) = replay::head_at(conn, &view.raw(), host.key, at, view.raw_from)? else {
         return Ok(None);
     };
-    let (chain, _) = replay::rebuild(conn, &head)?;
-    Ok(Some(StoredSnapshot {
+    stored(conn, &head).map(Some)
+}
+
+/// The host's snapshot `id`, exactly as sent, if raw retention keeps it.
+pub fn snapshot_by_id(
+    conn: &Connection,
+    view: &View,
+    host_id: &str,
+    id: uuid::Uuid,
+) -> StoreResult<Option<StoredSnapshot>> {
+    let Some(host) = host(conn, host_id)? else {
+        return Ok(None);
+    };
+    match replay::head_of(conn, &view.raw(), host.key, id, view.raw_from)? {
+        Some(head) => stored(conn, &head).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The snapshot `head`, its processes rebuilt from its chain.
+fn stored(conn: &Connection, head: &replay::Head) -> StoreResult<StoredSnapshot> {
+    let (chain, _) = replay::rebuild(conn, head)?;
+    Ok(StoredSnapshot {
         id: head.id,
         collected_at: DateTime::from_timestamp_nanos(head.collected_at),
         received_at: DateTime::from_timestamp_nanos(head.received_at),
         taken_at: DateTime::from_timestamp_nanos(head.taken_at),
         processes: chain.processes().cloned().collect(),
-    }))
+    })
 }
 
 fn nanos_of(range: TimeRange) -> (i64, i64) {
