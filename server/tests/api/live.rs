@@ -12,27 +12,27 @@ use crate::common::{sample_snapshot, spawn_app, TestApp};
 
 /// One Server-Sent Event as read off the wire.
 #[derive(Debug, Default)]
-struct SseEvent {
-    event: String,
-    id: Option<String>,
-    data: String,
+pub(super) struct SseEvent {
+    pub(super) event: String,
+    pub(super) id: Option<String>,
+    pub(super) data: String,
 }
 
 impl SseEvent {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.data).expect("event data is JSON")
     }
 }
 
 /// Reads events off an open `text/event-stream` response, gzipped.
-struct EventReader {
+pub(super) struct EventReader {
     response: reqwest::Response,
     gunzip: flate2::write::GzDecoder<Vec<u8>>,
     buffer: String,
 }
 
 impl EventReader {
-    async fn open(app: &TestApp, since: Option<&str>, last_event_id: Option<&str>) -> EventReader {
+    pub(super) async fn open(app: &TestApp, since: Option<&str>, last_event_id: Option<&str>) -> EventReader {
         let mut request = app
             .client
             .get(format!("{}/api/live/", app.address))
@@ -58,7 +58,7 @@ impl EventReader {
     }
 
     /// The next event (comments skipped), waiting at most 10 s.
-    async fn next(&mut self) -> SseEvent {
+    pub(super) async fn next(&mut self) -> SseEvent {
         tokio::time::timeout(Duration::from_secs(10), self.read())
             .await
             .expect("an event within 10 s")
@@ -98,7 +98,7 @@ impl EventReader {
 
 /// Posts `count` snapshots of host-a, each a second after the previous,
 /// the last with one more process; returns the last.
-async fn post_more(app: &TestApp, after: &Snapshot, count: usize) -> Snapshot {
+pub(super) async fn post_more(app: &TestApp, after: &Snapshot, count: usize) -> Snapshot {
     let mut snapshot = after.clone();
     for _ in 0..count {
         let mut next = snapshot.clone();
