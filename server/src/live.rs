@@ -22,8 +22,8 @@
 //! committed here under the host's lock, and this module only publishes.
 //!
 //! Memory: one snapshot per host (about 300 KB for 1,000 processes) plus the
-//! backlog and an hour of host load points, the snapshot shared with the
-//! store's own copy. Nothing here is durable: after a restart, viewers of a
+//! backlog, the snapshot shared with the store's own copy. Host load
+//! points are the store's (`store::load`). Nothing here is durable: after a restart, viewers of a
 //! host reload once its first snapshot arrives.
 
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use procmon_model::changes::diff;
-use procmon_model::{ChangeBatch, HostLoad, Snapshot};
+use procmon_model::{ChangeBatch, Snapshot};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -39,8 +39,6 @@ use tokio::sync::broadcast;
 const BACKLOG: usize = 64;
 /// Events a slow viewer may fall behind before it must reload.
 const CHANNEL: usize = 256;
-/// How long host load points are kept for the meters' sparklines.
-const LOAD_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// One change of one host, as viewers receive it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -74,21 +72,6 @@ impl LiveEvent {
         self.json
             .get_or_init(|| serde_json::to_string(self).expect("a live event serialises"))
     }
-}
-
-/// One point of a host's load history: the meters' sparklines.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct LoadPoint {
-    /// When the snapshot was taken.
-    pub at: DateTime<Utc>,
-    /// Sum of every process's CPU %, 100 = one core.
-    pub cpu_percent: f64,
-    /// Resident memory of all processes, in bytes.
-    pub memory_rss_bytes: u64,
-    /// Number of processes.
-    pub processes: usize,
-    /// The host's own meters, when its agent sends them.
-    pub load: Option<HostLoad>,
 }
 
 /// Every host's live state.
@@ -190,7 +173,7 @@ pub struct HostLive {
     ingest: tokio::sync::Mutex<()>,
     events: broadcast::Sender<Arc<LiveEvent>>,
     /// A copy of what viewers need without waiting on an ingest: the
-    /// latest snapshot, backlog and load points.
+    /// latest snapshot and the backlog.
     shared: Mutex<Shared>,
     /// The latest snapshot's listing as sent to viewers, once one asked.
     encoded: Mutex<Option<Arc<EncodedListing>>>,
@@ -229,7 +212,6 @@ struct Shared {
     /// The latest snapshot and when the server received it.
     latest: Option<(Arc<Snapshot>, DateTime<Utc>)>,
     backlog: VecDeque<Arc<LiveEvent>>,
-    loads: VecDeque<LoadPoint>,
 }
 
 /// What a viewer gets when it subscribes: where the stream stands, and the
@@ -295,12 +277,6 @@ impl HostLive {
             host: self,
             base,
         }
-    }
-
-    /// The host's load over the last hour, oldest first.
-    pub fn loads(&self) -> Vec<LoadPoint> {
-        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        shared.loads.iter().cloned().collect()
     }
 
     /// Starts watching: events from now on, and those after `since` (the
@@ -375,32 +351,8 @@ impl HostGuard<'_> {
             _ => diff(base, &snapshot),
         });
 
-        let point = LoadPoint {
-            at: snapshot.collected_at,
-            cpu_percent: snapshot
-                .processes
-                .iter()
-                .map(|p| f64::from(p.cpu_percent))
-                .filter(|c| c.is_finite())
-                .sum(),
-            memory_rss_bytes: snapshot
-                .processes
-                .iter()
-                .map(|p| p.memory_rss_bytes)
-                .fold(0, u64::saturating_add),
-            processes: snapshot.processes.len(),
-            load: snapshot.load.clone(),
-        };
         let mut shared = self.host.shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.latest = Some((Arc::clone(&snapshot), received_at));
-        while shared
-            .loads
-            .front()
-            .is_some_and(|p| p.at < point.at - LOAD_KEPT)
-        {
-            shared.loads.pop_front();
-        }
-        shared.loads.push_back(point);
         let event = Arc::new(LiveEvent::new(snapshot.id, batch));
         if shared.backlog.len() == BACKLOG {
             shared.backlog.pop_front();
@@ -453,7 +405,6 @@ mod tests {
             assert_eq!(a, b);
         }
         assert_eq!(host.newest().unwrap().snapshot.id, seen.id);
-        assert_eq!(host.loads().len(), 11);
     }
 
     #[tokio::test]

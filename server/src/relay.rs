@@ -70,8 +70,18 @@ pub async fn catch_up(
     let Some(stored) = state.store.snapshot(host_id, None).await? else {
         return Ok(None);
     };
+    // The agent's meters are kept beside the snapshot, as its load point.
+    let load = state
+        .store
+        .load_points(host_id, stored.taken_at)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|point| point.at == stored.collected_at)
+        .and_then(|point| point.load);
     let received_at = stored.received_at;
-    let snapshot = as_sent(stored, record.info, record.interval_ms);
+    let mut snapshot = as_sent(stored, record.info, record.interval_ms);
+    snapshot.load = load;
     live.commit(Arc::new(snapshot), received_at, None);
     Ok(Some(received_at))
 }

@@ -14,6 +14,7 @@ pub mod changes;
 pub mod codec;
 pub mod fields;
 pub mod keys;
+pub mod load;
 mod open;
 mod postgres;
 pub mod rollup;
@@ -24,6 +25,7 @@ pub(crate) mod testing;
 
 pub use accounts::AccountStore;
 pub use keys::KeyStore;
+pub use load::LoadPoint;
 pub use open::{open, redact_url, Backend, DatabaseUrl};
 pub use postgres::PostgresStore;
 pub use series::{plan_series, SeriesPlan};
@@ -367,6 +369,11 @@ pub trait Store: Send + Sync + 'static {
     /// retention still keeps it.
     async fn snapshot_by_id(&self, host_id: &str, id: Uuid)
         -> StoreResult<Option<StoredSnapshot>>;
+
+    /// The host's load, a point per snapshot taken at or after `from`
+    /// (kept for [`load::LOAD_KEPT`]), oldest first.
+    async fn load_points(&self, host_id: &str, from: DateTime<Utc>)
+        -> StoreResult<Vec<LoadPoint>>;
 
     /// Snapshots that other servers store in this database, as they are
     /// stored, for this server's viewers; the first call only. `None` when

@@ -43,6 +43,15 @@ fn new_pid(before: &Snapshot, snapshot: &Snapshot) -> u64 {
     u64::from(pid)
 }
 
+/// The host-a load points `app` answers.
+async fn load_points(app: &TestApp) -> serde_json::Value {
+    let response = app
+        .get_with_query("/api/live/load/", &[("host", "host-a")])
+        .await;
+    assert_eq!(response.status(), 200);
+    response.json::<serde_json::Value>().await.unwrap()["points"].clone()
+}
+
 fn started_pids(event: &SseEvent) -> Vec<u64> {
     event.json()["batch"]["started"]
         .as_array()
@@ -87,6 +96,12 @@ async fn a_snapshot_sent_to_one_server_reaches_a_viewer_of_another() {
         lags[lags.len() / 2],
         lags[lags.len() * 99 / 100]
     );
+    // The meters' load points are the store's: both servers answer the
+    // same, B though the agent never sent to it.
+    let points = load_points(&b).await;
+    assert_eq!(points.as_array().unwrap().len(), 202);
+    assert_eq!(points, load_points(&a).await);
+
     let metrics = b.get("/metrics").await.text().await.unwrap();
     let count = metrics
         .lines()

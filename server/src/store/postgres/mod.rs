@@ -402,6 +402,15 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn load_points(
+        &self,
+        host_id: &str,
+        from: DateTime<Utc>,
+    ) -> StoreResult<Vec<super::LoadPoint>> {
+        let host_id = host_id.to_owned();
+        read_with!(self, |tx| read::load_points(tx, &host_id, nanos(from)).await)
+    }
+
     fn stored_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<super::StoredElsewhere>> {
         notify::listen(&self.inner)
     }
@@ -483,6 +492,9 @@ impl Store for PostgresStore {
                 .await
                 .doing("cannot remove the host's history")?;
         }
+        tx.execute("DELETE FROM load_point WHERE host_id = $1", &[&host_id])
+            .await
+            .doing("cannot remove the host's load")?;
         tx.commit().await.doing("cannot remove the host")?;
         lock(&self.inner.chains).remove(host_id);
         lock(&self.inner.bases).remove(host_id);

@@ -169,6 +169,19 @@ CREATE TABLE enroll_secret (
     created_at bigint NOT NULL,
     revoked_at bigint
 );
+", "
+-- Each host's load, a point per snapshot, kept an hour (`store::load`):
+-- small, so not partitioned; a host's expired points go as it writes.
+CREATE TABLE load_point (
+    host_id text NOT NULL,
+    taken_at bigint NOT NULL,
+    collected_at bigint NOT NULL,
+    cpu_percent double precision NOT NULL,
+    memory_rss_bytes bigint NOT NULL,
+    processes bigint NOT NULL,
+    host_load text
+);
+CREATE INDEX load_point_host ON load_point (host_id, taken_at);
 "];
 
 /// The kinds of partition, each with the span of time one covers.
