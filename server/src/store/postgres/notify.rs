@@ -127,12 +127,14 @@ async fn listen_once(
     retry: &mut Duration,
 ) -> anyhow::Result<()> {
     let (client, mut connection) = config.connect(NoTls).await?;
-    let (heard, mut notifications) = mpsc::unbounded_channel();
+    // Bounded: while the relay is behind, the connection is not read and
+    // PostgreSQL queues the notifications (not this server's memory).
+    let (heard, mut notifications) = mpsc::channel(QUEUE);
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             if let AsyncMessage::Notification(n) = message? {
-                if heard.send(n).is_err() {
+                if heard.send(n).await.is_err() {
                     break;
                 }
             }
