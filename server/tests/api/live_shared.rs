@@ -20,6 +20,31 @@ async fn two_servers() -> Option<(String, TestApp, TestApp)> {
     Some((url, a, b))
 }
 
+/// Two servers, A with host-a's first snapshot, and a viewer of host-a on B
+/// from that snapshot on.
+struct Watched {
+    url: String,
+    a: TestApp,
+    /// Kept so that B serves until the test ends.
+    _b: TestApp,
+    first: Snapshot,
+    events: EventReader,
+}
+
+async fn watched_on_b() -> Option<Watched> {
+    let (url, a, b) = two_servers().await?;
+    let first = sample_snapshot("host-a", 10);
+    assert_eq!(a.post_snapshot(&first).await.status(), 201);
+    let events = EventReader::open(&b, Some(&first.id.to_string()), None).await;
+    Some(Watched {
+        url,
+        a,
+        _b: b,
+        first,
+        events,
+    })
+}
+
 /// The next `change` event that brings the viewer to `id`, skipping
 /// others; panics on a reload or after `within`.
 async fn change_to(events: &mut EventReader, id: uuid::Uuid, within: Duration) -> SseEvent {
@@ -112,12 +137,11 @@ async fn a_snapshot_sent_to_one_server_reaches_a_viewer_of_another() {
 
 #[tokio::test]
 async fn a_viewer_resumes_on_another_server_with_one_change() {
-    let Some((url, a, b)) = two_servers().await else {
+    let Some(watched) = watched_on_b().await else {
         return;
     };
-    let first = sample_snapshot("host-a", 10);
-    assert_eq!(a.post_snapshot(&first).await.status(), 201);
-    let mut events = EventReader::open(&b, Some(&first.id.to_string()), None).await;
+    // B (in `watched`) stays up until the end.
+    let (url, a, first, mut events) = (watched.url, watched.a, watched.first, watched.events);
     let seen = post_more(&a, &first, 1).await;
     let last_id = change_to(&mut events, seen.id, Duration::from_secs(2))
         .await
@@ -148,12 +172,11 @@ async fn a_viewer_resumes_on_another_server_with_one_change() {
 
 #[tokio::test]
 async fn the_servers_hear_of_each_other_again_after_the_database_drops_them() {
-    let Some((url, a, b)) = two_servers().await else {
+    let Some(watched) = watched_on_b().await else {
         return;
     };
-    let first = sample_snapshot("host-a", 10);
-    assert_eq!(a.post_snapshot(&first).await.status(), 201);
-    let mut events = EventReader::open(&b, Some(&first.id.to_string()), None).await;
+    // B (in `watched`) stays up until the end.
+    let (url, a, first, mut events) = (watched.url, watched.a, watched.first, watched.events);
 
     let name = url.rsplit('/').next().unwrap().to_owned();
     let admin = connect(&std::env::var(URL_VARIABLE).unwrap()).await;
