@@ -291,10 +291,7 @@ impl HostLive {
             if newest.as_ref().is_some_and(|n| n.id == since) {
                 return Some(Vec::new());
             }
-            let after = shared
-                .backlog
-                .iter()
-                .position(|e| e.snapshot_id == since)?;
+            let after = shared.backlog.iter().position(|e| e.snapshot_id == since)?;
             Some(shared.backlog.iter().skip(after + 1).cloned().collect())
         });
         Subscription {

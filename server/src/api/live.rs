@@ -121,7 +121,10 @@ pub async fn changes(
     let since = last_seen.map(|id| uuid::Uuid::parse_str(id).ok());
     let host = state.live.host(host_id);
     if let Some(Some(since)) = since {
-        if host.newest().is_none_or(|newest| newest.snapshot.id != since) {
+        if host
+            .newest()
+            .is_none_or(|newest| newest.snapshot.id != since)
+        {
             // Another server's viewer, or this server's after a gap: the
             // host's newest snapshot may be one this server never saw.
             crate::relay::catch_up(&state, host_id).await?;

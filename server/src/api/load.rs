@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Reader;
 use crate::error::ApiError;
-use crate::store::load::{LoadPoint, LOAD_KEPT};
 use crate::startup::AppState;
+use crate::store::load::{LoadPoint, LOAD_KEPT};
 
 /// Which host.
 #[derive(Debug, Deserialize, IntoParams)]

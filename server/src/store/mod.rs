@@ -367,13 +367,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Exactly what the agent sent in the host's snapshot `id`, if raw
     /// retention still keeps it.
-    async fn snapshot_by_id(&self, host_id: &str, id: Uuid)
-        -> StoreResult<Option<StoredSnapshot>>;
+    async fn snapshot_by_id(&self, host_id: &str, id: Uuid) -> StoreResult<Option<StoredSnapshot>>;
 
     /// The host's load, a point per snapshot taken at or after `from`
     /// (kept for [`load::LOAD_KEPT`]), oldest first.
-    async fn load_points(&self, host_id: &str, from: DateTime<Utc>)
-        -> StoreResult<Vec<LoadPoint>>;
+    async fn load_points(&self, host_id: &str, from: DateTime<Utc>) -> StoreResult<Vec<LoadPoint>>;
 
     /// Snapshots that other servers store in this database, as they are
     /// stored, for this server's viewers; the first call only. `None` when

@@ -32,7 +32,11 @@ pub(super) struct EventReader {
 }
 
 impl EventReader {
-    pub(super) async fn open(app: &TestApp, since: Option<&str>, last_event_id: Option<&str>) -> EventReader {
+    pub(super) async fn open(
+        app: &TestApp,
+        since: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> EventReader {
         let mut request = app
             .client
             .get(format!("{}/api/live/", app.address))

@@ -95,7 +95,10 @@ async fn a_snapshot_sent_to_one_server_reaches_a_viewer_of_another() {
     assert_eq!(a.post_snapshot(&first).await.status(), 201);
     let listing = b.get_processes("host-a").await;
     assert_eq!(listing.status(), 200);
-    let since = listing.headers()["x-procmon-seq"].to_str().unwrap().to_owned();
+    let since = listing.headers()["x-procmon-seq"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(since, first.id.to_string(), "the same id on every server");
 
     let mut events = EventReader::open(&b, Some(&since), None).await;

@@ -117,7 +117,7 @@ async fn spawn(
     };
     // A server on a database another test server made finds its user.
     let known = app.state.accounts.find_user(TEST_USER).await;
-    if !known.expect("the users can be read").is_some() {
+    if known.expect("the users can be read").is_none() {
         app.add_user(TEST_USER, Role::Admin, TEST_PASSWORD).await;
     }
     let client = browser_like_client_trusting(app.ca.as_deref());

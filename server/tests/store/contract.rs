@@ -1022,7 +1022,8 @@ pub async fn a_snapshot_reads_back_by_its_id_while_it_is_kept(fresh: Fresh) {
         assert_eq!(read.collected_at, snapshot.collected_at);
         assert_eq!(sorted(read.processes), sorted(snapshot.processes.clone()));
     }
-    let by_id = |host: &'static str, id| async move { store.snapshot_by_id(host, id).await.unwrap() };
+    let by_id =
+        |host: &'static str, id| async move { store.snapshot_by_id(host, id).await.unwrap() };
     assert!(by_id("host-id", other.id).await.is_none(), "another host's");
     assert!(by_id("host-id", uuid::Uuid::new_v4()).await.is_none());
     assert!(by_id("no-such-host", sent[0].id).await.is_none());
@@ -1071,7 +1072,11 @@ pub async fn load_points_are_each_snapshots_for_an_hour(fresh: Fresh) {
         assert_eq!(point.load, snapshot.load);
         let rss: u64 = snapshot.processes.iter().map(|p| p.memory_rss_bytes).sum();
         assert_eq!(point.memory_rss_bytes, rss);
-        let cpu: f64 = snapshot.processes.iter().map(|p| f64::from(p.cpu_percent)).sum();
+        let cpu: f64 = snapshot
+            .processes
+            .iter()
+            .map(|p| f64::from(p.cpu_percent))
+            .sum();
         assert!((point.cpu_percent - cpu).abs() < 1e-6);
     }
     let recent = store

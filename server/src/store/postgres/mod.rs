@@ -39,8 +39,7 @@ use self::writer::Live;
 use super::chain::nanos;
 use super::{
     ChangeOutcome, HostRecord, IngestOutcome, Maintenance, Retention, SnapshotCheck, Store,
-    StoreError, StoreResult,
-    StoredSnapshot, TimeRange,
+    StoreError, StoreResult, StoredSnapshot, TimeRange,
 };
 
 /// Connections kept at most.
@@ -408,7 +407,8 @@ impl Store for PostgresStore {
         from: DateTime<Utc>,
     ) -> StoreResult<Vec<super::LoadPoint>> {
         let host_id = host_id.to_owned();
-        read_with!(self, |tx| read::load_points(tx, &host_id, nanos(from)).await)
+        read_with!(self, |tx| read::load_points(tx, &host_id, nanos(from))
+            .await)
     }
 
     fn stored_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<super::StoredElsewhere>> {

@@ -392,11 +392,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn load_points(
-        &self,
-        host_id: &str,
-        from: DateTime<Utc>,
-    ) -> StoreResult<Vec<LoadPoint>> {
+    async fn load_points(&self, host_id: &str, from: DateTime<Utc>) -> StoreResult<Vec<LoadPoint>> {
         let host_id = host_id.to_owned();
         self.read_view(move |conn, _| read::load_points(conn, &host_id, nanos(from)))
             .await
