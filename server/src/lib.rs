@@ -20,6 +20,7 @@ pub mod live;
 pub mod metrics;
 pub mod private;
 pub mod rate_limit;
+pub mod relay;
 pub mod retention;
 pub mod serve;
 pub mod sign_in_throttle;

@@ -11,14 +11,19 @@
 //! the order stored.
 //!
 //! Each committed snapshot makes one [`LiveEvent`], computed once per host
-//! whatever the number of viewers, numbered by a per-host sequence. A viewer
-//! that reconnects says the last number it saw and is sent what followed
-//! from a short backlog; one that is too far behind, or that was watching a
-//! server that has since restarted (another [`Live::epoch`]), reloads.
+//! whatever the number of viewers, named by the id of the snapshot it
+//! brings viewers to: a name that means the same on every server and after
+//! a restart. A viewer that reconnects says the last one it saw and is
+//! sent what followed from a short backlog; what is not there is for the
+//! caller to make up from the store (see `api::live`).
+//!
+//! Snapshots come from this server's ingest and, on a database that
+//! several servers share, from the others' (`relay`): either way they are
+//! committed here under the host's lock, and this module only publishes.
 //!
 //! Memory: one snapshot per host (about 300 KB for 1,000 processes) plus the
-//! backlog and an hour of host load points, the snapshot shared with the
-//! store's own copy. Nothing here is durable: after a restart, viewers of a
+//! backlog, the snapshot shared with the store's own copy. Host load
+//! points are the store's (`store::load`). Nothing here is durable: after a restart, viewers of a
 //! host reload once its first snapshot arrives.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use procmon_model::changes::diff;
-use procmon_model::{ChangeBatch, HostLoad, Snapshot};
+use procmon_model::{ChangeBatch, Snapshot};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -34,14 +39,13 @@ use tokio::sync::broadcast;
 const BACKLOG: usize = 64;
 /// Events a slow viewer may fall behind before it must reload.
 const CHANNEL: usize = 256;
-/// How long host load points are kept for the meters' sparklines.
-const LOAD_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// One change of one host, as viewers receive it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LiveEvent {
-    /// Position in the host's sequence since the server started.
-    pub seq: u64,
+    /// The snapshot the event brings the viewer to: the event's id, and
+    /// where a viewer that reconnects resumes, on any server.
+    pub snapshot_id: uuid::Uuid,
     /// What changed since the snapshot of the previous event; absent when
     /// there is no previous one here (the first snapshot since the server
     /// started), and the viewer must load the host's listing again.
@@ -54,9 +58,10 @@ pub struct LiveEvent {
 }
 
 impl LiveEvent {
-    fn new(seq: u64, batch: Option<ChangeBatch>) -> Self {
+    /// The event that brings viewers to `snapshot_id` by `batch`.
+    pub fn new(snapshot_id: uuid::Uuid, batch: Option<ChangeBatch>) -> Self {
         LiveEvent {
-            seq,
+            snapshot_id,
             batch,
             json: std::sync::OnceLock::new(),
         }
@@ -69,24 +74,8 @@ impl LiveEvent {
     }
 }
 
-/// One point of a host's load history: the meters' sparklines.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct LoadPoint {
-    /// When the snapshot was taken.
-    pub at: DateTime<Utc>,
-    /// Sum of every process's CPU %, 100 = one core.
-    pub cpu_percent: f64,
-    /// Resident memory of all processes, in bytes.
-    pub memory_rss_bytes: u64,
-    /// Number of processes.
-    pub processes: usize,
-    /// The host's own meters, when its agent sends them.
-    pub load: Option<HostLoad>,
-}
-
 /// Every host's live state.
 pub struct Live {
-    epoch: String,
     hosts: Mutex<HashMap<String, Arc<HostLive>>>,
     /// True once the server stops: viewers' streams end, so they do not
     /// hold the shutdown for its whole grace period.
@@ -102,7 +91,6 @@ impl Default for Live {
 impl Live {
     pub fn new() -> Self {
         Live {
-            epoch: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             hosts: Mutex::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
         }
@@ -118,10 +106,14 @@ impl Live {
         self.stopping.subscribe()
     }
 
-    /// Names this run of the server: event sequences of another run mean
-    /// nothing here.
-    pub fn epoch(&self) -> &str {
-        &self.epoch
+    /// The hosts someone watches here now.
+    pub fn watched(&self) -> Vec<String> {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts
+            .iter()
+            .filter(|(_, host)| host.watched())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// The host's live state, made empty if the host has not sent since the
@@ -181,7 +173,7 @@ pub struct HostLive {
     ingest: tokio::sync::Mutex<()>,
     events: broadcast::Sender<Arc<LiveEvent>>,
     /// A copy of what viewers need without waiting on an ingest: the
-    /// latest snapshot, sequence, backlog and load points.
+    /// latest snapshot and the backlog.
     shared: Mutex<Shared>,
     /// The latest snapshot's listing as sent to viewers, once one asked.
     encoded: Mutex<Option<Arc<EncodedListing>>>,
@@ -199,10 +191,8 @@ pub struct EncodedListing {
     pub gzip: axum::body::Bytes,
 }
 
-/// The latest snapshot, with where it stands.
+/// The latest snapshot, with when it arrived.
 pub struct Newest {
-    /// Its event's sequence number.
-    pub seq: u64,
     pub snapshot: Arc<Snapshot>,
     /// When the server received it.
     pub received_at: DateTime<Utc>,
@@ -221,19 +211,18 @@ impl Newest {
 struct Shared {
     /// The latest snapshot and when the server received it.
     latest: Option<(Arc<Snapshot>, DateTime<Utc>)>,
-    seq: u64,
     backlog: VecDeque<Arc<LiveEvent>>,
-    loads: VecDeque<LoadPoint>,
 }
 
 /// What a viewer gets when it subscribes: where the stream stands, and the
 /// events after the one it last saw if they are still kept.
 pub struct Subscription {
     pub receiver: broadcast::Receiver<Arc<LiveEvent>>,
-    /// The sequence number of the latest event.
-    pub seq: u64,
+    /// The snapshot the stream stands at: the receiver's first event
+    /// follows it.
+    pub newest: Option<Arc<Snapshot>>,
     /// Events after the viewer's last one, oldest first; `None` when they
-    /// are no longer kept (the viewer must reload).
+    /// are not kept here (another server's, too old, or none asked for).
     pub missed: Option<Vec<Arc<LiveEvent>>>,
 }
 
@@ -252,10 +241,14 @@ impl HostLive {
         let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         let (snapshot, received_at) = shared.latest.clone()?;
         Some(Newest {
-            seq: shared.seq,
             snapshot,
             received_at,
         })
+    }
+
+    /// Whether a viewer watches the host here now.
+    pub fn watched(&self) -> bool {
+        self.events.receiver_count() > 0
     }
 
     /// The listing kept for `snapshot_id`, if one was made.
@@ -286,39 +279,24 @@ impl HostLive {
         }
     }
 
-    /// The host's load over the last hour, oldest first.
-    pub fn loads(&self) -> Vec<LoadPoint> {
-        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        shared.loads.iter().cloned().collect()
-    }
-
     /// Starts watching: events from now on, and those after `since` (the
-    /// last sequence number the viewer saw) if they are still kept.
-    pub fn subscribe(&self, since: Option<u64>) -> Subscription {
+    /// snapshot the viewer last had) if they are still kept.
+    pub fn subscribe(&self, since: Option<uuid::Uuid>) -> Subscription {
         // Subscribing under the lock that `commit` publishes under means no
         // event falls between the backlog and the receiver.
         let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         let receiver = self.events.subscribe();
+        let newest = shared.latest.as_ref().map(|(s, _)| Arc::clone(s));
         let missed = since.and_then(|since| {
-            if since > shared.seq {
-                return None;
-            }
-            if since == shared.seq {
+            if newest.as_ref().is_some_and(|n| n.id == since) {
                 return Some(Vec::new());
             }
-            let oldest = shared.backlog.front()?.seq;
-            (since + 1 >= oldest).then(|| {
-                shared
-                    .backlog
-                    .iter()
-                    .filter(|e| e.seq > since)
-                    .cloned()
-                    .collect()
-            })
+            let after = shared.backlog.iter().position(|e| e.snapshot_id == since)?;
+            Some(shared.backlog.iter().skip(after + 1).cloned().collect())
         });
         Subscription {
             receiver,
-            seq: shared.seq,
+            newest,
             missed,
         }
     }
@@ -335,6 +313,11 @@ impl HostGuard<'_> {
     /// The snapshot a change batch must be relative to.
     pub fn base(&self) -> Option<&Arc<Snapshot>> {
         self.base.as_ref().map(|base| &base.snapshot)
+    }
+
+    /// The host's current snapshot here, with when it arrived.
+    pub fn current(&self) -> Option<&Newest> {
+        self.base.as_ref()
     }
 
     /// Makes `snapshot` (just stored, received at `received_at`) the host's
@@ -365,41 +348,15 @@ impl HostGuard<'_> {
             _ => diff(base, &snapshot),
         });
 
-        let point = LoadPoint {
-            at: snapshot.collected_at,
-            cpu_percent: snapshot
-                .processes
-                .iter()
-                .map(|p| f64::from(p.cpu_percent))
-                .filter(|c| c.is_finite())
-                .sum(),
-            memory_rss_bytes: snapshot
-                .processes
-                .iter()
-                .map(|p| p.memory_rss_bytes)
-                .fold(0, u64::saturating_add),
-            processes: snapshot.processes.len(),
-            load: snapshot.load.clone(),
-        };
         let mut shared = self.host.shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.latest = Some((Arc::clone(&snapshot), received_at));
-        while shared
-            .loads
-            .front()
-            .is_some_and(|p| p.at < point.at - LOAD_KEPT)
-        {
-            shared.loads.pop_front();
-        }
-        shared.loads.push_back(point);
-        shared.seq += 1;
-        let event = Arc::new(LiveEvent::new(shared.seq, batch));
+        let event = Arc::new(LiveEvent::new(snapshot.id, batch));
         if shared.backlog.len() == BACKLOG {
             shared.backlog.pop_front();
         }
         shared.backlog.push_back(Arc::clone(&event));
         // The next batch of this ingest lock's holder is relative to it.
         self.base = Some(Newest {
-            seq: shared.seq,
             snapshot,
             received_at,
         });
@@ -429,8 +386,8 @@ mod tests {
         let host = live.host("h");
         let first = sim.next();
         put(&host, first.clone()).await;
-        let mut sub = host.subscribe(Some(1));
-        assert_eq!(sub.seq, 1);
+        let mut sub = host.subscribe(Some(first.id));
+        assert_eq!(sub.newest.as_ref().map(|n| n.id), Some(first.id));
         assert!(sub.missed.as_ref().is_some_and(|m| m.is_empty()));
         let mut seen = first;
         for _ in 0..10 {
@@ -444,8 +401,7 @@ mod tests {
             b.sort_by_key(|p| p.pid);
             assert_eq!(a, b);
         }
-        assert_eq!(host.newest().unwrap().seq, 11);
-        assert_eq!(host.loads().len(), 11);
+        assert_eq!(host.newest().unwrap().snapshot.id, seen.id);
     }
 
     #[tokio::test]
@@ -457,14 +413,15 @@ mod tests {
         put(&host, sim.next()).await;
         let mut one = host.subscribe(None).receiver;
         let mut two = host.subscribe(None).receiver;
-        put(&host, sim.next()).await;
+        let second = sim.next();
+        put(&host, second.clone()).await;
         let (a, b) = (one.recv().await.unwrap(), two.recv().await.unwrap());
         assert!(
             std::ptr::eq(a.json(), b.json()),
             "the same text, not a copy"
         );
         let sent: serde_json::Value = serde_json::from_str(a.json()).unwrap();
-        assert_eq!(sent["seq"], 2);
+        assert_eq!(sent["snapshot_id"], second.id.to_string());
         let batch: ChangeBatch = serde_json::from_value(sent["batch"].clone()).unwrap();
         assert_eq!(Some(batch), a.batch);
         assert_eq!(sent.as_object().unwrap().len(), 2, "{sent}");
@@ -476,19 +433,22 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
         let mut sim = SimHost::new("h", 20, 3, start);
         let host = live.host("h");
+        let mut ids = Vec::new();
         for _ in 0..(BACKLOG + 10) {
-            put(&host, sim.next()).await;
+            let next = sim.next();
+            ids.push(next.id);
+            put(&host, next).await;
         }
-        let seq = host.newest().unwrap().seq;
-        let recent = host.subscribe(Some(seq - 3)).missed.unwrap();
+        let n = ids.len();
+        let recent = host.subscribe(Some(ids[n - 4])).missed.unwrap();
         assert_eq!(
-            recent.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![seq - 2, seq - 1, seq]
+            recent.iter().map(|e| e.snapshot_id).collect::<Vec<_>>(),
+            ids[n - 3..].to_vec()
         );
-        assert!(host.subscribe(Some(1)).missed.is_none(), "too old");
+        assert!(host.subscribe(Some(ids[0])).missed.is_none(), "too old");
         assert!(
-            host.subscribe(Some(seq + 5)).missed.is_none(),
-            "another run"
+            host.subscribe(Some(uuid::Uuid::new_v4())).missed.is_none(),
+            "not one of this server's"
         );
     }
 

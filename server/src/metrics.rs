@@ -95,6 +95,7 @@ pub struct Metrics {
     maintenance: Histogram,
     blocks_dropped: Counter,
     http_requests: Family<StatusClass, Counter>,
+    notification_lag: Histogram,
 }
 
 impl Default for Metrics {
@@ -170,6 +171,13 @@ impl Metrics {
             "HTTP requests answered, by the class of their status code",
             http_requests.clone(),
         );
+        let notification_lag = Histogram::new(INGEST_BUCKETS);
+        registry.register_with_unit(
+            "notification_lag",
+            "From another server receiving a snapshot to this one pushing it to its viewers (a shared PostgreSQL database)",
+            Unit::Seconds,
+            notification_lag.clone(),
+        );
         // Known series start at 0, so that they exist (and `rate()` works)
         // before the first event; refusal reasons appear as they happen.
         for kind in [DeliveryKind::Snapshot, DeliveryKind::Batch] {
@@ -204,6 +212,7 @@ impl Metrics {
             maintenance,
             blocks_dropped,
             http_requests,
+            notification_lag,
         }
     }
 
@@ -226,6 +235,13 @@ impl Metrics {
         let written = write.await;
         self.store_write.observe(started.elapsed().as_secs_f64());
         written
+    }
+
+    /// Records how long a snapshot that another server received took to
+    /// reach this server's viewers.
+    pub fn notification_lag(&self, lag: chrono::TimeDelta) {
+        let seconds = lag.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+        self.notification_lag.observe(seconds.max(0.0));
     }
 
     /// Counts a refused delivery under `reason`, the error code answered.
@@ -347,6 +363,7 @@ mod tests {
             "# TYPE procmon_maintenance_seconds histogram",
             "# TYPE procmon_retention_blocks_dropped_total counter",
             "# TYPE procmon_http_requests_total counter",
+            "# TYPE procmon_notification_lag_seconds histogram",
             "procmon_http_requests_total{status_class=\"4xx\"} 1",
             "procmon_ingest_rejected_total{reason=\"base_unknown\"} 1",
             "procmon_store_write_seconds_bucket{le=\"0.001\"} 0",

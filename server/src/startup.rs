@@ -362,6 +362,13 @@ impl Application {
             self.state.session_lifetime,
             self.settings.maintenance_every,
         ));
+        // On a database other servers share, their snapshots reach this
+        // server's viewers too.
+        let relay = self
+            .state
+            .store
+            .stored_elsewhere()
+            .map(|heard| tokio::spawn(crate::relay::run(self.state.clone(), heard)));
         let agent = self.settings.embedded_agent.then(|| {
             let pace = procmon_agent::Pace {
                 interval: self.settings.embedded_agent_interval,
@@ -402,6 +409,9 @@ impl Application {
 
         retention.abort();
         sessions.abort();
+        if let Some(relay) = relay {
+            relay.abort();
+        }
         if let Some(agent) = agent {
             match agent.await {
                 Ok(Ok(())) => {}

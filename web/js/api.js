@@ -101,7 +101,7 @@ export function fetchProcesses(hostId) {
 
 /**
  * GET /api/processes/?host=… for the live view -> { listing, seq }: seq
- * (`<epoch>-<seq>`, from X-Procmon-Seq) is where GET /api/live/ continues
+ * (the listing's snapshot id, from X-Procmon-Seq) is where GET /api/live/ continues
  * from, or null. Revalidated with the browser's cache (ETag), so an
  * unchanged listing costs a 304.
  */

@@ -1,10 +1,10 @@
 // The chosen host at a glance: CPU (and each core when the agent sends it),
 // memory used and available, swap, load average, uptime and process count,
 // each with a sparkline of the last hour. Points come from the server's
-// in-memory load (GET /api/live/load/), asked every few seconds, or pushed by
-// the live stream through onLoad(); the part of the hour from before the
-// server started comes from stored history (GET /api/history/host/), which
-// has CPU, memory and process count only. While the page shows a past time,
+// load points (GET /api/live/load/), asked every few seconds, or pushed by
+// the live stream through onLoad(); any part of the hour they lack comes
+// from stored history (GET /api/history/host/), which has CPU, memory and
+// process count only. While the page shows a past time,
 // the meters show the hour before it, from stored history.
 
 import { ApiError } from "./api.js";

@@ -2,13 +2,16 @@
 //! Server-Sent Events, so the page applies what changed instead of fetching
 //! the whole listing every interval.
 //!
-//! Each event's id is `<epoch>-<seq>` (see [`crate::live`]). A browser that
-//! reconnects sends the last one it saw as `Last-Event-ID` (or the page
-//! gives it as `?since=`), and is sent what it missed from the host's
-//! backlog. When that cannot be done (another run of the server, too far
-//! behind, a receiver that lagged, or a first snapshot with nothing to diff
-//! against) it is sent `event: reload`, and the page fetches the listing
-//! again.
+//! Each event's id is the id of the snapshot it brings the viewer to (see
+//! [`crate::live`]), the same on every server of a database and across
+//! restarts. A browser that reconnects sends the last one it saw as
+//! `Last-Event-ID` (or the page gives it as `?since=`), perhaps to another
+//! server than the one it watched, and is sent what it missed: from the
+//! host's backlog here, else as one change from the snapshot it had (read
+//! from the store's history) to the host's newest. When that cannot be
+//! done (a snapshot the store no longer keeps, a receiver that lagged, or
+//! a first snapshot with nothing to diff against) it is sent
+//! `event: reload`, and the page fetches the listing again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -47,7 +50,7 @@ const RECONNECT: Duration = Duration::from_secs(1);
 pub struct LiveQuery {
     /// The host's stable id (`host.id` in `GET /api/hosts/`).
     pub host: String,
-    /// The last event seen, `<epoch>-<seq>` (the `X-Procmon-Seq` header of
+    /// The last event seen: a snapshot id (the `X-Procmon-Seq` header of
     /// `GET /api/processes/`, or an event's id). A `Last-Event-ID` header
     /// wins over it. Without either, events start from now.
     pub since: Option<String>,
@@ -60,10 +63,11 @@ pub struct LiveQuery {
 pub struct StreamEvent {
     /// `change` or `reload`.
     event: String,
-    /// For `change`, a `LiveEvent` as JSON; for `reload`, `{"epoch", "seq"}`:
-    /// where the listing to fetch stands.
+    /// For `change`, a `LiveEvent` as JSON; for `reload`, `{"snapshot_id"}`:
+    /// the snapshot the host stands at here, if any.
     data: String,
-    /// `<epoch>-<seq>`; absent on a reload outside the host's sequence.
+    /// The id of the snapshot the event brings the viewer to; absent on a
+    /// reload that brings it nowhere.
     id: Option<String>,
     /// Milliseconds to wait before reconnecting; on the first event only.
     retry: Option<u64>,
@@ -71,8 +75,9 @@ pub struct StreamEvent {
 
 /// The host's changes as Server-Sent Events (`text/event-stream`).
 ///
-/// Events: `change`, whose data is a `LiveEvent` (a sequence number and the
-/// `ChangeBatch` since the previous event) and whose id is `<epoch>-<seq>`;
+/// Events: `change`, whose data is a `LiveEvent` (a snapshot id and the
+/// `ChangeBatch` that makes it of the previous event's) and whose id is
+/// that snapshot id;
 /// `reload`, which asks the viewer to fetch `GET /api/processes/?host=`
 /// again and subscribe anew from its `X-Procmon-Seq`. A comment line every
 /// 15 s keeps a quiet stream open.
@@ -113,27 +118,35 @@ pub async fn changes(
         .or(query.since.as_deref())
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    let epoch = state.live.epoch().to_owned();
-    let since = last_seen.map(|id| {
-        parse_event_id(id)
-            .filter(|(e, _)| *e == epoch)
-            .map(|(_, seq)| seq)
-    });
+    let since = last_seen.map(|id| uuid::Uuid::parse_str(id).ok());
     let host = state.live.host(host_id);
+    if let Some(Some(since)) = since {
+        if host
+            .newest()
+            .is_none_or(|newest| newest.snapshot.id != since)
+        {
+            // Another server's viewer, or this server's after a gap: the
+            // host's newest snapshot may be one this server never saw.
+            crate::relay::catch_up(&state, host_id).await?;
+        }
+    }
     let subscription = host.subscribe(since.flatten());
 
     let mut first = VecDeque::new();
-    match (since, subscription.missed) {
+    match (since, subscription.missed, &subscription.newest) {
         // Watching from now on.
-        (None, _) => {}
-        (Some(Some(_)), Some(missed)) => {
-            first.extend(missed.iter().map(|event| to_sse(&epoch, event)));
+        (None, _, _) => {}
+        (Some(Some(_)), Some(missed), _) => first.extend(missed.iter().map(|e| to_sse(e))),
+        (Some(Some(since)), None, Some(newest)) => {
+            match crate::relay::resume(&state, host_id, since, newest).await? {
+                Some(event) => first.push_back(to_sse(&event)),
+                None => first.push_back(reload(Some(newest.id))),
+            }
         }
-        // Another run of the server, a malformed id, or too far behind.
-        (Some(_), _) => first.push_back(reload(&epoch, subscription.seq)),
+        // A malformed id, or nothing of the host to resume to.
+        (Some(_), _, newest) => first.push_back(reload(newest.as_ref().map(|n| n.id))),
     }
     let feed = Feed {
-        epoch,
         first,
         told_retry: false,
         receiver: Some(subscription.receiver),
@@ -171,7 +184,6 @@ fn gzip_each_event(response: Response) -> Response {
 
 /// What one viewer's stream still has to send.
 struct Feed {
-    epoch: String,
     /// Events owed before live ones: missed ones, or a reload.
     first: VecDeque<Event>,
     /// Whether the reconnection delay went out yet. It rides on the first
@@ -207,15 +219,12 @@ impl Feed {
             _ = self.stopping.wait_for(|&stopping| stopping) => return None,
         };
         match received {
-            Ok(event) => {
-                let event = to_sse(&self.epoch, &event);
-                Some((event, self))
-            }
+            Ok(event) => Some((to_sse(&event), self)),
             Err(RecvError::Lagged(_)) => {
                 // Events were dropped for this viewer: it must reload, and
                 // it reconnects once it has (this stream ends here).
                 self.receiver = None;
-                Some((reload(&self.epoch, 0), self))
+                Some((reload(None), self))
             }
             // The host was removed: nothing more will come.
             Err(RecvError::Closed) => None,
@@ -224,45 +233,21 @@ impl Feed {
 }
 
 /// A `change` event, or a `reload` for a first snapshot (nothing to diff
-/// against), with the id `<epoch>-<seq>` either way: the viewer resumes
-/// after it.
-fn to_sse(epoch: &str, event: &LiveEvent) -> Event {
-    let id = format!("{epoch}-{}", event.seq);
+/// against), with its snapshot's id either way: the viewer resumes after
+/// it.
+fn to_sse(event: &LiveEvent) -> Event {
+    let id = event.snapshot_id.to_string();
     if event.batch.is_none() {
-        return Event::default()
-            .event("reload")
-            .id(id)
-            .data(reload_data(epoch, event.seq));
+        return reload(Some(event.snapshot_id)).id(id);
     }
     Event::default().event("change").id(id).data(event.json())
 }
 
 /// A `reload` event without an id: the viewer fetches the listing, whose
-/// `X-Procmon-Seq` says where to resume.
-fn reload(epoch: &str, seq: u64) -> Event {
+/// `X-Procmon-Seq` says where to resume. `newest` is where the host stands
+/// here, if anywhere.
+fn reload(newest: Option<uuid::Uuid>) -> Event {
     Event::default()
         .event("reload")
-        .data(reload_data(epoch, seq))
-}
-
-fn reload_data(epoch: &str, seq: u64) -> String {
-    serde_json::json!({ "epoch": epoch, "seq": seq }).to_string()
-}
-
-/// Reads `<epoch>-<seq>`.
-pub fn parse_event_id(id: &str) -> Option<(String, u64)> {
-    let (epoch, seq) = id.rsplit_once('-')?;
-    Some((epoch.to_owned(), seq.parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_ids_are_read_back() {
-        assert_eq!(parse_event_id("abc123-42"), Some(("abc123".to_owned(), 42)));
-        assert_eq!(parse_event_id("abc123"), None);
-        assert_eq!(parse_event_id("abc-x"), None);
-    }
+        .data(serde_json::json!({ "snapshot_id": newest }).to_string())
 }

@@ -1,5 +1,6 @@
-//! `GET /api/live/load/?host=…`: a host's load over the last hour as this
-//! server saw it arrive, for the page's meters and their sparklines.
+//! `GET /api/live/load/?host=…`: a host's load over the last hour, from
+//! the store (every server of a database answers the same), for the page's
+//! meters and their sparklines.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -11,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Reader;
 use crate::error::ApiError;
-use crate::live::LoadPoint;
 use crate::startup::AppState;
+use crate::store::load::{LoadPoint, LOAD_KEPT};
 
 /// Which host.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -29,15 +30,14 @@ pub struct HostLoadPoints {
     pub host_id: String,
     /// The server's time of the answer.
     pub now: DateTime<Utc>,
-    /// Load points of the last hour since this server started, oldest
-    /// first; older ones are in `GET /api/history/host/`.
+    /// Load points of the last hour, oldest first; older ones are in
+    /// `GET /api/history/host/`.
     pub points: Vec<LoadPoint>,
 }
 
 /// The host's load over the last hour: CPU, memory and process count of
 /// each snapshot, with the host's own meters (CPU per core, memory, swap,
-/// load average) when its agent sends them. Kept in memory only: after a
-/// server start it covers the time since then.
+/// load average) when its agent sends them.
 #[utoipa::path(
     get,
     path = "/api/live/load/",
@@ -65,14 +65,11 @@ pub async fn host_load(
     if state.store.host(host_id).await?.is_none() {
         return Err(ApiError::UnknownHost(host_id.to_owned()));
     }
-    let points = state
-        .live
-        .existing(host_id)
-        .map(|host| host.loads())
-        .unwrap_or_default();
+    let now = state.clock.now();
+    let points = state.store.load_points(host_id, now - LOAD_KEPT).await?;
     Ok(Json(HostLoadPoints {
         host_id: host_id.to_owned(),
-        now: state.clock.now(),
+        now,
         points,
     }))
 }

@@ -31,16 +31,16 @@ pub struct ProcessQuery {
     pub at: Option<String>,
 }
 
-/// Names the live event a listing corresponds to, `<epoch>-<seq>`: give it
-/// as `since` to `GET /api/live/` and no change is missed.
+/// Names the live event a listing corresponds to (its snapshot's id): give
+/// it as `since` to `GET /api/live/`, of any server of the database, and
+/// no change is missed.
 pub const SEQ_HEADER: &str = "x-procmon-seq";
 
 /// The processes of one host, flat, each with its parent pid.
 ///
 /// The newest listing (no `at`) carries an `ETag` (its snapshot id), and a
 /// request with `If-None-Match` naming it is answered `304 Not Modified`;
-/// and an `X-Procmon-Seq` header when the server holds the host's live
-/// state (see `GET /api/live/`).
+/// and an `X-Procmon-Seq` header, where `GET /api/live/` resumes from.
 #[utoipa::path(
     get,
     path = "/api/processes/",
@@ -51,7 +51,7 @@ pub const SEQ_HEADER: &str = "x-procmon-seq";
     responses(
         (status = 200, description = "The snapshot asked for", body = ProcessListing, headers(
             ("ETag" = String, description = "The snapshot's id, quoted (newest listing only)"),
-            ("X-Procmon-Seq" = String, description = "The live event this listing is at, `<epoch>-<seq>`: `since` for `GET /api/live/` (newest listing only, when the server holds the host's live state)"),
+            ("X-Procmon-Seq" = String, description = "The live event this listing is at (its snapshot's id): `since` for `GET /api/live/` (newest listing only)"),
         )),
         (status = 304, description = "`If-None-Match` names the newest snapshot: nothing new"),
         (status = 400, description = "`host` missing, empty or with spaces around it, or `at` not an RFC 3339 time between the years 1677 and 2262", body = ErrorBody),
@@ -91,10 +91,10 @@ pub async fn list(
         }) {
             let id = newest.snapshot.id;
             if known.is_some_and(|known| etag_matches(known, &id)) {
-                return Ok(not_modified(&state, id, newest.seq));
+                return Ok(not_modified(id));
             }
             let mut response = newest_listing(&live, &newest, &summary, &headers).await?;
-            add_validators(&state, response.headers_mut(), id, Some(newest.seq));
+            add_validators(response.headers_mut(), id);
             return Ok(response);
         }
     }
@@ -110,20 +110,12 @@ pub async fn list(
     if at.is_some() {
         return Ok(Json(listing(summary, snapshot)).into_response());
     }
-    // The live state moves after the store (commit follows the write), so
-    // it is read after it: the sequence is given only when both name the
-    // same snapshot.
-    let seq = state
-        .live
-        .existing(host_id)
-        .and_then(|live| live.newest())
-        .and_then(|newest| (newest.snapshot.id == snapshot.id).then_some(newest.seq));
     let id = snapshot.id;
     if known.is_some_and(|known| etag_matches(known, &id)) {
-        return Ok(not_modified(&state, id, seq.unwrap_or(0)));
+        return Ok(not_modified(id));
     }
     let mut response = Json(listing(summary, snapshot)).into_response();
-    add_validators(&state, response.headers_mut(), id, seq);
+    add_validators(response.headers_mut(), id);
     Ok(response)
 }
 
@@ -242,24 +234,23 @@ fn etag_matches(if_none_match: &str, id: &uuid::Uuid) -> bool {
         .any(|tag| tag == id || tag == "*")
 }
 
-fn not_modified(state: &AppState, id: uuid::Uuid, seq: u64) -> Response {
+fn not_modified(id: uuid::Uuid) -> Response {
     let mut response = StatusCode::NOT_MODIFIED.into_response();
-    add_validators(state, response.headers_mut(), id, (seq > 0).then_some(seq));
+    add_validators(response.headers_mut(), id);
     response
 }
 
-fn add_validators(state: &AppState, headers: &mut HeaderMap, id: uuid::Uuid, seq: Option<u64>) {
+/// The snapshot's id as the listing's `ETag`, and as where its viewer's
+/// live events start.
+fn add_validators(headers: &mut HeaderMap, id: uuid::Uuid) {
     headers.insert(
         ETAG,
         HeaderValue::from_str(&format!("\"{id}\"")).expect("a uuid is ASCII"),
     );
     // Kept, but asked about again every time: the newest listing moves.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Some(seq) = seq {
-        let value = format!("{}-{seq}", state.live.epoch());
-        headers.insert(
-            SEQ_HEADER,
-            HeaderValue::from_str(&value).expect("epoch and seq are ASCII"),
-        );
-    }
+    headers.insert(
+        SEQ_HEADER,
+        HeaderValue::from_str(&id.to_string()).expect("a uuid is ASCII"),
+    );
 }

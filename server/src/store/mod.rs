@@ -14,6 +14,7 @@ pub mod changes;
 pub mod codec;
 pub mod fields;
 pub mod keys;
+pub mod load;
 mod open;
 mod postgres;
 pub mod rollup;
@@ -24,6 +25,7 @@ pub(crate) mod testing;
 
 pub use accounts::AccountStore;
 pub use keys::KeyStore;
+pub use load::LoadPoint;
 pub use open::{open, redact_url, Backend, DatabaseUrl};
 pub use postgres::{PostgresStore, MAINTENANCE_LOCK};
 pub use series::{plan_series, SeriesPlan};
@@ -303,6 +305,17 @@ pub struct Maintenance {
     pub hosts_removed: u64,
 }
 
+/// What this server hears of another server's writes to a shared
+/// database ([`Store::stored_elsewhere`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredElsewhere {
+    /// Another server stored snapshot `snapshot_id` of `host_id`.
+    Snapshot { host_id: String, snapshot_id: Uuid },
+    /// Word of some writes may have been lost (the store was out of touch
+    /// with the database for a while): any host may have moved.
+    MayHaveMissed,
+}
+
 /// Where snapshots are kept.
 ///
 /// Times passed in are the server's clock (callers own the clock, so tests
@@ -351,6 +364,21 @@ pub trait Store: Send + Sync + 'static {
         host_id: &str,
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<Option<StoredSnapshot>>;
+
+    /// Exactly what the agent sent in the host's snapshot `id`, if raw
+    /// retention still keeps it.
+    async fn snapshot_by_id(&self, host_id: &str, id: Uuid) -> StoreResult<Option<StoredSnapshot>>;
+
+    /// The host's load, a point per snapshot taken at or after `from`
+    /// (kept for [`load::LOAD_KEPT`]), oldest first.
+    async fn load_points(&self, host_id: &str, from: DateTime<Utc>) -> StoreResult<Vec<LoadPoint>>;
+
+    /// Snapshots that other servers store in this database, as they are
+    /// stored, for this server's viewers; the first call only. `None` when
+    /// no other server can write to it (an SQLite file has one server).
+    fn stored_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<StoredElsewhere>> {
+        None
+    }
 
     /// One process's numbers over `range`, in at most about `max_points`
     /// steps (raw samples for short ranges, roll-ups for long ones).

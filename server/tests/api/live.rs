@@ -12,27 +12,31 @@ use crate::common::{sample_snapshot, spawn_app, TestApp};
 
 /// One Server-Sent Event as read off the wire.
 #[derive(Debug, Default)]
-struct SseEvent {
-    event: String,
-    id: Option<String>,
-    data: String,
+pub(super) struct SseEvent {
+    pub(super) event: String,
+    pub(super) id: Option<String>,
+    pub(super) data: String,
 }
 
 impl SseEvent {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.data).expect("event data is JSON")
     }
 }
 
 /// Reads events off an open `text/event-stream` response, gzipped.
-struct EventReader {
+pub(super) struct EventReader {
     response: reqwest::Response,
     gunzip: flate2::write::GzDecoder<Vec<u8>>,
     buffer: String,
 }
 
 impl EventReader {
-    async fn open(app: &TestApp, since: Option<&str>, last_event_id: Option<&str>) -> EventReader {
+    pub(super) async fn open(
+        app: &TestApp,
+        since: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> EventReader {
         let mut request = app
             .client
             .get(format!("{}/api/live/", app.address))
@@ -58,7 +62,7 @@ impl EventReader {
     }
 
     /// The next event (comments skipped), waiting at most 10 s.
-    async fn next(&mut self) -> SseEvent {
+    pub(super) async fn next(&mut self) -> SseEvent {
         tokio::time::timeout(Duration::from_secs(10), self.read())
             .await
             .expect("an event within 10 s")
@@ -98,7 +102,7 @@ impl EventReader {
 
 /// Posts `count` snapshots of host-a, each a second after the previous,
 /// the last with one more process; returns the last.
-async fn post_more(app: &TestApp, after: &Snapshot, count: usize) -> Snapshot {
+pub(super) async fn post_more(app: &TestApp, after: &Snapshot, count: usize) -> Snapshot {
     let mut snapshot = after.clone();
     for _ in 0..count {
         let mut next = snapshot.clone();
@@ -129,16 +133,15 @@ async fn a_viewer_is_pushed_what_changed_after_the_listing_it_read() {
     let first = sample_snapshot("host-a", 20);
     assert_eq!(app.post_snapshot(&first).await.status(), 201);
     let seq = listing_seq(&app).await;
-    let epoch = app.state.live.epoch().to_owned();
-    assert_eq!(seq, format!("{epoch}-1"));
+    assert_eq!(seq, first.id.to_string());
 
     let mut events = EventReader::open(&app, Some(&seq), None).await;
     let latest = post_more(&app, &first, 1).await;
     let event = events.next().await;
     assert_eq!(event.event, "change");
-    assert_eq!(event.id.as_deref(), Some(format!("{epoch}-2").as_str()));
+    assert_eq!(event.id, Some(latest.id.to_string()));
     let body = event.json();
-    assert_eq!(body["seq"], 2);
+    assert_eq!(body["snapshot_id"], latest.id.to_string());
     let started = body["batch"]["started"].as_array().unwrap();
     assert_eq!(started.len(), 1);
     assert_eq!(started[0]["pid"], latest.processes.last().unwrap().pid);
@@ -152,38 +155,55 @@ async fn a_reconnecting_viewer_is_sent_what_it_missed() {
     let first = sample_snapshot("host-a", 10);
     assert_eq!(app.post_snapshot(&first).await.status(), 201);
     let seq = listing_seq(&app).await;
-    post_more(&app, &first, 3).await;
-    let epoch = app.state.live.epoch().to_owned();
+    let mut ids = Vec::new();
+    let mut last = first;
+    for _ in 0..3 {
+        last = post_more(&app, &last, 1).await;
+        ids.push(last.id);
+    }
 
     // Last-Event-ID (what EventSource sends) wins over ?since=.
-    let mut events = EventReader::open(&app, Some("elsewhere-1"), Some(&seq)).await;
-    for n in 2..=4 {
+    let mut events = EventReader::open(&app, Some("not an id"), Some(&seq)).await;
+    for id in ids {
         let event = events.next().await;
         assert_eq!(event.event, "change");
-        assert_eq!(event.id, Some(format!("{epoch}-{n}")));
+        assert_eq!(event.id, Some(id.to_string()));
     }
 }
 
 #[tokio::test]
-async fn a_viewer_of_another_server_run_or_too_far_behind_reloads() {
+async fn a_viewer_behind_the_backlog_is_sent_one_change_from_the_stored_history() {
+    let app = spawn_app().await;
+    let first = sample_snapshot("host-a", 10);
+    assert_eq!(app.post_snapshot(&first).await.status(), 201);
+    let latest = post_more(&app, &first, 70).await;
+    let mut events = EventReader::open(&app, Some(&first.id.to_string()), None).await;
+    let event = events.next().await;
+    assert_eq!(event.event, "change", "older than the backlog, yet stored");
+    assert_eq!(event.id, Some(latest.id.to_string()));
+    let batch = &event.json()["batch"];
+    assert_eq!(batch["base_id"], first.id.to_string());
+    assert_eq!(batch["started"].as_array().unwrap().len(), 70);
+}
+
+#[tokio::test]
+async fn a_viewer_whose_snapshot_is_not_kept_reloads() {
     let app = spawn_app().await;
     let first = sample_snapshot("host-a", 10);
     assert_eq!(app.post_snapshot(&first).await.status(), 201);
 
+    // An id of an earlier version of the server.
     let mut events = EventReader::open(&app, Some("0123456789ab-1"), None).await;
     assert_eq!(events.next().await.event, "reload");
 
     let mut events = EventReader::open(&app, None, Some("not an id")).await;
     assert_eq!(events.next().await.event, "reload");
 
-    let epoch = app.state.live.epoch().to_owned();
-    post_more(&app, &first, 70).await;
-    let mut events = EventReader::open(&app, Some(&format!("{epoch}-1")), None).await;
-    assert_eq!(
-        events.next().await.event,
-        "reload",
-        "older than the backlog"
-    );
+    let never_stored = uuid::Uuid::new_v4().to_string();
+    let mut events = EventReader::open(&app, Some(&never_stored), None).await;
+    let event = events.next().await;
+    assert_eq!(event.event, "reload", "a snapshot the store does not keep");
+    assert_eq!(event.json()["snapshot_id"], first.id.to_string());
 }
 
 #[tokio::test]
@@ -198,17 +218,15 @@ async fn a_first_snapshot_since_the_server_started_asks_viewers_to_reload() {
         app.state.live.remove("host-a");
         EventReader::open(&app, None, None).await
     };
-    post_more(&app, &sample_snapshot("host-a", 5), 1).await;
+    let next = post_more(&app, &sample_snapshot("host-a", 5), 1).await;
     let event = events.next().await;
     assert_eq!(event.event, "reload");
-    assert!(
-        event.id.is_some(),
+    assert_eq!(
+        event.id,
+        Some(next.id.to_string()),
         "a reload of a first snapshot can be resumed after"
     );
-    assert_eq!(
-        listing_seq(&app).await,
-        format!("{}-1", app.state.live.epoch())
-    );
+    assert_eq!(listing_seq(&app).await, next.id.to_string());
 }
 
 #[tokio::test]
@@ -238,7 +256,7 @@ async fn the_listing_is_not_sent_again_when_it_did_not_change() {
     let response = again(etag).await.unwrap();
     assert_eq!(response.status(), 200, "a new snapshot is sent in full");
 
-    // A past listing never names a live sequence.
+    // A past listing never names a live event.
     let at = (first.collected_at + TimeDelta::milliseconds(500)).to_rfc3339();
     let response = app
         .get_with_query("/api/processes/", &[("host", "host-a"), ("at", &at)])

@@ -17,6 +17,7 @@ mod hosts;
 mod ingest;
 mod keys_admin;
 mod live;
+mod live_shared;
 mod metrics;
 mod openapi;
 mod page;

@@ -65,6 +65,14 @@ pub async fn spawn_app_with_clock(
     spawn(clock, None, configure).await
 }
 
+/// A server on the PostgreSQL database at `url` (from
+/// [`postgres::fresh_database`]): several of them share its hosts, users
+/// and keys, as servers behind one load balancer do.
+pub async fn spawn_app_on_database(url: &str) -> TestApp {
+    let database = url.parse().expect("a postgres:// URL");
+    spawn_app_with(move |settings| settings.database = database).await
+}
+
 /// A server as the settings say; its clients trust the CA certificates in
 /// the PEM `ca` when given (for HTTPS).
 async fn spawn(
@@ -110,7 +118,11 @@ async fn spawn(
         data_dir,
         client: reqwest::Client::new(),
     };
-    app.add_user(TEST_USER, Role::Admin, TEST_PASSWORD).await;
+    // A server on a database another test server made finds its user.
+    let known = app.state.accounts.find_user(TEST_USER).await;
+    if known.expect("the users can be read").is_none() {
+        app.add_user(TEST_USER, Role::Admin, TEST_PASSWORD).await;
+    }
     let client = browser_like_client_trusting(app.ca.as_deref());
     match client
         .post(format!("{}/api/session/", app.address))

@@ -36,6 +36,8 @@ macro_rules! contract_tests {
             a_change_batch_extends_only_the_hosts_newest_snapshot,
             a_change_batch_that_does_not_fit_stores_nothing,
             racing_batches_on_one_base_store_exactly_one,
+            a_snapshot_reads_back_by_its_id_while_it_is_kept,
+            load_points_are_each_snapshots_for_an_hour,
         );
     };
     (@each $fresh:ident, $($name:ident),* $(,)?) => {
@@ -1001,4 +1003,98 @@ pub async fn racing_batches_on_one_base_store_exactly_one(fresh: Fresh) {
             "round {round}: {outcomes:?}"
         );
     }
+}
+
+/// Any stored snapshot of a host reads back by its id, exactly, from any
+/// point of a chain; another host's id, or one never stored, reads nothing.
+pub async fn a_snapshot_reads_back_by_its_id_while_it_is_kept(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut sim = SimHost::new("host-id", 60, 5, start());
+    sim.churn.turnover = 0.05;
+    let mut sent = Vec::new();
+    for _ in 0..300 {
+        let snapshot = sim.next();
+        ingest(store, &snapshot, snapshot.collected_at).await;
+        sent.push(snapshot);
+    }
+    let other = snapshot_at("host-other", 5, start());
+    ingest(store, &other, other.collected_at).await;
+    for snapshot in [&sent[0], &sent[7], &sent[150], &sent[299]] {
+        let read = store
+            .snapshot_by_id("host-id", snapshot.id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("snapshot {} is kept", snapshot.id));
+        assert_eq!(read.id, snapshot.id);
+        assert_eq!(read.collected_at, snapshot.collected_at);
+        assert_eq!(sorted(read.processes), sorted(snapshot.processes.clone()));
+    }
+    let by_id =
+        |host: &'static str, id| async move { store.snapshot_by_id(host, id).await.unwrap() };
+    assert!(by_id("host-id", other.id).await.is_none(), "another host's");
+    assert!(by_id("host-id", uuid::Uuid::new_v4()).await.is_none());
+    assert!(by_id("no-such-host", sent[0].id).await.is_none());
+
+    // Past raw retention it is gone, as the listing by time is.
+    let now = sent[299].collected_at + Duration::minutes(30);
+    let retention = Retention {
+        raw: StdDuration::from_secs(20 * 60),
+        ..Retention::default()
+    };
+    store.maintain(now, retention).await.unwrap();
+    assert!(by_id("host-id", sent[0].id).await.is_none(), "expired");
+}
+
+/// Each snapshot leaves one load point (its totals and the agent's meters
+/// as sent), oldest first; those taken over an hour before a host's newest
+/// go; a removed host has none.
+pub async fn load_points_are_each_snapshots_for_an_hour(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let mut sim = SimHost::new("host-load", 20, 9, start());
+    sim.interval = Duration::minutes(1);
+    let mut sent = Vec::new();
+    for i in 0..90u64 {
+        let mut snapshot = sim.next();
+        snapshot.load = (i % 2 == 0).then(|| procmon_model::HostLoad {
+            cpu_per_core: vec![12.5, i as f32],
+            memory_used_bytes: i << 20,
+            memory_available_bytes: 1 << 30,
+            swap_total_bytes: 0,
+            swap_used_bytes: 0,
+            load_average: Some([0.5, 0.25, i as f64]),
+        });
+        ingest(store, &snapshot, snapshot.collected_at).await;
+        sent.push(snapshot);
+    }
+    let points = store
+        .load_points("host-load", start() - Duration::days(1))
+        .await
+        .unwrap();
+    // The newest 61: an hour before the newest, and the newest.
+    let kept = &sent[sent.len() - points.len()..];
+    assert_eq!(points.len(), 61, "{:?}", points.first().map(|p| p.at));
+    for (point, snapshot) in points.iter().zip(kept) {
+        assert_eq!(point.at, snapshot.collected_at);
+        assert_eq!(point.processes, snapshot.processes.len());
+        assert_eq!(point.load, snapshot.load);
+        let rss: u64 = snapshot.processes.iter().map(|p| p.memory_rss_bytes).sum();
+        assert_eq!(point.memory_rss_bytes, rss);
+        let cpu: f64 = snapshot
+            .processes
+            .iter()
+            .map(|p| f64::from(p.cpu_percent))
+            .sum();
+        assert!((point.cpu_percent - cpu).abs() < 1e-6);
+    }
+    let recent = store
+        .load_points("host-load", sent[80].collected_at)
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 10, "from a time on");
+    assert!(store.remove_host("host-load").await.unwrap());
+    let gone = store
+        .load_points("host-load", start() - Duration::days(1))
+        .await
+        .unwrap();
+    assert!(gone.is_empty());
 }

@@ -295,3 +295,52 @@ async fn a_database_that_cannot_be_reached_is_unavailable_then_back() {
         .unwrap();
     store.check().await.unwrap();
 }
+
+/// The next word `heard` brings, within 5 s.
+async fn hear(
+    heard: &mut tokio::sync::mpsc::Receiver<procmon_server::store::StoredElsewhere>,
+) -> procmon_server::store::StoredElsewhere {
+    tokio::time::timeout(std::time::Duration::from_secs(5), heard.recv())
+        .await
+        .expect("word within 5 s")
+        .expect("the listener runs")
+}
+
+/// Each server hears of the snapshots and change batches the other stores,
+/// never of its own, and listens once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_server_hears_of_what_the_other_stores() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    use procmon_server::store::{ChangeOutcome, StoredElsewhere};
+    let mut heard_by_a = a.stored_elsewhere().expect("a listens");
+    let mut heard_by_b = b.stored_elsewhere().expect("b listens");
+    assert!(b.stored_elsewhere().is_none(), "once");
+    // Listening starts by asking for a catch-up.
+    assert_eq!(hear(&mut heard_by_a).await, StoredElsewhere::MayHaveMissed);
+    assert_eq!(hear(&mut heard_by_b).await, StoredElsewhere::MayHaveMissed);
+
+    let mut sim = SimHost::new("host-word", 20, 3, start());
+    let first = sim.next();
+    a.ingest(Arc::new(first.clone()), first.collected_at)
+        .await
+        .unwrap();
+    let second = sim.next();
+    let batch = procmon_model::changes::diff(&first, &second);
+    let made = b
+        .ingest_changes(Arc::new(batch), second.collected_at, |_| Ok(()))
+        .await
+        .unwrap();
+    assert!(matches!(made, ChangeOutcome::Stored(_)), "{made:?}");
+    let said = |snapshot: &Snapshot| StoredElsewhere::Snapshot {
+        host_id: "host-word".into(),
+        snapshot_id: snapshot.id,
+    };
+    assert_eq!(hear(&mut heard_by_b).await, said(&first));
+    assert_eq!(hear(&mut heard_by_a).await, said(&second));
+    // Neither heard of its own: nothing more is waiting.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(heard_by_a.try_recv().is_err());
+    assert!(heard_by_b.try_recv().is_err());
+}

@@ -14,6 +14,7 @@ mod changes;
 mod errors;
 mod keys;
 mod maintain;
+mod notify;
 mod read;
 mod replay;
 mod schema;
@@ -39,8 +40,7 @@ use self::writer::Live;
 use super::chain::nanos;
 use super::{
     ChangeOutcome, HostRecord, IngestOutcome, Maintenance, Retention, SnapshotCheck, Store,
-    StoreError, StoreResult,
-    StoredSnapshot, TimeRange,
+    StoreError, StoreResult, StoredSnapshot, TimeRange,
 };
 
 /// Connections kept at most.
@@ -73,6 +73,12 @@ struct Inner {
     bases: Mutex<HashMap<String, Arc<Snapshot>>>,
     /// Partitions this server knows to exist.
     partitions: Mutex<HashSet<Block>>,
+    /// How to connect, for the connection that listens to other servers.
+    config: tokio_postgres::Config,
+    /// Names this server in what it tells the others (see [`notify`]).
+    server_id: uuid::Uuid,
+    /// Whether the listener was started (it is started once).
+    listening: std::sync::atomic::AtomicBool,
 }
 
 /// Locks a mutex, going on after a panic elsewhere: what it guards is a
@@ -145,7 +151,7 @@ impl PostgresStore {
         config.application_name("procmon-server");
         let name = describe(&config);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -177,8 +183,19 @@ impl PostgresStore {
                 chains: Mutex::new(HashMap::new()),
                 bases: Mutex::new(HashMap::new()),
                 partitions: Mutex::new(partitions.into_iter().collect()),
+                config,
+                server_id: uuid::Uuid::new_v4(),
+                listening: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+}
+
+impl PostgresStore {
+    /// Tells the other servers of the database, once committed, that this
+    /// one stored `snapshot_id` (see [`notify`]).
+    fn announce(&self, host_id: &str, snapshot_id: uuid::Uuid) {
+        notify::announce(&self.inner.pool, self.inner.server_id, host_id, snapshot_id);
     }
 }
 
@@ -352,12 +369,16 @@ impl Store for PostgresStore {
         snapshot: Arc<Snapshot>,
         received_at: DateTime<Utc>,
     ) -> StoreResult<IngestOutcome> {
-        in_time(
+        let outcome = in_time(
             &self.inner.pool,
             "storing the snapshot",
             self.inner.ingest(&snapshot, nanos(received_at)),
         )
-        .await
+        .await?;
+        if outcome == IngestOutcome::Stored {
+            self.announce(&snapshot.host.id, snapshot.id);
+        }
+        Ok(outcome)
     }
 
     async fn ingest_changes(
@@ -366,12 +387,16 @@ impl Store for PostgresStore {
         received_at: DateTime<Utc>,
         check: SnapshotCheck,
     ) -> StoreResult<ChangeOutcome> {
-        in_time(
+        let outcome = in_time(
             &self.inner.pool,
             "storing the change batch",
             self.store_changes(batch, received_at, check),
         )
-        .await
+        .await?;
+        if let ChangeOutcome::Stored(made) = &outcome {
+            self.announce(&made.host.id, made.id);
+        }
+        Ok(outcome)
     }
 
     async fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
@@ -410,6 +435,32 @@ impl Store for PostgresStore {
             let view = View::load(tx).await?;
             read::snapshot(tx, &view, &host_id, at.map(nanos)).await
         })
+    }
+
+    async fn snapshot_by_id(
+        &self,
+        host_id: &str,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<StoredSnapshot>> {
+        let host_id = host_id.to_owned();
+        read_with!(self, |tx| {
+            let view = View::load(tx).await?;
+            read::snapshot_by_id(tx, &view, &host_id, id).await
+        })
+    }
+
+    async fn load_points(
+        &self,
+        host_id: &str,
+        from: DateTime<Utc>,
+    ) -> StoreResult<Vec<super::LoadPoint>> {
+        let host_id = host_id.to_owned();
+        read_with!(self, |tx| read::load_points(tx, &host_id, nanos(from))
+            .await)
+    }
+
+    fn stored_elsewhere(&self) -> Option<tokio::sync::mpsc::Receiver<super::StoredElsewhere>> {
+        notify::listen(&self.inner)
     }
 
     async fn process_series(
@@ -489,6 +540,9 @@ impl Store for PostgresStore {
                 .await
                 .doing("cannot remove the host's history")?;
         }
+        tx.execute("DELETE FROM load_point WHERE host_id = $1", &[&host_id])
+            .await
+            .doing("cannot remove the host's load")?;
         tx.commit().await.doing("cannot remove the host")?;
         lock(&self.inner.chains).remove(host_id);
         lock(&self.inner.bases).remove(host_id);

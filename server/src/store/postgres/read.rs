@@ -16,6 +16,7 @@ use super::replay::{self, Step};
 use super::schema::{self, Block, Kind, DAY, HOUR, MINUTE};
 use crate::store::chain::{identity, nanos, Event, Identity};
 use crate::store::fields::Metric;
+use crate::store::load::{self, LoadPoint};
 use crate::store::rollup::{self, Buckets};
 use crate::store::series::{finish, plan_series};
 use crate::store::{
@@ -146,14 +147,57 @@ pub async fn snapshot(
     let Some(head) = replay::head_at(tx, &view.raw(), host.key, at, view.raw_from).await? else {
         return Ok(None);
     };
-    let (chain, _) = replay::rebuild(tx, &head).await?;
-    Ok(Some(StoredSnapshot {
+    stored(tx, &head).await.map(Some)
+}
+
+/// The host's snapshot `id`, exactly as sent, if raw retention keeps it.
+pub async fn snapshot_by_id(
+    tx: &Transaction<'_>,
+    view: &View,
+    host_id: &str,
+    id: uuid::Uuid,
+) -> StoreResult<Option<StoredSnapshot>> {
+    let Some(host) = host(tx, host_id).await? else {
+        return Ok(None);
+    };
+    match replay::head_of(tx, host.key, id, view.raw_from).await? {
+        Some(head) => stored(tx, &head).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The snapshot `head`, its processes rebuilt from its chain.
+async fn stored(tx: &Transaction<'_>, head: &replay::Head) -> StoreResult<StoredSnapshot> {
+    let (chain, _) = replay::rebuild(tx, head).await?;
+    Ok(StoredSnapshot {
         id: head.id,
         collected_at: DateTime::from_timestamp_nanos(head.collected_at),
         received_at: DateTime::from_timestamp_nanos(head.received_at),
         taken_at: DateTime::from_timestamp_nanos(head.taken_at),
         processes: chain.processes().cloned().collect(),
-    }))
+    })
+}
+
+/// The host's load points taken at or after `from`, oldest first.
+pub async fn load_points(
+    tx: &Transaction<'_>,
+    host_id: &str,
+    from: i64,
+) -> StoreResult<Vec<LoadPoint>> {
+    let rows = tx
+        .query(
+            "SELECT collected_at, cpu_percent, memory_rss_bytes, processes, host_load
+             FROM load_point WHERE host_id = $1 AND taken_at >= $2
+             ORDER BY taken_at, collected_at",
+            &[&host_id, &from],
+        )
+        .await
+        .doing("cannot read the host's load")?;
+    let points = rows
+        .iter()
+        .map(|r| load::point(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(points)
 }
 
 fn nanos_of(range: TimeRange) -> (i64, i64) {

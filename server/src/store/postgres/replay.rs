@@ -57,18 +57,42 @@ pub async fn head_at(
             .await
             .doing("cannot read a snapshot")?;
         if let Some(row) = row {
-            return Ok(Some(Head {
-                block,
-                seq: row.get(0),
-                chain: row.get(1),
-                id: row.get(2),
-                taken_at: row.get(3),
-                collected_at: row.get(4),
-                received_at: row.get(5),
-            }));
+            return Ok(Some(head_of_row(&row)));
         }
     }
     Ok(None)
+}
+
+/// The host's snapshot `id`, if kept (taken not before `not_before`).
+pub async fn head_of(
+    tx: &Transaction<'_>,
+    host: i64,
+    id: Uuid,
+    not_before: i64,
+) -> StoreResult<Option<Head>> {
+    let row = tx
+        .query_opt(
+            "SELECT seq, chain, id, taken_at, collected_at, received_at FROM raw
+             WHERE id = $1 AND host = $2 AND taken_at >= $3 LIMIT 1",
+            &[&id, &host, &not_before],
+        )
+        .await
+        .doing("cannot read a snapshot")?;
+    Ok(row.as_ref().map(head_of_row))
+}
+
+/// A head from the columns `seq, chain, id, taken_at, collected_at,
+/// received_at`; its block is the one its time falls in.
+fn head_of_row(row: &tokio_postgres::Row) -> Head {
+    Head {
+        block: Block::of(Kind::Raw, row.get(3)),
+        seq: row.get(0),
+        chain: row.get(1),
+        id: row.get(2),
+        taken_at: row.get(3),
+        collected_at: row.get(4),
+        received_at: row.get(5),
+    }
 }
 
 /// The processes of the snapshot `head`, rebuilt from its chain, and how

@@ -36,7 +36,8 @@ pub const PARTITION_LOCK: i64 = 0x7072_6f63_6d6f_6e03;
 
 /// The migrations, in order; the version of the database is the number of
 /// those applied. Append only.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE SEQUENCE raw_seq;
 
 CREATE TABLE host (
@@ -171,7 +172,22 @@ CREATE TABLE enroll_secret (
     created_at bigint NOT NULL,
     revoked_at bigint
 );
-"];
+",
+    "
+-- Each host's load, a point per snapshot, kept an hour (`store::load`):
+-- small, so not partitioned; a host's expired points go as it writes.
+CREATE TABLE load_point (
+    host_id text NOT NULL,
+    taken_at bigint NOT NULL,
+    collected_at bigint NOT NULL,
+    cpu_percent double precision NOT NULL,
+    memory_rss_bytes bigint NOT NULL,
+    processes bigint NOT NULL,
+    host_load text
+);
+CREATE INDEX load_point_host ON load_point (host_id, taken_at);
+",
+];
 
 /// The kinds of partition, each with the span of time one covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -18,6 +18,7 @@ use super::errors::{self, Classify};
 use super::schema::{Block, Kind, DAY, HOUR};
 use super::Inner;
 use crate::store::chain::{nanos, Chain};
+use crate::store::load::LoadRow;
 use crate::store::{HostMeters, IngestOutcome, SnapshotTotals, StoreError, StoreResult};
 
 /// Longest chain of deltas before a new keyframe: bounds what a read of
@@ -203,6 +204,7 @@ pub async fn write_locked(
     )
     .await
     .doing("cannot store the snapshot")?;
+    write_load(tx, host_id, &LoadRow::of(snapshot, taken)).await?;
     let (chain_key, chain_head, chain_length, chain_taken) = if standalone {
         (
             current.chain_key,
@@ -239,6 +241,41 @@ pub async fn write_locked(
         head: seq,
         chain,
     }))
+}
+
+/// Adds the host's load point, and lets its expired ones go.
+async fn write_load(tx: &Transaction<'_>, host_id: &str, point: &LoadRow) -> StoreResult<()> {
+    tx.execute(
+        &prepared(
+            tx,
+            "INSERT INTO load_point (host_id, taken_at, collected_at, cpu_percent,
+                 memory_rss_bytes, processes, host_load)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?,
+        &[
+            &host_id,
+            &point.taken,
+            &point.at,
+            &point.cpu_percent,
+            &point.memory_rss_bytes,
+            &point.processes,
+            &point.load,
+        ],
+    )
+    .await
+    .doing("cannot store the host's load")?;
+    tx.execute(
+        &prepared(
+            tx,
+            "DELETE FROM load_point WHERE host_id = $1 AND taken_at < $2",
+        )
+        .await?,
+        &[&host_id, &point.expired_before()],
+    )
+    .await
+    .doing("cannot store the host's load")
+    .map(drop)
 }
 
 /// The statement `sql`, prepared once per connection: a snapshot's

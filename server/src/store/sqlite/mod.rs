@@ -32,8 +32,8 @@ use self::schema::{Block, Kind, DAY, HOUR, MINUTE};
 use self::writer::Writer;
 use super::chain::nanos;
 use super::{
-    ChangeOutcome, HostRecord, IngestOutcome, Maintenance, Retention, SnapshotCheck, Store,
-    StoreError, StoreResult, StoredSnapshot, TimeRange,
+    ChangeOutcome, HostRecord, IngestOutcome, LoadPoint, Maintenance, Retention, SnapshotCheck,
+    Store, StoreError, StoreResult, StoredSnapshot, TimeRange,
 };
 
 /// How long a write waits for another program's lock before answering
@@ -379,6 +379,22 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<StoredSnapshot>> {
         let host_id = host_id.to_owned();
         self.read_view(move |conn, view| read::snapshot(conn, view, &host_id, at.map(nanos)))
+            .await
+    }
+
+    async fn snapshot_by_id(
+        &self,
+        host_id: &str,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<StoredSnapshot>> {
+        let host_id = host_id.to_owned();
+        self.read_view(move |conn, view| read::snapshot_by_id(conn, view, &host_id, id))
+            .await
+    }
+
+    async fn load_points(&self, host_id: &str, from: DateTime<Utc>) -> StoreResult<Vec<LoadPoint>> {
+        let host_id = host_id.to_owned();
+        self.read_view(move |conn, _| read::load_points(conn, &host_id, nanos(from)))
             .await
     }
 

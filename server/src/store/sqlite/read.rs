@@ -15,6 +15,7 @@ use super::replay::{self, Step};
 use super::schema::{Block, Kind, DAY, HOUR, MINUTE};
 use crate::store::chain::{identity, Event, Identity};
 use crate::store::fields::Metric;
+use crate::store::load::{self, LoadPoint};
 use crate::store::rollup::{self, Buckets};
 use crate::store::series::{finish, plan_series};
 use crate::store::{
@@ -142,14 +143,63 @@ pub fn snapshot(
     let Some(head) = replay::head_at(conn, &view.raw(), host.key, at, view.raw_from)? else {
         return Ok(None);
     };
-    let (chain, _) = replay::rebuild(conn, &head)?;
-    Ok(Some(StoredSnapshot {
+    stored(conn, &head).map(Some)
+}
+
+/// The host's snapshot `id`, exactly as sent, if raw retention keeps it.
+pub fn snapshot_by_id(
+    conn: &Connection,
+    view: &View,
+    host_id: &str,
+    id: uuid::Uuid,
+) -> StoreResult<Option<StoredSnapshot>> {
+    let Some(host) = host(conn, host_id)? else {
+        return Ok(None);
+    };
+    match replay::head_of(conn, &view.raw(), host.key, id, view.raw_from)? {
+        Some(head) => stored(conn, &head).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The snapshot `head`, its processes rebuilt from its chain.
+fn stored(conn: &Connection, head: &replay::Head) -> StoreResult<StoredSnapshot> {
+    let (chain, _) = replay::rebuild(conn, head)?;
+    Ok(StoredSnapshot {
         id: head.id,
         collected_at: DateTime::from_timestamp_nanos(head.collected_at),
         received_at: DateTime::from_timestamp_nanos(head.received_at),
         taken_at: DateTime::from_timestamp_nanos(head.taken_at),
         processes: chain.processes().cloned().collect(),
-    }))
+    })
+}
+
+/// The host's load points taken at or after `from`, oldest first.
+pub fn load_points(conn: &Connection, host_id: &str, from: i64) -> StoreResult<Vec<LoadPoint>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT collected_at, cpu_percent, memory_rss_bytes, processes, host_load
+             FROM load_point WHERE host_id = ?1 AND taken_at >= ?2
+             ORDER BY taken_at, rowid",
+        )
+        .doing("cannot read the host's load")?;
+    let rows = statement
+        .query_map(rusqlite::params![host_id, from], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, f64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .doing("cannot read the host's load")?;
+    let mut points = Vec::new();
+    for row in rows {
+        let (at, cpu, rss, processes, load) = row.doing("cannot read the host's load")?;
+        points.push(load::point(at, cpu, rss, processes, load.as_deref())?);
+    }
+    Ok(points)
 }
 
 fn nanos_of(range: TimeRange) -> (i64, i64) {

@@ -43,6 +43,9 @@ pub(super) fn remove_host(inner: &Inner, host_id: &str) -> StoreResult<bool> {
             for block in schema::blocks(conn)? {
                 delete_rows(conn, block, key)?;
             }
+            conn.prepare_cached("DELETE FROM load_point WHERE host_id = ?1")
+                .and_then(|mut s| s.execute([host_id]))
+                .doing("cannot remove the host's load")?;
             conn.prepare_cached("DELETE FROM host WHERE key = ?1")
                 .and_then(|mut s| s.execute([key]))
                 .doing("cannot remove the host")?;

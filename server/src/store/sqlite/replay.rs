@@ -43,40 +43,85 @@ pub fn head_at(
         if block.end() <= not_before {
             break;
         }
-        let mut statement = conn
-            .prepare_cached(&format!(
-                "SELECT seq, chain, id, taken_at, collected_at, received_at FROM {}
-                 WHERE host = ?1 AND taken_at <= ?2 AND taken_at >= ?3
-                 ORDER BY taken_at DESC, seq DESC LIMIT 1",
-                block.table()
-            ))
-            .doing("cannot read a snapshot")?;
-        let head = statement
-            .query_row(params![host, at, not_before], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, i64>(4)?,
-                    row.get::<_, i64>(5)?,
-                ))
-            })
-            .optional()
-            .doing("cannot read a snapshot")?;
-        if let Some((seq, chain, id, taken_at, collected_at, received_at)) = head {
-            return Ok(Some(Head {
-                block,
-                seq,
-                chain,
-                id: Uuid::from_slice(&id).context("stored snapshot id is not a UUID")?,
-                taken_at,
-                collected_at,
-                received_at,
-            }));
+        let head = head_in(
+            conn,
+            block,
+            "host = ?1 AND taken_at <= ?2 AND taken_at >= ?3
+             ORDER BY taken_at DESC, seq DESC",
+            params![host, at, not_before],
+        )?;
+        if head.is_some() {
+            return Ok(head);
         }
     }
     Ok(None)
+}
+
+/// The host's snapshot `id`, if kept (taken not before `not_before`),
+/// looking through `raw` blocks newest first.
+pub fn head_of(
+    conn: &Connection,
+    raw: &[Block],
+    host: i64,
+    id: Uuid,
+    not_before: i64,
+) -> StoreResult<Option<Head>> {
+    for &block in raw.iter().rev() {
+        if block.end() <= not_before {
+            break;
+        }
+        let head = head_in(
+            conn,
+            block,
+            "id = ?1 AND host = ?2 AND taken_at >= ?3",
+            params![id.as_bytes().as_slice(), host, not_before],
+        )?;
+        if head.is_some() {
+            return Ok(head);
+        }
+    }
+    Ok(None)
+}
+
+/// The first snapshot of `block` that `condition` (with `params`) picks.
+fn head_in(
+    conn: &Connection,
+    block: Block,
+    condition: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Option<Head>> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT seq, chain, id, taken_at, collected_at, received_at FROM {}
+             WHERE {condition} LIMIT 1",
+            block.table()
+        ))
+        .doing("cannot read a snapshot")?;
+    let head = statement
+        .query_row(params, |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })
+        .optional()
+        .doing("cannot read a snapshot")?;
+    let Some((seq, chain, id, taken_at, collected_at, received_at)) = head else {
+        return Ok(None);
+    };
+    Ok(Some(Head {
+        block,
+        seq,
+        chain,
+        id: Uuid::from_slice(&id).context("stored snapshot id is not a UUID")?,
+        taken_at,
+        collected_at,
+        received_at,
+    }))
 }
 
 /// The processes of the snapshot `head`, rebuilt from its chain, and how

@@ -62,6 +62,18 @@ CREATE TABLE IF NOT EXISTS host (
 -- Display names are made unique among hosts that share a hostname.
 CREATE INDEX IF NOT EXISTS host_hostname ON host (hostname);
 
+-- Each host's load, a point per snapshot, kept an hour (`store::load`).
+CREATE TABLE IF NOT EXISTS load_point (
+    host_id TEXT NOT NULL,
+    taken_at INTEGER NOT NULL,
+    collected_at INTEGER NOT NULL,
+    cpu_percent REAL NOT NULL,
+    memory_rss_bytes INTEGER NOT NULL,
+    processes INTEGER NOT NULL,
+    host_load TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS load_point_host ON load_point (host_id, taken_at);
+
 -- Named numbers of the store: what reads may show (retention cutoffs),
 -- and the health probe's last write.
 CREATE TABLE IF NOT EXISTS meta (

@@ -21,6 +21,7 @@ use super::replay;
 use super::schema::{Block, Kind, DAY, HOUR};
 use crate::store::chain::{nanos, Chain};
 use crate::store::changes::{make_snapshot, rebuild_base};
+use crate::store::load::LoadRow;
 use crate::store::{
     ChangeOutcome, HostMeters, IngestOutcome, SnapshotCheck, SnapshotTotals, StoreError,
     StoreResult,
@@ -297,6 +298,7 @@ impl Writer {
                 ])
             })
             .doing("cannot store the snapshot")?;
+            write_load(conn, &snapshot.host.id, &LoadRow::of(snapshot, taken))?;
             Ok(key)
         })?;
 
@@ -501,6 +503,32 @@ fn upsert_host(
 
 /// SQLite integers are signed; counts past i64::MAX (only ever bogus
 /// readings) are stored as i64::MAX.
+/// Adds the host's load point, and lets its expired ones go.
+fn write_load(conn: &Connection, host_id: &str, point: &LoadRow) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO load_point (host_id, taken_at, collected_at, cpu_percent,
+             memory_rss_bytes, processes, host_load)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            host_id,
+            point.taken,
+            point.at,
+            point.cpu_percent,
+            point.memory_rss_bytes,
+            point.processes,
+            point.load,
+        ])
+    })
+    .and_then(|_| {
+        conn.prepare_cached("DELETE FROM load_point WHERE host_id = ?1 AND taken_at < ?2")
+            .and_then(|mut s| s.execute(params![host_id, point.expired_before()]))
+    })
+    .doing("cannot store the host's load")
+    .map(drop)
+}
+
 pub fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
