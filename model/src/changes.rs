@@ -51,13 +51,25 @@ pub struct ChangeBatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<HostLoad>,
     /// Pids of processes of the base that are gone. Applied first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::limits::deserialize_pids"
+    )]
     pub exited: Vec<u32>,
     /// Processes not in the base, in full. Applied after `exited`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::limits::deserialize_processes"
+    )]
     pub started: Vec<ProcessSample>,
     /// Processes of the base whose fields changed, with only those fields.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::limits::deserialize_updates"
+    )]
     pub changed: Vec<ProcessUpdate>,
 }
 
@@ -85,7 +97,11 @@ pub struct ProcessUpdate {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "maybe")]
     pub exe: Option<Option<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::limits::deserialize_changed_cmd"
+    )]
     pub cmd: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "maybe")]
     pub user: Option<Option<String>>,

@@ -16,7 +16,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use crate::ProcessSample;
+use crate::{ProcessSample, ProcessUpdate};
 
 /// Most processes one snapshot may hold; far above any real machine.
 pub const MAX_PROCESSES: usize = 200_000;
@@ -45,9 +45,13 @@ pub const MAX_CMD_ARGS: usize = 4096;
 /// for the same reason: at most 24 MB of strings, whatever the body.
 pub const MAX_SNAPSHOT_CMD_ARGS: usize = 1_000_000;
 
-/// Highest CPU % of one process: 100 per core, for up to 4096 cores. Sums
-/// of many such values stay finite in the 32-bit floats the API reports.
-pub const MAX_CPU_PERCENT: f32 = 100.0 * 4096.0;
+/// Most logical CPUs one host may report ([`crate::HostLoad::cpu_per_core`]).
+pub const MAX_CORES: usize = 4096;
+
+/// Highest CPU % of one process: 100 per core, for up to [`MAX_CORES`]
+/// cores. Sums of many such values stay finite in the 32-bit floats the API
+/// reports.
+pub const MAX_CPU_PERCENT: f32 = 100.0 * MAX_CORES as f32;
 
 /// Shortest and longest agent interval accepted, in milliseconds
 /// (100 ms to one day).
@@ -68,67 +72,144 @@ pub fn is_storable_time(time: DateTime<Utc>) -> bool {
     time.timestamp_nanos_opt().is_some()
 }
 
+/// Reads a list of at most `limit` items, refusing the next one as soon
+/// as it begins, so the rest is never allocated; `each` may refuse an item
+/// too (a total it adds to). `what` names the list in errors ("arguments
+/// one process may send").
+fn read_list<'de, D, T, F>(
+    deserializer: D,
+    limit: usize,
+    what: &'static str,
+    each: F,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+    F: FnMut(&T) -> Result<(), String>,
+{
+    struct List<T, F> {
+        limit: usize,
+        what: &'static str,
+        each: F,
+        item: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: serde::Deserialize<'de>, F: FnMut(&T) -> Result<(), String>> Visitor<'de>
+        for List<T, F>
+    {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list of at most {} {}", self.limit, self.what)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(item) = seq.next_element::<T>()? {
+                if items.len() == self.limit {
+                    return Err(de::Error::custom(format_args!(
+                        "more than the {} {}",
+                        self.limit, self.what
+                    )));
+                }
+                (self.each)(&item).map_err(de::Error::custom)?;
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(List {
+        limit,
+        what,
+        each,
+        item: std::marker::PhantomData,
+    })
+}
+
+/// Counts command-line arguments against [`MAX_SNAPSHOT_CMD_ARGS`], for
+/// [`read_list`]: the error once a list's processes have more in all.
+fn count_args(args: &mut usize, more: usize) -> Result<(), String> {
+    *args += more;
+    if *args > MAX_SNAPSHOT_CMD_ARGS {
+        return Err(format!(
+            "the command lines have more than the {MAX_SNAPSHOT_CMD_ARGS} arguments one snapshot \
+             may hold"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a command line, refusing more than [`MAX_CMD_ARGS`] arguments as
 /// soon as the next one begins, so the rest is never allocated.
 pub(crate) fn deserialize_cmd<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<String>, D::Error> {
-    struct Args;
-    impl<'de> Visitor<'de> for Args {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            write!(f, "a list of at most {MAX_CMD_ARGS} strings")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut args = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-            while let Some(arg) = seq.next_element()? {
-                if args.len() == MAX_CMD_ARGS {
-                    return Err(de::Error::custom(format_args!(
-                        "a cmd has more than the {MAX_CMD_ARGS} arguments one process may send"
-                    )));
-                }
-                args.push(arg);
-            }
-            Ok(args)
-        }
-    }
-    deserializer.deserialize_seq(Args)
+    read_list(
+        deserializer,
+        MAX_CMD_ARGS,
+        "arguments one process may send",
+        |_: &String| Ok(()),
+    )
 }
 
-/// Reads a snapshot's processes, refusing more than [`MAX_PROCESSES`] or
-/// more than [`MAX_SNAPSHOT_CMD_ARGS`] arguments in all as soon as they
-/// are reached.
+/// As [`deserialize_cmd`], for a command line that may be absent or
+/// `null` (a change batch's, when it did not change).
+pub(crate) fn deserialize_changed_cmd<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    struct Cmd(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Cmd {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserialize_cmd(deserializer).map(Cmd)
+        }
+    }
+    Ok(<Option<Cmd> as serde::Deserialize>::deserialize(deserializer)?.map(|Cmd(cmd)| cmd))
+}
+
+/// Reads a snapshot's processes (or a change batch's started ones),
+/// refusing more than [`MAX_PROCESSES`] or more than
+/// [`MAX_SNAPSHOT_CMD_ARGS`] arguments in all as soon as they are reached.
 pub(crate) fn deserialize_processes<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<ProcessSample>, D::Error> {
-    struct Processes;
-    impl<'de> Visitor<'de> for Processes {
-        type Value = Vec<ProcessSample>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            write!(f, "a list of at most {MAX_PROCESSES} processes")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut processes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-            let mut args = 0;
-            while let Some(process) = seq.next_element::<ProcessSample>()? {
-                if processes.len() == MAX_PROCESSES {
-                    return Err(de::Error::custom(format_args!(
-                        "more than the {MAX_PROCESSES} processes one snapshot may hold"
-                    )));
-                }
-                args += process.cmd.len();
-                if args > MAX_SNAPSHOT_CMD_ARGS {
-                    return Err(de::Error::custom(format_args!(
-                        "the command lines have more than the {MAX_SNAPSHOT_CMD_ARGS} arguments \
-                         one snapshot may hold"
-                    )));
-                }
-                processes.push(process);
-            }
-            Ok(processes)
-        }
-    }
-    deserializer.deserialize_seq(Processes)
+    let mut args = 0;
+    read_list(
+        deserializer,
+        MAX_PROCESSES,
+        "processes one snapshot may hold",
+        |p: &ProcessSample| count_args(&mut args, p.cmd.len()),
+    )
+}
+
+/// Reads a change batch's changed processes, bounded as a snapshot's.
+pub(crate) fn deserialize_updates<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ProcessUpdate>, D::Error> {
+    let mut args = 0;
+    read_list(
+        deserializer,
+        MAX_PROCESSES,
+        "processes one snapshot may hold",
+        |u: &ProcessUpdate| count_args(&mut args, u.cmd.as_ref().map_or(0, Vec::len)),
+    )
+}
+
+/// Reads a change batch's exited pids: no more than a snapshot's processes.
+pub(crate) fn deserialize_pids<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<u32>, D::Error> {
+    read_list(
+        deserializer,
+        MAX_PROCESSES,
+        "processes one snapshot may hold",
+        |_: &u32| Ok(()),
+    )
+}
+
+/// Reads a host's CPU use per core: no more than [`MAX_CORES`].
+pub(crate) fn deserialize_cores<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<f32>, D::Error> {
+    read_list(deserializer, MAX_CORES, "cores one host may have", |_: &f32| {
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -151,6 +232,50 @@ mod tests {
         assert_eq!(read(&cmd(MAX_CMD_ARGS)).unwrap().len(), MAX_CMD_ARGS);
         let error = read(&cmd(MAX_CMD_ARGS + 1)).unwrap_err();
         assert!(error.contains("more than the 4096 arguments"), "{error}");
+    }
+
+    /// A change batch's lists are bounded as a snapshot's, while read.
+    #[test]
+    fn a_change_batch_is_bounded_while_read() {
+        let batch = |extra: &str| {
+            format!(
+                r#"{{"version":1,"id":"00000000-0000-0000-0000-000000000001",
+                "base_id":"00000000-0000-0000-0000-000000000002",
+                "collected_at":"2026-01-01T00:00:00Z","interval_ms":2000,
+                "host_id":"h"{extra}}}"#
+            )
+        };
+        let read = |json: String| {
+            serde_json::from_str::<crate::ChangeBatch>(&json).map_err(|e| e.to_string())
+        };
+        let list = |item: &str, n: usize| vec![item; n].join(",");
+
+        let pids = read(batch(&format!(r#","exited":[{}]"#, list("1", MAX_PROCESSES))));
+        assert_eq!(pids.unwrap().exited.len(), MAX_PROCESSES);
+        let error = read(batch(&format!(r#","exited":[{}]"#, list("1", MAX_PROCESSES + 1))));
+        assert!(error.unwrap_err().contains("more than the 200000 processes"));
+
+        let cmd = format!(r#"{{"pid":1,"cmd":[{}]}}"#, list(r#""""#, MAX_CMD_ARGS + 1));
+        let error = read(batch(&format!(r#","changed":[{cmd}]"#))).unwrap_err();
+        assert!(error.contains("more than the 4096 arguments"), "{error}");
+        let null = read(batch(r#","changed":[{"pid":1,"cmd":null}]"#)).unwrap();
+        assert_eq!(null.changed[0].cmd, None);
+
+        // 245 updates of 4096 arguments: over a million in all.
+        let cmd = format!(r#"{{"pid":1,"cmd":[{}]}}"#, list(r#""""#, MAX_CMD_ARGS));
+        let error = read(batch(&format!(r#","changed":[{}]"#, list(&cmd, 245)))).unwrap_err();
+        assert!(error.contains("more than the 1000000 arguments"), "{error}");
+
+        let load = |cores: usize| {
+            format!(
+                r#","load":{{"cpu_per_core":[{}],"memory_used_bytes":0,
+                "memory_available_bytes":0,"swap_total_bytes":0,"swap_used_bytes":0}}"#,
+                list("1.5", cores)
+            )
+        };
+        assert!(read(batch(&load(MAX_CORES))).is_ok());
+        let error = read(batch(&load(MAX_CORES + 1))).unwrap_err();
+        assert!(error.contains("more than the 4096 cores"), "{error}");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub struct HostInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostLoad {
     /// CPU use of each logical CPU since the previous snapshot, 0 to 100.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::limits::deserialize_cores")]
     pub cpu_per_core: Vec<f32>,
     /// Memory in use, in bytes (total minus available).
     #[serde(deserialize_with = "crate::whole::exact")]

@@ -7,7 +7,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use procmon_model::{ChangeBatch, ErrorBody, IngestResponse, Snapshot};
@@ -21,11 +22,39 @@ use crate::store::{ChangeOutcome, IngestOutcome};
 
 /// Who delivers.
 pub enum Source<'a> {
-    /// An agent over HTTP, with its key: rate limited, and the key must be
-    /// the host's.
-    Agent(&'a AgentAuth),
+    /// An agent over HTTP, with its key, admitted by its rate limit; the
+    /// key must be the host's.
+    Agent(&'a Admitted),
     /// The server's own agent, in process: no key, no rate limit.
     Embedded,
+}
+
+/// An agent key in force whose ingest rate is not used up. Taken from the
+/// request's head, before the body: a client over its rate, or without a
+/// key, costs no inflating and no parsing.
+pub struct Admitted(AgentAuth);
+
+impl FromRequestParts<AppState> for Admitted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let agent = AgentAuth::from_request_parts(parts, state).await?;
+        let key = &agent.0;
+        match state
+            .ingest_limiter
+            .check(rate_key(&agent), std::time::Instant::now())
+        {
+            Ok(()) => Ok(Self(agent)),
+            // The body is not read, so the key's host names the sender.
+            Err(retry_after) => Err(ApiError::RateLimited {
+                key: key
+                    .host_id
+                    .clone()
+                    .unwrap_or_else(|| format!("agent key {}", key.id)),
+                retry_after,
+            }),
+        }
+    }
 }
 
 /// What is delivered.
@@ -79,7 +108,7 @@ impl Delivery {
 #[tracing::instrument(skip_all, fields(host, snapshot, processes))]
 pub async fn ingest(
     State(state): State<AppState>,
-    agent: AgentAuth,
+    agent: Admitted,
     JsonBody(snapshot): JsonBody<Snapshot>,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
     let span = tracing::Span::current();
@@ -125,7 +154,7 @@ pub async fn ingest(
 #[tracing::instrument(skip_all, fields(host, snapshot, base))]
 pub async fn ingest_changes(
     State(state): State<AppState>,
-    agent: AgentAuth,
+    agent: Admitted,
     JsonBody(batch): JsonBody<ChangeBatch>,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
     let span = tracing::Span::current();
@@ -136,8 +165,8 @@ pub async fn ingest_changes(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-/// Everything a delivery goes through, over HTTP or in process: the rate
-/// limit and the key's host (agents only), validation, then under the
+/// Everything a delivery goes through, over HTTP or in process: the key's
+/// host (agents only, already admitted by their rate limit), validation, then under the
 /// host's live lock the store (which, for a batch, checks its base in the
 /// same transaction as the write) and the commit to viewers. Timed and
 /// counted in the server's metrics.
@@ -158,17 +187,6 @@ async fn deliver_unmetered(
     delivery: Delivery,
 ) -> Result<IngestResponse, ApiError> {
     let host_id = delivery.host_id().to_owned();
-    if let Source::Agent(agent) = &from {
-        if let Err(retry_after) = state
-            .ingest_limiter
-            .check(rate_key(agent), std::time::Instant::now())
-        {
-            return Err(ApiError::RateLimited {
-                key: host_id,
-                retry_after,
-            });
-        }
-    }
     match &delivery {
         Delivery::Snapshot(snapshot) => {
             super::validate::validate(snapshot).map_err(ApiError::InvalidSnapshot)?
@@ -178,7 +196,7 @@ async fn deliver_unmetered(
             super::validate::validate_batch(batch).map_err(ApiError::InvalidSnapshot)?
         }
     }
-    if let Source::Agent(agent) = from {
+    if let Source::Agent(Admitted(agent)) = from {
         match state.agent_keys.authorize_host(&agent.0, &host_id).await {
             Ok(()) => {}
             Err(KeyError::OtherHost(key_host)) => {

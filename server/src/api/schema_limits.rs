@@ -10,8 +10,8 @@
 //! beyond ASCII reaches sooner.
 
 use procmon_model::limits::{
-    INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CPU_PERCENT, MAX_HOST_FIELD, MAX_NAME, MAX_PATH,
-    MAX_PROCESSES,
+    INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CORES, MAX_CPU_PERCENT, MAX_HOST_FIELD, MAX_NAME,
+    MAX_PATH, MAX_PROCESSES,
 };
 use procmon_model::WIRE_VERSION;
 use utoipa::openapi::path::ParameterIn;
@@ -37,7 +37,7 @@ pub const HOST_ID: &str = concat!(
 const QUERY_TIMES: [&str; 4] = ["at", "from", "to", "start_time"];
 
 /// Adds every limit to the `Snapshot`, `ChangeBatch`, `HostInfo`,
-/// `ProcessSample` and `ProcessUpdate` schemas. Panics if one of them lacks a field named here: the model and
+/// `ProcessSample`, `ProcessUpdate` and `HostLoad` schemas. Panics if one of them lacks a field named here: the model and
 /// this list must change together.
 pub fn state(document: &mut Document) {
     let components = document
@@ -106,10 +106,33 @@ pub fn state(document: &mut Document) {
     for (field, limit) in [("name", MAX_NAME), ("user", MAX_NAME), ("exe", MAX_PATH)] {
         at_most_bytes(object(property(components, "ProcessUpdate", field)), limit);
     }
+    let cmd = array(property(components, "ProcessUpdate", "cmd"));
+    cmd.max_items = Some(MAX_CMD_ARGS);
+    cmd.description = Some(format!(
+        "{} At most {MAX_CMD_ARGS} arguments and {MAX_CMD_BYTES} bytes in all.",
+        cmd.description.as_deref().unwrap_or_default()
+    ));
+    for list in ["exited", "started", "changed"] {
+        array(property(components, "ChangeBatch", list)).max_items = Some(MAX_PROCESSES);
+    }
     // An array, not a tuple, to JSON Schema; serde takes exactly three.
     let averages = array(property(components, "HostLoad", "load_average"));
     averages.min_items = Some(3);
     averages.max_items = Some(3);
+    if let ArrayItems::RefOrSchema(item) = &mut averages.items {
+        if let RefOr::T(item) = item.as_mut() {
+            object(item).minimum = Some(0.into());
+        }
+    }
+    let cores = array(property(components, "HostLoad", "cpu_per_core"));
+    cores.max_items = Some(MAX_CORES);
+    if let ArrayItems::RefOrSchema(item) = &mut cores.items {
+        if let RefOr::T(item) = item.as_mut() {
+            let core = object(item);
+            core.minimum = Some(0.into());
+            core.maximum = Some(100.into());
+        }
+    }
 
     let cpu = object(property(components, "ProcessUpdate", "cpu_percent"));
     cpu.minimum = Some(0.into());

@@ -7,97 +7,201 @@ use chrono::{DateTime, Utc};
 // The limits live in the model crate, shared with the agent, which cuts
 // what it collects to fit them.
 use procmon_model::limits::{
-    cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CPU_PERCENT,
-    MAX_HOST_FIELD, MAX_NAME, MAX_PATH, MAX_PROCESSES, MAX_SNAPSHOT_CMD_ARGS,
+    cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CORES,
+    MAX_CPU_PERCENT, MAX_HOST_FIELD, MAX_NAME, MAX_PATH, MAX_PROCESSES, MAX_SNAPSHOT_CMD_ARGS,
 };
-use procmon_model::{ChangeBatch, Snapshot, WIRE_VERSION};
+use procmon_model::{ChangeBatch, HostInfo, HostLoad, ProcessSample, Snapshot, WIRE_VERSION};
 
 /// `Ok` when the snapshot can be stored, else what is wrong with it.
 pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
     version(snapshot.version)?;
-    let host = &snapshot.host;
-    host_id("host.id", &host.id)?;
-    for (field, value) in [
-        ("host.id", &host.id),
-        ("host.hostname", &host.hostname),
-        ("host.os_name", &host.os_name),
-        ("host.os_version", &host.os_version),
-        ("host.kernel", &host.kernel),
-        ("host.arch", &host.arch),
-        ("host.agent_version", &host.agent_version),
-    ] {
-        at_most(|| field.to_owned(), value, MAX_HOST_FIELD)?;
-    }
+    host("host", &snapshot.host)?;
     interval(snapshot.interval_ms)?;
     storable_time(|| "collected_at".to_owned(), snapshot.collected_at)?;
-    storable_time(|| "host.boot_time".to_owned(), host.boot_time)?;
+    if let Some(l) = &snapshot.load {
+        load(l)?;
+    }
     if snapshot.processes.len() > MAX_PROCESSES {
         return Err(format!(
             "{} processes is more than the {MAX_PROCESSES} one snapshot may hold",
             snapshot.processes.len()
         ));
     }
-
-    let args: usize = snapshot.processes.iter().map(|p| p.cmd.len()).sum();
-    if args > MAX_SNAPSHOT_CMD_ARGS {
-        return Err(format!(
-            "the command lines have {args} arguments in all, more than the \
-             {MAX_SNAPSHOT_CMD_ARGS} one snapshot may hold"
-        ));
-    }
+    total_args(snapshot.processes.iter().map(|p| p.cmd.len()))?;
 
     let mut first_index = HashMap::with_capacity(snapshot.processes.len());
     for (i, p) in snapshot.processes.iter().enumerate() {
-        // Called only to word an error: a valid snapshot formats nothing.
-        let at = |field: &str| format!("processes[{i}] (pid {}).{field}", p.pid);
         if let Some(earlier) = first_index.insert(p.pid, i) {
             return Err(format!(
                 "pid {} appears twice, at processes[{earlier}] and processes[{i}]",
                 p.pid
             ));
         }
-        at_most(|| at("name"), &p.name, MAX_NAME)?;
-        if let Some(exe) = &p.exe {
-            at_most(|| at("exe"), exe, MAX_PATH)?;
-        }
-        if let Some(user) = &p.user {
-            at_most(|| at("user"), user, MAX_NAME)?;
-        }
-        if p.cmd.len() > MAX_CMD_ARGS {
-            return Err(format!(
-                "{} has {} arguments, more than the {MAX_CMD_ARGS} allowed",
-                at("cmd"),
-                p.cmd.len()
-            ));
-        }
-        let cmd_bytes = cmd_bytes(&p.cmd);
-        if cmd_bytes > MAX_CMD_BYTES {
-            return Err(format!(
-                "{} is {cmd_bytes} bytes long, more than the {MAX_CMD_BYTES} allowed",
-                at("cmd")
-            ));
-        }
-        if !(0.0..=MAX_CPU_PERCENT).contains(&p.cpu_percent) {
-            return Err(format!(
-                "{} is {}: it must be between 0 and {MAX_CPU_PERCENT} (100 per core)",
-                at("cpu_percent"),
-                p.cpu_percent
-            ));
-        }
-        storable_time(|| at("start_time"), p.start_time)?;
+        process(&|field| format!("processes[{i}] (pid {}).{field}", p.pid), p)?;
     }
     Ok(())
 }
 
-/// What can be checked of a change batch before its base is at hand: the
-/// snapshot it makes is checked whole with [`validate`] once applied. The
-/// host id first of all, since an agent key is bound to the first host id
-/// it sends.
+/// What can be checked of a change batch before its base is at hand: all
+/// that it carries, by the limits of a snapshot. The snapshot it makes is
+/// checked whole with [`validate`] once applied. The host id first of all,
+/// since an agent key is bound to the first host id it sends.
 pub fn validate_batch(batch: &ChangeBatch) -> Result<(), String> {
     version(batch.version)?;
     host_id("host_id", &batch.host_id)?;
     interval(batch.interval_ms)?;
-    storable_time(|| "collected_at".to_owned(), batch.collected_at)
+    storable_time(|| "collected_at".to_owned(), batch.collected_at)?;
+    if let Some(facts) = &batch.host {
+        host("host", facts)?;
+    }
+    if let Some(l) = &batch.load {
+        load(l)?;
+    }
+    for (list, len) in [
+        ("exited", batch.exited.len()),
+        ("started", batch.started.len()),
+        ("changed", batch.changed.len()),
+    ] {
+        if len > MAX_PROCESSES {
+            return Err(format!(
+                "{list} has {len} processes, more than the {MAX_PROCESSES} one snapshot may hold"
+            ));
+        }
+    }
+    total_args(
+        batch.started.iter().map(|p| p.cmd.len()).chain(
+            batch
+                .changed
+                .iter()
+                .map(|u| u.cmd.as_ref().map_or(0, Vec::len)),
+        ),
+    )?;
+    for (i, p) in batch.started.iter().enumerate() {
+        process(&|field| format!("started[{i}] (pid {}).{field}", p.pid), p)?;
+    }
+    for (i, u) in batch.changed.iter().enumerate() {
+        let at = |field: &str| format!("changed[{i}] (pid {}).{field}", u.pid);
+        texts(
+            &at,
+            u.name.as_deref(),
+            u.exe.as_ref().and_then(Option::as_deref),
+            u.user.as_ref().and_then(Option::as_deref),
+        )?;
+        if let Some(cmd) = &u.cmd {
+            command_line(&at, cmd)?;
+        }
+        if let Some(cpu) = u.cpu_percent {
+            cpu_percent(&at, cpu)?;
+        }
+    }
+    Ok(())
+}
+
+/// Names a field of one process in an error; called only to word one.
+type At<'a> = dyn Fn(&str) -> String + 'a;
+
+/// A host's facts; `prefix` names them ("host").
+fn host(prefix: &str, host: &HostInfo) -> Result<(), String> {
+    host_id(&format!("{prefix}.id"), &host.id)?;
+    for (field, value) in [
+        ("hostname", &host.hostname),
+        ("os_name", &host.os_name),
+        ("os_version", &host.os_version),
+        ("kernel", &host.kernel),
+        ("arch", &host.arch),
+        ("agent_version", &host.agent_version),
+    ] {
+        at_most(|| format!("{prefix}.{field}"), value, MAX_HOST_FIELD)?;
+    }
+    storable_time(|| format!("{prefix}.boot_time"), host.boot_time)
+}
+
+/// A host's load: each number finite, none negative, each core's use a
+/// percentage, and no more cores than [`MAX_CORES`].
+fn load(load: &HostLoad) -> Result<(), String> {
+    let cores = load.cpu_per_core.len();
+    if cores > MAX_CORES {
+        return Err(format!(
+            "load.cpu_per_core has {cores} cores, more than the {MAX_CORES} allowed"
+        ));
+    }
+    for (i, &cpu) in load.cpu_per_core.iter().enumerate() {
+        if !(0.0..=100.0).contains(&cpu) {
+            return Err(format!(
+                "load.cpu_per_core[{i}] is {cpu}: it must be between 0 and 100"
+            ));
+        }
+    }
+    for (i, &average) in load.load_average.iter().flatten().enumerate() {
+        if !(average.is_finite() && average >= 0.0) {
+            return Err(format!(
+                "load.load_average[{i}] is {average}: it must be a finite number, 0 or more"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The command-line arguments of all processes together.
+fn total_args(each: impl Iterator<Item = usize>) -> Result<(), String> {
+    let args: usize = each.sum();
+    if args > MAX_SNAPSHOT_CMD_ARGS {
+        return Err(format!(
+            "the command lines have {args} arguments in all, more than the \
+             {MAX_SNAPSHOT_CMD_ARGS} one snapshot may hold"
+        ));
+    }
+    Ok(())
+}
+
+/// One process in full, as a snapshot holds it.
+fn process(at: &At, p: &ProcessSample) -> Result<(), String> {
+    texts(at, Some(&p.name), p.exe.as_deref(), p.user.as_deref())?;
+    command_line(at, &p.cmd)?;
+    cpu_percent(at, p.cpu_percent)?;
+    storable_time(|| at("start_time"), p.start_time)
+}
+
+/// A process's name, executable and user, those that are given.
+fn texts(at: &At, name: Option<&str>, exe: Option<&str>, user: Option<&str>) -> Result<(), String> {
+    for (field, value, limit) in [
+        ("name", name, MAX_NAME),
+        ("exe", exe, MAX_PATH),
+        ("user", user, MAX_NAME),
+    ] {
+        if let Some(value) = value {
+            at_most(|| at(field), value, limit)?;
+        }
+    }
+    Ok(())
+}
+
+fn command_line(at: &At, cmd: &[String]) -> Result<(), String> {
+    if cmd.len() > MAX_CMD_ARGS {
+        return Err(format!(
+            "{} has {} arguments, more than the {MAX_CMD_ARGS} allowed",
+            at("cmd"),
+            cmd.len()
+        ));
+    }
+    let cmd_bytes = cmd_bytes(cmd);
+    if cmd_bytes > MAX_CMD_BYTES {
+        return Err(format!(
+            "{} is {cmd_bytes} bytes long, more than the {MAX_CMD_BYTES} allowed",
+            at("cmd")
+        ));
+    }
+    Ok(())
+}
+
+fn cpu_percent(at: &At, cpu: f32) -> Result<(), String> {
+    if !(0.0..=MAX_CPU_PERCENT).contains(&cpu) {
+        return Err(format!(
+            "{} is {cpu}: it must be between 0 and {MAX_CPU_PERCENT} (100 per core)",
+            at("cpu_percent"),
+        ));
+    }
+    Ok(())
 }
 
 fn version(version: u32) -> Result<(), String> {
@@ -236,5 +340,89 @@ mod tests {
             .unwrap()
             .to_utc();
         assert!(validate(&s).unwrap_err().contains("start_time"));
+    }
+
+    #[test]
+    fn a_batch_is_held_to_a_snapshots_limits_before_its_base_is_read() {
+        let base = snapshot(&[1, 2]);
+        let mut next = base.clone();
+        next.id = uuid::Uuid::from_u128(7);
+        next.processes
+            .push(procmon_model::fixtures::process(3, base.collected_at));
+        let good = procmon_model::changes::diff(&base, &next);
+        assert_eq!(validate_batch(&good), Ok(()));
+        let refused = |change: &dyn Fn(&mut ChangeBatch)| {
+            let mut batch = good.clone();
+            change(&mut batch);
+            validate_batch(&batch).unwrap_err()
+        };
+        let long = |n: usize| "x".repeat(n);
+
+        let error = refused(&|b| b.started[0].name = long(MAX_NAME + 1));
+        assert!(error.contains("started[0] (pid 3).name"), "{error}");
+        let error = refused(&|b| b.started[0].cmd = vec![long(MAX_CMD_BYTES + 1)]);
+        assert!(error.contains("started[0] (pid 3).cmd is 262145 bytes"), "{error}");
+        let error = refused(&|b| {
+            b.changed.push(procmon_model::ProcessUpdate {
+                pid: 2,
+                exe: Some(Some(long(MAX_PATH + 1))),
+                ..Default::default()
+            })
+        });
+        assert!(error.contains("changed[0] (pid 2).exe"), "{error}");
+        let error = refused(&|b| {
+            b.changed.push(procmon_model::ProcessUpdate {
+                pid: 2,
+                cpu_percent: Some(-1.0),
+                ..Default::default()
+            })
+        });
+        assert!(error.contains("changed[0] (pid 2).cpu_percent"), "{error}");
+        let error = refused(&|b| {
+            let mut host = base.host.clone();
+            host.kernel = long(MAX_HOST_FIELD + 1);
+            b.host = Some(host);
+        });
+        assert!(error.contains("host.kernel"), "{error}");
+        let error = refused(&|b| b.host_id = String::new());
+        assert!(error.contains("host_id is empty"), "{error}");
+    }
+
+    #[test]
+    fn a_hosts_load_is_finite_not_negative_and_in_range() {
+        let good = HostLoad {
+            cpu_per_core: vec![0.0, 100.0],
+            memory_used_bytes: 1,
+            memory_available_bytes: 1,
+            swap_total_bytes: 0,
+            swap_used_bytes: 0,
+            load_average: Some([0.0, 1.5, 300.0]),
+        };
+        assert_eq!(load(&good), Ok(()));
+        let refused = |change: &dyn Fn(&mut HostLoad)| {
+            let mut l = good.clone();
+            change(&mut l);
+            load(&l).unwrap_err()
+        };
+        for (cpu, shown) in [(f32::NAN, "NaN"), (-0.5, "-0.5"), (100.5, "100.5")] {
+            let error = refused(&|l| l.cpu_per_core[1] = cpu);
+            assert!(
+                error.contains(&format!("load.cpu_per_core[1] is {shown}")),
+                "{error}"
+            );
+        }
+        let error = refused(&|l| l.cpu_per_core = vec![1.0; MAX_CORES + 1]);
+        assert!(error.contains("4097 cores"), "{error}");
+        for average in [f64::INFINITY, f64::NAN, -1.0] {
+            let error = refused(&|l| l.load_average = Some([0.0, 0.0, average]));
+            assert!(error.contains("load.load_average[2]"), "{error}");
+        }
+        // Checked in a snapshot too.
+        let mut s = snapshot(&[1]);
+        s.load = Some(HostLoad {
+            cpu_per_core: vec![f32::INFINITY],
+            ..good
+        });
+        assert!(validate(&s).unwrap_err().contains("load.cpu_per_core[0]"));
     }
 }

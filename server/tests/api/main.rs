@@ -13,6 +13,7 @@ mod end_to_end;
 mod fuzz;
 mod health;
 mod hostile;
+mod hostile_changes;
 mod hosts;
 mod ingest;
 mod keys_admin;

@@ -25,6 +25,7 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@each $fresh,
             every_snapshot_reads_back_exactly_at_and_between_its_times,
             a_retry_is_stored_once_and_an_id_belongs_to_one_host,
+            a_retry_of_any_age_is_stored_once,
             host_facts_and_totals_come_from_the_newest_snapshot,
             changes_list_starts_exits_and_fact_changes,
             series_and_rollups_equal_what_was_sent,
@@ -202,6 +203,83 @@ pub async fn a_retry_is_stored_once_and_an_id_belongs_to_one_host(fresh: Fresh) 
         ingest(store, &later, later.collected_at).await;
     }
     assert_eq!(store.count_snapshots().await.unwrap(), 3);
+}
+
+/// A retry may come back hours later (an agent that spooled it while the
+/// server was away), from an agent whose clock runs hours ahead: a snapshot
+/// or batch stored before is found whatever its age and its times, and
+/// nothing is stored again.
+pub async fn a_retry_of_any_age_is_stored_once(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    // The agent's clock is 6 hours ahead: its snapshots count as taken
+    // when they arrived, hours before the time they carry.
+    let mut host = SimHost::new("host-a", 10, 3, start() + Duration::hours(6));
+    let old = host.next();
+    let batched = host.next();
+    let (old_received, batch_received) = (start(), start() + Duration::seconds(2));
+    ingest(store, &old, old_received).await;
+    let batch = procmon_model::changes::diff(&old, &batched);
+    assert!(matches!(
+        store
+            .ingest_changes(Arc::new(batch.clone()), batch_received, any)
+            .await
+            .unwrap(),
+        ChangeOutcome::Stored(_)
+    ));
+    // A newer snapshot 4 hours later, in a later block.
+    let later = start() + Duration::hours(4);
+    let mut newer = snapshot_at("host-a", 10, later);
+    newer.host = batched.host.clone();
+    ingest(store, &newer, later).await;
+    let whole = TimeRange {
+        from: start() - Duration::hours(1),
+        to: later + Duration::hours(1),
+    };
+    let points = |series: procmon_model::Series| series.points.len();
+    let before = points(store.host_series("host-a", whole, 10_000).await.unwrap());
+
+    let retried_at = later + Duration::minutes(1);
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .ingest(Arc::new(old.clone()), retried_at)
+                .await
+                .unwrap(),
+            IngestOutcome::AlreadyStored,
+            "a snapshot stored 4 hours ago"
+        );
+        let outcome = store
+            .ingest_changes(Arc::new(batch.clone()), retried_at, any)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, ChangeOutcome::AlreadyStored),
+            "a batch stored 4 hours ago: {outcome:?}"
+        );
+    }
+    // Its id still belongs to its host only.
+    let mut other = snapshot_at("host-b", 3, later);
+    other.id = old.id;
+    assert_eq!(
+        store.ingest(Arc::new(other), retried_at).await.unwrap(),
+        IngestOutcome::IdTakenByOtherHost
+    );
+
+    assert_eq!(
+        points(store.host_series("host-a", whole, 10_000).await.unwrap()),
+        before,
+        "a retry was stored again"
+    );
+    // Stored again, the retry would count as taken when it arrived: the
+    // newest.
+    let got = store.snapshot("host-a", None).await.unwrap().unwrap();
+    assert_eq!((got.id, got.received_at), (newer.id, later));
+    let got = store
+        .snapshot("host-a", Some(batch_received))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.id, got.received_at), (batched.id, batch_received));
 }
 
 pub async fn host_facts_and_totals_come_from_the_newest_snapshot(fresh: Fresh) {

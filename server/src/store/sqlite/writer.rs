@@ -31,6 +31,10 @@ use crate::store::{
 /// one snapshot replays (at 2 s, a keyframe every 8.5 minutes).
 pub const CHAIN_MAX: u32 = 256;
 
+/// Raw blocks one lookup of a snapshot id asks at once: well under
+/// SQLite's limit of 500 terms in one compound SELECT.
+const BLOCKS_PER_LOOKUP: usize = 100;
+
 /// A host's chain as the writer continues it.
 struct Live {
     block: Block,
@@ -148,12 +152,7 @@ impl Writer {
         received: i64,
         check: SnapshotCheck,
     ) -> StoreResult<ChangeOutcome> {
-        match self.stored_before(
-            &batch.id,
-            &batch.host_id,
-            nanos(batch.collected_at),
-            received,
-        )? {
+        match self.stored_before(&batch.id, &batch.host_id)? {
             Some(IngestOutcome::IdTakenByOtherHost) => {
                 return Ok(ChangeOutcome::IdTakenByOtherHost)
             }
@@ -196,27 +195,17 @@ impl Writer {
         snapshot: &Arc<Snapshot>,
         received: i64,
     ) -> StoreResult<IngestOutcome> {
-        let collected = nanos(snapshot.collected_at);
-        if let Some(before) =
-            self.stored_before(&snapshot.id, &snapshot.host.id, collected, received)?
-        {
+        if let Some(before) = self.stored_before(&snapshot.id, &snapshot.host.id)? {
             return Ok(before);
         }
         self.store_new(snapshot, received)?;
         Ok(IngestOutcome::Stored)
     }
 
-    /// Whether a snapshot of this id was stored before: from this host (a
-    /// retry) or from another. Looked for where a retry of it must be.
-    fn stored_before(
-        &self,
-        id: &uuid::Uuid,
-        host_id: &str,
-        collected: i64,
-        received: i64,
-    ) -> StoreResult<Option<IngestOutcome>> {
-        let taken = collected.min(received);
-        let Some(owner) = self.owner_of(id.as_bytes(), [taken, taken - HOUR, collected])? else {
+    /// Whether a snapshot of this id was stored before, however long ago:
+    /// from this host (a retry) or from another.
+    fn stored_before(&self, id: &uuid::Uuid, host_id: &str) -> StoreResult<Option<IngestOutcome>> {
+        let Some(owner) = self.owner_of(id.as_bytes())? else {
             return Ok(None);
         };
         Ok(Some(if Some(owner) == self.host_key(host_id)? {
@@ -344,14 +333,23 @@ impl Writer {
 
     /// The host key of the snapshot with this id, looking in the raw blocks
     /// of the given times (where a retry of it must be).
-    fn owner_of(&self, id: &[u8], times: [i64; 3]) -> StoreResult<Option<i64>> {
-        let mut blocks: Vec<Block> = times.iter().map(|&t| Block::of(Kind::Raw, t)).collect();
-        blocks.sort();
-        blocks.dedup();
-        for block in blocks.into_iter().filter(|b| self.raw.contains(b)) {
+    /// The host that stored snapshot `id`, in whichever raw block holds
+    /// it: a retry may come back after any time the agent spooled it, so
+    /// every block still stored is asked, newest first. Each has a unique
+    /// index on `id`, so that is one index lookup per block, a few hundred
+    /// at most, in statements of [`BLOCKS_PER_LOOKUP`] blocks.
+    fn owner_of(&self, id: &[u8]) -> StoreResult<Option<i64>> {
+        let newest_first: Vec<Block> = self.raw.iter().rev().copied().collect();
+        for blocks in newest_first.chunks(BLOCKS_PER_LOOKUP) {
+            let sql = blocks
+                .iter()
+                .map(|b| format!("SELECT host FROM {} WHERE id = ?1", b.table()))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+                + " LIMIT 1";
             let owner = self
                 .conn
-                .prepare_cached(&format!("SELECT host FROM {} WHERE id = ?1", block.table()))
+                .prepare_cached(&sql)
                 .and_then(|mut s| s.query_row([id], |row| row.get(0)).optional())
                 .doing("cannot look up the snapshot id")?;
             if owner.is_some() {
