@@ -161,7 +161,8 @@ async fn deliver_unmetered(
     if let Source::Agent(agent) = &from {
         if let Err(retry_after) = state
             .ingest_limiter
-            .check(rate_key(agent), std::time::Instant::now())
+            .check("ingest", rate_key(agent), state.clock.now())
+            .await?
         {
             return Err(ApiError::RateLimited {
                 key: host_id,

@@ -14,6 +14,7 @@ pub mod changes;
 pub mod codec;
 pub mod fields;
 pub mod keys;
+pub mod limits;
 mod open;
 mod postgres;
 pub mod rollup;
@@ -24,6 +25,7 @@ pub(crate) mod testing;
 
 pub use accounts::AccountStore;
 pub use keys::KeyStore;
+pub use limits::LimitStore;
 pub use open::{open, redact_url, Backend, DatabaseUrl};
 pub use postgres::PostgresStore;
 pub use series::{plan_series, SeriesPlan};

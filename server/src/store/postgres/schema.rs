@@ -34,7 +34,8 @@ pub const PARTITION_LOCK: i64 = 0x7072_6f63_6d6f_6e03;
 
 /// The migrations, in order; the version of the database is the number of
 /// those applied. Append only.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE SEQUENCE raw_seq;
 
 CREATE TABLE host (
@@ -169,7 +170,31 @@ CREATE TABLE enroll_secret (
     created_at bigint NOT NULL,
     revoked_at bigint
 );
-"];
+",
+    "
+-- Budgets (token buckets) of all the servers: the units left as of `at`.
+-- A bucket full again by `full_at` says no more than a missing row, and
+-- maintenance deletes it. Unlogged: every agent request updates a row,
+-- and after a crash budgets start full, as after a restart.
+CREATE UNLOGGED TABLE budget (
+    name text PRIMARY KEY,
+    tokens double precision NOT NULL,
+    at bigint NOT NULL,
+    full_at bigint NOT NULL,
+    -- Whether the last take got a unit: what the statement that took it
+    -- answers.
+    taken boolean NOT NULL
+);
+-- Failed sign-ins, a row per key and failure, deleted by maintenance once
+-- past `expires_at` (the end of the window they count in).
+CREATE TABLE sign_in_failure (
+    key text NOT NULL,
+    at bigint NOT NULL,
+    expires_at bigint NOT NULL
+);
+CREATE INDEX sign_in_failure_key ON sign_in_failure (key, at);
+",
+];
 
 /// The kinds of partition, each with the span of time one covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
