@@ -57,7 +57,8 @@ pub struct AppState {
     pub session_lifetime: SessionLifetime,
     /// The names requests may be addressed to (DNS rebinding guard).
     pub known_hosts: Arc<KnownHosts>,
-    /// Failed sign-ins per user name and per client address.
+    /// Failed sign-ins per user name and per client address (kept in the
+    /// database, shared with the other servers on it).
     pub sign_in_throttle: Arc<SignInThrottle>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
@@ -67,7 +68,8 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Longest time to read and answer one request.
     pub request_timeout: Duration,
-    /// Snapshots each client may send: a burst, then a steady rate.
+    /// Snapshots each client may send: a burst, then a steady rate (kept
+    /// in the database, shared with the other servers on it).
     pub ingest_limiter: Arc<RateLimiter>,
     /// True when the server speaks HTTPS (`tls_cert`, `tls_key`): cookies
     /// it sets can then be marked `Secure`.
@@ -255,12 +257,17 @@ impl Application {
             no_login: settings.no_login,
             session_lifetime: settings.session,
             known_hosts: Arc::new(KnownHosts::new(&settings.allowed_hosts)),
-            sign_in_throttle: Arc::new(SignInThrottle::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW)),
+            sign_in_throttle: Arc::new(SignInThrottle::new(
+                backend.limits.clone(),
+                SIGN_IN_FAILURES,
+                SIGN_IN_WINDOW,
+            )),
             body_limit: settings.body_limit,
             clock: Arc::new(SystemClock),
             body_timeout: settings.body_timeout,
             request_timeout: settings.request_timeout,
             ingest_limiter: Arc::new(RateLimiter::new(
+                backend.limits,
                 settings.ingest_per_second,
                 settings.ingest_burst,
             )),

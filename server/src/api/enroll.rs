@@ -47,7 +47,8 @@ pub async fn enroll(
     // Guessing the secret is throttled like sending: per claimed host.
     if let Err(retry_after) = state
         .ingest_limiter
-        .check(&format!("enroll:{host_id}"), std::time::Instant::now())
+        .check("enroll", host_id, state.clock.now())
+        .await?
     {
         return Err(ApiError::RateLimited {
             key: host_id.to_owned(),

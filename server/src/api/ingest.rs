@@ -42,7 +42,8 @@ impl FromRequestParts<AppState> for Admitted {
         let key = &agent.0;
         match state
             .ingest_limiter
-            .check(rate_key(&agent), std::time::Instant::now())
+            .check("ingest", rate_key(&agent), state.clock.now())
+            .await?
         {
             Ok(()) => Ok(Self(agent)),
             // The body is not read, so the key's host names the sender.

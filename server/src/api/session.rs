@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::body::JsonBody;
 use crate::auth::{cleared_cookie, session_cookie, ClientAddress, CsrfChecked, SignedIn};
 use crate::error::ApiError;
+use crate::sign_in_throttle::SignInThrottle;
 use crate::startup::AppState;
 use crate::store::accounts::Role;
 
@@ -86,13 +87,15 @@ pub async fn sign_in(
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<(StatusCode, HeaderMap, Json<SessionInfo>), ApiError> {
     let now = state.clock.now();
-    let mut keys = vec![format!("ip:{client}")];
-    if let SignIn::Password { name, .. } = &body {
-        keys.push(format!("user:{}", name.to_lowercase()));
-    }
+    let name = match &body {
+        SignIn::Password { name, .. } => Some(name.as_str()),
+        SignIn::Link { .. } => None,
+    };
+    let keys = SignInThrottle::keys(&client, name);
     state
         .sign_in_throttle
         .check(&keys, now)
+        .await?
         .map_err(|retry_after| ApiError::SignInThrottled { retry_after })?;
 
     let (name, via_link) = match body {
@@ -102,7 +105,7 @@ pub async fn sign_in(
             // An unknown name is checked against a stand-in hash: it takes
             // as long, and answers the same, as a wrong password.
             if !crate::accounts::verify_password(password, hash).await? {
-                state.sign_in_throttle.failed(&keys, now);
+                state.sign_in_throttle.failed(&keys, now).await?;
                 return Err(ApiError::WrongCredentials);
             }
             (name, false)
@@ -113,13 +116,14 @@ pub async fn sign_in(
             match state.accounts.take_signin_link(&hash, now).await? {
                 Some(name) => (name, true),
                 None => {
-                    state.sign_in_throttle.failed(&keys, now);
+                    state.sign_in_throttle.failed(&keys, now).await?;
                     return Err(ApiError::LinkRefused);
                 }
             }
         }
     };
     tracing::Span::current().record("user", name.as_str());
+    state.sign_in_throttle.signed_in(&name).await?;
 
     let (token, token_hash) = crate::accounts::new_token()?;
     state

@@ -52,8 +52,10 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Revokes one key; false when there is no such active key.
     async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
 
-    /// Revokes every active key of `host_id` but `except`, and the unbound
-    /// keys labelled `label` when given; how many.
+    /// Revokes every active key but `except` that is bound to `host_id`,
+    /// or labelled `label` and either unbound or bound to `host_id` (to any
+    /// host when no `host_id` is given: a label alone revokes that label's
+    /// keys, bound or not). One of the two must be given; how many.
     async fn revoke_keys_of(
         &self,
         host_id: Option<&str>,

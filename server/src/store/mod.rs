@@ -14,6 +14,7 @@ pub mod changes;
 pub mod codec;
 pub mod fields;
 pub mod keys;
+pub mod limits;
 pub mod load;
 mod open;
 mod postgres;
@@ -25,6 +26,7 @@ pub(crate) mod testing;
 
 pub use accounts::AccountStore;
 pub use keys::KeyStore;
+pub use limits::LimitStore;
 pub use load::LoadPoint;
 pub use open::{open, redact_url, Backend, DatabaseUrl};
 pub use postgres::{PostgresStore, MAINTENANCE_LOCK};

@@ -72,7 +72,7 @@ async fn over_its_rate_or_without_a_key_a_body_is_not_even_read() {
     let error: ErrorBody = response.json().await.unwrap();
     assert_eq!(error.error, "unauthorized");
     // Nothing was stored but the first two.
-    assert_eq!(app.stored_snapshots(), 2);
+    assert_eq!(app.stored_snapshots().await, 2);
 }
 
 /// A base of three processes on host-a, and the batch that starts a fourth,
@@ -233,7 +233,7 @@ fn set(body: &mut Value, pointer: &str, value: Value) {
 /// Checks that what was stored before is still all there is: host-a's
 /// base and host-b's snapshot, read back through the API.
 async fn nothing_harmed(app: &TestApp, base: &Snapshot, other: &Snapshot) {
-    assert_eq!(app.stored_snapshots(), 2, "a refused batch was stored");
+    assert_eq!(app.stored_snapshots().await, 2, "a refused batch was stored");
     for (host, snapshot) in [("host-a", base), ("host-b", other)] {
         let listing: ProcessListing = app.get_processes(host).await.json().await.unwrap();
         assert_eq!(listing.snapshot_id, snapshot.id, "{host}");

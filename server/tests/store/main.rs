@@ -1,8 +1,8 @@
 //! The store's contract: every behaviour of `Store`, tested through the
 //! trait only, with the caller's clock, so any backend can be held to it.
 //! `contract_tests!` instantiates the suite for one backend, and
-//! `account_tests!` and `key_tests!` those of its accounts and keys; each
-//! runs on SQLite and on PostgreSQL.
+//! `account_tests!`, `key_tests!` and `limit_tests!` those of its accounts,
+//! keys and limits; each runs on SQLite and on PostgreSQL.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -13,6 +13,7 @@ mod first_layout;
 mod fresh_database;
 mod keys;
 mod layout4;
+mod limits;
 mod postgres_only;
 
 use std::sync::Arc;
@@ -57,9 +58,15 @@ macro_rules! backend_suites {
                 Some(crate::keys::Fresh { keys, _dir })
             }
 
+            async fn limits() -> Option<crate::limits::Fresh> {
+                let (limits, _dir) = $open().await?;
+                Some(crate::limits::Fresh { limits, _dir })
+            }
+
             crate::contract_tests!(store);
             crate::account_tests!(accounts);
             crate::key_tests!(keys);
+            crate::limit_tests!(limits);
         }
     };
 }

@@ -344,3 +344,94 @@ async fn each_server_hears_of_what_the_other_stores() {
     assert!(heard_by_a.try_recv().is_err());
     assert!(heard_by_b.try_recv().is_err());
 }
+
+/// Two servers racing for the last units of one budget: 50 takes at once
+/// (the same instant, so nothing refills) of a budget of 20, half through
+/// each server. Exactly 20 get a unit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_racing_for_a_budget_take_exactly_its_capacity() {
+    use procmon_server::store::limits::{Bucket, LimitStore};
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let bucket = Bucket::new(20, 1);
+    let takes: Vec<_> = (0..50)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { store.take("ingest:racer", bucket, start()).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for take in takes {
+        match take
+            .await
+            .expect("the take ran")
+            .expect("the store answers")
+        {
+            Ok(()) => allowed += 1,
+            Err(wait) => assert_eq!(wait, std::time::Duration::from_secs(1)),
+        }
+    }
+    assert_eq!(allowed, 20);
+}
+
+/// Maintenance deletes budgets that are full again and failures past their
+/// window, and keeps the others; a deleted budget starts full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_sweeps_full_budgets_and_old_failures() {
+    use procmon_server::store::limits::{Bucket, LimitStore, Throttle};
+    let Some(url) = crate::common::postgres::fresh_database().await else {
+        return;
+    };
+    let store = PostgresStore::open(&url).await.expect("the store opens");
+    let (quick, slow) = (Bucket::new(3, 2), Bucket::new(10, 1));
+    store
+        .take("ingest:quick", quick, start())
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..10 {
+        store
+            .take("ingest:slow", slow, start())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let throttle = Throttle::new(5, std::time::Duration::from_secs(60));
+    let old = start() - Duration::minutes(2);
+    store
+        .fail(&["sign-in:old".into()], throttle, old)
+        .await
+        .unwrap();
+    store
+        .fail(&["sign-in:new".into()], throttle, start())
+        .await
+        .unwrap();
+
+    store
+        .maintain(start() + Duration::seconds(5), Retention::default())
+        .await
+        .unwrap();
+    let db = crate::common::postgres::connect(&url).await;
+    let names = |sql: &'static str| {
+        let db = &db;
+        async move {
+            let rows = db.query(sql, &[]).await.unwrap();
+            rows.iter().map(|r| r.get(0)).collect::<Vec<String>>()
+        }
+    };
+    assert_eq!(names("SELECT name FROM budget").await, ["ingest:slow"]);
+    assert_eq!(
+        names("SELECT key FROM sign_in_failure").await,
+        ["sign-in:new"]
+    );
+    // The quick budget, forgotten, is full: three at once.
+    for i in 0..3 {
+        let at = start() + Duration::seconds(5);
+        assert_eq!(
+            store.take("ingest:quick", quick, at).await.unwrap(),
+            Ok(()),
+            "take {i}"
+        );
+    }
+}

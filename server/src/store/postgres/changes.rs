@@ -51,7 +51,7 @@ impl PostgresStore {
                 lock(&inner.bases).insert(host_id.clone(), base);
             }
         };
-        if let Some(owner) = owner_of(&tx, batch.id, taken, collected).await? {
+        if let Some(owner) = owner_of(&tx, batch.id).await? {
             keep_base(cached_base);
             return Ok(if current.as_ref().map(|c| c.key) == Some(owner) {
                 ChangeOutcome::AlreadyStored

@@ -1,5 +1,5 @@
 //! One maintenance pass: retention marks, roll-ups, then expired
-//! partitions dropped whole. Only one server does it at a time: the pass
+//! partitions dropped whole, and spent budgets and failed sign-ins deleted. Only one server does it at a time: the pass
 //! holds a session advisory lock, and a server that cannot take it (another
 //! is maintaining) returns at once with nothing done.
 
@@ -163,6 +163,7 @@ impl Inner {
             )
             .await
             .doing("cannot remove old hosts")?;
+        super::limits::sweep(conn, now).await?;
         Ok(done)
     }
 

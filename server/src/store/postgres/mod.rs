@@ -13,6 +13,7 @@ mod accounts;
 mod changes;
 mod errors;
 mod keys;
+mod limits;
 mod maintain;
 mod notify;
 mod read;

@@ -187,6 +187,29 @@ CREATE TABLE load_point (
 );
 CREATE INDEX load_point_host ON load_point (host_id, taken_at);
 ",
+    "
+-- Budgets (token buckets) of all the servers: the units left as of `at`.
+-- A bucket full again by `full_at` says no more than a missing row, and
+-- maintenance deletes it. Unlogged: every agent request updates a row,
+-- and after a crash budgets start full, as after a restart.
+CREATE UNLOGGED TABLE budget (
+    name text PRIMARY KEY,
+    tokens double precision NOT NULL,
+    at bigint NOT NULL,
+    full_at bigint NOT NULL,
+    -- Whether the last take got a unit: what the statement that took it
+    -- answers.
+    taken boolean NOT NULL
+);
+-- Failed sign-ins, a row per key and failure, deleted by maintenance once
+-- past `expires_at` (the end of the window they count in).
+CREATE TABLE sign_in_failure (
+    key text NOT NULL,
+    at bigint NOT NULL,
+    expires_at bigint NOT NULL
+);
+CREATE INDEX sign_in_failure_key ON sign_in_failure (key, at);
+",
 ];
 
 /// The kinds of partition, each with the span of time one covers.

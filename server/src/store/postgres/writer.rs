@@ -96,7 +96,7 @@ impl Inner {
             .doing("cannot connect to store the snapshot")?;
         let tx = conn.transaction().await.doing("cannot start a write")?;
         let current = lock_host(&tx, host_id).await?;
-        if let Some(owner) = owner_of(&tx, snapshot.id, taken, collected).await? {
+        if let Some(owner) = owner_of(&tx, snapshot.id).await? {
             if let Some(live) = cached {
                 self.put_live(host_id, live);
             }
@@ -317,19 +317,13 @@ pub async fn lock_host(tx: &Transaction<'_>, host_id: &str) -> StoreResult<Optio
 pub async fn owner_of(
     tx: &Transaction<'_>,
     id: Uuid,
-    taken: i64,
-    collected: i64,
 ) -> StoreResult<Option<i64>> {
-    let from = Block::of(Kind::Raw, taken.min(collected) - HOUR).start();
-    let to = Block::of(Kind::Raw, taken.max(collected)).end();
+    // Every partition, by its index on id: a retry of any age within
+    // retention is found, however far its times lie from its arrival.
     let row = tx
         .query_opt(
-            &prepared(
-                tx,
-                "SELECT host FROM raw WHERE id = $1 AND taken_at >= $2 AND taken_at < $3 LIMIT 1",
-            )
-            .await?,
-            &[&id, &from, &to],
+            &prepared(tx, "SELECT host FROM raw WHERE id = $1 LIMIT 1").await?,
+            &[&id],
         )
         .await
         .doing("cannot look up the snapshot id")?;

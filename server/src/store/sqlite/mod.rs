@@ -9,6 +9,7 @@ mod accounts;
 mod errors;
 mod keys;
 mod legacy;
+mod limits;
 mod read;
 mod remove;
 mod replay;
@@ -76,6 +77,8 @@ struct Inner {
     file: Mutex<Option<(u64, u64)>>,
     /// The last write that could not be done, and when.
     failure: Mutex<Option<(Instant, String)>>,
+    /// Budgets and failed sign-ins (in memory: see `limits`).
+    limits: limits::MemoryLimits,
 }
 
 /// Locks a mutex, going on after a panic elsewhere: what it guards stays
@@ -120,6 +123,7 @@ impl SqliteStore {
                 generation: AtomicU64::new(0),
                 file: Mutex::new(file_id(path)),
                 failure: Mutex::new(None),
+                limits: limits::MemoryLimits::default(),
             }),
         };
         Ok(store)
