@@ -134,6 +134,16 @@ pub enum SendError {
         /// Its `Retry-After` header, as sent.
         retry_after: Option<String>,
     },
+    #[error(
+        "the answer from {url} is larger than the {limit} bytes the agent reads: is server_url \
+         the procmon server's address (not a proxy or another service)?"
+    )]
+    AnswerTooLarge {
+        /// The full URL that was tried.
+        url: String,
+        /// [`crate::send::MAX_ANSWER_BYTES`].
+        limit: usize,
+    },
     #[error("the server rejected the snapshot ({status}): {message}")]
     Rejected {
         /// The HTTP status the server answered with (e.g. 422).

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::AgentKey;
-use crate::send::{endpoint, explain, http_client, parse_server_url, server_message};
+use crate::send::{answer_body, endpoint, explain, http_client, parse_server_url, server_message};
 use crate::tls::ServerTrust;
 use crate::{SendError, Sender};
 
@@ -78,10 +78,7 @@ pub async fn enroll(
         .await
         .map_err(|e| explain(&base, &url, &e))?;
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| explain(&base, &url, &e))?;
+    let body = answer_body(response, &base, &url).await?;
     if status == StatusCode::UNAUTHORIZED {
         return Err(SendError::EnrollRefused);
     }

@@ -20,6 +20,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an unused connection is kept for the next send.
 const POOL_IDLE: Duration = Duration::from_secs(5);
+/// The most of a server's answer the agent reads. Its answers are a few
+/// hundred bytes; a larger one (a proxy's page gone wrong, a hostile
+/// server) is an error, never an allocation of whatever it sends.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// Sends snapshots to one server with one key; reuses its connections.
 #[derive(Debug, Clone)]
@@ -117,7 +121,7 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await.map_err(unreachable)?;
+        let body = answer_body(response, &self.server_url, url).await?;
         let error = serde_json::from_slice::<ErrorBody>(&body).ok();
         let kind = error.as_ref().map(|e| e.error.as_str());
         if status == StatusCode::BAD_REQUEST
@@ -252,6 +256,38 @@ async fn fail_over(
         .position(|(tried, _, _)| *tried == current)
         .unwrap_or(failures.len() - 1);
     Err(failures.swap_remove(at).1)
+}
+
+/// The body of a server's answer to `url`, read as it arrives (inflated,
+/// when the server compressed it) and refused once it is larger than
+/// [`MAX_ANSWER_BYTES`].
+pub(crate) async fn answer_body(
+    mut response: reqwest::Response,
+    server_url: &Url,
+    url: &Url,
+) -> Result<Vec<u8>, SendError> {
+    let too_large = || SendError::AnswerTooLarge {
+        url: url.to_string(),
+        limit: MAX_ANSWER_BYTES,
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| explain(server_url, url, &e))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Why a request to `tried` on the server at `server_url` got no answer: a

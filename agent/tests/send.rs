@@ -5,6 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use procmon_agent::send::MAX_ANSWER_BYTES;
 use procmon_agent::{AgentConfig, Collector, SendError, Sender};
 use secrecy::SecretString;
 
@@ -146,38 +147,106 @@ async fn the_loop_goes_on_after_failed_sends_logs_one_line_each_and_stops_on_shu
 /// with zstd and said so (`Content-Encoding: zstd`), and smaller than the
 /// JSON. How much smaller depends on the machine's processes (3.7x on a
 /// bare CI machine, far more on a busy desktop), so only halving is asked.
+/// Reads one HTTP/1.1 request: its head, then as many body bytes as it
+/// announces.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+
+    let mut received = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the agent closed before sending its request");
+        received.extend_from_slice(&buf[..n]);
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(received[..end].to_vec()).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("a content-length");
+            while received.len() < end + 4 + length {
+                let n = stream.read(&mut buf).await.unwrap();
+                received.extend_from_slice(&buf[..n]);
+            }
+            return (head, received[end + 4..end + 4 + length].to_vec());
+        }
+    }
+}
+
+/// A server that answers every snapshot with 64 MiB of JSON, said in its
+/// `Content-Length` or (`announced` false) chunked without one: the agent
+/// reads no more than its limit, and says so.
+#[tokio::test]
+async fn an_answer_larger_than_the_limit_is_an_error_naming_it() {
+    use tokio::io::AsyncWriteExt;
+
+    for announced in [true, false] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            read_request(&mut stream).await;
+            let chunk = vec![b' '; 64 * 1024];
+            let head = if announced {
+                format!(
+                    "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\n\r\n",
+                    1024 * chunk.len()
+                )
+            } else {
+                "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+                 transfer-encoding: chunked\r\n\r\n"
+                    .to_owned()
+            };
+            stream.write_all(head.as_bytes()).await.unwrap();
+            // Until the agent hangs up, or 64 MiB.
+            let mut sent = 0;
+            for _ in 0..1024 {
+                let written = if announced {
+                    stream.write_all(&chunk).await
+                } else {
+                    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    framed.extend_from_slice(&chunk);
+                    framed.extend_from_slice(b"\r\n");
+                    stream.write_all(&framed).await
+                };
+                if written.is_err() {
+                    break;
+                }
+                sent += chunk.len();
+            }
+            sent
+        });
+        let sender = Sender::new(&url, SecretString::from("key")).unwrap();
+        let snapshot = procmon_model::fixtures::snapshot("host-a", 3);
+        let error = sender.send(&snapshot).await.unwrap_err();
+        assert!(
+            matches!(error, SendError::AnswerTooLarge { limit, .. } if limit == MAX_ANSWER_BYTES),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("1048576 bytes"), "{message}");
+        assert!(message.contains(&url), "{message}");
+        drop(sender);
+        let sent = server.await.unwrap();
+        eprintln!("announced {announced}: refused after the server sent {sent} bytes: {message}");
+        assert!(sent < 64 << 20, "the agent read the whole answer");
+    }
+}
+
 #[tokio::test]
 async fn a_snapshot_goes_as_zstd_compressed_json() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut received = Vec::new();
-        let mut buf = [0u8; 65536];
-        // The head, then as many body bytes as it announces.
-        let (head, body) = loop {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the agent closed before sending its request");
-            received.extend_from_slice(&buf[..n]);
-            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8(received[..end].to_vec()).unwrap();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .expect("a content-length");
-                while received.len() < end + 4 + length {
-                    let n = stream.read(&mut buf).await.unwrap();
-                    received.extend_from_slice(&buf[..n]);
-                }
-                break (head, received[end + 4..end + 4 + length].to_vec());
-            }
-        };
+        let (head, body) = read_request(&mut stream).await;
         let answer = br#"{"snapshot_id":"00000000-0000-0000-0000-000000000000","stored":true}"#;
         let reply = format!(
             "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
