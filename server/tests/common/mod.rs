@@ -57,6 +57,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with_clock(None, configure).await
 }
 
+/// As [`spawn_app_with`], on the database at `url` (e.g. a new one from
+/// [`postgres::fresh_database`]) instead of a new SQLite file. Servers
+/// started on one URL share it, as servers behind a balancer do: the
+/// second finds [`TEST_USER`] there and signs in as them.
+pub async fn spawn_app_on(url: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = url.parse().expect("a database URL");
+    spawn_app_with(|settings| {
+        settings.database = database;
+        configure(settings);
+    })
+    .await
+}
+
 /// As [`spawn_app_with`], with the server's "now" taken from `clock`.
 pub async fn spawn_app_with_clock(
     clock: Option<Arc<ManualClock>>,
@@ -107,7 +120,10 @@ async fn spawn(
         data_dir,
         client: reqwest::Client::new(),
     };
-    app.add_user(TEST_USER, Role::Admin, TEST_PASSWORD).await;
+    let known = app.state.accounts.find_user(TEST_USER).await;
+    if known.expect("the store answers").is_none() {
+        app.add_user(TEST_USER, Role::Admin, TEST_PASSWORD).await;
+    }
     let client = browser_like_client_trusting(app.ca.as_deref());
     match client
         .post(format!("{}/api/session/", app.address))

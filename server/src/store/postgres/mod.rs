@@ -39,8 +39,7 @@ use self::writer::Live;
 use super::chain::nanos;
 use super::{
     ChangeOutcome, HostRecord, IngestOutcome, Maintenance, Retention, SnapshotCheck, Store,
-    StoreError, StoreResult,
-    StoredSnapshot, TimeRange,
+    StoreError, StoreResult, StoredSnapshot, TimeRange,
 };
 
 /// Connections kept at most.
