@@ -9,14 +9,14 @@ use procmon_model::Snapshot;
 
 use super::live::{post_more, EventReader, SseEvent};
 use crate::common::postgres::{connect, fresh_database, URL_VARIABLE};
-use crate::common::{sample_snapshot, spawn_app_on_database, TestApp};
+use crate::common::{sample_snapshot, spawn_app_on, TestApp};
 
 /// Two servers on one fresh database, or `None` without a PostgreSQL
 /// test server.
 async fn two_servers() -> Option<(String, TestApp, TestApp)> {
     let url = fresh_database().await?;
-    let a = spawn_app_on_database(&url).await;
-    let b = spawn_app_on_database(&url).await;
+    let a = spawn_app_on(&url, |_| {}).await;
+    let b = spawn_app_on(&url, |_| {}).await;
     Some((url, a, b))
 }
 
@@ -157,7 +157,7 @@ async fn a_viewer_resumes_on_another_server_with_one_change() {
     // On A, which has every snapshot at hand, and on a server that has
     // never seen the host: either way one change from the snapshot the
     // viewer had, read from the store.
-    let c = spawn_app_on_database(&url).await;
+    let c = spawn_app_on(&url, |_| {}).await;
     for server in [&a, &c] {
         let mut events = EventReader::open(server, None, Some(&last_id)).await;
         let event = events.next().await;

@@ -25,4 +25,5 @@ mod page;
 mod processes;
 mod retention;
 mod tls;
+mod two_servers;
 mod users;

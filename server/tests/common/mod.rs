@@ -57,20 +57,25 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with_clock(None, configure).await
 }
 
+/// As [`spawn_app_with`], on the database at `url` (e.g. a new one from
+/// [`postgres::fresh_database`]) instead of a new SQLite file. Servers
+/// started on one URL share it, as servers behind a balancer do: the
+/// second finds [`TEST_USER`] there and signs in as them.
+pub async fn spawn_app_on(url: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = url.parse().expect("a database URL");
+    spawn_app_with(|settings| {
+        settings.database = database;
+        configure(settings);
+    })
+    .await
+}
+
 /// As [`spawn_app_with`], with the server's "now" taken from `clock`.
 pub async fn spawn_app_with_clock(
     clock: Option<Arc<ManualClock>>,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     spawn(clock, None, configure).await
-}
-
-/// A server on the PostgreSQL database at `url` (from
-/// [`postgres::fresh_database`]): several of them share its hosts, users
-/// and keys, as servers behind one load balancer do.
-pub async fn spawn_app_on_database(url: &str) -> TestApp {
-    let database = url.parse().expect("a postgres:// URL");
-    spawn_app_with(move |settings| settings.database = database).await
 }
 
 /// A server as the settings say; its clients trust the CA certificates in

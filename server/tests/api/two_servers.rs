@@ -1,0 +1,95 @@
+//! Two servers on one PostgreSQL database, as behind a balancer: a host's
+//! budget and a user's failed sign-ins count once across both, not once
+//! per server.
+
+use std::time::Duration;
+
+use procmon_model::ErrorBody;
+
+use crate::common::{
+    browser_like_client, postgres, sample_snapshot, spawn_app_on, TestApp, TEST_PASSWORD, TEST_USER,
+};
+
+/// Two servers on one new database, with `configure` for both, or `None`
+/// when there is no PostgreSQL test server.
+async fn two_servers(configure: fn(&mut procmon_server::config::Settings)) -> Option<[TestApp; 2]> {
+    let url = postgres::fresh_database().await?;
+    let first = spawn_app_on(&url, configure).await;
+    let second = spawn_app_on(&url, configure).await;
+    Some([first, second])
+}
+
+/// `POST /api/processes/` of a snapshot of `host` to `app` with `key`.
+async fn post(app: &TestApp, host: &str, key: &str) -> reqwest::Response {
+    let body = serde_json::to_vec(&sample_snapshot(host, 1)).unwrap();
+    app.post_raw(body, Some("application/json"), Some(key))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_sending_to_both_servers_gets_its_budget_once() {
+    let Some(servers) = two_servers(|s| {
+        s.ingest_burst = 3;
+        s.ingest_per_second = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    // One key, as the host's agent has, whichever server it reaches.
+    let key = servers[0].key_for("busy").await;
+    for i in 0..3 {
+        let response = post(&servers[i % 2], "busy", &key).await;
+        assert_eq!(response.status(), 201, "snapshot {i}");
+    }
+    // Each server saw fewer than three; together they saw three.
+    let mut waits = Vec::new();
+    for app in &servers {
+        let response = post(app, "busy", &key).await;
+        assert_eq!(response.status(), 429);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&retry_after), "{retry_after}");
+        let error: ErrorBody = response.json().await.unwrap();
+        assert_eq!(error.error, "rate_limited");
+        waits.push(retry_after);
+    }
+    // Another host is not held back.
+    let calm = servers[1].key_for("calm").await;
+    assert_eq!(post(&servers[1], "calm", &calm).await.status(), 201);
+    // Once the unit is back, either server takes it, and only one.
+    tokio::time::sleep(Duration::from_secs(*waits.iter().max().unwrap())).await;
+    assert_eq!(post(&servers[1], "busy", &key).await.status(), 201);
+    assert_eq!(post(&servers[0], "busy", &key).await.status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_at_both_servers_lock_the_account_after_five() {
+    let Some(servers) = two_servers(|_| {}).await else {
+        return;
+    };
+    let client = browser_like_client();
+    for i in 0..procmon_server::startup::SIGN_IN_FAILURES {
+        let response = servers[i % 2]
+            .sign_in_with(&client, TEST_USER, "guess")
+            .await;
+        assert_eq!(response.status(), 401, "guess {i}");
+    }
+    // Five failures in all, though neither server saw five: both refuse,
+    // the right password too.
+    for app in &servers {
+        let response = app.sign_in_with(&client, TEST_USER, TEST_PASSWORD).await;
+        assert_eq!(response.status(), 429);
+        let retry: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        let error: ErrorBody = response.json().await.unwrap();
+        assert_eq!(error.error, "too_many_sign_ins");
+    }
+}
