@@ -13,7 +13,7 @@ use procmon_server::config::Settings;
 use procmon_server::startup::Application;
 use procmon_server::store::accounts::Role;
 
-use crate::common::{
+use crate::common::{too_many, 
     browser_like_client, sample_snapshot, spawn_app, spawn_app_with, spawn_app_with_clock, TestApp,
     TEST_PASSWORD, TEST_USER,
 };
@@ -274,15 +274,7 @@ async fn repeated_failures_are_refused_for_a_while_with_retry_after() {
     }
     // The right password too, now: the name is being guessed.
     let response = app.sign_in_with(&client, TEST_USER, TEST_PASSWORD).await;
-    assert_eq!(response.status(), 429);
-    let retry: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry), "{retry}");
-    let error: ErrorBody = response.json().await.unwrap();
-    assert_eq!(error.error, "too_many_sign_ins");
+    too_many(response, "too_many_sign_ins", 1..=60).await;
     // And from this address, another name.
     let response = app.sign_in_with(&client, "someone-else", "guess").await;
     assert_eq!(response.status(), 429);

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{sample_snapshot, spawn_app, spawn_app_with, TestApp};
+use crate::common::{too_many, sample_snapshot, spawn_app, spawn_app_with, TestApp};
 
 /// Reads until the server closes the connection, for at most `limit`;
 /// what was read, and whether the server closed it within the limit.
@@ -269,15 +269,7 @@ async fn a_host_over_its_rate_gets_429_and_others_do_not() {
         );
     }
     let response = app.post_snapshot(&sample_snapshot("busy", 1)).await;
-    assert_eq!(response.status(), 429);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=2).contains(&retry_after), "{retry_after}");
-    let error: ErrorBody = response.json().await.unwrap();
-    assert_eq!(error.error, "rate_limited");
+    let (retry_after, error) = too_many(response, "rate_limited", 1..=2).await;
     assert!(error.message.contains("\"busy\""), "{}", error.message);
 
     assert_eq!(

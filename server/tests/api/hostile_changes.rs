@@ -10,7 +10,7 @@ use procmon_model::changes::diff;
 use procmon_model::{ChangeBatch, ErrorBody, HostLoad, ProcessListing, Snapshot};
 use serde_json::{json, Value};
 
-use crate::common::{sample_snapshot, spawn_app, spawn_app_with, TestApp};
+use crate::common::{too_many, sample_snapshot, spawn_app, spawn_app_with, TestApp};
 
 /// `POST` of any body to `path` with `key`, as an agent (no session).
 async fn post(app: &TestApp, path: &str, body: String, key: Option<&str>) -> reqwest::Response {
@@ -56,14 +56,7 @@ async fn over_its_rate_or_without_a_key_a_body_is_not_even_read() {
     for path in ["/api/changes/", "/api/processes/"] {
         let response = post(&app, path, "{not json".repeat(1000), Some(&key)).await;
         assert_eq!(response.status(), 429, "{path}");
-        let retry_after: u64 = response.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((1..=2).contains(&retry_after), "{retry_after}");
-        let error: ErrorBody = response.json().await.unwrap();
-        assert_eq!(error.error, "rate_limited");
+        let (_, error) = too_many(response, "rate_limited", 1..=2).await;
         assert!(error.message.contains("\"busy\""), "{}", error.message);
     }
     // Without a key, the body is not read either.

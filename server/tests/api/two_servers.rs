@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use procmon_model::ErrorBody;
 
-use crate::common::{
+use crate::common::{too_many, 
     browser_like_client, postgres, sample_snapshot, spawn_app_on, TestApp, TEST_PASSWORD, TEST_USER,
 };
 
@@ -46,15 +45,7 @@ async fn a_host_sending_to_both_servers_gets_its_budget_once() {
     let mut waits = Vec::new();
     for app in &servers {
         let response = post(app, "busy", &key).await;
-        assert_eq!(response.status(), 429);
-        let retry_after: u64 = response.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((1..=2).contains(&retry_after), "{retry_after}");
-        let error: ErrorBody = response.json().await.unwrap();
-        assert_eq!(error.error, "rate_limited");
+        let (retry_after, _) = too_many(response, "rate_limited", 1..=2).await;
         waits.push(retry_after);
     }
     // Another host is not held back.
@@ -82,14 +73,6 @@ async fn wrong_passwords_at_both_servers_lock_the_account_after_five() {
     // the right password too.
     for app in &servers {
         let response = app.sign_in_with(&client, TEST_USER, TEST_PASSWORD).await;
-        assert_eq!(response.status(), 429);
-        let retry: u64 = response.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((1..=60).contains(&retry), "{retry}");
-        let error: ErrorBody = response.json().await.unwrap();
-        assert_eq!(error.error, "too_many_sign_ins");
+        too_many(response, "too_many_sign_ins", 1..=60).await;
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use procmon_model::{ChangeBatch, Snapshot};
+use procmon_model::{ChangeBatch, ErrorBody, Snapshot};
 use procmon_server::clock::ManualClock;
 use procmon_server::config::Settings;
 use procmon_server::startup::{AppState, Application};
@@ -420,4 +420,23 @@ fn is_executable(path: &Path) -> bool {
     {
         path.is_file() || path.with_extension("exe").is_file()
     }
+}
+
+/// A 429 with error `code`: its `Retry-After` in seconds, which must lie
+/// in `expected`, and its error body.
+pub async fn too_many(
+    response: reqwest::Response,
+    code: &str,
+    expected: std::ops::RangeInclusive<u64>,
+) -> (u64, ErrorBody) {
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(expected.contains(&retry_after), "{retry_after}");
+    let error: ErrorBody = response.json().await.unwrap();
+    assert_eq!(error.error, code);
+    (retry_after, error)
 }
