@@ -207,9 +207,12 @@ pub(crate) fn deserialize_pids<'de, D: Deserializer<'de>>(
 pub(crate) fn deserialize_cores<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<f32>, D::Error> {
-    read_list(deserializer, MAX_CORES, "cores one host may have", |_: &f32| {
-        Ok(())
-    })
+    read_list(
+        deserializer,
+        MAX_CORES,
+        "cores one host may have",
+        |_: &f32| Ok(()),
+    )
 }
 
 #[cfg(test)]
@@ -250,10 +253,18 @@ mod tests {
         };
         let list = |item: &str, n: usize| vec![item; n].join(",");
 
-        let pids = read(batch(&format!(r#","exited":[{}]"#, list("1", MAX_PROCESSES))));
+        let pids = read(batch(&format!(
+            r#","exited":[{}]"#,
+            list("1", MAX_PROCESSES)
+        )));
         assert_eq!(pids.unwrap().exited.len(), MAX_PROCESSES);
-        let error = read(batch(&format!(r#","exited":[{}]"#, list("1", MAX_PROCESSES + 1))));
-        assert!(error.unwrap_err().contains("more than the 200000 processes"));
+        let error = read(batch(&format!(
+            r#","exited":[{}]"#,
+            list("1", MAX_PROCESSES + 1)
+        )));
+        assert!(error
+            .unwrap_err()
+            .contains("more than the 200000 processes"));
 
         let cmd = format!(r#"{{"pid":1,"cmd":[{}]}}"#, list(r#""""#, MAX_CMD_ARGS + 1));
         let error = read(batch(&format!(r#","changed":[{cmd}]"#))).unwrap_err();

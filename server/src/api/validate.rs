@@ -37,7 +37,10 @@ pub fn validate(snapshot: &Snapshot) -> Result<(), String> {
                 p.pid
             ));
         }
-        process(&|field| format!("processes[{i}] (pid {}).{field}", p.pid), p)?;
+        process(
+            &|field| format!("processes[{i}] (pid {}).{field}", p.pid),
+            p,
+        )?;
     }
     Ok(())
 }
@@ -361,7 +364,10 @@ mod tests {
         let error = refused(&|b| b.started[0].name = long(MAX_NAME + 1));
         assert!(error.contains("started[0] (pid 3).name"), "{error}");
         let error = refused(&|b| b.started[0].cmd = vec![long(MAX_CMD_BYTES + 1)]);
-        assert!(error.contains("started[0] (pid 3).cmd is 262145 bytes"), "{error}");
+        assert!(
+            error.contains("started[0] (pid 3).cmd is 262145 bytes"),
+            "{error}"
+        );
         let error = refused(&|b| {
             b.changed.push(procmon_model::ProcessUpdate {
                 pid: 2,

@@ -13,9 +13,9 @@ use procmon_server::config::Settings;
 use procmon_server::startup::Application;
 use procmon_server::store::accounts::Role;
 
-use crate::common::{too_many, 
-    browser_like_client, sample_snapshot, spawn_app, spawn_app_with, spawn_app_with_clock, TestApp,
-    TEST_PASSWORD, TEST_USER,
+use crate::common::{
+    browser_like_client, sample_snapshot, spawn_app, spawn_app_with, spawn_app_with_clock,
+    too_many, TestApp, TEST_PASSWORD, TEST_USER,
 };
 
 /// Every read that needs a session.

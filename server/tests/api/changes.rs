@@ -98,7 +98,10 @@ async fn batches_store_exactly_what_whole_snapshots_store() {
     // The host's own facts and meters came through the batches too.
     let hosts: serde_json::Value = changes.get_hosts().await.json().await.unwrap();
     assert_eq!(hosts[0]["host"]["hostname"], "renamed");
-    assert_eq!(changes.stored_snapshots().await, whole.stored_snapshots().await);
+    assert_eq!(
+        changes.stored_snapshots().await,
+        whole.stored_snapshots().await
+    );
 }
 
 #[tokio::test]

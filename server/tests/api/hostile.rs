@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{too_many, sample_snapshot, spawn_app, spawn_app_with, TestApp};
+use crate::common::{sample_snapshot, spawn_app, spawn_app_with, too_many, TestApp};
 
 /// Reads until the server closes the connection, for at most `limit`;
 /// what was read, and whether the server closed it within the limit.
@@ -432,7 +432,11 @@ async fn every_field_out_of_range_is_a_422_naming_it_and_stores_nothing() {
     }
     eprintln!("{} out-of-range fields refused", cases.len());
 
-    assert_eq!(app.stored_snapshots().await, 1, "a refused snapshot was stored");
+    assert_eq!(
+        app.stored_snapshots().await,
+        1,
+        "a refused snapshot was stored"
+    );
     let listing: ProcessListing = app.get_processes("host-a").await.json().await.unwrap();
     assert_eq!(listing.snapshot_id, good.id);
     // The host is not held up by what it sent wrong.

@@ -10,7 +10,7 @@ use procmon_model::changes::diff;
 use procmon_model::{ChangeBatch, ErrorBody, HostLoad, ProcessListing, Snapshot};
 use serde_json::{json, Value};
 
-use crate::common::{too_many, sample_snapshot, spawn_app, spawn_app_with, TestApp};
+use crate::common::{sample_snapshot, spawn_app, spawn_app_with, too_many, TestApp};
 
 /// `POST` of any body to `path` with `key`, as an agent (no session).
 async fn post(app: &TestApp, path: &str, body: String, key: Option<&str>) -> reqwest::Response {
@@ -48,7 +48,9 @@ async fn over_its_rate_or_without_a_key_a_body_is_not_even_read() {
     next.id = uuid::Uuid::new_v4();
     let batch = serde_json::to_string(&diff(&base, &next)).unwrap();
     assert_eq!(
-        post(&app, "/api/changes/", batch, Some(&key)).await.status(),
+        post(&app, "/api/changes/", batch, Some(&key))
+            .await
+            .status(),
         201
     );
 
@@ -108,7 +110,12 @@ fn out_of_range(other_host: &Snapshot) -> Vec<(&'static str, Value, u16, String)
             422,
             "started[0] (pid 100).name".into(),
         ),
-        ("/started/0/name", json!(null), 422, "started[0].name".into()),
+        (
+            "/started/0/name",
+            json!(null),
+            422,
+            "started[0].name".into(),
+        ),
         (
             "/started/0/cmd",
             json!(["x".repeat(300_000)]),
@@ -226,7 +233,11 @@ fn set(body: &mut Value, pointer: &str, value: Value) {
 /// Checks that what was stored before is still all there is: host-a's
 /// base and host-b's snapshot, read back through the API.
 async fn nothing_harmed(app: &TestApp, base: &Snapshot, other: &Snapshot) {
-    assert_eq!(app.stored_snapshots().await, 2, "a refused batch was stored");
+    assert_eq!(
+        app.stored_snapshots().await,
+        2,
+        "a refused batch was stored"
+    );
     for (host, snapshot) in [("host-a", base), ("host-b", other)] {
         let listing: ProcessListing = app.get_processes(host).await.json().await.unwrap();
         assert_eq!(listing.snapshot_id, snapshot.id, "{host}");
@@ -246,7 +257,13 @@ async fn every_part_of_a_batch_out_of_range_is_refused_naming_it_and_harms_nothi
     for (pointer, value, status, named) in &cases {
         let mut body = serde_json::to_value(&batch).unwrap();
         set(&mut body, pointer, value.clone());
-        let response = post(&app, "/api/changes/", body.to_string(), Some(&app.agent_key)).await;
+        let response = post(
+            &app,
+            "/api/changes/",
+            body.to_string(),
+            Some(&app.agent_key),
+        )
+        .await;
         let got = response.status().as_u16();
         let error: ErrorBody = response.json().await.unwrap();
         let mut shown = value.to_string();
@@ -304,7 +321,10 @@ fn costly_batches(batch: &str) -> Vec<(&'static str, String, u16)> {
         ),
         (
             "a million empty started processes",
-            replaced("\"started\":[", format!("\"started\":[{}", "{},".repeat(1_000_000))),
+            replaced(
+                "\"started\":[",
+                format!("\"started\":[{}", "{},".repeat(1_000_000)),
+            ),
             422,
         ),
         (
@@ -314,14 +334,20 @@ fn costly_batches(batch: &str) -> Vec<(&'static str, String, u16)> {
         ),
         (
             "a million empty updates",
-            replaced("\"changed\":[", format!("\"changed\":[{}", "{},".repeat(1_000_000))),
+            replaced(
+                "\"changed\":[",
+                format!("\"changed\":[{}", "{},".repeat(1_000_000)),
+            ),
             422,
         ),
         (
             "a command line of escapes",
             replaced(
                 "\"changed\":[{",
-                format!("\"changed\":[{{\"cmd\":[\"{}\"],", "\\u0000".repeat(1_000_000)),
+                format!(
+                    "\"changed\":[{{\"cmd\":[\"{}\"],",
+                    "\\u0000".repeat(1_000_000)
+                ),
             ),
             422,
         ),

@@ -235,7 +235,11 @@ async fn removing_a_host_deletes_its_history_and_stops_its_keys() {
         .get_with_query("/api/history/host/", &[("host", "host-x")])
         .await;
     assert_eq!(history.status(), 404);
-    assert_eq!(app.stored_snapshots().await, 1, "only host-y's snapshot is left");
+    assert_eq!(
+        app.stored_snapshots().await,
+        1,
+        "only host-y's snapshot is left"
+    );
     assert_eq!(app.stored_hosts().await, 1);
 
     // Its keys are revoked: its agent cannot bring it back.

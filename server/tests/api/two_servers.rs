@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-
-use crate::common::{too_many, 
-    browser_like_client, postgres, sample_snapshot, spawn_app_on, TestApp, TEST_PASSWORD, TEST_USER,
+use crate::common::{
+    browser_like_client, postgres, sample_snapshot, spawn_app_on, too_many, TestApp, TEST_PASSWORD,
+    TEST_USER,
 };
 
 /// Two servers on one new database, with `configure` for both, or `None`

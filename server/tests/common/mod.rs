@@ -348,13 +348,23 @@ impl TestApp {
     /// How many snapshots are stored, read through the store's trait
     /// (so on either backend).
     pub async fn stored_snapshots(&self) -> i64 {
-        let count = self.state.store.count_snapshots().await.expect("the store counts");
+        let count = self
+            .state
+            .store
+            .count_snapshots()
+            .await
+            .expect("the store counts");
         i64::try_from(count).unwrap()
     }
 
     /// How many hosts are stored.
     pub async fn stored_hosts(&self) -> i64 {
-        let hosts = self.state.store.hosts().await.expect("the store lists hosts");
+        let hosts = self
+            .state
+            .store
+            .hosts()
+            .await
+            .expect("the store lists hosts");
         i64::try_from(hosts.len()).unwrap()
     }
 

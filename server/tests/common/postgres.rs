@@ -122,7 +122,9 @@ impl Cluster {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("PostgreSQL is not installed (no initdb), and CI must run this test: run scripts/install-test-deps");
             }
-            eprintln!("skipped: PostgreSQL is not installed (scripts/install-test-deps installs it)");
+            eprintln!(
+                "skipped: PostgreSQL is not installed (scripts/install-test-deps installs it)"
+            );
             return None;
         };
         let dir = tempfile::tempdir().expect("a temp dir");
@@ -268,9 +270,8 @@ fn server_programs() -> Option<std::path::PathBuf> {
     if let Some((_, bin)) = versions.pop() {
         return Some(bin);
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|dir| dir.join("initdb").exists())
-    })
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).find(|dir| dir.join("initdb").exists()))
 }
 
 /// Whether this test runs as root (then PostgreSQL runs as `postgres`).

@@ -75,7 +75,10 @@ async fn an_agent_alternating_between_two_servers_sends_only_changes() {
     let client = reqwest::Client::new();
     let mut sim = sim(host, 120);
     let mut base = sim.next();
-    assert_eq!(post(&client, &servers[0].url, &key, &base).await.status, 201);
+    assert_eq!(
+        post(&client, &servers[0].url, &key, &base).await.status,
+        201
+    );
     for i in 0..30 {
         let next = sim.next();
         let server = &servers[(i + 1) % 2];
@@ -91,7 +94,11 @@ async fn an_agent_alternating_between_two_servers_sends_only_changes() {
     }
     for server in &servers {
         let listing = newest(&client, &server.url, host).await;
-        assert_eq!(listing.snapshot_id, base.id, "{} shows the newest", server.url);
+        assert_eq!(
+            listing.snapshot_id, base.id,
+            "{} shows the newest",
+            server.url
+        );
         assert_eq!(listing.processes.len(), base.processes.len());
     }
 }
@@ -153,7 +160,10 @@ async fn one_of_two_servers_killed_under_load_loses_nothing_acknowledged() {
     }
     let total: usize = sent.iter().map(|s| s.acked.len()).sum();
     eprintln!("{total} snapshots acknowledged by two servers, one SIGKILLed midway");
-    assert!(total >= 4 * CLIENTS, "too few snapshots were acknowledged to test anything");
+    assert!(
+        total >= 4 * CLIENTS,
+        "too few snapshots were acknowledged to test anything"
+    );
 
     let client = reqwest::Client::new();
     for s in &sent {
@@ -175,14 +185,23 @@ async fn one_of_two_servers_killed_under_load_loses_nothing_acknowledged() {
                 .unwrap();
             assert_eq!(again.status(), 201);
             let again: IngestResponse = again.json().await.unwrap();
-            assert!(!again.stored, "{}: snapshot {} stored twice", s.host, snapshot.id);
+            assert!(
+                !again.stored,
+                "{}: snapshot {} stored twice",
+                s.host, snapshot.id
+            );
         }
     }
 }
 
 /// The status of a snapshot sent to `url`, or `None` when the server
 /// could not be reached (refused, or the connection cut).
-async fn try_post(client: &reqwest::Client, url: &str, key: &str, snapshot: &Snapshot) -> Option<u16> {
+async fn try_post(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    snapshot: &Snapshot,
+) -> Option<u16> {
     client
         .post(format!("{url}/api/processes/"))
         .bearer_auth(key)
@@ -259,7 +278,10 @@ async fn database_lost_and_back(cut: fn(&mut Cluster), mend: fn(&mut Cluster)) {
     let host = "database-lost-host";
     let key = make_key(&storage, host);
 
-    let (stop, refusals) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (stop, refusals) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
     let sender = tokio::spawn(post_until(
         server.url.clone(),
         key.clone(),
@@ -281,7 +303,10 @@ async fn database_lost_and_back(cut: fn(&mut Cluster), mend: fn(&mut Cluster)) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("the first snapshot was refused {:?} after the database went", away.elapsed() + down);
+    eprintln!(
+        "the first snapshot was refused {:?} after the database went",
+        away.elapsed() + down
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     mend(&mut cluster);
     let up = health_becomes(&server.url, 200, Duration::from_secs(60)).await;
@@ -289,8 +314,15 @@ async fn database_lost_and_back(cut: fn(&mut Cluster), mend: fn(&mut Cluster)) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::SeqCst);
     let (acked, refused) = sender.await.expect("the sender");
-    eprintln!("{} acknowledged, {} refused with 503", acked.len(), refused.len());
-    assert!(!refused.is_empty(), "nothing was refused while the database was away");
+    eprintln!(
+        "{} acknowledged, {} refused with 503",
+        acked.len(),
+        refused.len()
+    );
+    assert!(
+        !refused.is_empty(),
+        "nothing was refused while the database was away"
+    );
 
     let client = reqwest::Client::new();
     let last = acked.last().expect("snapshots were acknowledged");

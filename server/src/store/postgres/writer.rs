@@ -314,10 +314,7 @@ pub async fn lock_host(tx: &Transaction<'_>, host_id: &str) -> StoreResult<Optio
 
 /// The host key of the snapshot with this id, looking where a retry of it
 /// must be (from an hour before it was taken to when it was collected).
-pub async fn owner_of(
-    tx: &Transaction<'_>,
-    id: Uuid,
-) -> StoreResult<Option<i64>> {
+pub async fn owner_of(tx: &Transaction<'_>, id: Uuid) -> StoreResult<Option<i64>> {
     // Every partition, by its index on id: a retry of any age within
     // retention is found, however far its times lie from its arrival.
     let row = tx

@@ -460,11 +460,16 @@ impl Store for SqliteStore {
     async fn count_snapshots(&self) -> StoreResult<u64> {
         self.read(|conn| {
             let mut total = 0u64;
-            for block in schema::blocks(conn)?.into_iter().filter(|b| b.kind == Kind::Raw) {
+            for block in schema::blocks(conn)?
+                .into_iter()
+                .filter(|b| b.kind == Kind::Raw)
+            {
                 let count: i64 = conn
-                    .query_row(&format!("SELECT count(*) FROM {}", block.table()), [], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        &format!("SELECT count(*) FROM {}", block.table()),
+                        [],
+                        |r| r.get(0),
+                    )
                     .doing("cannot count the snapshots")?;
                 total += count.unsigned_abs();
             }
