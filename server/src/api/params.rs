@@ -48,6 +48,11 @@ pub fn host_id(text: &str) -> Result<&str, ApiError> {
             "`host` {text:?} has spaces at its start or end; host ids never do"
         )));
     }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::InvalidQuery(format!(
+            "`host` {text:?} has a control character; host ids never do"
+        )));
+    }
     Ok(text)
 }
 
@@ -68,6 +73,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("spaces at its start or end"));
+        assert!(host_id("web\u{0}1")
+            .unwrap_err()
+            .to_string()
+            .contains("control character"));
     }
 
     #[test]

@@ -230,6 +230,13 @@ fn host_id(field: &str, id: &str) -> Result<(), String> {
             "{field} {id:?} has spaces at its start or end: send the id without them"
         ));
     }
+    // Nor control characters (a NUL cannot even be stored in PostgreSQL's
+    // text), so `?host=` refuses them too rather than looking one up.
+    if id.chars().any(char::is_control) {
+        return Err(format!(
+            "{field} {id:?} has a control character: a host id is printable text"
+        ));
+    }
     at_most(|| field.to_owned(), id, MAX_HOST_FIELD)
 }
 
@@ -323,6 +330,8 @@ mod tests {
         assert!(validate(&s).unwrap_err().contains("cpu_percent"));
 
         let mut s = snapshot(&[1]);
+        s.host.id = "host\u{0}1".into();
+        assert!(validate(&s).unwrap_err().contains("control character"));
         s.host.id = " host-1".into();
         assert!(validate(&s)
             .unwrap_err()
