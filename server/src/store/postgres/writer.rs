@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::Transaction;
 use procmon_model::Snapshot;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 use uuid::Uuid;
 
@@ -327,6 +328,75 @@ pub async fn owner_of(tx: &Transaction<'_>, id: Uuid) -> StoreResult<Option<i64>
     Ok(row.map(|r| r.get(0)))
 }
 
+/// A host row's values from a snapshot, as `$2` to `$19` of both the insert
+/// and the update: facts, interval, times, newest id, totals, roll-up marks.
+struct HostRow<'a> {
+    snapshot: &'a Snapshot,
+    cpu_count: i64,
+    memory_total_bytes: i64,
+    boot_time: i64,
+    interval_ms: i64,
+    received: i64,
+    taken: i64,
+    process_count: i64,
+    cpu_percent: f64,
+    memory_rss_bytes: i64,
+    hour: i64,
+    day: i64,
+}
+
+impl<'a> HostRow<'a> {
+    fn of(snapshot: &'a Snapshot, received: i64, taken: i64, totals: &SnapshotTotals) -> Self {
+        let h = &snapshot.host;
+        Self {
+            snapshot,
+            cpu_count: i64::from(h.cpu_count),
+            memory_total_bytes: int(h.memory_total_bytes),
+            boot_time: nanos(h.boot_time),
+            interval_ms: int(snapshot.interval_ms),
+            received,
+            taken,
+            process_count: i64::from(totals.process_count),
+            cpu_percent: totals.cpu_percent,
+            memory_rss_bytes: int(totals.memory_rss_bytes),
+            hour: taken - taken.rem_euclid(HOUR),
+            day: taken - taken.rem_euclid(DAY),
+        }
+    }
+
+    /// `first` (the row's `$1`), these values, then `after`.
+    fn params<'p>(
+        &'p self,
+        first: &[&'p (dyn ToSql + Sync)],
+        after: &[&'p (dyn ToSql + Sync)],
+    ) -> Vec<&'p (dyn ToSql + Sync)> {
+        let h = &self.snapshot.host;
+        let mut params = first.to_vec();
+        params.extend_from_slice(&[
+            &h.hostname,
+            &h.os_name,
+            &h.os_version,
+            &h.kernel,
+            &h.arch,
+            &self.cpu_count,
+            &self.memory_total_bytes,
+            &self.boot_time,
+            &h.agent_version,
+            &self.interval_ms,
+            &self.received,
+            &self.taken,
+            &self.snapshot.id,
+            &self.process_count,
+            &self.cpu_percent,
+            &self.memory_rss_bytes,
+            &self.hour,
+            &self.day,
+        ]);
+        params.extend_from_slice(after);
+        params
+    }
+}
+
 /// Adds the host's row from its first snapshot (another server may add it
 /// at the same time: then its row stands).
 async fn insert_host(
@@ -335,7 +405,6 @@ async fn insert_host(
     received: i64,
     taken: i64,
 ) -> StoreResult<()> {
-    let h = &snapshot.host;
     let totals = SnapshotTotals::of(&snapshot.processes);
     tx.execute(
         &prepared(
@@ -349,27 +418,7 @@ async fn insert_host(
          ON CONFLICT (id) DO NOTHING",
         )
         .await?,
-        &[
-            &h.id,
-            &h.hostname,
-            &h.os_name,
-            &h.os_version,
-            &h.kernel,
-            &h.arch,
-            &i64::from(h.cpu_count),
-            &int(h.memory_total_bytes),
-            &nanos(h.boot_time),
-            &h.agent_version,
-            &int(snapshot.interval_ms),
-            &received,
-            &taken,
-            &snapshot.id,
-            &i64::from(totals.process_count),
-            &totals.cpu_percent,
-            &int(totals.memory_rss_bytes),
-            &(taken - taken.rem_euclid(HOUR)),
-            &(taken - taken.rem_euclid(DAY)),
-        ],
+        &HostRow::of(snapshot, received, taken, &totals).params(&[&snapshot.host.id], &[]),
     )
     .await
     .doing("cannot store the host")
@@ -389,7 +438,6 @@ async fn update_host(
     key: i64,
     chain: &ChainMark,
 ) -> StoreResult<()> {
-    let h = &snapshot.host;
     tx.execute(
         &prepared(
             tx,
@@ -422,31 +470,10 @@ async fn update_host(
          WHERE key = $1",
         )
         .await?,
-        &[
-            &key,
-            &h.hostname,
-            &h.os_name,
-            &h.os_version,
-            &h.kernel,
-            &h.arch,
-            &i64::from(h.cpu_count),
-            &int(h.memory_total_bytes),
-            &nanos(h.boot_time),
-            &h.agent_version,
-            &int(snapshot.interval_ms),
-            &received,
-            &taken,
-            &snapshot.id,
-            &i64::from(totals.process_count),
-            &totals.cpu_percent,
-            &int(totals.memory_rss_bytes),
-            &(taken - taken.rem_euclid(HOUR)),
-            &(taken - taken.rem_euclid(DAY)),
-            &chain.key,
-            &chain.head,
-            &chain.length,
-            &chain.taken,
-        ],
+        &HostRow::of(snapshot, received, taken, totals).params(
+            &[&key],
+            &[&chain.key, &chain.head, &chain.length, &chain.taken],
+        ),
     )
     .await
     .doing("cannot store the host")
