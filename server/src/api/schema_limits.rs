@@ -25,12 +25,16 @@ use utoipa::openapi::{Components, OpenApi as Document, RefOr, Schema};
 pub const STORABLE_TIME: &str = r"^(167[89]|16[89]\d|1[7-9]\d\d|2[01]\d\d|22[0-5]\d|226[01])-";
 
 /// A host id: no spaces at its start or end, where a space is what the
-/// server trims (Unicode White_Space, as Rust's `trim`). Spelled out:
-/// `\s` differs between JSON Schema's regexes (no U+0085, but U+FEFF)
-/// and others (Python's has U+0085 and U+001C to U+001F).
+/// server trims (Unicode White_Space, as Rust's `trim`), and no control
+/// character anywhere (Unicode Cc, as Rust's `char::is_control`: U+0000 to
+/// U+001F and U+007F to U+009F, which holds the controls among the
+/// spaces). Spelled out: `\s` differs between JSON Schema's regexes (no
+/// U+0085, but U+FEFF) and others (Python's has U+0085 and U+001C to
+/// U+001F).
 pub const HOST_ID: &str = concat!(
-    r"^[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
-    r"([\s\S]*[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
+    r"^[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"([^\u0000-\u001F\u007F-\u009F]*",
+    r"[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
 );
 
 /// The query parameters that are times.

@@ -848,11 +848,12 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
                 return Err(format!("{at}: {chars} characters, under minLength {min}"));
             }
         }
-        // The patterns in the document: no spaces around a host id, a
-        // time in the years the store holds, a user name.
+        // The patterns in the document: no spaces around a host id and
+        // no control character in it, a time in the years the store holds,
+        // a user name.
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
             let matches = if pattern == procmon_server::api::schema_limits::HOST_ID {
-                text.trim() == text && !text.is_empty()
+                text.trim() == text && !text.is_empty() && !text.chars().any(char::is_control)
             } else if pattern == procmon_server::api::schema_limits::STORABLE_TIME {
                 text.get(..5).is_some_and(|year| {
                     year.ends_with('-')
