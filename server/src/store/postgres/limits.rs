@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::errors::Classify;
-use super::PostgresStore;
+use super::{in_time, PostgresStore};
 use crate::store::chain::nanos;
 use crate::store::limits::{Bucket, LimitStore, Throttle};
 use crate::store::StoreResult;
@@ -49,29 +49,32 @@ impl LimitStore for PostgresStore {
         bucket: Bucket,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<(), Duration>> {
-        let conn = self
-            .inner
-            .pool
-            .get()
-            .await
-            .doing("cannot connect to take from a budget")?;
-        let statement = conn
-            .prepare_cached(TAKE)
-            .await
-            .doing("cannot take from a budget")?;
-        let row = conn
-            .query_one(
-                &statement,
-                &[&name, &bucket.capacity, &nanos(now), &bucket.per_second],
-            )
-            .await
-            .doing("cannot take from a budget")?;
-        let (tokens, taken): (f64, bool) = (row.get(0), row.get(1));
-        Ok(if taken {
-            Ok(())
-        } else {
-            Err(bucket.wait(tokens))
+        in_time(&self.inner.pool, "taking from a budget", async {
+            let conn = self
+                .inner
+                .pool
+                .get()
+                .await
+                .doing("cannot connect to take from a budget")?;
+            let statement = conn
+                .prepare_cached(TAKE)
+                .await
+                .doing("cannot take from a budget")?;
+            let row = conn
+                .query_one(
+                    &statement,
+                    &[&name, &bucket.capacity, &nanos(now), &bucket.per_second],
+                )
+                .await
+                .doing("cannot take from a budget")?;
+            let (tokens, taken): (f64, bool) = (row.get(0), row.get(1));
+            Ok(if taken {
+                Ok(())
+            } else {
+                Err(bucket.wait(tokens))
+            })
         })
+        .await
     }
 
     async fn fail(
@@ -80,34 +83,40 @@ impl LimitStore for PostgresStore {
         throttle: Throttle,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let conn = self
-            .inner
-            .pool
-            .get()
+        in_time(&self.inner.pool, "counting a failed sign-in", async {
+            let conn = self
+                .inner
+                .pool
+                .get()
+                .await
+                .doing("cannot connect to count a failed sign-in")?;
+            let at = nanos(now);
+            conn.execute(
+                "INSERT INTO sign_in_failure (key, at, expires_at)
+                 SELECT k, $2, $3 FROM unnest($1::text[]) AS k",
+                &[&keys, &at, &at.saturating_add(span_nanos(throttle.window))],
+            )
             .await
-            .doing("cannot connect to count a failed sign-in")?;
-        let at = nanos(now);
-        conn.execute(
-            "INSERT INTO sign_in_failure (key, at, expires_at)
-             SELECT k, $2, $3 FROM unnest($1::text[]) AS k",
-            &[&keys, &at, &at.saturating_add(span_nanos(throttle.window))],
-        )
+            .doing("cannot count a failed sign-in")
+            .map(drop)
+        })
         .await
-        .doing("cannot count a failed sign-in")
-        .map(drop)
     }
 
     async fn clear(&self, keys: &[String]) -> StoreResult<()> {
-        let conn = self
-            .inner
-            .pool
-            .get()
-            .await
-            .doing("cannot connect to clear failed sign-ins")?;
-        conn.execute("DELETE FROM sign_in_failure WHERE key = ANY($1)", &[&keys])
-            .await
-            .doing("cannot clear failed sign-ins")
-            .map(drop)
+        in_time(&self.inner.pool, "clearing failed sign-ins", async {
+            let conn = self
+                .inner
+                .pool
+                .get()
+                .await
+                .doing("cannot connect to clear failed sign-ins")?;
+            conn.execute("DELETE FROM sign_in_failure WHERE key = ANY($1)", &[&keys])
+                .await
+                .doing("cannot clear failed sign-ins")
+                .map(drop)
+        })
+        .await
     }
 
     async fn locked(
@@ -116,33 +125,36 @@ impl LimitStore for PostgresStore {
         throttle: Throttle,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Duration>> {
-        let conn = self
-            .inner
-            .pool
-            .get()
-            .await
-            .doing("cannot connect to read failed sign-ins")?;
-        let rows = conn
-            .query(
-                "SELECT key, at FROM sign_in_failure
-                 WHERE key = ANY($1) AND at > $2 ORDER BY key, at",
-                &[
-                    &keys,
-                    &nanos(now).saturating_sub(span_nanos(throttle.window)),
-                ],
-            )
-            .await
-            .doing("cannot read failed sign-ins")?;
-        let mut times: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
-        for row in &rows {
-            times
-                .entry(row.get(0))
-                .or_default()
-                .push(DateTime::from_timestamp_nanos(row.get(1)));
-        }
-        Ok(Throttle::longest(
-            times.values().map(|times| throttle.lock(times, now)),
-        ))
+        in_time(&self.inner.pool, "reading failed sign-ins", async {
+            let conn = self
+                .inner
+                .pool
+                .get()
+                .await
+                .doing("cannot connect to read failed sign-ins")?;
+            let rows = conn
+                .query(
+                    "SELECT key, at FROM sign_in_failure
+                     WHERE key = ANY($1) AND at > $2 ORDER BY key, at",
+                    &[
+                        &keys,
+                        &nanos(now).saturating_sub(span_nanos(throttle.window)),
+                    ],
+                )
+                .await
+                .doing("cannot read failed sign-ins")?;
+            let mut times: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+            for row in &rows {
+                times
+                    .entry(row.get(0))
+                    .or_default()
+                    .push(DateTime::from_timestamp_nanos(row.get(1)));
+            }
+            Ok(Throttle::longest(
+                times.values().map(|times| throttle.lock(times, now)),
+            ))
+        })
+        .await
     }
 }
 
