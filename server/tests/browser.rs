@@ -1196,6 +1196,104 @@ async fn live_the_selected_row_stays_put_as_processes_come_and_go_around_it() {
     .await;
 }
 
+/// The selected row stays put when so many processes exit around it that
+/// the rows left end above the view's bottom (a small host, or a search),
+/// and through every refresh after that: the blank room below the last row
+/// is as much as keeps it in place, though the box's scroll height (never
+/// less than the view's) no longer tells how much room is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_the_selected_row_stays_put_when_the_rows_left_end_above_the_view_bottom() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mut first = sample_snapshot("host-a", 30);
+    // One parent with every other process beneath it, in pid order.
+    for p in first.processes.iter_mut() {
+        p.parent_pid = (p.pid > 1).then_some(1);
+        p.start_time = first.collected_at - chrono::Duration::hours(1);
+    }
+    post_snapshot(&app, &first).await;
+    let selected = 20;
+
+    with_browser(1280, 800, |page| async move {
+        open_live(&page, &app, "host-a").await;
+        // The list's end in view, the selected row in the view's upper half.
+        let to_end = "const s = document.getElementById('tree-scroll'); s.scrollTop = s.scrollHeight;";
+        page.execute(to_end, vec![]).await.unwrap();
+        click(&page, &format!("{} .name", row_selector(selected))).await;
+        let selected_row = format!("{}.selected", row_selector(selected));
+        wait_for_element(&page, &selected_row).await;
+        wait_for_element(&page, "#details:not([hidden])").await;
+        page.execute(to_end, vec![]).await.unwrap();
+        let place = format!(
+            "const r = document.querySelector({}); return r && Math.round(r.getBoundingClientRect().top);",
+            json!(selected_row)
+        );
+        let placed = page.execute(&place, vec![]).await.unwrap();
+        assert!(placed.is_number(), "the selected row is in view");
+        let scrolled = "return document.getElementById('tree-scroll').scrollTop;";
+        assert!(
+            page.execute(scrolled, vec![]).await.unwrap().as_f64().unwrap() > 0.0,
+            "the tree is scrolled down"
+        );
+        let still = |what: &'static str| {
+            let page = page.clone();
+            let place = place.clone();
+            let placed = placed.clone();
+            async move {
+                assert!(has_class(&page, &row_selector(selected), "selected").await, "{what}: the selection was lost");
+                assert_eq!(page.execute(&place, vec![]).await.unwrap(), placed, "{what}: the selected row moved");
+            }
+        };
+
+        // All but nine exit, above it and below it: red a while, then gone.
+        let mut next = later(&first);
+        next.processes.retain(|p| p.pid == 1 || (13..=selected).contains(&p.pid));
+        post_snapshot(&app, &next).await;
+        eventually(&page, "the exited processes gone", ROW_COUNT_JS, |v| v.as_u64() == Some(9)).await;
+        let ends_above = "const s = document.getElementById('tree-scroll');
+             const body = document.getElementById('process-rows');
+             const row = parseFloat(getComputedStyle(document.getElementById('process-table')).getPropertyValue('--row-height'));
+             return body.offsetTop + 9 * row < s.clientHeight;";
+        assert_eq!(
+            page.execute(ends_above, vec![]).await.unwrap(),
+            json!(true),
+            "the rows left end above the view's bottom"
+        );
+        still("the processes around it exited").await;
+
+        // Refreshes that change only numbers, each waited for until drawn.
+        for n in 0..3 {
+            let drawn = pushed_frames(&page).await;
+            next = later(&next);
+            for p in next.processes.iter_mut() {
+                p.cpu_percent = ((p.pid + n) % 5) as f32 * 2.5;
+            }
+            post_snapshot(&app, &next).await;
+            eventually(&page, "the refresh drawn", PUSHED_FRAMES_JS, |v| {
+                v.as_u64().is_some_and(|frames| frames > drawn)
+            })
+            .await;
+            still("a refresh of the numbers").await;
+        }
+
+        // A process starts above it, one below it.
+        next = later(&next);
+        for (pid, parent) in [(14_001, 14), (14_002, selected)] {
+            let mut started = next.processes[1].clone();
+            started.pid = pid;
+            started.parent_pid = Some(parent);
+            started.start_time = next.collected_at;
+            next.processes.push(started);
+        }
+        post_snapshot(&app, &next).await;
+        eventually(&page, "the two new processes", ROW_COUNT_JS, |v| v.as_u64() == Some(11)).await;
+        still("two processes started").await;
+    })
+    .await;
+}
+
 /// The flat list (button or `f`) sorts every process by CPU, biggest first,
 /// and keeps sorting as the numbers move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1681,6 +1779,18 @@ async fn save_screenshot(page: &Client, name: &str) {
 /// the header row too).
 const ROW_COUNT_JS: &str =
     "return Number(document.getElementById('process-table').getAttribute('aria-rowcount')) - 1;";
+
+/// How many pushed batches the page has drawn (each one's arrival-to-frame
+/// time is kept for the page benchmark).
+const PUSHED_FRAMES_JS: &str = "return window.procmonMeasure.pushToFrame.length;";
+
+async fn pushed_frames(page: &Client) -> u64 {
+    page.execute(PUSHED_FRAMES_JS, vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap()
+}
 
 async fn row_count(page: &Client) -> u64 {
     page.execute(ROW_COUNT_JS, vec![])

@@ -171,12 +171,20 @@ export function createTreeView(table, scroller, actions) {
     const index = indexOf.get(anchor.key);
     if (index == null) return;
     const want = index * height() - anchor.offset + body.offsetTop;
-    const short = Math.ceil(want - (scroller.scrollHeight - scroller.clientHeight));
-    if (short > 0) {
-      spacer = short;
-      body.style.height = `${shown.length * height() + spacer}px`;
+    const room = () => scroller.scrollHeight - scroller.clientHeight;
+    if (want > room()) {
+      // scrollHeight is never less than the view's height, so while the
+      // rows end above the view's bottom it hides how much room is missing:
+      // first make more than enough, then take back what is too much.
+      setSpacer(Math.ceil(want) + scroller.clientHeight);
+      setSpacer(spacer - Math.floor(room() - want));
     }
     if (Math.abs(scroller.scrollTop - want) >= 1) scroller.scrollTop = want;
+  }
+
+  function setSpacer(px) {
+    spacer = Math.max(0, px);
+    body.style.height = `${shown.length * height() + spacer}px`;
   }
 
   /** Gives back the blank room below the last row that the view no longer reaches. */
@@ -185,8 +193,7 @@ export function createTreeView(table, scroller, actions) {
     const below = scroller.scrollHeight - scroller.clientHeight - scroller.scrollTop;
     const keep = Math.max(0, Math.ceil(spacer - below));
     if (keep === spacer) return;
-    spacer = keep;
-    body.style.height = `${shown.length * height() + spacer}px`;
+    setSpacer(keep);
   }
 
   function height() {
