@@ -9,7 +9,7 @@
 
 use std::future::Future;
 
-use procmon_model::{ChangeBatch, IngestResponse, Snapshot};
+use procmon_model::{ChangeBatch, IngestResponse, Snapshot, SpoolReport};
 
 /// zstd level for snapshots: its default, which makes a 1,000-process
 /// snapshot's JSON (about half a megabyte, mostly repeated text) some forty
@@ -52,6 +52,11 @@ pub trait Deliver: Send {
         &mut self,
         delivery: Delivery<'_>,
     ) -> impl Future<Output = Result<IngestResponse, SendError>> + Send;
+
+    /// Notes what the agent's spool holds now; the deliveries after this
+    /// tell the server (see [`procmon_model::SpoolReport`]), whose metrics
+    /// show the fleet's backlog from them.
+    fn spool_is(&mut self, report: SpoolReport);
 }
 
 /// Why a snapshot was not delivered. Each message says what to check.

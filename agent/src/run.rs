@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use procmon_model::changes::{apply, diff};
-use procmon_model::{ChangeBatch, IngestResponse, Snapshot};
+use procmon_model::{ChangeBatch, IngestResponse, Snapshot, SpoolReport};
 use tokio::time::MissedTickBehavior;
 
 use crate::deliver::{compressed_json, Deliver, Delivery, SendError};
@@ -410,6 +410,7 @@ impl Sending {
             };
         };
         if spool.is_empty() && self.may_try() {
+            self.tell_spool(outbox);
             match self.link.send(outbox, snapshot.clone()).await {
                 Ok(sent) => {
                     self.backoff.reset();
@@ -448,6 +449,16 @@ impl Sending {
             tracing::debug!(snapshot = %id, "the spool waits: {e}");
         }
         Cycle::Spooled { error, from_spool }
+    }
+
+    /// Notes what the spool holds for the server, before a delivery.
+    fn tell_spool(&self, outbox: &mut impl Deliver) {
+        if let Some(spool) = &self.spool {
+            outbox.spool_is(SpoolReport {
+                waiting: spool.len(),
+                bytes: spool.bytes(),
+            });
+        }
     }
 
     /// Appends `snapshot` to the spool: whole where a segment starts (or
@@ -497,6 +508,7 @@ impl Sending {
                     continue;
                 }
             };
+            self.tell_spool(outbox);
             match self.send_spooled(outbox, message).await {
                 Ok(()) => {
                     self.backoff.reset();

@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use procmon_model::{ErrorBody, HostInfo, IngestResponse, Snapshot};
+use procmon_model::{
+    ErrorBody, HostInfo, IngestResponse, Snapshot, SpoolReport, SPOOL_BYTES_HEADER,
+    SPOOL_WAITING_HEADER,
+};
 use reqwest::{StatusCode, Url};
 use rustls::{CertificateError, InvalidMessage};
 use secrecy::{ExposeSecret, SecretString};
@@ -88,6 +91,16 @@ impl Sender {
     /// Posts a snapshot or a change batch; a batch whose base the server
     /// lacks is [`SendError::BaseUnknown`].
     pub async fn deliver(&self, delivery: Delivery<'_>) -> Result<IngestResponse, SendError> {
+        self.deliver_telling(delivery, None).await
+    }
+
+    /// As [`deliver`](Self::deliver), telling the server what the agent's
+    /// spool holds (`spool`) in the request's headers.
+    pub async fn deliver_telling(
+        &self,
+        delivery: Delivery<'_>,
+        spool: Option<SpoolReport>,
+    ) -> Result<IngestResponse, SendError> {
         let (url, body) = match delivery {
             Delivery::Full(snapshot) => (&self.ingest_url, compressed_json(snapshot)),
             Delivery::Batch(batch) => (&self.changes_url, compressed_json(batch)),
@@ -96,22 +109,33 @@ impl Sender {
             status: 400,
             message: format!("the snapshot could not be encoded: {e}"),
         })?;
-        self.post(url, body).await
+        self.post_telling(url, body, spool).await
     }
 
     /// Posts one zstd-compressed JSON body to `url`.
     pub async fn post(&self, url: &Url, body: Vec<u8>) -> Result<IngestResponse, SendError> {
+        self.post_telling(url, body, None).await
+    }
+
+    async fn post_telling(
+        &self,
+        url: &Url,
+        body: Vec<u8>,
+        spool: Option<SpoolReport>,
+    ) -> Result<IngestResponse, SendError> {
         let unreachable = |error: reqwest::Error| explain(&self.server_url, url, &error);
-        let response = self
+        let mut request = self
             .client
             .post(url.clone())
             .bearer_auth(self.api_key.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::CONTENT_ENCODING, "zstd")
-            .body(body)
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .header(reqwest::header::CONTENT_ENCODING, "zstd");
+        if let Some(spool) = spool {
+            request = request
+                .header(SPOOL_WAITING_HEADER, spool.waiting)
+                .header(SPOOL_BYTES_HEADER, spool.bytes);
+        }
+        let response = request.body(body).send().await.map_err(unreachable)?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
             return Err(SendError::KeyRefused);
@@ -172,6 +196,8 @@ pub struct HttpOutbox {
     credentials: Credentials,
     servers: Servers,
     host: Option<HostInfo>,
+    /// What the spool held when last noted, told with each delivery.
+    spool: Option<SpoolReport>,
 }
 
 impl HttpOutbox {
@@ -184,6 +210,7 @@ impl HttpOutbox {
             credentials,
             servers,
             host: None,
+            spool: None,
         }
     }
 
@@ -214,13 +241,17 @@ impl Deliver for HttpOutbox {
             });
         };
         let outcome = match self.credentials.senders(&host).await {
-            Ok(senders) => fail_over(&mut self.servers, senders, delivery).await,
+            Ok(senders) => fail_over(&mut self.servers, senders, delivery, self.spool).await,
             Err(e) => Err(e),
         };
         if matches!(outcome, Err(SendError::KeyRefused)) {
             self.credentials.refused();
         }
         outcome
+    }
+
+    fn spool_is(&mut self, report: SpoolReport) {
+        self.spool = Some(report);
     }
 }
 
@@ -232,11 +263,12 @@ async fn fail_over(
     servers: &mut Servers,
     senders: &[Sender],
     delivery: Delivery<'_>,
+    spool: Option<SpoolReport>,
 ) -> Result<IngestResponse, SendError> {
     let current = servers.current();
     let mut failures: Vec<(usize, SendError, String)> = Vec::new();
     for index in servers.order(Instant::now()) {
-        let outcome = senders[index].deliver(delivery).await;
+        let outcome = senders[index].deliver_telling(delivery, spool).await;
         if let Err(error) = &outcome {
             if let Some(why) = crate::failover::unusable(error) {
                 servers.failed(index, Instant::now(), &why);

@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use procmon_agent::{Deliver, Delivery, Link, Pace, SendError};
 use procmon_model::changes::apply;
 use procmon_model::fixtures::SimHost;
-use procmon_model::{IngestResponse, Snapshot};
+use procmon_model::{IngestResponse, Snapshot, SpoolReport};
 use uuid::Uuid;
 
 /// What a stand-in server was sent: (whole?, snapshot id, base id).
@@ -69,6 +69,9 @@ impl Deliver for StandIn {
             stored: true,
         })
     }
+
+    // These tests send without a spool, so none is ever noted.
+    fn spool_is(&mut self, _report: SpoolReport) {}
 }
 
 fn snapshots(n: usize) -> Vec<Snapshot> {

@@ -156,6 +156,22 @@ async fn a_server_down_for_a_while_gets_every_snapshot_after_once_and_in_order()
         .await;
     stop_agent.send(()).unwrap();
     agent.await.unwrap().unwrap();
+    // The server heard of the backlog from the agent: the first delivery
+    // out of the spool said a minute of snapshots waited behind it.
+    let metrics = server.state.metrics.encode(&server.state.live, Utc::now());
+    let reported = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        reported("procmon_agent_spool_waiting_sum") >= (DOWN.as_secs() - 2) as f64,
+        "{metrics}"
+    );
+    assert!(reported("procmon_agent_spool_bytes_sum") > 0.0, "{metrics}");
 
     let points = server.stored(&host, started).await;
     assert_every_snapshot_once(&points, INTERVAL);

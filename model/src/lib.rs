@@ -16,6 +16,7 @@ pub mod changes;
 pub mod fixtures;
 pub mod limits;
 mod snapshot;
+mod spool;
 mod whole;
 
 pub use api::{
@@ -25,6 +26,7 @@ pub use api::{
 };
 pub use changes::{ApplyError, ChangeBatch, ProcessUpdate};
 pub use snapshot::{HostInfo, HostLoad, ProcessSample, ProcessStatus, Snapshot};
+pub use spool::{SpoolReport, SPOOL_BYTES_HEADER, SPOOL_WAITING_HEADER};
 
 /// The version of the snapshot format this crate describes. Bump it when a
 /// change would make an older server misread a newer agent's snapshot.

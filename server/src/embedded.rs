@@ -4,7 +4,7 @@
 //! agent's POST.
 
 use procmon_agent::{Deliver, Delivery, SendError};
-use procmon_model::IngestResponse;
+use procmon_model::{IngestResponse, SpoolReport};
 
 use crate::api::ingest::{self, Source};
 use crate::error::ApiError;
@@ -43,5 +43,11 @@ impl Deliver for InProcess {
                     message: other.to_string(),
                 },
             })
+    }
+
+    /// The server's own agent counts its spool as other agents report
+    /// theirs.
+    fn spool_is(&mut self, report: SpoolReport) {
+        self.state.metrics.agent_spool(report);
     }
 }

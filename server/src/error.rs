@@ -89,6 +89,8 @@ pub enum ApiError {
     UnsupportedEncoding(String),
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    #[error("invalid header: {0}")]
+    InvalidHeader(String),
     #[error("unknown host {0:?}: no snapshot from it has been received (or it was deleted by retention)")]
     UnknownHost(String),
     #[error("{0}")]
@@ -209,6 +211,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            Self::InvalidHeader(_) => (StatusCode::BAD_REQUEST, "invalid_header"),
             Self::UnknownHost(_) => (StatusCode::NOT_FOUND, "unknown_host"),
             Self::NoSnapshot(_) => (StatusCode::NOT_FOUND, "no_snapshot"),
             Self::BaseUnknown { .. } => (StatusCode::CONFLICT, "base_unknown"),

@@ -35,6 +35,23 @@ const INGEST_BUCKETS: [f64; 12] = [
 /// Bounds of the maintenance histogram, in seconds: a pass with nothing to
 /// do takes milliseconds, one that catches up on a long backlog minutes.
 const MAINTENANCE_BUCKETS: [f64; 10] = [0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// Bounds of the spool-waiting histogram, in deliveries: none (the agent
+/// keeps up), a few (a blip), to a day of 5-s snapshots (17,280) and more.
+const SPOOL_WAITING_BUCKETS: [f64; 9] = [
+    0.0, 1.0, 2.0, 10.0, 100.0, 1_000.0, 10_000.0, 20_000.0, 100_000.0,
+];
+/// Bounds of the spool-size histogram, in bytes: empty, to the agent's
+/// default cap (256 MiB) and beyond.
+const SPOOL_BYTES_BUCKETS: [f64; 8] = [
+    0.0,
+    65_536.0,
+    1_048_576.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+    1_073_741_824.0,
+    4_294_967_296.0,
+];
 
 /// What a delivery was: `kind` of `procmon_snapshots_ingested_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +113,9 @@ pub struct Metrics {
     blocks_dropped: Counter,
     http_requests: Family<StatusClass, Counter>,
     notification_lag: Histogram,
+    in_flight: Gauge,
+    spool_waiting: Histogram,
+    spool_bytes: Histogram,
 }
 
 impl Default for Metrics {
@@ -178,6 +198,25 @@ impl Metrics {
             Unit::Seconds,
             notification_lag.clone(),
         );
+        let in_flight = Gauge::default();
+        registry.register(
+            "ingest_in_flight",
+            "Deliveries this server is handling now: waiting for their host's turn, or in the store",
+            in_flight.clone(),
+        );
+        let spool_waiting = Histogram::new(SPOOL_WAITING_BUCKETS);
+        registry.register(
+            "agent_spool_waiting",
+            "Deliveries waiting in the sending agent's spool, as it reported with each delivery (the fleet's backlog)",
+            spool_waiting.clone(),
+        );
+        let spool_bytes = Histogram::new(SPOOL_BYTES_BUCKETS);
+        registry.register_with_unit(
+            "agent_spool",
+            "Bytes the sending agent's spool took on disk, as it reported with each delivery",
+            Unit::Bytes,
+            spool_bytes.clone(),
+        );
         // Known series start at 0, so that they exist (and `rate()` works)
         // before the first event; refusal reasons appear as they happen.
         for kind in [DeliveryKind::Snapshot, DeliveryKind::Batch] {
@@ -213,11 +252,21 @@ impl Metrics {
             blocks_dropped,
             http_requests,
             notification_lag,
+            in_flight,
+            spool_waiting,
+            spool_bytes,
         }
+    }
+
+    /// Records what an agent said its spool held as it sent a delivery.
+    pub fn agent_spool(&self, report: procmon_model::SpoolReport) {
+        self.spool_waiting.observe(report.waiting as f64);
+        self.spool_bytes.observe(report.bytes as f64);
     }
 
     /// Starts timing one delivery; [`IngestTimer::done`] records it.
     pub fn ingest_started(&self, from: &Source, delivery: &Delivery) -> IngestTimer<'_> {
+        self.in_flight.inc();
         IngestTimer {
             metrics: self,
             kind: DeliveryKind::of(delivery),
@@ -333,6 +382,14 @@ impl IngestTimer<'_> {
     }
 }
 
+// Dropped, not only done: a delivery whose client went away is no longer
+// in flight either.
+impl Drop for IngestTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+    }
+}
+
 /// Keeps one live stream counted in `procmon_viewers_connected`.
 pub struct ViewerGuard(Gauge);
 
@@ -364,6 +421,10 @@ mod tests {
             "# TYPE procmon_retention_blocks_dropped_total counter",
             "# TYPE procmon_http_requests_total counter",
             "# TYPE procmon_notification_lag_seconds histogram",
+            "# TYPE procmon_ingest_in_flight gauge",
+            "# TYPE procmon_agent_spool_waiting histogram",
+            "# TYPE procmon_agent_spool_bytes histogram",
+            "procmon_ingest_in_flight 0",
             "procmon_http_requests_total{status_class=\"4xx\"} 1",
             "procmon_ingest_rejected_total{reason=\"base_unknown\"} 1",
             "procmon_store_write_seconds_bucket{le=\"0.001\"} 0",
@@ -371,6 +432,26 @@ mod tests {
             "procmon_agents_connected 0",
             "procmon_snapshots_ingested_total{kind=\"batch\",outcome=\"already_stored\"} 0",
             "procmon_http_requests_total{status_class=\"5xx\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn agents_spool_reports_fill_their_histograms() {
+        let metrics = Metrics::new();
+        for (waiting, bytes) in [(0, 0), (3, 40_000), (5_000, 100_000_000)] {
+            metrics.agent_spool(procmon_model::SpoolReport { waiting, bytes });
+        }
+        let text = metrics.encode(&crate::live::Live::new(), Utc::now());
+        for line in [
+            "procmon_agent_spool_waiting_count 3",
+            "procmon_agent_spool_waiting_sum 5003.0",
+            "procmon_agent_spool_waiting_bucket{le=\"0\"} 1",
+            "procmon_agent_spool_waiting_bucket{le=\"10\"} 2",
+            "procmon_agent_spool_waiting_bucket{le=\"10000\"} 3",
+            "procmon_agent_spool_bytes_count 3",
+            "procmon_agent_spool_bytes_bucket{le=\"65536\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

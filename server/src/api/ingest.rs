@@ -11,7 +11,10 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
-use procmon_model::{ChangeBatch, ErrorBody, IngestResponse, Snapshot};
+use procmon_model::{
+    ChangeBatch, ErrorBody, IngestResponse, Snapshot, SpoolReport, SPOOL_BYTES_HEADER,
+    SPOOL_WAITING_HEADER,
+};
 
 use super::body::JsonBody;
 use crate::agent_keys::KeyError;
@@ -58,6 +61,43 @@ impl FromRequestParts<AppState> for Admitted {
     }
 }
 
+/// What the sending agent's spool holds, from its request headers (see
+/// [`procmon_model::SpoolReport`]); absent from agents without a spool and
+/// from older agents. Read with the head, so a malformed one is refused
+/// before the body is read.
+pub struct SpoolHeaders(pub Option<SpoolReport>);
+
+impl<S: Sync> FromRequestParts<S> for SpoolHeaders {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let number = |name: &str| -> Result<Option<u64>, ApiError> {
+            let Some(value) = parts.headers.get(name) else {
+                return Ok(None);
+            };
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::InvalidHeader(format!(
+                        "{name} is {value:?}: it must be a whole number of 0 or more"
+                    ))
+                })
+        };
+        let waiting = number(SPOOL_WAITING_HEADER)?;
+        let bytes = number(SPOOL_BYTES_HEADER)?;
+        Ok(Self(match (waiting, bytes) {
+            (None, None) => None,
+            (waiting, bytes) => Some(SpoolReport {
+                waiting: waiting.unwrap_or(0),
+                bytes: bytes.unwrap_or(0),
+            }),
+        }))
+    }
+}
+
 /// What is delivered.
 pub enum Delivery {
     Snapshot(Snapshot),
@@ -90,10 +130,14 @@ impl Delivery {
     operation_id = "ingest_snapshot",
     tag = "processes",
     request_body(content = Snapshot, content_type = "application/json"),
+    params(
+        ("x-procmon-spool-waiting" = Option<u64>, Header, description = "Deliveries waiting in the agent's spool as it sends this one; counted in `procmon_agent_spool_waiting`"),
+        ("x-procmon-spool-bytes" = Option<u64>, Header, description = "Bytes the agent's spool takes on disk; counted in `procmon_agent_spool_bytes`"),
+    ),
     security(("agent_key" = [])),
     responses(
         (status = 201, description = "Accepted: stored now, or stored before (`stored` says which)", body = IngestResponse),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 400, description = "The body is not JSON, or a spool header is not a whole number", body = ErrorBody),
         (status = 401, description = "Agent key missing, wrong or revoked", body = ErrorBody),
         (status = 403, description = "The agent key belongs to another host", body = ErrorBody),
         (status = 409, description = "The snapshot id was already used by another host", body = ErrorBody),
@@ -110,8 +154,12 @@ impl Delivery {
 pub async fn ingest(
     State(state): State<AppState>,
     agent: Admitted,
+    SpoolHeaders(spool): SpoolHeaders,
     JsonBody(snapshot): JsonBody<Snapshot>,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    if let Some(spool) = spool {
+        state.metrics.agent_spool(spool);
+    }
     let span = tracing::Span::current();
     span.record("host", snapshot.host.id.as_str());
     span.record("snapshot", snapshot.id.to_string());
@@ -136,10 +184,14 @@ pub async fn ingest(
     operation_id = "ingest_changes",
     tag = "processes",
     request_body(content = ChangeBatch, content_type = "application/json"),
+    params(
+        ("x-procmon-spool-waiting" = Option<u64>, Header, description = "Deliveries waiting in the agent's spool as it sends this one; counted in `procmon_agent_spool_waiting`"),
+        ("x-procmon-spool-bytes" = Option<u64>, Header, description = "Bytes the agent's spool takes on disk; counted in `procmon_agent_spool_bytes`"),
+    ),
     security(("agent_key" = [])),
     responses(
         (status = 201, description = "Applied and stored, or stored before (`stored` says which)", body = IngestResponse),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 400, description = "The body is not JSON, or a spool header is not a whole number", body = ErrorBody),
         (status = 401, description = "Agent key missing, wrong or revoked", body = ErrorBody),
         (status = 403, description = "The agent key belongs to another host", body = ErrorBody),
         (status = 409, description = "`base_unknown`: the server does not hold the batch's base as the host's latest snapshot; send the snapshot in full. Or `snapshot_id_conflict`: the id was already used by another host", body = ErrorBody),
@@ -156,8 +208,12 @@ pub async fn ingest(
 pub async fn ingest_changes(
     State(state): State<AppState>,
     agent: Admitted,
+    SpoolHeaders(spool): SpoolHeaders,
     JsonBody(batch): JsonBody<ChangeBatch>,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    if let Some(spool) = spool {
+        state.metrics.agent_spool(spool);
+    }
     let span = tracing::Span::current();
     span.record("host", batch.host_id.as_str());
     span.record("snapshot", batch.id.to_string());

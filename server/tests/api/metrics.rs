@@ -96,6 +96,17 @@ impl Metrics {
             .unwrap_or(0.0)
     }
 
+    /// The number on the line of `series` (a histogram's `_sum`,
+    /// `_count`), exactly as written.
+    fn line(&self, series: &str) -> f64 {
+        self.text
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{}", self.text))
+            .parse()
+            .unwrap()
+    }
+
     fn ingested(&self, kind: &str, outcome: &str) -> f64 {
         self.value(
             "procmon_snapshots_ingested_total",
@@ -411,4 +422,54 @@ async fn the_token_is_never_printed() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("PROCMON_METRICS_TOKEN"), "{help}");
     assert!(!help.contains(TOKEN), "{help}");
+}
+
+/// What agents say their spools hold, in the headers of their deliveries,
+/// fills the spool histograms; a malformed report is refused before the
+/// body is read, saying which header, and stores nothing.
+#[tokio::test]
+async fn agents_spool_reports_are_counted_and_malformed_ones_refused() {
+    let app = spawn_with_token().await;
+    let first = minutely(4);
+    let key = app.key_for(&first.host.id).await;
+    let post = |snapshot: Snapshot, waiting: &'static str, bytes: &'static str| {
+        app.anonymous()
+            .post(format!("{}/api/processes/", app.address))
+            .bearer_auth(key.clone())
+            .header(procmon_model::SPOOL_WAITING_HEADER, waiting)
+            .header(procmon_model::SPOOL_BYTES_HEADER, bytes)
+            .json(&snapshot)
+            .send()
+    };
+    assert_eq!(
+        post(first.clone(), "7", "9000").await.unwrap().status(),
+        201
+    );
+    let mut second = minutely(4);
+    second.collected_at += chrono::Duration::seconds(60);
+    assert_eq!(post(second.clone(), "0", "0").await.unwrap().status(), 201);
+
+    let mut third = minutely(4);
+    third.collected_at += chrono::Duration::seconds(120);
+    let refused = error_of(post(third, "lots", "0").await.unwrap(), 400).await;
+    assert_eq!(refused.error, "invalid_header");
+    assert!(
+        refused
+            .message
+            .contains(procmon_model::SPOOL_WAITING_HEADER)
+            && refused.message.contains("lots"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(app.stored_snapshots().await, 2);
+
+    let metrics = scrape(&app).await;
+    assert_eq!(metrics.line("procmon_agent_spool_waiting_count"), 2.0);
+    assert_eq!(metrics.line("procmon_agent_spool_waiting_sum"), 7.0);
+    assert_eq!(
+        metrics.line("procmon_agent_spool_waiting_bucket{le=\"0\"}"),
+        1.0
+    );
+    assert_eq!(metrics.line("procmon_agent_spool_bytes_sum"), 9000.0);
+    assert_eq!(metrics.value("procmon_ingest_in_flight", &[]), 0.0);
 }
