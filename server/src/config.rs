@@ -1,33 +1,47 @@
-//! The server's settings, layered: an optional TOML file, then `PROCMON_*`
-//! environment variables, then command-line flags (each layer overrides the
-//! one before it).
+//! The server's settings, layered: the defaults below, then a TOML file,
+//! then `PROCMON_*` environment variables, then command-line flags, each
+//! layer overriding the one before it.
+//!
+//! Each setting is named once, as a field of [`Settings`]: that name is its
+//! key in the file, its environment variable (`PROCMON_` and the name in
+//! capitals) and, with dashes, its flag in [`Cli`]. The layering itself
+//! (figment) is in `layers.rs`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use procmon_model::limits::{INTERVAL_MS, MAX_INTERVAL};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::accounts::SessionLifetime;
 use crate::store::{DatabaseUrl, Retention};
+
+mod layers;
+#[cfg(test)]
+mod tests;
+mod values;
 
 /// The config file read when `--config` is not given, if it exists in the
 /// working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "procmon-server.toml";
 
-/// Everything the server needs to start, after all layers are merged.
-#[derive(Debug, Clone)]
+/// Everything the server needs to start, after all layers are merged. A
+/// field is a setting; fields that no layer reads are `serde(skip)`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address and port to listen on; port 0 picks a free one.
+    #[serde(deserialize_with = "values::listen")]
     pub listen: SocketAddr,
     /// Where the database and the generated key files live.
     pub data_dir: PathBuf,
     /// The database: an SQLite file (created if missing), or a PostgreSQL
-    /// server shared by several procmon servers.
+    /// server shared by several procmon servers. Unless a layer sets it,
+    /// `procmon.db` in `data_dir`, wherever `data_dir` came from.
+    #[serde(deserialize_with = "values::database")]
     pub database: DatabaseUrl,
     /// Reading without signing in, allowed only when listening on
     /// loopback (then anyone who can connect to this machine reads).
@@ -35,12 +49,26 @@ pub struct Settings {
     /// Host names (besides the listen address, localhost, IP addresses and
     /// this machine's name) that requests may name in their `Host` header,
     /// e.g. the name of a reverse proxy in front.
+    #[serde(deserialize_with = "values::host_names")]
     pub allowed_hosts: Vec<String>,
-    /// How long sessions last, idle and at most.
-    pub session: SessionLifetime,
-    /// How long raw snapshots, minute and hour roll-ups are kept.
-    pub retention: Retention,
-    /// How often history is rolled up and expired data dropped.
+    /// A session unused this long ends.
+    #[serde(with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// How long raw snapshots are kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How long one-minute roll-ups are kept.
+    #[serde(with = "humantime_serde")]
+    pub minute_retention: Duration,
+    /// How long one-hour roll-ups are kept.
+    #[serde(with = "humantime_serde")]
+    pub hour_retention: Duration,
+    /// How often history is rolled up and expired data dropped (tests
+    /// shorten it; no layer sets it).
+    #[serde(skip)]
     pub maintenance_every: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
@@ -48,17 +76,22 @@ pub struct Settings {
     /// itself.
     pub embedded_agent: bool,
     /// How often the embedded agent takes a snapshot.
+    #[serde(with = "humantime_serde")]
     pub embedded_agent_interval: Duration,
     /// Longest time a client may take to send a request head; also how long
     /// an idle keep-alive connection stays open.
+    #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
     /// Longest gap while a request body arrives.
+    #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
     /// Longest time to read and answer one request.
+    #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// Most connections served at once; more get a 503.
     pub max_connections: usize,
     /// How long stopping waits for requests in flight.
+    #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Snapshots one host may send per second, after a burst.
     pub ingest_per_second: u32,
@@ -71,25 +104,33 @@ pub struct Settings {
     pub tls_key: Option<PathBuf>,
     /// The bearer token that reads `GET /metrics` (a Prometheus server's);
     /// without it, only admins' sessions read them. Never printed: its
-    /// `Debug` is redacted.
+    /// `Debug` is redacted, and errors about it do not repeat it.
+    #[serde(deserialize_with = "values::secret")]
     pub metrics_token: Option<SecretString>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::with_data_dir("procmon-data")
+    }
 }
 
 impl Settings {
     /// The defaults, with the data under `data_dir`.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
+        let retention = Retention::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database: DatabaseUrl::Sqlite(data_dir.join("procmon.db")),
             data_dir,
             no_login: false,
             allowed_hosts: Vec::new(),
-            session: SessionLifetime {
-                idle: Duration::from_secs(12 * 60 * 60),
-                absolute: Duration::from_secs(7 * 24 * 60 * 60),
-            },
-            retention: Retention::default(),
+            session_idle: Duration::from_secs(12 * 60 * 60),
+            session_lifetime: Duration::from_secs(7 * 24 * 60 * 60),
+            retention: retention.raw,
+            minute_retention: retention.minute,
+            hour_retention: retention.hour,
             maintenance_every: Duration::from_secs(60),
             body_limit: 32 * 1024 * 1024,
             embedded_agent: true,
@@ -111,126 +152,48 @@ impl Settings {
         }
     }
 
-    /// Settings from the command line, the environment and the config file.
-    pub fn load() -> anyhow::Result<Self> {
-        Self::from_cli(Cli::parse())
+    /// How long sessions last, idle and at most.
+    pub fn session(&self) -> SessionLifetime {
+        SessionLifetime {
+            idle: self.session_idle,
+            absolute: self.session_lifetime,
+        }
     }
 
-    /// Merges the layers: `cli` already holds flags over environment
-    /// variables (clap reads both); the file fills what neither set.
-    pub fn from_cli(cli: Cli) -> anyhow::Result<Self> {
-        let file = match &cli.config {
-            Some(path) => FileConfig::read(path)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                FileConfig::read(Path::new(DEFAULT_CONFIG_FILE))?
-            }
-            None => FileConfig::default(),
-        };
-        let data_dir = cli
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("procmon-data"));
-        let defaults = Self::with_data_dir(&data_dir);
-        let file_listen = file
-            .listen
-            .as_deref()
-            .map(parse_listen)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("listen in the config file: {e}"))?;
-        Self {
-            listen: cli.listen.or(file_listen).unwrap_or(defaults.listen),
-            database: match cli.database.or(file.database) {
-                Some(text) => text.parse().map_err(|e| {
-                    anyhow::anyhow!("database {:?}: {e}", crate::store::redact_url(&text))
-                })?,
-                None => defaults.database,
-            },
-            no_login: cli.no_login || file.no_login.unwrap_or(defaults.no_login),
-            allowed_hosts: if cli.allowed_hosts.is_empty() {
-                file.allowed_hosts.unwrap_or_default()
-            } else {
-                cli.allowed_hosts
-            },
-            session: SessionLifetime {
-                idle: pick(cli.session_idle, file.session_idle, defaults.session.idle),
-                absolute: pick(
-                    cli.session_lifetime,
-                    file.session_lifetime,
-                    defaults.session.absolute,
-                ),
-            },
-            retention: Retention {
-                raw: cli
-                    .retention
-                    .map(Duration::from)
-                    .or(file.retention)
-                    .unwrap_or(defaults.retention.raw),
-                minute: cli
-                    .minute_retention
-                    .map(Duration::from)
-                    .or(file.minute_retention)
-                    .unwrap_or(defaults.retention.minute),
-                hour: cli
-                    .hour_retention
-                    .map(Duration::from)
-                    .or(file.hour_retention)
-                    .unwrap_or(defaults.retention.hour),
-            },
-            body_limit: cli
-                .body_limit
-                .or(file.body_limit)
-                .unwrap_or(defaults.body_limit),
-            embedded_agent: if cli.no_agent {
-                false
-            } else {
-                file.embedded_agent.unwrap_or(defaults.embedded_agent)
-            },
-            embedded_agent_interval: cli
-                .embedded_agent_interval
-                .map(Duration::from)
-                .or(file.embedded_agent_interval)
-                .unwrap_or(defaults.embedded_agent_interval),
-            header_timeout: pick(
-                cli.header_timeout,
-                file.header_timeout,
-                defaults.header_timeout,
-            ),
-            body_timeout: pick(cli.body_timeout, file.body_timeout, defaults.body_timeout),
-            request_timeout: pick(
-                cli.request_timeout,
-                file.request_timeout,
-                defaults.request_timeout,
-            ),
-            max_connections: cli
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(defaults.max_connections),
-            shutdown_grace: pick(
-                cli.shutdown_grace,
-                file.shutdown_grace,
-                defaults.shutdown_grace,
-            ),
-            ingest_per_second: cli
-                .ingest_per_second
-                .or(file.ingest_per_second)
-                .unwrap_or(defaults.ingest_per_second),
-            ingest_burst: cli
-                .ingest_burst
-                .or(file.ingest_burst)
-                .unwrap_or(defaults.ingest_burst),
-            tls_cert: cli.tls_cert.or(file.tls_cert),
-            tls_key: cli.tls_key.or(file.tls_key),
-            metrics_token: cli.metrics_token.or(file.metrics_token),
-            data_dir,
-            ..defaults
+    /// How long snapshots, minute and hour roll-ups are kept.
+    pub fn history_retention(&self) -> Retention {
+        Retention {
+            raw: self.retention,
+            minute: self.minute_retention,
+            hour: self.hour_retention,
         }
-        .checked()
+    }
+
+    /// Settings from the command line, the environment and the config file.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::from_cli(Cli::parse_args())
+    }
+
+    /// The defaults, then the config file (`cli.config`, else
+    /// `procmon-server.toml` if it exists), then the process's environment,
+    /// then the flags in `cli`.
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Self> {
+        Self::from_cli_and_env(&cli, |name| std::env::var_os(name))
+    }
+
+    /// [`Settings::from_cli`] with the environment variables that `env`
+    /// looks up (tests give their own instead of changing the process's).
+    pub fn from_cli_and_env(
+        cli: &Cli,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> anyhow::Result<Self> {
+        layers::merge(cli, &env)?.checked()
     }
 
     /// The settings, or what is out of range in them.
     pub fn checked(self) -> anyhow::Result<Self> {
         crate::tls::files(self.tls_cert.as_deref(), self.tls_key.as_deref())?;
-        let r = self.retention;
+        let r = self.history_retention();
         anyhow::ensure!(
             r.raw >= Duration::from_secs(60),
             "retention {} is too short: keep snapshots at least 1m",
@@ -266,10 +229,10 @@ impl Settings {
             );
         }
         anyhow::ensure!(
-            self.session.idle <= self.session.absolute,
+            self.session_idle <= self.session_lifetime,
             "session_idle {} is longer than session_lifetime {}",
-            humantime::format_duration(self.session.idle),
-            humantime::format_duration(self.session.absolute)
+            humantime::format_duration(self.session_idle),
+            humantime::format_duration(self.session_lifetime)
         );
         let (shortest, longest) = (Duration::from_millis(*INTERVAL_MS.start()), MAX_INTERVAL);
         anyhow::ensure!(
@@ -284,10 +247,10 @@ impl Settings {
             ("body_timeout", self.body_timeout, 1, 600),
             ("request_timeout", self.request_timeout, 1, 3600),
             ("shutdown_grace", self.shutdown_grace, 0, 300),
-            ("session_idle", self.session.idle, 60, 366 * 24 * 3600),
+            ("session_idle", self.session_idle, 60, 366 * 24 * 3600),
             (
                 "session_lifetime",
-                self.session.absolute,
+                self.session_lifetime,
                 60,
                 366 * 24 * 3600,
             ),
@@ -346,16 +309,6 @@ fn check_metrics_token(token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A secret given as a flag or an environment variable.
-fn parse_secret(text: &str) -> Result<SecretString, String> {
-    Ok(SecretString::from(text))
-}
-
-/// The flag's value, else the file's, else the default.
-fn pick(flag: Option<humantime::Duration>, file: Option<Duration>, default: Duration) -> Duration {
-    flag.map(Duration::from).or(file).unwrap_or(default)
-}
-
 /// A listen address: `IP:PORT`, or `localhost:PORT` for 127.0.0.1.
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
@@ -372,101 +325,196 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
-/// Command-line flags; each can also be set by the environment variable
-/// named beside it.
-#[derive(Debug, Default, Parser)]
+/// How the help text explains the layers.
+const LAYERS_HELP: &str = "Every setting is a flag, an environment variable (named beside \
+it) and a key of the TOML config file (the flag's name with `_` for `-`, e.g. data_dir; \
+--no-agent is `embedded_agent = false`, PROCMON_EMBEDDED_AGENT=false in the environment). \
+Flags override the environment, which overrides the file, which overrides the defaults.";
+
+/// Command-line flags: the top layer of [`Settings`], each field one of
+/// its settings under the same name. A flag not given is not serialized,
+/// so it leaves the layers below alone.
+#[derive(Debug, Default, Parser, Serialize)]
 #[command(
     name = "procmon-server",
     version,
-    about = "The procmon server: stores agents' snapshots and serves the process tree page"
+    about = "The procmon server: stores agents' snapshots and serves the process tree page",
+    after_help = LAYERS_HELP
 )]
 pub struct Cli {
     /// What to do instead of serving: manage users and agent keys, make sign-in links.
     #[command(subcommand)]
+    #[serde(skip)]
     pub command: Option<Command>,
     /// TOML config file [default: ./procmon-server.toml if it exists].
     #[arg(long, env = "PROCMON_CONFIG", global = true)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on, IP:PORT (0.0.0.0:8000: every network)
     /// [default: 127.0.0.1:8000].
-    #[arg(long, env = "PROCMON_LISTEN", value_parser = parse_listen, global = true)]
+    #[arg(long, value_parser = parse_listen, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     /// Directory for the database and key files [default: ./procmon-data].
-    #[arg(long, env = "PROCMON_DATA_DIR", global = true)]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// The database: an SQLite file (a path or sqlite://path), or
     /// postgres://user:password@host/name for several servers on one
-    /// database [default: <data dir>/procmon.db].
-    #[arg(long, env = "PROCMON_DATABASE", global = true, hide_env_values = true)]
-    pub database: Option<String>,
+    /// database [default: <data dir>/procmon.db]; prefer the environment
+    /// variable or the file for a URL with a password.
+    #[arg(long, global = true, value_parser = values::parse_secret)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::expose"
+    )]
+    pub database: Option<SecretString>,
     /// Let anyone who can connect read without signing in; refused unless
     /// listening on loopback only.
-    #[arg(long, env = "PROCMON_NO_LOGIN")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_login: bool,
     /// Extra host names requests may be addressed to (a reverse proxy's),
     /// comma-separated [default: none].
-    #[arg(long, env = "PROCMON_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allowed_hosts: Vec<String>,
     /// A session unused this long ends, e.g. "12h" [default: 12h].
-    #[arg(long, env = "PROCMON_SESSION_IDLE")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub session_idle: Option<humantime::Duration>,
     /// A session ends this long after sign-in, e.g. "7days" [default: 7days].
-    #[arg(long, env = "PROCMON_SESSION_LIFETIME")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub session_lifetime: Option<humantime::Duration>,
     /// How long every snapshot is kept as sent (exact trees, time
     /// travel), e.g. "24h", "7days" [default: 7days].
-    #[arg(long, env = "PROCMON_RETENTION")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub retention: Option<humantime::Duration>,
     /// How long one-minute roll-ups (average, minimum, maximum) are kept
     /// [default: 90days].
-    #[arg(long, env = "PROCMON_MINUTE_RETENTION")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub minute_retention: Option<humantime::Duration>,
     /// How long one-hour roll-ups are kept [default: 730days].
-    #[arg(long, env = "PROCMON_HOUR_RETENTION")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub hour_retention: Option<humantime::Duration>,
     /// Largest request body in bytes [default: 33554432, 32 MiB].
-    #[arg(long, env = "PROCMON_BODY_LIMIT")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body_limit: Option<usize>,
-    /// Do not run the agent for this machine inside the server.
+    /// Do not run the agent for this machine inside the server (the
+    /// file's `embedded_agent = false`). PROCMON_NO_AGENT, its old name in
+    /// the environment, still works.
     #[arg(long, env = "PROCMON_NO_AGENT")]
+    #[serde(
+        rename = "embedded_agent",
+        skip_serializing_if = "std::ops::Not::not",
+        serialize_with = "values::negated"
+    )]
     pub no_agent: bool,
     /// Snapshot interval of the embedded agent, e.g. "2s" [default: 2s].
-    #[arg(long, env = "PROCMON_EMBEDDED_AGENT_INTERVAL")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub embedded_agent_interval: Option<humantime::Duration>,
     /// Longest time to send a request head, and to keep an idle connection
     /// open [default: 10s].
-    #[arg(long, env = "PROCMON_HEADER_TIMEOUT")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub header_timeout: Option<humantime::Duration>,
     /// Longest gap while a request body arrives [default: 10s].
-    #[arg(long, env = "PROCMON_BODY_TIMEOUT")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub body_timeout: Option<humantime::Duration>,
     /// Longest time to read and answer a request [default: 60s].
-    #[arg(long, env = "PROCMON_REQUEST_TIMEOUT")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub request_timeout: Option<humantime::Duration>,
     /// Most connections served at once [default: 512].
-    #[arg(long, env = "PROCMON_MAX_CONNECTIONS")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
     /// How long stopping waits for requests in flight [default: 10s].
-    #[arg(long, env = "PROCMON_SHUTDOWN_GRACE")]
+    #[arg(long)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::as_text"
+    )]
     pub shutdown_grace: Option<humantime::Duration>,
     /// Snapshots one host may send per second after a burst [default: 10].
-    #[arg(long, env = "PROCMON_INGEST_PER_SECOND")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ingest_per_second: Option<u32>,
     /// Snapshots one host may send at once [default: 20].
-    #[arg(long, env = "PROCMON_INGEST_BURST")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ingest_burst: Option<u32>,
     /// Serve HTTPS with this certificate chain (PEM, the server's
     /// certificate first); needs --tls-key.
-    #[arg(long, env = "PROCMON_TLS_CERT")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
-    #[arg(long, env = "PROCMON_TLS_KEY")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
     /// Bearer token that reads GET /metrics (at least 16 characters);
     /// prefer the environment variable or the config file, which other
     /// users of this machine cannot see in its process list.
-    #[arg(long, env = "PROCMON_METRICS_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long, value_parser = values::parse_secret)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "values::expose"
+    )]
     pub metrics_token: Option<SecretString>,
+}
+
+impl Cli {
+    /// The flags from the process's arguments, where `--help` gives each
+    /// setting's environment variable, made from its name as the
+    /// environment layer makes it.
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let keys = layers::setting_keys();
+        let command = Self::command().mut_args(|arg| {
+            let id = arg.get_id().as_str().to_owned();
+            if !keys.contains(&id.as_str()) {
+                return arg;
+            }
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            arg.help(format!("{help} [env: {}]", layers::env_name(&id)))
+        });
+        Self::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+    }
 }
 
 /// What the binary does instead of serving. Each opens the server's
@@ -512,298 +560,4 @@ pub enum UsersCommand {
     Remove { name: String },
     /// List the users and their roles.
     List,
-}
-
-/// The config file's keys; all optional, unknown keys rejected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    /// Address to listen on, e.g. "127.0.0.1:8000".
-    listen: Option<String>,
-    /// Directory for the database and key files.
-    data_dir: Option<PathBuf>,
-    /// The database: an SQLite file path, sqlite://path or postgres://….
-    database: Option<String>,
-    /// Read without signing in (loopback only).
-    no_login: Option<bool>,
-    /// Extra host names requests may be addressed to.
-    allowed_hosts: Option<Vec<String>>,
-    #[serde(default, with = "humantime_serde")]
-    session_idle: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    session_lifetime: Option<Duration>,
-    /// How long snapshots are kept as sent, e.g. "7days".
-    #[serde(default, with = "humantime_serde")]
-    retention: Option<Duration>,
-    /// How long one-minute roll-ups are kept, e.g. "90days".
-    #[serde(default, with = "humantime_serde")]
-    minute_retention: Option<Duration>,
-    /// How long one-hour roll-ups are kept, e.g. "730days".
-    #[serde(default, with = "humantime_serde")]
-    hour_retention: Option<Duration>,
-    /// Largest request body in bytes.
-    body_limit: Option<usize>,
-    /// Whether to run the agent for this machine inside the server.
-    embedded_agent: Option<bool>,
-    /// Snapshot interval of the embedded agent, e.g. "2s".
-    #[serde(default, with = "humantime_serde")]
-    embedded_agent_interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    header_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    body_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    request_timeout: Option<Duration>,
-    max_connections: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    shutdown_grace: Option<Duration>,
-    ingest_per_second: Option<u32>,
-    ingest_burst: Option<u32>,
-    /// Certificate chain for HTTPS (PEM).
-    tls_cert: Option<PathBuf>,
-    /// Its private key (PEM).
-    tls_key: Option<PathBuf>,
-    /// Bearer token for GET /metrics.
-    metrics_token: Option<SecretString>,
-}
-
-/// Every key the file may hold, to name all unknown ones at once.
-const FILE_KEYS: [&str; 23] = [
-    "listen",
-    "data_dir",
-    "database",
-    "no_login",
-    "allowed_hosts",
-    "session_idle",
-    "session_lifetime",
-    "retention",
-    "minute_retention",
-    "hour_retention",
-    "body_limit",
-    "embedded_agent",
-    "embedded_agent_interval",
-    "header_timeout",
-    "body_timeout",
-    "request_timeout",
-    "max_connections",
-    "shutdown_grace",
-    "ingest_per_second",
-    "ingest_burst",
-    "tls_cert",
-    "tls_key",
-    "metrics_token",
-];
-
-impl FileConfig {
-    fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let invalid = || format!("invalid config file {}", path.display());
-        let table: toml::Table = toml::from_str(&text).with_context(invalid)?;
-        // toml would name only the first unknown key; a file with several
-        // typos gets them all named at once.
-        let unknown: Vec<&str> = table
-            .keys()
-            .map(String::as_str)
-            .filter(|key| !FILE_KEYS.contains(key))
-            .collect();
-        if !unknown.is_empty() {
-            anyhow::bail!(
-                "{}: unknown key{} {}; the known keys are {}",
-                invalid(),
-                if unknown.len() == 1 { "" } else { "s" },
-                unknown.join(", "),
-                FILE_KEYS.join(", ")
-            );
-        }
-        table.try_into().with_context(invalid)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn cli_with_file(text: &str) -> (tempfile::NamedTempFile, Cli) {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(text.as_bytes()).unwrap();
-        let cli = Cli {
-            config: Some(file.path().to_owned()),
-            ..Cli::default()
-        };
-        (file, cli)
-    }
-
-    #[test]
-    fn unknown_key_in_file_is_named() {
-        let (_file, cli) = cli_with_file("listen = \"127.0.0.1:9000\"\nretension = \"1h\"\n");
-        let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
-        assert!(error.contains("retension"), "{error}");
-    }
-
-    #[test]
-    fn every_unknown_key_in_file_is_named() {
-        let (_file, cli) =
-            cli_with_file("retension = \"1h\"\nlisten = \"127.0.0.1:1\"\nport = 1\n");
-        let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
-        assert!(error.contains("unknown keys port, retension"), "{error}");
-        assert!(
-            error.contains("the known keys are listen, data_dir"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn the_known_keys_are_exactly_the_file_fields() {
-        // serde lists every field it expects when one is unknown.
-        let error = toml::from_str::<FileConfig>("zzz = 1")
-            .unwrap_err()
-            .to_string();
-        for key in FILE_KEYS {
-            assert!(
-                error.contains(&format!("`{key}`")),
-                "{key} missing from {error}"
-            );
-        }
-        assert_eq!(
-            error.matches('`').count() / 2,
-            FILE_KEYS.len() + 1,
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn listen_takes_ip_port_or_localhost_port() {
-        assert_eq!(
-            parse_listen("localhost:8001"),
-            Ok("127.0.0.1:8001".parse().unwrap())
-        );
-        assert_eq!(
-            parse_listen("0.0.0.0:8001"),
-            Ok("0.0.0.0:8001".parse().unwrap())
-        );
-        assert_eq!(
-            parse_listen("[::1]:8001"),
-            Ok("[::1]:8001".parse().unwrap())
-        );
-        for bad in ["8001", "localhost", "example.com:80", "localhost:99999"] {
-            let error = parse_listen(bad).unwrap_err();
-            assert!(
-                error.contains("give IP:PORT, e.g. 127.0.0.1:8000"),
-                "{error}"
-            );
-        }
-        let (_file, cli) = cli_with_file("listen = \"8001\"\n");
-        let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
-        assert!(error.contains("listen in the config file"), "{error}");
-        let (_file, cli) = cli_with_file("listen = \"localhost:8001\"\n");
-        assert_eq!(Settings::from_cli(cli).unwrap().listen.port(), 8001);
-    }
-
-    #[test]
-    fn flags_override_file_which_overrides_defaults() {
-        let (_file, mut cli) = cli_with_file(
-            "listen = \"127.0.0.1:9000\"\nretention = \"2h\"\ndata_dir = \"d\"\nembedded_agent = false\n",
-        );
-        cli.retention = Some("30m".parse().unwrap());
-        let settings = Settings::from_cli(cli).unwrap();
-        assert_eq!(settings.listen, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(settings.retention.raw, Duration::from_secs(30 * 60));
-        assert_eq!(settings.retention.minute, Retention::default().minute);
-        assert_eq!(
-            settings.database,
-            DatabaseUrl::Sqlite(PathBuf::from("d").join("procmon.db"))
-        );
-        assert!(!settings.embedded_agent);
-        assert_eq!(settings.body_limit, 32 * 1024 * 1024);
-    }
-
-    #[test]
-    fn the_metrics_token_comes_from_the_file_or_a_flag_and_is_never_shown() {
-        let (_file, mut cli) = cli_with_file("metrics_token = \"file-token-0123456789\"\n");
-        let file_only = Cli {
-            config: cli.config.clone(),
-            ..Cli::default()
-        };
-        let settings = Settings::from_cli(file_only).unwrap();
-        let token = settings.metrics_token.as_ref().unwrap();
-        assert_eq!(token.expose_secret(), "file-token-0123456789");
-        assert!(
-            !format!("{settings:?}").contains("file-token"),
-            "{settings:?}"
-        );
-        cli.metrics_token = Some(SecretString::from("flag-token-0123456789"));
-        assert!(!format!("{cli:?}").contains("flag-token"), "{cli:?}");
-        let settings = Settings::from_cli(cli).unwrap();
-        assert_eq!(
-            settings.metrics_token.unwrap().expose_secret(),
-            "flag-token-0123456789"
-        );
-    }
-
-    #[test]
-    fn a_weak_or_unsendable_metrics_token_is_refused_without_showing_it() {
-        for (text, expected) in [
-            (
-                "metrics_token = \"short-secret\"\n",
-                "metrics_token is 12 characters long: give at least 16",
-            ),
-            (
-                "metrics_token = \"a secret with spaces\"\n",
-                "metrics_token has a space",
-            ),
-            (
-                "metrics_token = \"\"\n",
-                "metrics_token is 0 characters long",
-            ),
-        ] {
-            let (_file, cli) = cli_with_file(text);
-            let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
-            assert!(error.contains(expected), "{error}");
-            assert!(!error.contains("secret"), "{error}");
-        }
-    }
-
-    #[test]
-    fn out_of_range_values_are_refused_naming_them() {
-        for (text, expected) in [
-            ("retention = \"10s\"\n", "retention 10s is too short"),
-            ("body_limit = 100\n", "body_limit 100 is too small"),
-            (
-                "embedded_agent_interval = \"1ms\"\n",
-                "embedded_agent_interval 1ms",
-            ),
-            (
-                "embedded_agent_interval = \"2days\"\n",
-                "embedded_agent_interval 2days is out of range: it must be between 100ms and 1day",
-            ),
-            (
-                "header_timeout = \"0s\"\n",
-                "header_timeout 0s is out of range: it must be between 1s and 5m",
-            ),
-            ("body_timeout = \"1h\"\n", "body_timeout 1h is out of range"),
-            (
-                "request_timeout = \"2h\"\n",
-                "request_timeout 2h is out of range",
-            ),
-            (
-                "shutdown_grace = \"1h\"\n",
-                "shutdown_grace 1h is out of range",
-            ),
-            (
-                "max_connections = 0\n",
-                "max_connections 0 is out of range: it must be between 1 and 100000",
-            ),
-            (
-                "ingest_per_second = 0\n",
-                "ingest_per_second 0 is out of range",
-            ),
-            ("ingest_burst = 0\n", "ingest_burst 0 is out of range"),
-        ] {
-            let (_file, cli) = cli_with_file(text);
-            let error = format!("{:#}", Settings::from_cli(cli).unwrap_err());
-            assert!(error.contains(expected), "{error}");
-        }
-    }
 }

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use procmon_server::config::{Cli, Settings};
 use procmon_server::startup::Application;
 use secrecy::ExposeSecret;
@@ -33,7 +32,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let mut cli = Cli::parse();
+    let mut cli = Cli::parse_args();
     let command = cli.command.take();
     let settings = Settings::from_cli(cli)?;
     if let Some(command) = command {

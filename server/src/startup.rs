@@ -255,7 +255,7 @@ impl Application {
             accounts: backend.accounts,
             agent_keys,
             no_login: settings.no_login,
-            session_lifetime: settings.session,
+            session_lifetime: settings.session(),
             known_hosts: Arc::new(KnownHosts::new(&settings.allowed_hosts)),
             sign_in_throttle: Arc::new(SignInThrottle::new(
                 backend.limits.clone(),
@@ -274,7 +274,7 @@ impl Application {
             tls: tls.is_some(),
             live: Arc::new(crate::live::Live::new()),
             embedded: Arc::default(),
-            raw_retention: chrono::TimeDelta::from_std(settings.retention.raw)
+            raw_retention: chrono::TimeDelta::from_std(settings.retention)
                 .unwrap_or(chrono::TimeDelta::MAX),
             metrics: Arc::default(),
             metrics_token: settings
@@ -359,7 +359,7 @@ impl Application {
         let retention = tokio::spawn(crate::retention::run(
             Arc::clone(&self.state.store),
             Arc::clone(&self.state.clock),
-            self.settings.retention,
+            self.settings.history_retention(),
             self.settings.maintenance_every,
             Arc::clone(&self.state.metrics),
         ));

@@ -174,8 +174,8 @@ async fn signing_out_ends_the_session_on_the_server() {
 async fn a_session_ends_after_its_idle_time_and_at_its_lifetime() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let app = spawn_app_with_clock(Some(Arc::clone(&clock)), |s| {
-        s.session.idle = Duration::from_secs(3600);
-        s.session.absolute = Duration::from_secs(3 * 3600);
+        s.session_idle = Duration::from_secs(3600);
+        s.session_lifetime = Duration::from_secs(3 * 3600);
     })
     .await;
     // Used every 50 minutes, it lives past the idle hour...
@@ -204,7 +204,7 @@ async fn a_session_ends_after_its_idle_time_and_at_its_lifetime() {
 async fn ended_sessions_are_swept_from_the_database() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let app = spawn_app_with_clock(Some(Arc::clone(&clock)), |s| {
-        s.session.idle = Duration::from_secs(3600);
+        s.session_idle = Duration::from_secs(3600);
     })
     .await;
     // The test client's session is the one in the store.

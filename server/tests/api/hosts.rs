@@ -71,7 +71,7 @@ async fn history_reaches_back_to_first_seen_or_to_retention() {
     let start = Utc::now();
     let clock = Arc::new(ManualClock::new(start));
     let app = spawn_app_with_clock(Some(clock.clone()), |s| {
-        s.retention.raw = std::time::Duration::from_secs(3600);
+        s.retention = std::time::Duration::from_secs(3600);
     })
     .await;
     let mut first = sample_snapshot("host-a", 2);

@@ -318,7 +318,7 @@ async fn maintenance_runs_and_dropped_blocks_are_counted() {
     let clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(5)));
     let app = spawn_app_with_clock(Some(clock.clone()), |s| {
         s.metrics_token = Some(SecretString::from(TOKEN));
-        s.retention.raw = Duration::from_secs(2 * 3600);
+        s.retention = Duration::from_secs(2 * 3600);
         s.maintenance_every = Duration::from_millis(100);
     })
     .await;

@@ -20,7 +20,7 @@ async fn history_older_than_retention_goes_and_the_rest_stays() {
         raw: Duration::from_secs(2 * 3600),
         ..Retention::default()
     };
-    let app = spawn_app_with_clock(Some(clock.clone()), |s| s.retention = kept).await;
+    let app = spawn_app_with_clock(Some(clock.clone()), |s| s.retention = kept.raw).await;
     let mut old = sample_snapshot("host-a", 10);
     old.collected_at = clock.now();
     assert_eq!(app.post_snapshot(&old).await.status(), 201);
