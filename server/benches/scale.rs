@@ -33,6 +33,8 @@ mod queries;
 mod report;
 #[path = "support/servers.rs"]
 mod servers;
+#[path = "support/viewers.rs"]
+mod viewers;
 
 use report::{median_p95, ms, percentile, Report, Target};
 use servers::{cpu_of, cpu_of_postgres, load_average, Server};
@@ -50,6 +52,9 @@ const BATCHES_PER_S: f64 = 2_000.0;
 const P99_MS: f64 = 100.0;
 const BYTES_PER_SAMPLE: f64 = 8.0;
 const READ_RATIO: f64 = 2.0;
+const LIVE_LAG_P99_MS: f64 = 1_000.0;
+/// Hosts whose live streams a viewer on the second server watches.
+const WATCHED: usize = 20;
 
 /// The run's sizes, from the environment.
 struct Sizes {
@@ -164,6 +169,7 @@ async fn run(sizes: Sizes, postgres: String) {
                     .expect("a server on PostgreSQL")
             })
             .collect();
+        viewers::add_account(&fleet_url).expect("the viewer's account");
         ramp(&sizes, &servers, true).await
     };
     println!("\n== 1. the fleet through one server on SQLite ==");
@@ -198,6 +204,18 @@ async fn run(sizes: Sizes, postgres: String) {
         "/s",
         Target::None,
         format!("2 servers on PostgreSQL {:.0}/s", pg.rate),
+    );
+
+    report.add(
+        "1. cross-server live event lag p99 (send to A, event on B)".into(),
+        ms(percentile(&on_postgres.live_lag, 99)),
+        "ms",
+        Target::Under(LIVE_LAG_P99_MS),
+        format!(
+            "median {:.1} ms, {} events",
+            ms(percentile(&on_postgres.live_lag, 50)),
+            on_postgres.live_lag.len()
+        ),
     );
 
     // 2. The day, and 3. the reads on it.
@@ -293,7 +311,11 @@ struct Held {
     p99_ms: f64,
 }
 
-struct Ramp(Vec<Held>);
+struct Ramp {
+    held: Vec<Held>,
+    /// Cross-server live event lags, all steps (two servers only).
+    live_lag: Vec<Duration>,
+}
 
 impl Ramp {
     /// The highest rate that held (zero when none did).
@@ -302,7 +324,7 @@ impl Ramp {
             rate: 0.0,
             p99_ms: 0.0,
         };
-        self.0.last().unwrap_or(&NONE)
+        self.held.last().unwrap_or(&NONE)
     }
 }
 
@@ -327,6 +349,27 @@ async fn ramp(sizes: &Sizes, servers: &[Server], postgres: bool) -> Ramp {
         sizes.hosts,
         started.elapsed().as_secs_f64()
     );
+    // A viewer on the second server watches some hosts; what they send to
+    // the first one reaches it across servers.
+    let lags = if urls.len() > 1 {
+        let sent = viewers::Sent::default();
+        let watched: Vec<String> = hosts
+            .iter_mut()
+            .take(WATCHED)
+            .map(|host| {
+                host.watch(sent.clone());
+                host.id().to_owned()
+            })
+            .collect();
+        Some(
+            viewers::watch(&urls[1], &watched, sent, 0)
+                .await
+                .unwrap_or_else(|e| panic!("the viewer cannot watch: {e:#}")),
+        )
+    } else {
+        None
+    };
+    let mut live_lag = Vec::new();
     let mut held = Vec::new();
     for &factor in &sizes.steps {
         let interval = INTERVAL / factor;
@@ -367,12 +410,25 @@ async fn ramp(sizes: &Sizes, servers: &[Server], postgres: bool) -> Ramp {
         if let Some(e) = &step.first_error {
             println!("      first failure: {e}");
         }
+        if let Some(lags) = &lags {
+            let step_lags = lags.drain();
+            println!(
+                "      live events on the other server: {} timed from {WATCHED} watched hosts, lag {:.1} ms p50, {:.1} ms p99, max {:.0} ms",
+                step_lags.len(),
+                ms(percentile(&step_lags, 50)),
+                ms(percentile(&step_lags, 99)),
+                ms(report::max(&step_lags)),
+            );
+            if ok {
+                live_lag.extend(step_lags);
+            }
+        }
         if !ok {
             break;
         }
         held.push(Held { rate, p99_ms: p99 });
     }
-    Ramp(held)
+    Ramp { held, live_lag }
 }
 
 async fn connect(url: &str) -> tokio_postgres::Client {

@@ -31,6 +31,8 @@ pub struct Host {
     senders: Vec<Sender>,
     acked: Snapshot,
     sends: usize,
+    /// Where its sends are noted for the viewers that time them.
+    watched: Option<super::viewers::Sent>,
 }
 
 /// Enrolls `count` hosts of `processes` processes each (host `i` at server
@@ -75,6 +77,7 @@ pub async fn start(
                     senders,
                     acked: first,
                     sends: home + 1,
+                    watched: None,
                 },
             ))
         });
@@ -190,10 +193,24 @@ impl Host {
         Next { snapshot, body }
     }
 
+    /// Notes each send from now on in `sent`, for viewers to time.
+    pub fn watch(&mut self, sent: super::viewers::Sent) {
+        self.watched = Some(sent);
+    }
+
+    /// The host's id.
+    pub fn id(&self) -> &str {
+        &self.acked.host.id
+    }
+
     /// Sends `next` to the next server; true when it had to go whole.
     async fn send(&mut self, next: Next) -> anyhow::Result<bool> {
-        let sender = &self.senders[self.sends % self.senders.len()];
+        let index = self.sends % self.senders.len();
+        let sender = &self.senders[index];
         self.sends += 1;
+        if let Some(sent) = &self.watched {
+            sent.sending(next.snapshot.id, index);
+        }
         let whole = match sender.post(sender.changes_url(), next.body).await {
             Ok(_) => false,
             Err(SendError::BaseUnknown { .. }) => {
