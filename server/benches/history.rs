@@ -38,6 +38,16 @@ use procmon_server::store::{Retention, SqliteStore, Store, TimeRange};
 use rusqlite::{params, Connection};
 use secrecy::ExposeSecret;
 
+// Its PostgreSQL half is the scale bench's.
+#[allow(dead_code)]
+#[path = "support/disk.rs"]
+mod disk;
+#[path = "support/report.rs"]
+mod report;
+
+use disk::sqlite_size as disk_size;
+use report::{max, median_p95, ms, Report, Target};
+
 /// Snapshots in a simulated day at 2 s.
 const DAY: usize = 43_200;
 const INTERVAL_S: i64 = 2;
@@ -796,30 +806,6 @@ impl BareDay {
     }
 }
 
-/// Bytes of the database and its write-ahead log, before and after a
-/// `wal_checkpoint(TRUNCATE)` through a connection of its own.
-fn disk_size(path: &Path) -> (u64, u64) {
-    let size = || {
-        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        len(path) + len(Path::new(&wal))
-    };
-    let before = size();
-    let conn = Connection::open(path).expect("the database opens");
-    let busy: i64 = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-        .expect("a checkpoint");
-    if busy != 0 {
-        println!(
-            "  (the checkpoint of {} was blocked: sizes include the log)",
-            path.display()
-        );
-    }
-    drop(conn);
-    (before, size())
-}
-
 // ---------------------------------------------------------------- HTTP
 
 /// Each host's snapshots, round by round, as JSON.
@@ -968,78 +954,6 @@ async fn http_server(bodies: &[Bytes], data_dir: &Path) -> HttpRun {
         .expect("the server task")
         .expect("the server stops cleanly");
     run
-}
-
-// ---------------------------------------------------------------- figures
-
-#[derive(Clone, Copy)]
-enum Target {
-    None,
-    AtMost(f64),
-    Under(f64),
-    AtLeast(f64),
-}
-
-#[derive(Default)]
-struct Report {
-    rows: Vec<(String, String, String, String, &'static str)>,
-}
-
-impl Report {
-    fn add(&mut self, what: String, value: f64, unit: &str, target: Target, baseline: String) {
-        let (target, verdict) = match target {
-            Target::None => ("-".to_owned(), ""),
-            Target::AtMost(t) => (format!("<= {t} {unit}"), met(value <= t)),
-            Target::Under(t) => (format!("< {t} {unit}"), met(value < t)),
-            Target::AtLeast(t) => (format!(">= {t} {unit}"), met(value >= t)),
-        };
-        let figure = if value >= 100.0 {
-            format!("{value:.0} {unit}")
-        } else {
-            format!("{value:.3} {unit}")
-        };
-        self.rows.push((what, figure, target, baseline, verdict));
-    }
-
-    fn print(&mut self) {
-        // By figure number, in the order measured within one.
-        self.rows
-            .sort_by_key(|r| r.0.split('.').next().unwrap_or("").to_owned());
-        println!(
-            "{:<44} {:>12}  {:<14} {:<10} baseline (same run)",
-            "figure", "measured", "target", "verdict"
-        );
-        for (what, figure, target, baseline, verdict) in &self.rows {
-            println!("{what:<44} {figure:>12}  {target:<14} {verdict:<10} {baseline}");
-        }
-    }
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT MET"
-    }
-}
-
-/// Median and 95th percentile.
-fn median_p95(times: &[Duration]) -> (Duration, Duration) {
-    if times.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
-    let mut sorted = times.to_vec();
-    sorted.sort_unstable();
-    let p95 = (sorted.len() * 95).div_ceil(100).max(1) - 1;
-    (sorted[sorted.len() / 2], sorted[p95])
-}
-
-fn max(times: &[Duration]) -> Duration {
-    times.iter().copied().max().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn mib(bytes: u64) -> f64 {
