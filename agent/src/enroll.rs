@@ -16,9 +16,19 @@ use crate::send::{answer_body, endpoint, explain, http_client, parse_server_url,
 use crate::tls::ServerTrust;
 use crate::{SendError, Sender};
 
-/// The key in a key file, without surrounding white space.
+/// The key in a key file, without surrounding white space. A key file
+/// open to other users (left so by an older agent, or by a person) is
+/// narrowed to this user first, with a warning; if that fails (say, the
+/// file is another user's), the key is still used, with a warning naming
+/// the file: refusing it would not make it secret again.
 pub fn read_key_file(path: &Path) -> std::io::Result<SecretString> {
     let text = std::fs::read_to_string(path)?;
+    if let Err(e) = crate::private::narrow_file(path) {
+        tracing::warn!(
+            file = %path.display(),
+            "the key file may be readable by other users: {e}"
+        );
+    }
     let key = text.trim();
     if key.is_empty() {
         return Err(std::io::Error::new(
@@ -30,27 +40,28 @@ pub fn read_key_file(path: &Path) -> std::io::Result<SecretString> {
 }
 
 /// Writes `key` to `path`, readable only by this user, replacing the file
-/// as a whole (written beside it, then renamed).
+/// as a whole (written beside it, then renamed). A missing folder is
+/// created private to this user; an existing one is the config file's,
+/// which holds other things (on Windows, the .exe), and is left as it is.
 fn write_key_file(path: &Path, key: &SecretString) -> std::io::Result<()> {
+    let context = |what: String| {
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            crate::private::dir(dir).map_err(context(format!("its folder {}", dir.display())))?;
+        }
     }
     let temporary = path.with_extension("key.new");
     let _ = std::fs::remove_file(&temporary);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temporary)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(format!("{}\n", key.expose_secret()).as_bytes())?;
-    file.sync_all()?;
+    let in_temporary = || context(format!("the file {} written first", temporary.display()));
+    let mut file = crate::private::create_new_file(&temporary).map_err(in_temporary())?;
+    file.write_all(format!("{}\n", key.expose_secret()).as_bytes())
+        .map_err(in_temporary())?;
+    file.sync_all().map_err(in_temporary())?;
     drop(file);
     std::fs::rename(&temporary, path)
+        .map_err(context(format!("renaming {} to it", temporary.display())))
 }
 
 /// Asks the server at `server_url` for a key of `host`.

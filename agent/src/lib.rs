@@ -13,11 +13,13 @@
 //!   the next delivery: the first, the next while one is not usable, and
 //!   the first again once it answers.
 //! - [`spool::Spool`] keeps what could not be sent on disk until the server
-//!   has it, and [`retry`] says when to try again.
+//!   has it, and [`retry`] says when to try again. The spool and the key
+//!   file are private to the agent's user (`private`).
 
 pub mod bench;
 pub mod collect;
 pub mod deliver;
+mod private;
 pub mod retry;
 mod run;
 pub mod spool;

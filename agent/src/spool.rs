@@ -26,6 +26,10 @@
 //!
 //! The spool is used by one process at a time; two agents given the same
 //! directory would mix their segments.
+//!
+//! The directory and every file in it are private to the agent's user
+//! (`crate::private`): the snapshots hold command lines, which can hold
+//! secrets. A spool left wider by an older agent is narrowed at open.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -34,6 +38,8 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
+
+use crate::private;
 
 /// The bytes every segment file starts with.
 const SEGMENT_MAGIC: &[u8; 8] = b"PMSPOOL1";
@@ -218,7 +224,8 @@ impl Spool {
     /// keyframe.
     pub fn open(dir: impl Into<PathBuf>, options: SpoolOptions) -> Result<Spool, SpoolError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        private::dir(&dir).map_err(io_error(&dir))?;
+        narrow_files(&dir)?;
         let cursor = read_cursor(&dir);
         let mut spool = Spool {
             dir,
@@ -366,13 +373,7 @@ impl Spool {
         self.close_writer()?;
         let seq = self.next_seq;
         let path = self.dir.join(segment_name(seq));
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            // Not append(true): on Windows an append-only handle can
-            // neither be fsynced nor cut back after a failed write.
-            .write(true)
-            .open(&path)
-            .map_err(io_error(&path))?;
+        let mut file = private::create_new_file(&path).map_err(io_error(&path))?;
         if let Err(source) = file.write_all(SEGMENT_MAGIC) {
             drop(file);
             let _ = fs::remove_file(&path);
@@ -573,7 +574,9 @@ impl Spool {
         bytes.extend_from_slice(&offset.to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
         let temp = self.dir.join(CURSOR_TEMP);
-        let mut file = File::create(&temp).map_err(io_error(&temp))?;
+        // Left by a crash between writing and renaming.
+        remove(&temp)?;
+        let mut file = private::create_new_file(&temp).map_err(io_error(&temp))?;
         file.write_all(&bytes).map_err(io_error(&temp))?;
         file.sync_all().map_err(io_error(&temp))?;
         drop(file);
@@ -613,6 +616,21 @@ impl Drop for Spool {
 
 fn segment_name(seq: u64) -> String {
     format!("{seq:012}.{SEGMENT_EXTENSION}")
+}
+
+/// Narrows every file in the spool's directory to this user: all of them
+/// are the spool's (segments, the cursor, a cursor cut short), and on
+/// Windows a private folder does not keep others from a file that lets
+/// them in.
+fn narrow_files(dir: &Path) -> Result<(), SpoolError> {
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let path = entry.path();
+        if entry.file_type().map_err(io_error(&path))?.is_file() {
+            private::narrow_file(&path).map_err(io_error(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// The segment files in `dir` and their numbers; other files are left

@@ -9,6 +9,7 @@
 mod common;
 mod wine;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -278,6 +279,167 @@ async fn service_starts_at_boot_sends_and_stops_cleanly() {
         "{said}"
     );
     eprintln!("service test took {:.0?}", started.elapsed());
+}
+
+/// The spool and the key file are private to the agent's user, as far as
+/// Wine can show it.
+///
+/// Wine (8, as Debian ships it) keeps no access list of its own: it turns
+/// the list given to CreateFileW / CreateDirectoryW or set by
+/// SetNamedSecurityInfoW into Unix mode bits, and GetNamedSecurityInfoW
+/// reads back a list made from those bits: SYSTEM with full control, the
+/// user for the owner's bits, Everyone (WD) for the other bits; never
+/// protected, never Administrators. And its SetNamedSecurityInfoW adds the
+/// parent folder's inheritable entries even to a protected list. So the
+/// protected flag and the Administrators entry cannot be seen here; what
+/// can is that nothing the agent creates or narrows lets anyone but SYSTEM
+/// and its user in, as Windows reads the list back and as the Unix mode
+/// says. (Without the agent's lists, Wine creates files 0644 and folders
+/// 0755: Everyone may read.) Narrowing is checked in a folder that itself
+/// lets only the user in, since Wine would add the app folder's entry for
+/// Everyone back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spool_and_key_file_are_private_to_the_agents_user() {
+    if !wine::available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let wine = tokio::task::spawn_blocking(Wine::boot).await.unwrap();
+    let app_dir = wine.app_dir();
+    let config_path = app_dir.join("procmon-agent.toml");
+
+    // A spool as an older agent left it, open to everyone, with a cursor
+    // cut short in it.
+    let parent = app_dir.join("private");
+    std::fs::create_dir(&parent).unwrap();
+    set_mode(&parent, 0o700);
+    let spool = parent.join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    set_mode(&spool, 0o755);
+    std::fs::write(spool.join("cursor.tmp"), b"cut").unwrap();
+    set_mode(&spool.join("cursor.tmp"), 0o644);
+
+    // No server to reach: what the agent takes waits in the spool.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &config_path,
+        format!(
+            "server_url = \"http://127.0.0.1:{closed_port}\"\napi_key = \"pmk_not_sent\"\n\
+             interval = \"1s\"\nspool_dir = \"private/spool\"\n"
+        ),
+    )
+    .unwrap();
+    wine.spawn_agent(&[]);
+    wait_until("the agent to spool a segment", || {
+        std::fs::read_dir(&spool).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|ext| ext == "seg"))
+        })
+    })
+    .await;
+    wine.stop_agents();
+    let mut paths = vec!["private/spool".to_owned()];
+    for entry in std::fs::read_dir(&spool).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        paths.push(format!("private/spool/{name}"));
+    }
+    assert!(paths.len() >= 3, "the cursor and a segment: {paths:?}");
+    assert_private(&wine, &paths);
+    let said = wine.agent_output();
+    for (what, name) in [("folder", "spool"), ("file", "cursor.tmp")] {
+        assert!(
+            said.lines().any(|line| {
+                line.contains(&format!("the {what} was open to other users"))
+                    && line.contains("narrowed to this user only")
+                    && line.contains(name)
+            }),
+            "the agent did not say it narrowed {name}:\n{said}"
+        );
+    }
+
+    // Enrolling keeps the key in a folder that is not there yet.
+    let secret = app
+        .state
+        .agent_keys
+        .rotate_enroll_secret(chrono::Utc::now())
+        .await
+        .unwrap();
+    std::fs::write(
+        &config_path,
+        format!(
+            "server_url = \"{}\"\nenroll_secret = \"{}\"\ninterval = \"1s\"\n\
+             key_file = \"keys/procmon-agent.key\"\nspool_dir = \"private/spool\"\n",
+            app.address,
+            secrecy::ExposeSecret::expose_secret(&secret)
+        ),
+    )
+    .unwrap();
+    wine.spawn_agent(&[]);
+    let key_file = app_dir.join("keys").join("procmon-agent.key");
+    wait_for_windows_host(&app, &wine).await;
+    assert!(
+        std::fs::read_to_string(&key_file).is_ok_and(|key| key.trim().starts_with("pmk_")),
+        "the enrolled agent keeps its key in keys/:\n{}",
+        wine.agent_output()
+    );
+    wine.stop_agents();
+    assert_private(
+        &wine,
+        &["keys".to_owned(), "keys/procmon-agent.key".to_owned()],
+    );
+}
+
+/// Each of `paths` (relative to `app`) lets only SYSTEM and the agent's
+/// user in, as Windows reads its access list back, and is closed to others
+/// by its Unix mode; see the test above for what Wine can show.
+fn assert_private(wine: &Wine, paths: &[String]) {
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let read = wine.access_lists(&paths);
+    assert_eq!(read.lists.len(), paths.len(), "{read:?}");
+    for (path, list) in &read.lists {
+        let entries = entries(list);
+        assert!(
+            entries
+                .iter()
+                .all(|(kind, sid)| kind == "A" && (sid == "SY" || *sid == read.user)),
+            "{path} lets more than SYSTEM and {} in: {list}",
+            read.user
+        );
+        assert!(
+            entries.iter().any(|(_, sid)| *sid == read.user),
+            "{path} does not let its user in: {list}"
+        );
+        let mode = std::fs::metadata(wine.app_dir().join(path))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o007, 0, "{path} is mode {mode:o}");
+    }
+}
+
+/// A list's entries in SDDL ("D:P(A;;FA;;;SY)(A;;FA;;;S-1-5-...)"): kind
+/// and SID of each.
+fn entries(sddl: &str) -> Vec<(String, String)> {
+    let Some(list) = sddl.strip_prefix("D:") else {
+        panic!("not an access list: {sddl}");
+    };
+    list.split('(')
+        .skip(1)
+        .map(|entry| {
+            let fields: Vec<&str> = entry.trim_end_matches(')').split(';').collect();
+            assert_eq!(fields.len(), 6, "not an entry: ({entry}");
+            (fields[0].to_owned(), fields[5].to_owned())
+        })
+        .collect()
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 // ---- checks -------------------------------------------------------------------

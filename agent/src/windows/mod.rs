@@ -1,6 +1,6 @@
 //! What only Windows has: reading the OS directly for the collector, the
-//! double-click start, the log file beside the .exe, and running as a
-//! Windows service.
+//! double-click start, the log file beside the .exe, running as a Windows
+//! service, and the access lists that keep the agent's files private.
 
 #[cfg(feature = "http")]
 pub mod console;
@@ -11,6 +11,7 @@ pub(crate) mod handle;
 #[cfg(feature = "http")]
 pub mod logfile;
 pub(crate) mod owner;
+pub(crate) mod private;
 pub(crate) mod privilege;
 pub(crate) mod process_facts;
 pub(crate) mod process_table;

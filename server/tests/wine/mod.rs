@@ -229,6 +229,51 @@ impl Wine {
         )
     }
 
+    /// The access list of each of `paths` (relative to `app`), as Windows
+    /// reads it back in this prefix, and the user the agent runs as: read
+    /// by a small helper (tests/wine/access_list.c) built with MinGW.
+    pub fn access_lists(&self, paths: &[&str]) -> AccessLists {
+        let exe = self.root.path().join("access_list.exe");
+        if !exe.is_file() {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wine/access_list.c");
+            let out = Command::new(MINGW_GCC)
+                .args(["-municode", "-O2", "-o"])
+                .arg(&exe)
+                .arg(&source)
+                .arg("-ladvapi32")
+                .output()
+                .expect("run the MinGW compiler");
+            assert!(
+                out.status.success(),
+                "building the access list reader failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = self.run(exe.to_str().expect("a UTF-8 temp path"), paths);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "reading access lists failed ({}):\n{said}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines = said.lines().map(|line| {
+            let (what, list) = line
+                .trim_end_matches('\r')
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("not PATH<TAB>SDDL: {line:?}"));
+            (what.to_owned(), list.to_owned())
+        });
+        let user = match lines.next() {
+            Some((what, sid)) if what == "user" => sid,
+            other => panic!("the reader did not name its user first: {other:?}"),
+        };
+        AccessLists {
+            user,
+            lists: lines.collect(),
+        }
+    }
+
     /// The prefix's machine GUID, as `reg query` reads it.
     pub fn machine_guid(&self) -> String {
         let out = self.run(
@@ -276,6 +321,16 @@ impl Drop for Wine {
             }
         }
     }
+}
+
+/// What [`Wine::access_lists`] read.
+#[derive(Debug)]
+pub struct AccessLists {
+    /// The SID of the user the reader (and the agent) runs as.
+    pub user: String,
+    /// Each path as given, with its access list in SDDL
+    /// ("D:P(A;OICI;FA;;;SY)...").
+    pub lists: Vec<(String, String)>,
 }
 
 /// Runs `command` to completion, failing the test if it takes over `limit`.
