@@ -133,33 +133,6 @@ impl Live {
         hosts.get(host_id).cloned()
     }
 
-    /// How many hosts' newest snapshot arrived at most `intervals` of their
-    /// agent's own interval before `now`: the hosts whose agents are
-    /// sending (`procmon_agents_connected`).
-    pub fn hosts_sending(&self, now: DateTime<Utc>, intervals: u32) -> usize {
-        // The hosts' own locks are taken after this one is let go.
-        let hosts: Vec<Arc<HostLive>> = {
-            let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-            hosts.values().cloned().collect()
-        };
-        hosts
-            .iter()
-            .filter_map(|host| host.newest())
-            .filter(|newest| {
-                let window = chrono::TimeDelta::milliseconds(
-                    i64::try_from(
-                        newest
-                            .snapshot
-                            .interval_ms
-                            .saturating_mul(u64::from(intervals)),
-                    )
-                    .unwrap_or(i64::MAX),
-                );
-                now.signed_duration_since(newest.received_at) <= window
-            })
-            .count()
-    }
-
     /// Forgets a host (it was removed).
     pub fn remove(&self, host_id: &str) {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
@@ -450,32 +423,6 @@ mod tests {
             host.subscribe(Some(uuid::Uuid::new_v4())).missed.is_none(),
             "not one of this server's"
         );
-    }
-
-    #[tokio::test]
-    async fn hosts_count_as_sending_within_their_own_intervals() {
-        let live = Live::new();
-        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-        for (id, interval_ms) in [("fast", 1_000), ("slow", 60_000)] {
-            let mut snapshot = SimHost::new(id, 5, 3, start).next();
-            snapshot.interval_ms = interval_ms;
-            live.host(id)
-                .lock()
-                .await
-                .commit(Arc::new(snapshot), start, None);
-        }
-        // A host that has not sent since the start is not counted.
-        live.host("silent");
-        let after = |s| start + chrono::TimeDelta::seconds(s);
-        assert_eq!(live.hosts_sending(start, 3), 2);
-        assert_eq!(live.hosts_sending(after(3), 3), 2);
-        assert_eq!(
-            live.hosts_sending(after(4), 3),
-            1,
-            "fast is 3 intervals late"
-        );
-        assert_eq!(live.hosts_sending(after(180), 3), 1);
-        assert_eq!(live.hosts_sending(after(181), 3), 0);
     }
 
     #[tokio::test]

@@ -14,7 +14,6 @@ pub mod scrape;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use procmon_model::IngestResponse;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -157,7 +156,7 @@ impl Metrics {
         let agents_connected = Gauge::default();
         registry.register(
             "agents_connected",
-            "Hosts online: their newest snapshot arrived within 3 of their agent's intervals, as GET /api/hosts/ counts online",
+            "Hosts online: their newest snapshot reached a server of this database within 3 of their agent's intervals, as GET /api/hosts/ counts online",
             agents_connected.clone(),
         );
         let viewers_connected = Gauge::default();
@@ -335,12 +334,12 @@ impl Metrics {
         self.maintenance.observe(took.as_secs_f64());
     }
 
-    /// The metrics in the Prometheus text format, with the gauges that are
-    /// read at scrape time set from `live` as of `now`.
-    pub fn encode(&self, live: &crate::live::Live, now: DateTime<Utc>) -> String {
-        let online = live.hosts_sending(now, crate::api::hosts::OFFLINE_AFTER_INTERVALS);
+    /// The metrics in the Prometheus text format, with `hosts_online` (read
+    /// from the store at scrape time, so that every server of a database
+    /// says the same) as `procmon_agents_connected`.
+    pub fn encode(&self, hosts_online: usize) -> String {
         self.agents_connected
-            .set(i64::try_from(online).unwrap_or(i64::MAX));
+            .set(i64::try_from(hosts_online).unwrap_or(i64::MAX));
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -408,7 +407,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.answered(axum::http::StatusCode::NOT_FOUND);
         metrics.rejected("base_unknown");
-        let text = metrics.encode(&crate::live::Live::new(), Utc::now());
+        let text = metrics.encode(0);
         for line in [
             "# TYPE procmon_snapshots_ingested_total counter",
             "# TYPE procmon_ingest_rejected_total counter",
@@ -443,7 +442,7 @@ mod tests {
         for (waiting, bytes) in [(0, 0), (3, 40_000), (5_000, 100_000_000)] {
             metrics.agent_spool(procmon_model::SpoolReport { waiting, bytes });
         }
-        let text = metrics.encode(&crate::live::Live::new(), Utc::now());
+        let text = metrics.encode(0);
         for line in [
             "procmon_agent_spool_waiting_count 3",
             "procmon_agent_spool_waiting_sum 5003.0",
@@ -481,7 +480,7 @@ mod tests {
             &Err(crate::store::StoreError::Unavailable("disk full".into())),
             Duration::from_millis(1),
         );
-        let text = metrics.encode(&crate::live::Live::new(), Utc::now());
+        let text = metrics.encode(0);
         for line in [
             "procmon_maintenance_runs_total{outcome=\"ok\"} 1",
             "procmon_maintenance_runs_total{outcome=\"error\"} 1",

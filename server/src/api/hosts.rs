@@ -132,6 +132,21 @@ pub async fn summary_and_taken(
     ))
 }
 
+/// Whether the host's newest delivery reached a server (any server of the
+/// database) within [`OFFLINE_AFTER_INTERVALS`] of its agent's intervals.
+pub fn is_online(record: &HostRecord, now: DateTime<Utc>) -> bool {
+    let silence = now.signed_duration_since(record.last_seen);
+    let limit = chrono::Duration::milliseconds(
+        i64::try_from(
+            record
+                .interval_ms
+                .saturating_mul(u64::from(OFFLINE_AFTER_INTERVALS)),
+        )
+        .unwrap_or(i64::MAX),
+    );
+    silence <= limit
+}
+
 fn summarize(
     record: HostRecord,
     display_name: String,
@@ -144,12 +159,8 @@ fn summarize(
         .checked_sub_signed(retention)
         .and_then(|t| t.duration_trunc(chrono::TimeDelta::minutes(1)).ok())
         .map_or(record.first_taken_at, |t| t + chrono::TimeDelta::minutes(1));
-    let silence = now.signed_duration_since(record.last_seen);
-    let limit = chrono::Duration::milliseconds(
-        (record.interval_ms * OFFLINE_AFTER_INTERVALS as u64) as i64,
-    );
     HostSummary {
-        online: silence <= limit,
+        online: is_online(&record, now),
         display_name,
         history_from: kept_from.max(record.first_taken_at),
         first_seen: record.first_seen,

@@ -76,6 +76,7 @@ pub fn document() -> &'static Document {
         // the modifiers above have run.
         let mut document = super::router().split_for_parts().1;
         super::schema_limits::state(&mut document);
+        spool_headers_are_whole_numbers(&mut document);
         document
     })
 }
@@ -90,4 +91,32 @@ pub fn document() -> &'static Document {
 )]
 pub async fn serve() -> Json<&'static Document> {
     Json(document())
+}
+
+/// The agents' spool headers are optional, so their type is an `Option`,
+/// which utoipa writes as "integer or null" for a header; but a header has
+/// no null (the text "null" is refused), so the document says what the
+/// server takes: a whole number of 0 or more, when sent.
+fn spool_headers_are_whole_numbers(document: &mut Document) {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let names = [
+        procmon_model::SPOOL_WAITING_HEADER,
+        procmon_model::SPOOL_BYTES_HEADER,
+    ];
+    for item in document.paths.paths.values_mut() {
+        let Some(operation) = item.post.as_mut() else {
+            continue;
+        };
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if names.contains(&parameter.name.as_str()) {
+                parameter.schema = Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .minimum(Some(0))
+                        .into(),
+                );
+            }
+        }
+    }
 }

@@ -7,6 +7,8 @@ use axum::response::IntoResponse;
 use procmon_model::ErrorBody;
 
 use super::access::Scraper;
+use crate::api::hosts::is_online;
+use crate::error::ApiError;
 use crate::startup::AppState;
 
 /// The server's metrics (Prometheus text format 0.0.4).
@@ -24,16 +26,27 @@ use crate::startup::AppState;
         (status = 200, description = "The metrics, in the Prometheus text format", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
         (status = 401, description = "Neither the metrics token nor an admin's session", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 503, description = "The store cannot say whether the session is an admin's now, or the server is at its connection limit", body = ErrorBody),
+        (status = 503, description = "The store cannot say whether the session is an admin's now or which hosts are online, or the server is at its connection limit", body = ErrorBody),
     ),
 )]
-pub async fn scrape(State(state): State<AppState>, _scraper: Scraper) -> impl IntoResponse {
-    let text = state.metrics.encode(&state.live, state.clock.now());
-    (
+pub async fn scrape(
+    State(state): State<AppState>,
+    _scraper: Scraper,
+) -> Result<impl IntoResponse, ApiError> {
+    let now = state.clock.now();
+    let online = state
+        .store
+        .hosts()
+        .await?
+        .iter()
+        .filter(|host| is_online(host, now))
+        .count();
+    let text = state.metrics.encode(online);
+    Ok((
         [(
             CONTENT_TYPE,
             prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         )],
         text,
-    )
+    ))
 }

@@ -76,3 +76,38 @@ async fn wrong_passwords_at_both_servers_lock_the_account_after_five() {
         too_many(response, "too_many_sign_ins", 1..=60).await;
     }
 }
+
+/// `procmon_agents_connected` comes from the database: a host sending only
+/// to the first server counts as connected on the second too, so a
+/// dashboard summing or picking any server sees the fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_servers_count_a_host_sending_to_one_as_connected() {
+    const TOKEN: &str = "metrics-token-for-two-servers-0123";
+    let Some(servers) = two_servers(|s| {
+        s.metrics_token = Some(secrecy::SecretString::from(TOKEN));
+    })
+    .await
+    else {
+        return;
+    };
+    let connected = |app: &TestApp| {
+        let request = app
+            .anonymous()
+            .get(format!("{}/metrics", app.address))
+            .bearer_auth(TOKEN)
+            .send();
+        async move {
+            let text = request.await.unwrap().text().await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("procmon_agents_connected "))
+                .unwrap_or_else(|| panic!("no procmon_agents_connected in\n{text}"))
+                .parse::<f64>()
+                .unwrap()
+        }
+    };
+    assert_eq!(connected(&servers[1]).await, 0.0);
+    let key = servers[0].key_for("only-to-a").await;
+    assert_eq!(post(&servers[0], "only-to-a", &key).await.status(), 201);
+    assert_eq!(connected(&servers[0]).await, 1.0);
+    assert_eq!(connected(&servers[1]).await, 1.0);
+}

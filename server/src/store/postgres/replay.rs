@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 
 use anyhow::Context;
 use procmon_model::ProcessSample;
+use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
@@ -45,14 +46,18 @@ pub async fn head_at(
             break;
         }
         let row = tx
-            .query_opt(
+            .query_typed_opt(
                 &format!(
                     "SELECT seq, chain, id, taken_at, collected_at, received_at FROM {}
                      WHERE host = $1 AND taken_at <= $2 AND taken_at >= $3
                      ORDER BY taken_at DESC, seq DESC LIMIT 1",
                     block.partition("raw")
                 ),
-                &[&host, &at, &not_before],
+                &[
+                    (&host, Type::INT8),
+                    (&at, Type::INT8),
+                    (&not_before, Type::INT8),
+                ],
             )
             .await
             .doing("cannot read a snapshot")?;
@@ -71,10 +76,14 @@ pub async fn head_of(
     not_before: i64,
 ) -> StoreResult<Option<Head>> {
     let row = tx
-        .query_opt(
+        .query_typed_opt(
             "SELECT seq, chain, id, taken_at, collected_at, received_at FROM raw
              WHERE id = $1 AND host = $2 AND taken_at >= $3 LIMIT 1",
-            &[&id, &host, &not_before],
+            &[
+                (&id, Type::UUID),
+                (&host, Type::INT8),
+                (&not_before, Type::INT8),
+            ],
         )
         .await
         .doing("cannot read a snapshot")?;
@@ -99,12 +108,12 @@ fn head_of_row(row: &tokio_postgres::Row) -> Head {
 /// many snapshots the chain holds up to it.
 pub async fn rebuild(tx: &Transaction<'_>, head: &Head) -> StoreResult<(Chain, u32)> {
     let rows = tx
-        .query(
+        .query_typed(
             &format!(
                 "SELECT data FROM {} WHERE chain = $1 AND seq <= $2 ORDER BY seq",
                 head.block.partition("raw")
             ),
-            &[&head.chain, &head.seq],
+            &[(&head.chain, Type::INT8), (&head.seq, Type::INT8)],
         )
         .await
         .doing("cannot read a snapshot")?;
@@ -243,13 +252,13 @@ async fn rows_of(
     to: i64,
 ) -> StoreResult<Vec<(i64, i64, i64, Vec<u8>)>> {
     let rows = tx
-        .query(
+        .query_typed(
             &format!(
                 "SELECT seq, chain, taken_at, data FROM {}
                  WHERE host = $1 AND taken_at <= $2 ORDER BY taken_at, seq",
                 block.partition("raw")
             ),
-            &[&host, &to],
+            &[(&host, Type::INT8), (&to, Type::INT8)],
         )
         .await
         .doing("cannot read history")?;

@@ -320,7 +320,7 @@ impl Block {
 /// Every block in the database, oldest first.
 pub async fn blocks(client: &impl GenericClient) -> StoreResult<Vec<Block>> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT p.relname, c.relname FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
              JOIN pg_class p ON p.oid = i.inhparent
