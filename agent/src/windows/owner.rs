@@ -2,10 +2,12 @@
 //! Manager and Process Explorer show it.
 
 use std::collections::HashMap;
+use std::io;
 
+use windows_sys::Win32::Foundation::HANDLE;
 use windows_sys::Win32::Security::{
-    GetLengthSid, GetTokenInformation, LookupAccountSidW, TokenUser, SID_NAME_USE, TOKEN_QUERY,
-    TOKEN_USER,
+    GetLengthSid, GetTokenInformation, LookupAccountSidW, TokenUser, PSID, SID_NAME_USE,
+    TOKEN_QUERY, TOKEN_USER,
 };
 use windows_sys::Win32::System::Threading::OpenProcessToken;
 
@@ -34,10 +36,22 @@ impl AccountNames {
 
 /// The owner's SID, as bytes.
 fn owner_sid(process: &Handle) -> Option<Vec<u8>> {
+    // SAFETY: the SID lives while the closure runs, and is copied out.
+    token_user(process.0, |sid| unsafe {
+        let len = GetLengthSid(sid) as usize;
+        std::slice::from_raw_parts(sid.cast::<u8>(), len).to_vec()
+    })
+    .ok()
+}
+
+/// Calls `with` on the user SID of `process`'s access token (a process
+/// handle with query rights, or the current process's pseudo handle). The
+/// SID is valid only during the call.
+pub(super) fn token_user<T>(process: HANDLE, with: impl FnOnce(PSID) -> T) -> io::Result<T> {
     let mut token = std::ptr::null_mut();
     // SAFETY: plain call with an out pointer to a local.
-    if unsafe { OpenProcessToken(process.0, TOKEN_QUERY, &mut token) } == 0 {
-        return None;
+    if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
+        return Err(io::Error::last_os_error());
     }
     let token = Handle(token);
     // 8-byte aligned, and larger than any TOKEN_USER (a SID is at most 68
@@ -55,15 +69,13 @@ fn owner_sid(process: &Handle) -> Option<Vec<u8>> {
         )
     };
     if ok == 0 {
-        return None;
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: on success the buffer starts with a TOKEN_USER whose SID
-    // points into the same buffer.
-    unsafe {
-        let sid = (*buffer.as_ptr().cast::<TOKEN_USER>()).User.Sid;
-        let len = GetLengthSid(sid) as usize;
-        Some(std::slice::from_raw_parts(sid.cast::<u8>(), len).to_vec())
-    }
+    // points into the same buffer, which outlives the call.
+    Ok(with(unsafe {
+        (*buffer.as_ptr().cast::<TOKEN_USER>()).User.Sid
+    }))
 }
 
 /// "DOMAIN\name" for a SID ("name" alone for accounts without a domain).

@@ -29,18 +29,17 @@ use windows_sys::Win32::Security::Authorization::{
 };
 use windows_sys::Win32::Security::{
     AclSizeInformation, GetAce, GetAclInformation, GetSecurityDescriptorControl,
-    GetSecurityDescriptorDacl, GetTokenInformation, TokenUser, ACCESS_ALLOWED_ACE, ACE_HEADER, ACL,
-    ACL_SIZE_INFORMATION, DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION,
-    PSECURITY_DESCRIPTOR, PSID, SECURITY_ATTRIBUTES, SE_DACL_PROTECTED, TOKEN_QUERY, TOKEN_USER,
+    GetSecurityDescriptorDacl, ACCESS_ALLOWED_ACE, ACE_HEADER, ACL, ACL_SIZE_INFORMATION,
+    DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+    SECURITY_ATTRIBUTES, SE_DACL_PROTECTED,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateDirectoryW, CreateFileW, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_DELETE,
     FILE_SHARE_READ, FILE_SHARE_WRITE,
 };
 use windows_sys::Win32::System::SystemServices::ACCESS_ALLOWED_ACE_TYPE;
-use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+use windows_sys::Win32::System::Threading::GetCurrentProcess;
 
-use super::handle::Handle;
 use super::text::from_wide;
 use crate::private::{Narrowed, Object};
 
@@ -131,33 +130,11 @@ fn sddl(object: Object, user: &str) -> String {
 
 /// This process's user, as a SID string ("S-1-5-21-...").
 fn user_sid() -> io::Result<String> {
-    let mut token = std::ptr::null_mut();
-    // SAFETY: plain call with an out pointer to a local; the pseudo handle
-    // of this process needs no closing.
-    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let token = Handle(token);
-    // 8-byte aligned, and larger than any TOKEN_USER (a SID is at most 68
-    // bytes).
-    let mut buffer = [0u64; 32];
-    let mut needed = 0u32;
-    // SAFETY: the size passed is the buffer's size in bytes.
-    let ok = unsafe {
-        GetTokenInformation(
-            token.0,
-            TokenUser,
-            buffer.as_mut_ptr().cast(),
-            size_of_val(&buffer) as u32,
-            &mut needed,
-        )
-    };
-    if ok == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: on success the buffer starts with a TOKEN_USER whose SID
-    // points into the same buffer, which outlives the call.
-    unsafe { sid_string((*buffer.as_ptr().cast::<TOKEN_USER>()).User.Sid) }
+    // SAFETY: the pseudo handle of this process needs no closing, and the
+    // SID is valid while the closure reads it.
+    super::owner::token_user(unsafe { GetCurrentProcess() }, |sid| unsafe {
+        sid_string(sid)
+    })?
 }
 
 /// A SID as text.

@@ -272,6 +272,57 @@ pub struct Found {
     pub process: ProcessSample,
 }
 
+/// A fleet search's answer, collected host by host (in host id order) and
+/// each host's hits by pid, up to a limit: one place for the order and the
+/// limit, whichever backend reads the snapshots.
+pub struct Hits<'q> {
+    query: &'q SearchQuery,
+    lower: String,
+    limit: usize,
+    found: Vec<Found>,
+    more: bool,
+}
+
+impl<'q> Hits<'q> {
+    pub fn new(query: &'q SearchQuery, limit: usize) -> Self {
+        Self {
+            query,
+            lower: query.text.to_lowercase(),
+            limit,
+            found: Vec::new(),
+            more: false,
+        }
+    }
+
+    /// Adds the hits of `host_id`'s `snapshot`; true once the limit is
+    /// passed (there are more than `limit`), when the rest can be skipped.
+    pub fn add(&mut self, host_id: &str, snapshot: StoredSnapshot) -> bool {
+        let mut hits: Vec<_> = snapshot
+            .processes
+            .into_iter()
+            .filter(|p| self.query.matches(&self.lower, p))
+            .collect();
+        hits.sort_by_key(|p| p.pid);
+        for process in hits {
+            if self.found.len() == self.limit {
+                self.more = true;
+                return true;
+            }
+            self.found.push(Found {
+                host_id: host_id.to_owned(),
+                taken_at: snapshot.taken_at,
+                process,
+            });
+        }
+        false
+    }
+
+    /// What was found, and whether there was more.
+    pub fn done(self) -> (Vec<Found>, bool) {
+        (self.found, self.more)
+    }
+}
+
 /// How long each kind of history is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
@@ -420,32 +471,17 @@ pub trait Store: Send + Sync + 'static {
         at: Option<DateTime<Utc>>,
         limit: usize,
     ) -> StoreResult<(Vec<Found>, bool)> {
-        let lower = query.text.to_lowercase();
         let mut hosts = self.hosts().await?;
         hosts.sort_by(|a, b| a.info.id.cmp(&b.info.id));
-        let mut found = Vec::new();
+        let mut hits = Hits::new(query, limit);
         for host in hosts {
-            let Some(snapshot) = self.snapshot(&host.info.id, at).await? else {
-                continue;
-            };
-            let mut hits: Vec<_> = snapshot
-                .processes
-                .into_iter()
-                .filter(|p| query.matches(&lower, p))
-                .collect();
-            hits.sort_by_key(|p| p.pid);
-            for process in hits {
-                if found.len() == limit {
-                    return Ok((found, true));
+            if let Some(snapshot) = self.snapshot(&host.info.id, at).await? {
+                if hits.add(&host.info.id, snapshot) {
+                    break;
                 }
-                found.push(Found {
-                    host_id: host.info.id.clone(),
-                    taken_at: snapshot.taken_at,
-                    process,
-                });
             }
         }
-        Ok((found, false))
+        Ok(hits.done())
     }
 
     /// Rolls up what is complete, then drops what `retention` no longer

@@ -408,6 +408,18 @@ impl Store for PostgresStore {
             .collect()))
     }
 
+    async fn search(
+        &self,
+        query: &super::SearchQuery,
+        at: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<(Vec<super::Found>, bool)> {
+        read_with!(self, |tx| {
+            let view = View::load(tx).await?;
+            read::search(tx, &view, query, at.map(nanos), limit).await
+        })
+    }
+
     async fn host(&self, host_id: &str) -> StoreResult<Option<HostRecord>> {
         let host_id = host_id.to_owned();
         read_with!(self, |tx| Ok(read::host(tx, &host_id)

@@ -26,8 +26,8 @@ use crate::store::load::{self, LoadPoint};
 use crate::store::rollup::{self, Buckets};
 use crate::store::series::{finish, plan_series};
 use crate::store::{
-    host_values, HostMeters, HostRecord, SnapshotTotals, StoreResult, StoredSnapshot, TimeRange,
-    HOST_METRICS,
+    host_values, Found, Hits, HostMeters, HostRecord, SearchQuery, SnapshotTotals, StoreResult,
+    StoredSnapshot, TimeRange, HOST_METRICS,
 };
 
 /// What a read may see: the partitions that exist, and the oldest time
@@ -154,6 +154,32 @@ pub async fn snapshot(
         return Ok(None);
     };
     stored(tx, &head).await.map(Some)
+}
+
+/// A fleet search in one read: the hosts listed once, then each host's
+/// snapshot found and rebuilt in the same transaction (two queries a host),
+/// where the trait's default would open a transaction per host.
+pub async fn search(
+    tx: &Transaction<'_>,
+    view: &View,
+    query: &SearchQuery,
+    at: Option<i64>,
+    limit: usize,
+) -> StoreResult<(Vec<Found>, bool)> {
+    let mut hosts = hosts(tx).await?;
+    hosts.sort_by(|a, b| a.record.info.id.cmp(&b.record.info.id));
+    let raw = view.raw();
+    let mut hits = Hits::new(query, limit);
+    for host in hosts {
+        let at = at.unwrap_or(host.taken_at).min(host.taken_at);
+        let Some(head) = replay::head_at(tx, &raw, host.key, at, view.raw_from).await? else {
+            continue;
+        };
+        if hits.add(&host.record.info.id, stored(tx, &head).await?) {
+            break;
+        }
+    }
+    Ok(hits.done())
 }
 
 /// The host's snapshot `id`, exactly as sent, if raw retention keeps it.
