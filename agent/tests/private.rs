@@ -8,7 +8,7 @@
 use std::num::{NonZeroU32, NonZeroU64};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 
 use chrono::Utc;
 use procmon_agent::enroll::{read_key_file, Credentials};
@@ -17,7 +17,10 @@ use procmon_agent::{AgentKey, ServerTrust};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+#[path = "support/logs.rs"]
+mod logs;
 mod support;
+use logs::logs_of;
 
 /// umask 0: without the agent's own modes, every file would be 0666 and
 /// every directory 0777. Every test here wants it, and it is per process.
@@ -81,30 +84,6 @@ fn append(spool: &mut Spool, n: u64) {
 fn ack_oldest(spool: &mut Spool) {
     let record = spool.peek().unwrap().expect("a record");
     assert!(spool.ack(record.id).unwrap());
-}
-
-/// What `f` logs, as text.
-fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    (result, text)
 }
 
 #[test]

@@ -3,11 +3,14 @@
 use std::collections::VecDeque;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use procmon_agent::retry::{Random, XorShift};
 use procmon_agent::spool::{Kind, Record, Spool, SpoolError, SpoolOptions};
 use uuid::Uuid;
+
+#[path = "support/logs.rs"]
+mod logs;
+use logs::logs_of;
 
 /// Small segments, so a few records span several.
 fn small(max_bytes: u64) -> SpoolOptions {
@@ -77,30 +80,6 @@ fn assert_intact(records: &[Record], max_len: u64) {
         let n = number(record.id);
         assert_eq!(record.payload, payload(n, max_len), "record {n}");
     }
-}
-
-/// What `f` logs, as text.
-fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    (result, text)
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
