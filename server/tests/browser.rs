@@ -1095,6 +1095,37 @@ async fn live_the_view_survives_pushed_changes_and_a_reconnect() {
     .await;
 }
 
+/// A snapshot of host-a with `count` processes: one parent with every
+/// other process beneath it, in pid order, all started an hour ago.
+fn one_parent_host(count: u32) -> Snapshot {
+    let mut first = sample_snapshot("host-a", count);
+    for p in first.processes.iter_mut() {
+        p.parent_pid = (p.pid > 1).then_some(1);
+        p.start_time = first.collected_at - chrono::Duration::hours(1);
+    }
+    first
+}
+
+/// Scrolls the list's end into view, selects `pid`, and scrolls to the end
+/// again once the details pane has narrowed the tree. The script that reads
+/// the selected row's top on screen, and that top now (asserted in view).
+async fn select_with_the_end_in_view(page: &Client, pid: u32) -> (String, serde_json::Value) {
+    let to_end = "const s = document.getElementById('tree-scroll'); s.scrollTop = s.scrollHeight;";
+    page.execute(to_end, vec![]).await.unwrap();
+    click(page, &format!("{} .name", row_selector(pid))).await;
+    let selected_row = format!("{}.selected", row_selector(pid));
+    wait_for_element(page, &selected_row).await;
+    wait_for_element(page, "#details:not([hidden])").await;
+    page.execute(to_end, vec![]).await.unwrap();
+    let place = format!(
+        "const r = document.querySelector({}); return r && Math.round(r.getBoundingClientRect().top);",
+        json!(selected_row)
+    );
+    let placed = page.execute(&place, vec![]).await.unwrap();
+    assert!(placed.is_number(), "the selected row is in view");
+    (place, placed)
+}
+
 /// The selected row stays where it is on screen while processes start and
 /// exit above it, and while those below it exit with the list's end in
 /// view (the view would scroll back and pull the row down) and others then
@@ -1105,12 +1136,7 @@ async fn live_the_selected_row_stays_put_as_processes_come_and_go_around_it() {
         return;
     }
     let app = spawn_app().await;
-    let mut first = sample_snapshot("host-a", 60);
-    // One parent with every other process beneath it, in pid order.
-    for p in first.processes.iter_mut() {
-        p.parent_pid = (p.pid > 1).then_some(1);
-        p.start_time = first.collected_at - chrono::Duration::hours(1);
-    }
+    let first = one_parent_host(60);
     post_snapshot(&app, &first).await;
     let selected = 55;
 
@@ -1118,19 +1144,7 @@ async fn live_the_selected_row_stays_put_as_processes_come_and_go_around_it() {
         open_live(&page, &app, "host-a").await;
         // The list's end in view, the selected row a few above it (scrolled
         // there again once the details pane has narrowed the tree).
-        let to_end = "const s = document.getElementById('tree-scroll'); s.scrollTop = s.scrollHeight;";
-        page.execute(to_end, vec![]).await.unwrap();
-        click(&page, &format!("{} .name", row_selector(selected))).await;
-        let selected_row = format!("{}.selected", row_selector(selected));
-        wait_for_element(&page, &selected_row).await;
-        wait_for_element(&page, "#details:not([hidden])").await;
-        page.execute(to_end, vec![]).await.unwrap();
-        let place = format!(
-            "const r = document.querySelector({}); return r && Math.round(r.getBoundingClientRect().top);",
-            json!(selected_row)
-        );
-        let placed = page.execute(&place, vec![]).await.unwrap();
-        assert!(placed.is_number(), "the selected row is in view");
+        let (place, placed) = select_with_the_end_in_view(&page, selected).await;
         let at_end = "const s = document.getElementById('tree-scroll');
                       return s.scrollTop + s.clientHeight >= s.scrollHeight - 1;";
         assert_eq!(page.execute(at_end, vec![]).await.unwrap(), json!(true), "the list's end is in view");
@@ -1207,31 +1221,14 @@ async fn live_the_selected_row_stays_put_when_the_rows_left_end_above_the_view_b
         return;
     }
     let app = spawn_app().await;
-    let mut first = sample_snapshot("host-a", 30);
-    // One parent with every other process beneath it, in pid order.
-    for p in first.processes.iter_mut() {
-        p.parent_pid = (p.pid > 1).then_some(1);
-        p.start_time = first.collected_at - chrono::Duration::hours(1);
-    }
+    let first = one_parent_host(30);
     post_snapshot(&app, &first).await;
     let selected = 20;
 
     with_browser(1280, 800, |page| async move {
         open_live(&page, &app, "host-a").await;
         // The list's end in view, the selected row in the view's upper half.
-        let to_end = "const s = document.getElementById('tree-scroll'); s.scrollTop = s.scrollHeight;";
-        page.execute(to_end, vec![]).await.unwrap();
-        click(&page, &format!("{} .name", row_selector(selected))).await;
-        let selected_row = format!("{}.selected", row_selector(selected));
-        wait_for_element(&page, &selected_row).await;
-        wait_for_element(&page, "#details:not([hidden])").await;
-        page.execute(to_end, vec![]).await.unwrap();
-        let place = format!(
-            "const r = document.querySelector({}); return r && Math.round(r.getBoundingClientRect().top);",
-            json!(selected_row)
-        );
-        let placed = page.execute(&place, vec![]).await.unwrap();
-        assert!(placed.is_number(), "the selected row is in view");
+        let (place, placed) = select_with_the_end_in_view(&page, selected).await;
         let scrolled = "return document.getElementById('tree-scroll').scrollTop;";
         assert!(
             page.execute(scrolled, vec![]).await.unwrap().as_f64().unwrap() > 0.0,
