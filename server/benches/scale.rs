@@ -6,6 +6,9 @@
 //! 1. Sustained change batches per second: 1,000 hosts of 300 processes
 //!    (fixtures' churn) at 5 s, then the rate stepped up (x2, x5, x10) while
 //!    it holds: p99 send-to-answer under 100 ms, no backlog, no failure.
+//!    On PostgreSQL twice: each host staying with one server, then each
+//!    alternating at every batch (every base written by the other server).
+//!    And the cross-server live event lag, from a viewer on the second.
 //! 2. Bytes on disk per process sample after a simulated day of one
 //!    1,000-process host at 5 s, written through the store directly.
 //! 3. The tree now and at a past time, a process's series and a fleet
@@ -36,6 +39,7 @@ mod servers;
 #[path = "support/viewers.rs"]
 mod viewers;
 
+use fleet::Spread;
 use report::{median_p95, ms, percentile, Report, Target};
 use servers::{cpu_of, cpu_of_postgres, load_average, Server};
 
@@ -158,29 +162,50 @@ async fn run(sizes: Sizes, postgres: String) {
     );
     let mut report = Report::default();
 
-    // 1. The fleet.
-    let fleet_db = create_database(&admin, "fleet").await;
-    let fleet_url = database_url(&postgres, &fleet_db);
-    println!("\n== 1. the fleet through two servers on PostgreSQL ==");
-    let on_postgres = {
+    // 1. The fleet: on PostgreSQL each host staying with one server, then
+    // alternating (each on a database of its own), then on SQLite.
+    let mut databases = Vec::new();
+    let mut on_postgres = Vec::new();
+    for (spread, what) in [
+        (
+            Spread::Stay,
+            "each host staying with one server, as behind a balancer that keeps connections",
+        ),
+        (
+            Spread::Alternate,
+            "each host alternating at every batch, so every base was written by the other server",
+        ),
+    ] {
+        let db = create_database(
+            &admin,
+            if spread == Spread::Stay {
+                "fleet"
+            } else {
+                "fleet_alt"
+            },
+        )
+        .await;
+        let url = database_url(&postgres, &db);
+        databases.push(db);
+        println!("\n== 1. the fleet through two servers on PostgreSQL, {what} ==");
         let servers: Vec<Server> = (0..2)
             .map(|_| {
-                Server::start(Some(fleet_url.as_str()), sizes.hosts + 64)
-                    .expect("a server on PostgreSQL")
+                Server::start(Some(url.as_str()), sizes.hosts + 64).expect("a server on PostgreSQL")
             })
             .collect();
-        viewers::add_account(&fleet_url).expect("the viewer's account");
-        ramp(&sizes, &servers, true).await
-    };
+        viewers::add_account(&url).expect("the viewer's account");
+        on_postgres.push(ramp(&sizes, &servers, true, spread).await);
+    }
     println!("\n== 1. the fleet through one server on SQLite ==");
     let on_sqlite = {
         let servers = vec![Server::start(None, sizes.hosts + 64).expect("a server on SQLite")];
-        ramp(&sizes, &servers, false).await
+        ramp(&sizes, &servers, false, Spread::Stay).await
     };
+    let (alternating, on_postgres) = (on_postgres.pop().unwrap(), on_postgres.pop().unwrap());
     let (pg, lite) = (on_postgres.best(), on_sqlite.best());
     report.add(
         format!(
-            "1. batches/s held, 2 servers on PostgreSQL, {}-proc hosts",
+            "1. batches/s held, 2 servers on PostgreSQL, staying, {}-proc hosts",
             sizes.processes
         ),
         pg.rate,
@@ -194,6 +219,16 @@ async fn run(sizes: Sizes, postgres: String) {
         "ms",
         Target::Under(P99_MS),
         format!("SQLite {:.1} ms at {:.0}/s", lite.p99_ms, lite.rate),
+    );
+    report.add(
+        format!(
+            "1. batches/s held, 2 servers on PostgreSQL, alternating, {}-proc hosts",
+            sizes.processes
+        ),
+        alternating.best().rate,
+        "/s",
+        Target::AtLeast(BATCHES_PER_S),
+        format!("each host staying {:.0}/s", pg.rate),
     );
     report.add(
         format!(
@@ -287,7 +322,8 @@ async fn run(sizes: Sizes, postgres: String) {
     }
     pg_store.close().await;
     sqlite_store.close().await;
-    for db in [fleet_db, day_db] {
+    databases.push(day_db);
+    for db in databases {
         let _ = admin
             .execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str(), &[])
             .await;
@@ -329,14 +365,14 @@ impl Ramp {
 }
 
 /// Starts the fleet on `servers` and steps its rate up while it holds.
-async fn ramp(sizes: &Sizes, servers: &[Server], postgres: bool) -> Ramp {
+async fn ramp(sizes: &Sizes, servers: &[Server], postgres: bool, spread: Spread) -> Ramp {
     let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     let secret = servers[0]
         .enroll_secret
         .clone()
         .expect("the first server's enrollment secret");
     let started = std::time::Instant::now();
-    let mut hosts = fleet::start(&urls, &secret, sizes.hosts, sizes.processes)
+    let mut hosts = fleet::start(&urls, &secret, sizes.hosts, sizes.processes, spread)
         .await
         .unwrap_or_else(|e| {
             panic!(

@@ -4,8 +4,10 @@
 //! snapshot whole (`POST /api/processes/`), then at its interval a change
 //! batch against the last snapshot acknowledged (`POST /api/changes/`,
 //! zstd JSON), and the whole snapshot again if the server lacks the base.
-//! Each host keeps a connection to every server and sends to them in turn,
-//! so every batch's base was stored through the other server.
+//! Each host keeps a connection to every server and either stays with its
+//! own (as behind a balancer that keeps an agent's connection) or sends to
+//! them in turn, so that every batch's base was stored through the other
+//! server (the worst case: no server's own copy of the chain is current).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,15 @@ use tokio::time::Instant;
 /// Enrollments and first snapshots in flight at once.
 const STARTING_AT_ONCE: usize = 32;
 
+/// Which server a host's batches go to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// Always its own server (host `i` at server `i % servers`).
+    Stay,
+    /// The next server each time.
+    Alternate,
+}
+
 /// One simulated agent.
 pub struct Host {
     sim: SimHost,
@@ -31,6 +42,8 @@ pub struct Host {
     senders: Vec<Sender>,
     acked: Snapshot,
     sends: usize,
+    home: usize,
+    spread: Spread,
     /// Where its sends are noted for the viewers that time them.
     watched: Option<super::viewers::Sent>,
 }
@@ -42,6 +55,7 @@ pub async fn start(
     secret: &SecretString,
     count: usize,
     processes: usize,
+    spread: Spread,
 ) -> anyhow::Result<Vec<Host>> {
     let gate = Arc::new(tokio::sync::Semaphore::new(STARTING_AT_ONCE));
     let mut tasks = tokio::task::JoinSet::new();
@@ -77,6 +91,8 @@ pub async fn start(
                     senders,
                     acked: first,
                     sends: home + 1,
+                    home,
+                    spread,
                     watched: None,
                 },
             ))
@@ -205,7 +221,10 @@ impl Host {
 
     /// Sends `next` to the next server; true when it had to go whole.
     async fn send(&mut self, next: Next) -> anyhow::Result<bool> {
-        let index = self.sends % self.senders.len();
+        let index = match self.spread {
+            Spread::Stay => self.home,
+            Spread::Alternate => self.sends % self.senders.len(),
+        };
         let sender = &self.senders[index];
         self.sends += 1;
         if let Some(sent) = &self.watched {
