@@ -103,19 +103,11 @@ impl Wine {
 
         std::fs::copy(agent_exe(), wine.app_dir().join("procmon-agent.exe"))
             .expect("copy the .exe");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wine/processprng.c");
-        let dll = wine.app_dir().join("bcryptprimitives.dll");
-        let out = Command::new(MINGW_GCC)
-            .args(["-shared", "-O2", "-o"])
-            .arg(&dll)
-            .arg(&source)
-            .arg("-ladvapi32")
-            .output()
-            .expect("run the MinGW compiler");
-        assert!(
-            out.status.success(),
-            "building the ProcessPrng stand-in failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        mingw(
+            "processprng.c",
+            "-shared",
+            &wine.app_dir().join("bcryptprimitives.dll"),
+            "the ProcessPrng stand-in",
         );
         wine
     }
@@ -235,19 +227,7 @@ impl Wine {
     pub fn access_lists(&self, paths: &[&str]) -> AccessLists {
         let exe = self.root.path().join("access_list.exe");
         if !exe.is_file() {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wine/access_list.c");
-            let out = Command::new(MINGW_GCC)
-                .args(["-municode", "-O2", "-o"])
-                .arg(&exe)
-                .arg(&source)
-                .arg("-ladvapi32")
-                .output()
-                .expect("run the MinGW compiler");
-            assert!(
-                out.status.success(),
-                "building the access list reader failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            mingw("access_list.c", "-municode", &exe, "the access list reader");
         }
         let out = self.run(exe.to_str().expect("a UTF-8 temp path"), paths);
         let said = String::from_utf8_lossy(&out.stdout);
@@ -370,4 +350,25 @@ fn wait_at_most(child: &mut Child, limit: Duration) -> std::io::Result<Option<Ex
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Builds `source` (in tests/wine) with MinGW into `output`, with `kind`
+/// ("-shared" for a DLL, "-municode" for a wide-main .exe) and advapi32;
+/// `what` names it if the build fails.
+fn mingw(source: &str, kind: &str, output: &Path, what: &str) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/wine")
+        .join(source);
+    let out = Command::new(MINGW_GCC)
+        .args([kind, "-O2", "-o"])
+        .arg(output)
+        .arg(&source)
+        .arg("-ladvapi32")
+        .output()
+        .expect("run the MinGW compiler");
+    assert!(
+        out.status.success(),
+        "building {what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
