@@ -9,6 +9,7 @@
 //! cost of a write follows what changed, not how many processes there are.
 
 pub mod accounts;
+pub mod alerts;
 pub mod chain;
 pub mod changes;
 pub mod codec;
@@ -25,6 +26,7 @@ mod sqlite;
 pub(crate) mod testing;
 
 pub use accounts::AccountStore;
+pub use alerts::AlertStore;
 pub use keys::KeyStore;
 pub use limits::LimitStore;
 pub use load::LoadPoint;

@@ -1,20 +1,22 @@
 //! The one place that turns a database URL into a store: everything above
-//! it holds the four traits only, whichever backend answers them.
+//! it holds the five traits only, whichever backend answers them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AccountStore, KeyStore, LimitStore, PostgresStore, SqliteStore, Store};
+use super::{AccountStore, AlertStore, KeyStore, LimitStore, PostgresStore, SqliteStore, Store};
 
-/// The stores of one database: history, people, agent keys, budgets.
+/// The stores of one database: history, people, agent keys, budgets,
+/// alerts.
 #[derive(Clone)]
 pub struct Backend {
     pub store: Arc<dyn Store>,
     pub accounts: Arc<dyn AccountStore>,
     pub keys: Arc<dyn KeyStore>,
     pub limits: Arc<dyn LimitStore>,
+    pub alerts: Arc<dyn AlertStore>,
 }
 
 /// Where the database is.
@@ -109,14 +111,15 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Backend {
-    /// One database serving as all four stores.
-    fn of<S: Store + AccountStore + KeyStore + LimitStore + 'static>(store: S) -> Self {
+    /// One database serving as all five stores.
+    fn of<S: Store + AccountStore + KeyStore + LimitStore + AlertStore + 'static>(store: S) -> Self {
         let store = Arc::new(store);
         Self {
             store: store.clone(),
             accounts: store.clone(),
             keys: store.clone(),
-            limits: store,
+            limits: store.clone(),
+            alerts: store,
         }
     }
 }

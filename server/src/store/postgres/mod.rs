@@ -10,6 +10,7 @@
 //! not built in yet.
 
 mod accounts;
+mod alerts;
 mod changes;
 mod errors;
 mod keys;

@@ -210,6 +210,8 @@ CREATE TABLE sign_in_failure (
 );
 CREATE INDEX sign_in_failure_key ON sign_in_failure (key, at);
 ",
+    // Alert rules, alerts, silences and queued notifications.
+    crate::store::alerts::TABLES,
 ];
 
 /// The kinds of partition, each with the span of time one covers.

@@ -6,6 +6,7 @@
 //! runs on tokio's blocking pool, never on the async threads.
 
 mod accounts;
+mod alerts;
 mod errors;
 mod keys;
 mod legacy;
@@ -749,6 +750,7 @@ fn migrate(conn: Connection, path: &Path) -> anyhow::Result<Connection> {
     conn.execute_batch(schema::BASE)
         .and_then(|()| conn.execute_batch(keys::TABLES))
         .and_then(|()| conn.execute_batch(accounts::TABLES))
+        .and_then(|()| conn.execute_batch(alerts::TABLES))
         .with_context(|| format!("cannot create the tables in {}", path.display()))?;
     if version < 5 {
         schema::to_layout_5(&conn)
