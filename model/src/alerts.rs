@@ -335,9 +335,12 @@ pub struct AlertPreview {
     pub history: Vec<PreviewFiring>,
     /// The hours of history looked at.
     pub hours: u32,
-    /// True when the history was looked at only in part (too many
-    /// snapshots): `history` is what the part looked at said.
+    /// True when the history was looked at only in part (more hosts or
+    /// changes than a preview reads): `history` is what that part said.
     pub partial: bool,
+    /// Why history was not looked at, or only in part, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What a rule matches on one host now.

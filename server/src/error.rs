@@ -105,6 +105,21 @@ pub enum ApiError {
     BatchDoesNotFit(String),
     #[error("snapshot {0} was already received from another host")]
     SnapshotIdConflict(uuid::Uuid),
+    #[error("invalid alert rule: {0}")]
+    InvalidRule(String),
+    #[error("no alert rule {0:?} (see GET /api/alerts/rules/)")]
+    UnknownRule(String),
+    #[error(
+        "alert rule {id:?} was changed since version {sent} (it is at version {now} now): \
+         read it again, then send the change against version {now}"
+    )]
+    RuleChanged { id: String, sent: u32, now: u32 },
+    #[error("invalid silence: {0}")]
+    InvalidSilence(String),
+    #[error("no silence {0:?} in force (see GET /api/alerts/silences/)")]
+    UnknownSilence(String),
+    #[error("no alert {0:?} (see GET /api/alerts/)")]
+    UnknownAlert(String),
     #[error("no such endpoint: {0}")]
     NoRoute(String),
     #[error("method {method} is not allowed on {path}")]
@@ -217,6 +232,12 @@ impl ApiError {
             Self::BaseUnknown { .. } => (StatusCode::CONFLICT, "base_unknown"),
             Self::BatchDoesNotFit(_) => (StatusCode::UNPROCESSABLE_ENTITY, "batch_does_not_fit"),
             Self::SnapshotIdConflict(_) => (StatusCode::CONFLICT, "snapshot_id_conflict"),
+            Self::InvalidRule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_rule"),
+            Self::UnknownRule(_) => (StatusCode::NOT_FOUND, "unknown_rule"),
+            Self::RuleChanged { .. } => (StatusCode::CONFLICT, "rule_changed"),
+            Self::InvalidSilence(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_silence"),
+            Self::UnknownSilence(_) => (StatusCode::NOT_FOUND, "unknown_silence"),
+            Self::UnknownAlert(_) => (StatusCode::NOT_FOUND, "unknown_alert"),
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod addresses;
 pub mod agent_keys;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod clock;

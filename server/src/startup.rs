@@ -86,6 +86,8 @@ pub struct AppState {
     /// The bearer token that reads `GET /metrics` (the `metrics_token`
     /// setting), if one is set; admins' sessions read them either way.
     pub metrics_token: Option<crate::metrics::access::MetricsToken>,
+    /// Alert rules, evaluated against what this server stores.
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -250,6 +252,18 @@ impl Application {
         )
         .await
         .context("cannot create the first admin")?;
+        let alerts = Arc::new(crate::alerts::Alerts::new(
+            backend.alerts.clone(),
+            Arc::clone(&backend.store),
+        ));
+        alerts.set_page_url(&local_url(
+            address,
+            if tls.is_some() { "https" } else { "http" },
+        ));
+        alerts
+            .reload(Utc::now())
+            .await
+            .context("cannot read the alert rules")?;
         let state = AppState {
             store: backend.store,
             accounts: backend.accounts,
@@ -281,6 +295,7 @@ impl Application {
                 .metrics_token
                 .as_ref()
                 .map(crate::metrics::access::MetricsToken::new),
+            alerts,
         };
         Ok(Self {
             listener,
@@ -363,6 +378,8 @@ impl Application {
             self.settings.maintenance_every,
             Arc::clone(&self.state.metrics),
         ));
+        let alerts =
+            tokio::spawn(Arc::clone(&self.state.alerts).run(Arc::clone(&self.state.clock)));
         let sessions = tokio::spawn(crate::accounts::sweep_ended(
             Arc::clone(&self.state.accounts),
             Arc::clone(&self.state.clock),
@@ -415,6 +432,7 @@ impl Application {
         .await;
 
         retention.abort();
+        alerts.abort();
         sessions.abort();
         if let Some(relay) = relay {
             relay.abort();

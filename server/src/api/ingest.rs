@@ -289,6 +289,7 @@ async fn deliver_unmetered(
                 .await?
             {
                 IngestOutcome::Stored => {
+                    evaluate_alerts(state, &snapshot, received_at);
                     live.commit(snapshot, received_at, None);
                     true
                 }
@@ -310,6 +311,7 @@ async fn deliver_unmetered(
                 .await?
             {
                 ChangeOutcome::Stored(snapshot) => {
+                    evaluate_alerts(state, &snapshot, received_at);
                     live.commit(snapshot, received_at, Some(&batch));
                     true
                 }
@@ -332,6 +334,30 @@ async fn deliver_unmetered(
         snapshot_id,
         stored,
     })
+}
+
+/// Checks a snapshot just stored against the alert rules, beside the
+/// answer to its agent rather than before it: a slow rule or store never
+/// holds ingest up, and what it finds is in the store for every server.
+/// Observations that arrive out of order are sorted out by the store (an
+/// older one is not applied).
+fn evaluate_alerts(
+    state: &AppState,
+    snapshot: &std::sync::Arc<Snapshot>,
+    received_at: chrono::DateTime<chrono::Utc>,
+) {
+    if state.alerts.rules().rules.is_empty() {
+        return;
+    }
+    let alerts = std::sync::Arc::clone(&state.alerts);
+    let snapshot = std::sync::Arc::clone(snapshot);
+    let now = state.clock.now();
+    tokio::spawn(async move {
+        let taken_at = snapshot.collected_at.min(received_at);
+        if let Err(e) = alerts.observe(&snapshot, taken_at, now).await {
+            tracing::warn!(host = snapshot.host.id, error = %e, "cannot evaluate the alert rules for a snapshot");
+        }
+    });
 }
 
 fn base_unknown(batch: &ChangeBatch) -> ApiError {

@@ -1,6 +1,7 @@
 //! The HTTP API under `/api`, and `GET /metrics`. Routes are registered together with their
 //! OpenAPI description, so the document cannot miss one.
 
+pub mod alerts;
 mod body;
 pub mod enroll;
 pub mod health;
@@ -51,6 +52,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::add))
         .routes(routes!(users::remove))
         .routes(routes!(users::set_password))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::get))
+        .routes(routes!(alerts::rules, alerts::create))
+        .routes(routes!(alerts::rule, alerts::update, alerts::delete))
+        .routes(routes!(alerts::versions))
+        .routes(routes!(alerts::preview))
+        .routes(routes!(alerts::silences, alerts::silence))
+        .routes(routes!(alerts::end_silence))
         .routes(routes!(health::health))
         .routes(routes!(openapi::serve))
         .routes(routes!(crate::metrics::scrape::scrape))

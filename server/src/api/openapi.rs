@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         (name = "history", description = "Series, changes and search over stored history"),
         (name = "session", description = "Signing in and out"),
         (name = "users", description = "The people who may sign in (admins manage them)"),
+        (name = "alerts", description = "Rules that watch processes and hosts, the alerts they raise, silences"),
         (name = "server", description = "The server itself"),
     )
 )]

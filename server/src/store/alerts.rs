@@ -206,7 +206,7 @@ pub(super) mod sql {
         (id, version, created_at, updated_at, updated_by, spec) VALUES ($1, $2, $3, $4, $5, $6)";
     pub const UPDATE_RULE: &str = "UPDATE alert_rule
         SET version = $2, updated_at = $3, updated_by = $4, spec = $5
-        WHERE id = $1 AND version = $2 - 1";
+        WHERE id = $1 AND version + 1 = $2";
     pub const RULE_VERSION: &str = "SELECT version FROM alert_rule WHERE id = $1";
     pub const INSERT_ALERT: &str = "INSERT INTO alert
         (id, rule_id, host_id, subject, state, since, resolved_at, observed_at,
@@ -216,7 +216,7 @@ pub(super) mod sql {
     /// As [`INSERT_ALERT`], with `$12` the revision it replaces.
     pub const UPDATE_ALERT: &str = "UPDATE alert
         SET state = $5, since = $6, resolved_at = $7, observed_at = $8,
-            clear_since = $9, notified_at = $10, body = $11, revision = $12 + 1
+            clear_since = $9, notified_at = $10, body = $11, revision = revision + 1
         WHERE id = $1 AND rule_id = $2 AND host_id = $3 AND subject = $4
           AND revision = $12 AND observed_at <= $8";
     pub const FORGET_ALERT: &str =

@@ -112,7 +112,9 @@ pub fn redact_url(url: &str) -> String {
 
 impl Backend {
     /// One database serving as all five stores.
-    fn of<S: Store + AccountStore + KeyStore + LimitStore + AlertStore + 'static>(store: S) -> Self {
+    fn of<S: Store + AccountStore + KeyStore + LimitStore + AlertStore + 'static>(
+        store: S,
+    ) -> Self {
         let store = Arc::new(store);
         Self {
             store: store.clone(),

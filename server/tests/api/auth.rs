@@ -4,10 +4,10 @@
 //! which names exist; agents' keys send but never read; requests must name
 //! this server.
 
+use crate::common::error_of;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use procmon_model::ErrorBody;
 use procmon_server::clock::ManualClock;
 use procmon_server::config::Settings;
 use procmon_server::startup::Application;
@@ -36,11 +36,6 @@ async fn get_with(client: &reqwest::Client, app: &TestApp, path: &str) -> reqwes
         .send()
         .await
         .unwrap()
-}
-
-async fn error_of(response: reqwest::Response, status: u16) -> ErrorBody {
-    assert_eq!(response.status(), status);
-    response.json().await.unwrap()
 }
 
 /// The session cookie's value from a sign-in response.

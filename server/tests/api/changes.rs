@@ -3,13 +3,14 @@
 //! whose base the server does not hold is 409 `base_unknown` and stores
 //! nothing, so a tree is never built on the wrong base.
 
+use crate::common::error_of;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use procmon_agent::{Delivery, SendError, Sender};
 use procmon_model::changes::diff;
 use procmon_model::fixtures::SimHost;
-use procmon_model::{ErrorBody, HostLoad, IngestResponse, ProcessListing, Snapshot};
+use procmon_model::{HostLoad, IngestResponse, ProcessListing, Snapshot};
 use procmon_server::config::Settings;
 use procmon_server::startup::Application;
 use secrecy::SecretString;
@@ -36,11 +37,6 @@ fn load(i: u64) -> HostLoad {
 
 async fn sender_for(app: &TestApp, host: &str) -> Sender {
     Sender::new(&app.address, SecretString::from(app.key_for(host).await)).unwrap()
-}
-
-async fn error_of(response: reqwest::Response, status: u16) -> ErrorBody {
-    assert_eq!(response.status(), status);
-    response.json().await.expect("an ErrorBody")
 }
 
 async fn latest_id(app: &TestApp, host: &str) -> uuid::Uuid {

@@ -1,15 +1,11 @@
 //! `POST /api/processes/`: keys, bad bodies, limits, retries. Every refused
 //! request must leave what is stored untouched.
 
+use crate::common::error_of;
 use procmon_model::{ErrorBody, IngestResponse, ProcessListing};
 use serde_json::Value;
 
 use crate::common::{sample_snapshot, spawn_app, spawn_app_with, TestApp};
-
-async fn error_of(response: reqwest::Response, status: u16) -> ErrorBody {
-    assert_eq!(response.status(), status);
-    response.json().await.expect("an ErrorBody")
-}
 
 /// Posts one good snapshot first, so each refusal can be checked to leave it
 /// whole.

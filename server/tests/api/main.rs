@@ -5,6 +5,7 @@
 mod common;
 
 mod agent_keys;
+mod alerts;
 mod auth;
 mod binary;
 mod changes;

@@ -2,6 +2,7 @@
 //! nothing else, in a text format a Prometheus parser reads, with counters
 //! that move by exactly what agents sent; the token is never printed.
 
+use crate::common::error_of;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use procmon_model::{ErrorBody, IngestResponse, Snapshot};
+use procmon_model::{IngestResponse, Snapshot};
 use procmon_server::clock::{Clock, ManualClock};
 use procmon_server::store::accounts::Role;
 use prometheus_parse::{Scrape, Value};
@@ -113,11 +114,6 @@ impl Metrics {
             &[("kind", kind), ("outcome", outcome)],
         )
     }
-}
-
-async fn error_of(response: reqwest::Response, status: u16) -> ErrorBody {
-    assert_eq!(response.status(), status);
-    response.json().await.expect("an ErrorBody")
 }
 
 /// A snapshot of host-a whose agent sends every minute, so that it counts

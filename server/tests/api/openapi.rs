@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 26] = [
+const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
     ("post", "/api/enroll-secret/"),
@@ -36,7 +36,71 @@ const ENDPOINTS: [(&str, &str); 26] = [
     ("post", "/api/processes/"),
     ("post", "/api/changes/"),
     ("get", "/metrics"),
+    ("get", "/api/alerts/"),
+    ("get", "/api/alerts/{id}"),
+    ("get", "/api/alerts/rules/"),
+    ("post", "/api/alerts/rules/"),
+    ("get", "/api/alerts/rules/{id}"),
+    ("put", "/api/alerts/rules/{id}"),
+    ("delete", "/api/alerts/rules/{id}"),
+    ("get", "/api/alerts/rules/{id}/versions"),
+    ("post", "/api/alerts/preview/"),
+    ("get", "/api/alerts/silences/"),
+    ("post", "/api/alerts/silences/"),
+    ("delete", "/api/alerts/silences/{id}"),
 ];
+
+/// A rule, a silence and an alert for the routes that name one: made in
+/// the store, so that only the routes under test are called.
+async fn doomed_alerts(app: &TestApp) -> (String, String, String) {
+    let store = app.state.alerts.store();
+    let now = chrono::Utc::now();
+    let spec: procmon_model::alerts::AlertRuleSpec = serde_json::from_value(serde_json::json!({
+        "name": "doomed", "condition": { "kind": "host_offline" },
+    }))
+    .unwrap();
+    let rule = procmon_model::alerts::AlertRule {
+        id: "doomed-rule".into(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        updated_by: "tester".into(),
+        spec,
+    };
+    store.create_rule(&rule).await.unwrap();
+    let silence = procmon_model::alerts::Silence {
+        id: "doomed-silence".into(),
+        rule_id: None,
+        host_id: None,
+        starts_at: now,
+        until: now + chrono::TimeDelta::hours(1),
+        reason: "test".into(),
+        created_by: "tester".into(),
+        created_at: now,
+    };
+    store.create_silence(&silence).await.unwrap();
+    let alert: procmon_model::alerts::Alert = serde_json::from_value(serde_json::json!({
+        "id": "doomed-alert", "rule_id": "doomed-rule", "rule_name": "doomed",
+        "severity": "warning", "host_id": "doomed-host", "state": "resolved",
+        "since": now, "resolved_at": now, "value": 0.0, "summary": "doomed",
+    }))
+    .unwrap();
+    let record = procmon_server::store::alerts::AlertRecord {
+        alert,
+        subject: String::new(),
+        revision: 0,
+        observed_at: now,
+        clear_since: None,
+        notified_at: None,
+    };
+    let write = procmon_server::store::alerts::AlertWrite {
+        record,
+        forget: false,
+        deliveries: vec![],
+    };
+    assert_eq!(store.write_alerts(vec![write]).await.unwrap(), [true]);
+    (rule.id, silence.id, "doomed-alert".into())
+}
 
 async fn document(app: &TestApp) -> Value {
     let response = app.get("/api/openapi.json").await;
@@ -92,11 +156,17 @@ async fn the_document_lists_exactly_the_routes_served() {
         .unwrap()
         .record
         .id;
+    let (rule, silence, alert) = doomed_alerts(&app).await;
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         for path in promised.iter().map(|(_, p)| p).collect::<BTreeSet<_>>() {
             let real = match path.as_str() {
                 "/api/keys/{id}" => path.replace("{id}", &doomed_key),
                 "/api/hosts/{id}" => path.replace("{id}", "doomed-host"),
+                "/api/alerts/rules/{id}" | "/api/alerts/rules/{id}/versions" => {
+                    path.replace("{id}", &rule)
+                }
+                "/api/alerts/silences/{id}" => path.replace("{id}", &silence),
+                "/api/alerts/{id}" => path.replace("{id}", &alert),
                 _ => path.replace("{name}", "doomed"),
             };
             let url = format!("{}{real}", app.address);

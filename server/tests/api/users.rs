@@ -2,7 +2,7 @@
 //! passwords; viewers read but manage nothing; everyone may change their
 //! own password, knowing the current one.
 
-use procmon_model::ErrorBody;
+use crate::common::error_of;
 use procmon_server::store::accounts::Role;
 use serde_json::{json, Value};
 
@@ -20,11 +20,6 @@ async fn send(
         request = request.json(&body);
     }
     request.send().await.unwrap()
-}
-
-async fn error_of(response: reqwest::Response, status: u16) -> ErrorBody {
-    assert_eq!(response.status(), status);
-    response.json().await.unwrap()
 }
 
 #[tokio::test]

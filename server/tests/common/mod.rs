@@ -385,6 +385,15 @@ pub fn sample_snapshot(host_id: &str, count: u32) -> Snapshot {
     procmon_model::fixtures::snapshot(host_id, count)
 }
 
+/// The error body of `response`, once its status is checked to be
+/// `status`.
+pub async fn error_of(response: reqwest::Response, status: u16) -> ErrorBody {
+    let got = response.status();
+    let text = response.text().await.expect("a body");
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).expect("an ErrorBody")
+}
+
 /// A child process that is killed when the test ends, even by a panic.
 pub struct KillOnDrop(pub std::process::Child);
 

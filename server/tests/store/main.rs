@@ -1,13 +1,14 @@
 //! The store's contract: every behaviour of `Store`, tested through the
 //! trait only, with the caller's clock, so any backend can be held to it.
 //! `contract_tests!` instantiates the suite for one backend, and
-//! `account_tests!`, `key_tests!` and `limit_tests!` those of its accounts,
-//! keys and limits; each runs on SQLite and on PostgreSQL.
+//! `account_tests!`, `key_tests!`, `limit_tests!` and `alert_tests!` those
+//! of its accounts, keys, limits and alerts; each runs on SQLite and on PostgreSQL.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod accounts;
+mod alerts;
 mod contract;
 mod first_layout;
 mod fresh_database;
@@ -66,7 +67,13 @@ macro_rules! backend_suites {
             crate::contract_tests!(store);
             crate::account_tests!(accounts);
             crate::key_tests!(keys);
+            async fn alerts() -> Option<crate::alerts::Fresh> {
+                let (alerts, _dir) = $open().await?;
+                Some(crate::alerts::Fresh { alerts, _dir })
+            }
+
             crate::limit_tests!(limits);
+            crate::alert_tests!(alerts);
         }
     };
 }
