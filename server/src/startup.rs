@@ -378,8 +378,10 @@ impl Application {
             self.settings.maintenance_every,
             Arc::clone(&self.state.metrics),
         ));
-        let alerts =
-            tokio::spawn(Arc::clone(&self.state.alerts).run(Arc::clone(&self.state.clock)));
+        let alerts = tokio::spawn(
+            Arc::clone(&self.state.alerts)
+                .run(Arc::clone(&self.state.clock), self.state.raw_retention),
+        );
         let sessions = tokio::spawn(crate::accounts::sweep_ended(
             Arc::clone(&self.state.accounts),
             Arc::clone(&self.state.clock),

@@ -30,6 +30,9 @@ use crate::store::{Store, StoreResult};
 /// How often each server reloads the rules and silences, and looks at the
 /// clock for alerts that no snapshot moves.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
+/// How often resolved alerts older than history's raw retention are
+/// forgotten (they are kept as long as the snapshots they point into).
+const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
 /// One server's evaluator.
 pub struct Alerts {
@@ -39,6 +42,26 @@ pub struct Alerts {
     silences: RwLock<Arc<Vec<Silence>>>,
     /// Where the page is, for the links in notifications (ends in `/`).
     page_url: RwLock<String>,
+    /// Snapshots handed over for evaluation and not yet evaluated.
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// A snapshot's evaluation under way, counted in [`Alerts::in_flight`]
+/// until dropped.
+pub struct Evaluating(Arc<Alerts>);
+
+impl Evaluating {
+    pub fn alerts(&self) -> &Alerts {
+        &self.0
+    }
+}
+
+impl Drop for Evaluating {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
@@ -53,7 +76,20 @@ impl Alerts {
             rules: RwLock::default(),
             silences: RwLock::default(),
             page_url: RwLock::new("/".into()),
+            in_flight: Default::default(),
         }
+    }
+
+    /// Counts an evaluation from now until the guard is dropped.
+    pub fn evaluating(self: &Arc<Self>) -> Evaluating {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Evaluating(Arc::clone(self))
+    }
+
+    /// Snapshots stored and not yet evaluated (a bench waits for none).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The store the rules and alerts are in.
@@ -257,13 +293,25 @@ impl Alerts {
         Ok(applied.into_iter().filter(|&a| a).count())
     }
 
-    /// Reloads and ticks every [`RELOAD_EVERY`] until aborted.
-    pub async fn run(self: Arc<Self>, clock: Arc<dyn Clock>) {
+    /// Reloads and ticks every [`RELOAD_EVERY`], and forgets resolved
+    /// alerts older than `kept` every [`FORGET_EVERY`], until aborted.
+    pub async fn run(self: Arc<Self>, clock: Arc<dyn Clock>, kept: chrono::TimeDelta) {
         let mut every = tokio::time::interval(RELOAD_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut forgot: Option<std::time::Instant> = None;
         loop {
             every.tick().await;
             let now = clock.now();
+            if forgot.is_none_or(|at| at.elapsed() >= FORGET_EVERY) {
+                forgot = Some(std::time::Instant::now());
+                match self.store.forget_resolved(now - kept).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(alerts = n, "resolved alerts past retention forgotten"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot forget old alerts now; will retry")
+                    }
+                }
+            }
             let done = match self.reload(now).await {
                 Ok(()) => self.tick(now).await,
                 Err(e) => Err(e),

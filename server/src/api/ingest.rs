@@ -349,12 +349,12 @@ fn evaluate_alerts(
     if state.alerts.rules().rules.is_empty() {
         return;
     }
-    let alerts = std::sync::Arc::clone(&state.alerts);
+    let evaluating = state.alerts.evaluating();
     let snapshot = std::sync::Arc::clone(snapshot);
     let now = state.clock.now();
     tokio::spawn(async move {
         let taken_at = snapshot.collected_at.min(received_at);
-        if let Err(e) = alerts.observe(&snapshot, taken_at, now).await {
+        if let Err(e) = evaluating.alerts().observe(&snapshot, taken_at, now).await {
             tracing::warn!(host = snapshot.host.id, error = %e, "cannot evaluate the alert rules for a snapshot");
         }
     });
