@@ -22,6 +22,8 @@ use procmon_server::startup::Application;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
+// Shared with the other benches, which use more of it.
+#[allow(dead_code)]
 #[path = "support/report.rs"]
 mod report;
 

@@ -9,6 +9,7 @@
 //! that reach the same transition race on the alert's revision in the
 //! store, and one wins, so the channels hear of it once.
 
+pub mod matches;
 pub mod observe;
 pub mod preview;
 pub mod rules;
@@ -19,7 +20,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use procmon_model::alerts::{AlertNotification, AlertState, Silence};
-use procmon_model::Snapshot;
+use procmon_model::{ChangeBatch, Snapshot};
+use std::collections::HashMap;
+
+use self::matches::{HostMatches, Signals};
 
 use self::rules::{Compiled, RuleSet};
 use self::step::{Step, Tell};
@@ -30,6 +34,13 @@ use crate::store::{Store, StoreResult};
 /// How often each server reloads the rules and silences, and looks at the
 /// clock for alerts that no snapshot moves.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
+/// A host whose batches change nothing the rules look at is still
+/// evaluated in full this often: what another server did to its alerts is
+/// then seen here too.
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// A host's cached matches are dropped after this long unused.
+const CACHE_KEPT: Duration = Duration::from_secs(300);
+
 /// How often resolved alerts older than history's raw retention are
 /// forgotten (they are kept as long as the snapshots they point into).
 const FORGET_EVERY: Duration = Duration::from_secs(3600);
@@ -44,6 +55,16 @@ pub struct Alerts {
     page_url: RwLock<String>,
     /// Snapshots handed over for evaluation and not yet evaluated.
     in_flight: std::sync::atomic::AtomicUsize,
+    /// Per host: its matches and what held when it was last evaluated in
+    /// full (a cache: see [`matches`]).
+    hosts: std::sync::Mutex<HashMap<String, HostCache>>,
+    generations: std::sync::atomic::AtomicU64,
+}
+
+struct HostCache {
+    matches: HostMatches,
+    signals: Signals,
+    checked: std::time::Instant,
 }
 
 /// A snapshot's evaluation under way, counted in [`Alerts::in_flight`]
@@ -64,6 +85,10 @@ impl Drop for Evaluating {
     }
 }
 
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
     lock.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
@@ -77,6 +102,8 @@ impl Alerts {
             silences: RwLock::default(),
             page_url: RwLock::new("/".into()),
             in_flight: Default::default(),
+            hosts: Default::default(),
+            generations: Default::default(),
         }
     }
 
@@ -114,9 +141,15 @@ impl Alerts {
     /// Reads the rules and silences again (after a change here, and every
     /// [`RELOAD_EVERY`]).
     pub async fn reload(&self, now: DateTime<Utc>) -> StoreResult<()> {
-        let rules = RuleSet::new(self.store.rules().await?);
+        let stored = self.store.rules().await?;
         let silences = self.store.silences(now).await?;
-        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        if stored != self.rules().source {
+            let mut rules = RuleSet::new(stored);
+            rules.generation = 1 + self
+                .generations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        }
         *self.silences.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(silences);
         Ok(())
     }
@@ -137,16 +170,82 @@ impl Alerts {
             .max()
     }
 
-    /// Evaluates a snapshot this server just stored (taken at `taken_at`)
-    /// against every rule that covers its host; how many alerts changed.
+    /// Evaluates a snapshot this server just stored (taken at `taken_at`;
+    /// made by `batch`, if it came as one) against every rule that covers
+    /// its host; how many alerts changed. A batch that changes nothing the
+    /// rules look at costs no read of the store.
     pub async fn observe(
         &self,
         snapshot: &Snapshot,
+        batch: Option<&ChangeBatch>,
         taken_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<usize> {
         let rules = self.rules();
-        let Some(seen) = observe::snapshot(&rules, snapshot, taken_at) else {
+        let covering = matches::covering(&rules, snapshot);
+        if !covering.contains(&true) {
+            return Ok(0);
+        }
+        let host_id = &snapshot.host.id;
+        let cached = lock(&self.hosts).remove(host_id);
+        let advanced = match (cached, batch) {
+            (Some(mut c), Some(batch)) => c
+                .matches
+                .advance(&rules, rules.generation, batch, snapshot)
+                .then_some(c),
+            _ => None,
+        };
+        let (matches, previous) = match advanced {
+            Some(c) => (c.matches, Some((c.signals, c.checked))),
+            None => (HostMatches::of(&rules, rules.generation, snapshot), None),
+        };
+        let signals = Signals::of(&rules, &covering, &matches, snapshot);
+        let unchanged = previous.as_ref().is_some_and(|(before, checked)| {
+            *before == signals && checked.elapsed() < RECHECK_EVERY
+        });
+        if unchanged {
+            let checked = previous.map_or_else(std::time::Instant::now, |(_, c)| c);
+            self.keep(host_id, matches, signals, checked);
+            return Ok(0);
+        }
+        let changed = self
+            .evaluate(&rules, &matches, snapshot, taken_at, now)
+            .await;
+        // Kept only once evaluated: after a failure the next batch
+        // evaluates in full again.
+        if changed.is_ok() {
+            self.keep(host_id, matches, signals, std::time::Instant::now());
+        }
+        changed
+    }
+
+    fn keep(
+        &self,
+        host_id: &str,
+        matches: HostMatches,
+        signals: Signals,
+        checked: std::time::Instant,
+    ) {
+        lock(&self.hosts).insert(
+            host_id.to_owned(),
+            HostCache {
+                matches,
+                signals,
+                checked,
+            },
+        );
+    }
+
+    /// Every rule covering the snapshot's host, against its open alerts.
+    async fn evaluate(
+        &self,
+        rules: &RuleSet,
+        matches: &HostMatches,
+        snapshot: &Snapshot,
+        taken_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let Some(seen) = observe::snapshot(rules, matches, snapshot, taken_at) else {
             return Ok(0);
         };
         let open = self.store.open_alerts(Some(&snapshot.host.id)).await?;
@@ -184,6 +283,7 @@ impl Alerts {
     /// moves (a `for` run out, a clearing that has lasted, a repeat due, a
     /// silence over); how many alerts changed.
     pub async fn tick(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        lock(&self.hosts).retain(|_, c| c.checked.elapsed() < CACHE_KEPT);
         let rules = self.rules();
         if rules.rules.is_empty() {
             return Ok(0);

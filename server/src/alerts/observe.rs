@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use procmon_model::alerts::{AlertCondition, AlertProcess, HostMetric, ProcessMetric};
 use procmon_model::{ProcessSample, Snapshot};
 
-use super::rules::{ProcessTexts, RuleSet};
+use std::collections::HashMap;
+
+use super::matches::HostMatches;
+use super::rules::RuleSet;
 use super::step::Observation;
 use crate::store::alerts::{process_subject, AlertRecord};
 use crate::store::{HostMeters, HostRecord};
@@ -18,35 +21,18 @@ const NAMED: usize = 3;
 /// rule's index in `rules`; none when no rule covers it.
 pub fn snapshot(
     rules: &RuleSet,
+    matches: &HostMatches,
     snapshot: &Snapshot,
     taken_at: DateTime<Utc>,
 ) -> Option<Vec<(usize, Vec<Observation>)>> {
     let host = &snapshot.host;
-    let covering: Vec<bool> = rules
-        .rules
-        .iter()
-        .map(|r| r.covers(&host.id, &host.hostname))
-        .collect();
+    let covering = super::matches::covering(rules, snapshot);
     if !covering.contains(&true) {
         return None;
     }
-    // Per rule: how many processes match, and the matches themselves.
-    let mut matches: Vec<Vec<&ProcessSample>> = vec![Vec::new(); rules.rules.len()];
-    for process in &snapshot.processes {
-        let texts = ProcessTexts::of(process);
-        for index in rules.candidates(&texts) {
-            if !covering[index] {
-                continue;
-            }
-            if rules.rules[index]
-                .matcher
-                .as_ref()
-                .is_some_and(|m| m.matches(&texts))
-            {
-                matches[index].push(process);
-            }
-        }
-    }
+    let by_pid: HashMap<u32, &ProcessSample> =
+        snapshot.processes.iter().map(|p| (p.pid, p)).collect();
+    let by_rule = matches.by_rule();
     let observation = |holds: bool, stays: bool, value: f64, summary: String| Observation {
         host_id: host.id.clone(),
         subject: String::new(),
@@ -63,7 +49,14 @@ pub fn snapshot(
         if !covering[index] {
             continue;
         }
-        let found = &matches[index];
+        let found: Vec<&ProcessSample> = by_rule
+            .get(&(index as u32))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|pid| by_pid.get(pid).copied())
+            .collect();
+        let found = &found;
         let count = found.len() as u32;
         let what = &compiled.rule.spec.name;
         let observations = match &compiled.rule.spec.condition {
@@ -254,7 +247,7 @@ fn names(found: &[&ProcessSample]) -> String {
     named.join(", ")
 }
 
-fn process_value(p: &ProcessSample, metric: ProcessMetric) -> Option<f64> {
+pub fn process_value(p: &ProcessSample, metric: ProcessMetric) -> Option<f64> {
     match metric {
         ProcessMetric::CpuPercent => Some(f64::from(p.cpu_percent)),
         ProcessMetric::MemoryRssBytes => Some(p.memory_rss_bytes as f64),
@@ -263,7 +256,7 @@ fn process_value(p: &ProcessSample, metric: ProcessMetric) -> Option<f64> {
     }
 }
 
-fn host_value(snapshot: &Snapshot, metric: HostMetric) -> Option<f64> {
+pub fn host_value(snapshot: &Snapshot, metric: HostMetric) -> Option<f64> {
     let meters = HostMeters::of(snapshot.load.as_ref());
     match metric {
         HostMetric::CpuPercent => meters.cpu_machine_percent,

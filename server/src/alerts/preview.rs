@@ -147,7 +147,9 @@ async fn now_on(
             load: None,
             processes,
         };
-        let seen = observe::snapshot(rules, &snapshot, host.newest_taken_at).unwrap_or_default();
+        let matches = super::matches::HostMatches::of(rules, rules.generation, &snapshot);
+        let seen =
+            observe::snapshot(rules, &matches, &snapshot, host.newest_taken_at).unwrap_or_default();
         let observations: Vec<&Observation> = seen.iter().flat_map(|(_, o)| o).collect();
         (
             observations.iter().any(|o| o.holds),

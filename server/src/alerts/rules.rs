@@ -285,6 +285,11 @@ pub fn check(spec: &AlertRuleSpec) -> Result<Option<Matcher>, String> {
 #[derive(Debug, Default)]
 pub struct RuleSet {
     pub rules: Vec<Compiled>,
+    /// Which load of the rules this is: a new number whenever they change,
+    /// so what was matched against older rules is matched again.
+    pub generation: u64,
+    /// The rules as stored, to tell whether a reload changed anything.
+    pub source: Vec<AlertRule>,
     /// Rules on an exact process name, by that name (lower-cased).
     by_name: HashMap<String, Vec<usize>>,
     /// Other process rules: matched against every process.
@@ -295,7 +300,10 @@ impl RuleSet {
     /// The enabled rules among `rules`. A stored rule that no longer
     /// compiles (a newer server stored it) is left out, with a warning.
     pub fn new(rules: Vec<AlertRule>) -> Self {
-        let mut set = Self::default();
+        let mut set = Self {
+            source: rules.clone(),
+            ..Self::default()
+        };
         for rule in rules.into_iter().filter(|r| r.spec.enabled) {
             let matcher = match check(&rule.spec) {
                 Ok(m) => m,

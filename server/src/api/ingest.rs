@@ -289,7 +289,7 @@ async fn deliver_unmetered(
                 .await?
             {
                 IngestOutcome::Stored => {
-                    evaluate_alerts(state, &snapshot, received_at);
+                    evaluate_alerts(state, &snapshot, None, received_at);
                     live.commit(snapshot, received_at, None);
                     true
                 }
@@ -311,7 +311,7 @@ async fn deliver_unmetered(
                 .await?
             {
                 ChangeOutcome::Stored(snapshot) => {
-                    evaluate_alerts(state, &snapshot, received_at);
+                    evaluate_alerts(state, &snapshot, Some(&batch), received_at);
                     live.commit(snapshot, received_at, Some(&batch));
                     true
                 }
@@ -344,6 +344,7 @@ async fn deliver_unmetered(
 fn evaluate_alerts(
     state: &AppState,
     snapshot: &std::sync::Arc<Snapshot>,
+    batch: Option<&std::sync::Arc<ChangeBatch>>,
     received_at: chrono::DateTime<chrono::Utc>,
 ) {
     if state.alerts.rules().rules.is_empty() {
@@ -351,10 +352,15 @@ fn evaluate_alerts(
     }
     let evaluating = state.alerts.evaluating();
     let snapshot = std::sync::Arc::clone(snapshot);
+    let batch = batch.map(std::sync::Arc::clone);
     let now = state.clock.now();
     tokio::spawn(async move {
         let taken_at = snapshot.collected_at.min(received_at);
-        if let Err(e) = evaluating.alerts().observe(&snapshot, taken_at, now).await {
+        let alerts = evaluating.alerts();
+        if let Err(e) = alerts
+            .observe(&snapshot, batch.as_deref(), taken_at, now)
+            .await
+        {
             tracing::warn!(host = snapshot.host.id, error = %e, "cannot evaluate the alert rules for a snapshot");
         }
     });

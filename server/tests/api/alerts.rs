@@ -526,3 +526,61 @@ async fn the_preview_shows_what_matches_now_and_what_would_have_fired_today() {
     // A preview stores nothing.
     assert!(app.state.alerts.store().rules().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn change_batches_are_evaluated_as_whole_snapshots_are() {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let app = app_at(&clock).await;
+    make_rule(&app, &on_name("process_absent", "nginx", 0)).await;
+    make_rule(
+        &app,
+        &json!({ "name": "many bash", "condition": { "kind": "process_count",
+            "process": { "cmd": { "contains": "--worker" } }, "max": 1 } }),
+    )
+    .await;
+    let base = procmon_model::fixtures::snapshot_at("web-1", 3, t0());
+    let mut previous = snapshot(&base, t0(), true);
+    send(&app, &previous).await;
+    let mut step = 0;
+    // Sends the next snapshot as the change batch from the previous one.
+    let mut batch = |change: &dyn Fn(&mut Snapshot)| {
+        step += 1;
+        let at = t0() + TimeDelta::seconds(2 * step);
+        let mut next = previous.clone();
+        next.id = uuid::Uuid::new_v4();
+        next.collected_at = at;
+        change(&mut next);
+        let batch = procmon_model::changes::diff(&previous, &next);
+        previous = next;
+        clock.set(at);
+        batch
+    };
+    let quiet = batch(&|_| {});
+    assert_eq!(app.post_changes(&quiet).await.status(), 201);
+    // nginx exits.
+    let exit = batch(&|s| s.processes.retain(|p| p.name != "nginx"));
+    assert_eq!(app.post_changes(&exit).await.status(), 201);
+    until(&app, "firing", "nginx absent", |a| a.len() == 1).await;
+    // Two workers start: a count rule matched on the command line.
+    let workers = batch(&|s| {
+        for pid in [300, 301] {
+            let mut p = procmon_model::fixtures::process(pid, t0());
+            p.cmd.push("--worker".into());
+            s.processes.push(p);
+        }
+    });
+    assert_eq!(app.post_changes(&workers).await.status(), 201);
+    until(&app, "firing", "two alerts", |a| a.len() == 2).await;
+    // One worker's command line changes so it no longer matches, and
+    // nginx is back: both resolve.
+    let back = batch(&|s| {
+        let p = s.processes.iter_mut().find(|p| p.pid == 301).unwrap();
+        p.cmd.pop();
+        let mut nginx = procmon_model::fixtures::process(100, t0());
+        nginx.name = "nginx".into();
+        s.processes.push(nginx);
+    });
+    assert_eq!(app.post_changes(&back).await.status(), 201);
+    until(&app, "resolved", "both resolved", |a| a.len() == 2).await;
+    assert!(alerts(&app, "open").await.is_empty());
+}
