@@ -11,6 +11,7 @@
 
 mod accounts;
 mod alerts;
+mod channels;
 mod changes;
 mod errors;
 mod keys;
