@@ -86,6 +86,10 @@ pub struct AppState {
     /// The bearer token that reads `GET /metrics` (the `metrics_token`
     /// setting), if one is set; admins' sessions read them either way.
     pub metrics_token: Option<crate::metrics::access::MetricsToken>,
+    /// Notification channels and the queue of deliveries to them.
+    pub channels: Arc<dyn crate::store::ChannelStore>,
+    /// Sends notifications (the queue's worker and the test button).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -281,6 +285,8 @@ impl Application {
                 .metrics_token
                 .as_ref()
                 .map(crate::metrics::access::MetricsToken::new),
+            channels: backend.channels,
+            notifier: Arc::new(crate::notify::Notifier::new()?),
         };
         Ok(Self {
             listener,
@@ -369,6 +375,11 @@ impl Application {
             self.state.session_lifetime,
             self.settings.maintenance_every,
         ));
+        let notifications = tokio::spawn(crate::notify::worker::run(
+            Arc::clone(&self.state.channels),
+            Arc::clone(&self.state.notifier),
+            Arc::clone(&self.state.clock),
+        ));
         // On a database other servers share, their snapshots reach this
         // server's viewers too.
         let relay = self
@@ -416,6 +427,7 @@ impl Application {
 
         retention.abort();
         sessions.abort();
+        notifications.abort();
         if let Some(relay) = relay {
             relay.abort();
         }

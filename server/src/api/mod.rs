@@ -2,6 +2,7 @@
 //! OpenAPI description, so the document cannot miss one.
 
 mod body;
+pub mod channels;
 pub mod enroll;
 pub mod health;
 pub mod history;
@@ -51,6 +52,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::add))
         .routes(routes!(users::remove))
         .routes(routes!(users::set_password))
+        .routes(routes!(channels::list, channels::create))
+        .routes(routes!(channels::update, channels::delete))
+        .routes(routes!(channels::test))
+        .routes(routes!(channels::deliveries))
         .routes(routes!(health::health))
         .routes(routes!(openapi::serve))
         .routes(routes!(crate::metrics::scrape::scrape))

@@ -33,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         (name = "session", description = "Signing in and out"),
         (name = "users", description = "The people who may sign in (admins manage them)"),
         (name = "server", description = "The server itself"),
+        (name = "channels", description = "Where alerts are sent, and how each notification's delivery went"),
     )
 )]
 pub struct ApiDoc;

@@ -15,9 +15,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use procmon_model::alerts::AlertNotification;
-use procmon_model::channels::{
-    Channel, ChannelHealth, ChannelKind, Delivery, DeliveryStatus,
-};
+use procmon_model::channels::{Channel, ChannelHealth, ChannelKind, Delivery, DeliveryStatus};
 use secrecy::SecretString;
 
 use super::StoreResult;
@@ -94,8 +92,10 @@ pub trait ChannelStore: Send + Sync + 'static {
     async fn channel(&self, id: &str) -> StoreResult<Option<Channel>>;
 
     /// A channel with its secret: for sending only, never for an answer.
-    async fn channel_secret(&self, id: &str)
-        -> StoreResult<Option<(Channel, Option<SecretString>)>>;
+    async fn channel_secret(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(Channel, Option<SecretString>)>>;
 
     /// Claims up to `limit` deliveries due at `now` (not delivered, not
     /// claimed by a lease still running), oldest due first, until
@@ -198,16 +198,14 @@ pub(super) fn delivery_filter(filter: &DeliveryFilter) -> (String, Vec<String>) 
         let any: Vec<String> = filter
             .statuses
             .iter()
-            .map(|status| {
-                match status {
-                    DeliveryStatus::Pending => "(d.delivered_at IS NULL AND d.attempts = 0)".into(),
-                    DeliveryStatus::Failing => format!(
-                        "(d.delivered_at IS NULL AND d.attempts > 0 AND d.next_attempt_at < {NEVER})"
-                    ),
-                    DeliveryStatus::Delivered => "(d.delivered_at IS NOT NULL)".into(),
-                    DeliveryStatus::GivenUp => format!(
-                        "(d.delivered_at IS NULL AND d.next_attempt_at = {NEVER})"
-                    ),
+            .map(|status| match status {
+                DeliveryStatus::Pending => "(d.delivered_at IS NULL AND d.attempts = 0)".into(),
+                DeliveryStatus::Failing => format!(
+                    "(d.delivered_at IS NULL AND d.attempts > 0 AND d.next_attempt_at < {NEVER})"
+                ),
+                DeliveryStatus::Delivered => "(d.delivered_at IS NOT NULL)".into(),
+                DeliveryStatus::GivenUp => {
+                    format!("(d.delivered_at IS NULL AND d.next_attempt_at = {NEVER})")
                 }
             })
             .collect();
@@ -237,8 +235,7 @@ pub(super) fn deliveries_statement(filter: &DeliveryFilter) -> (String, Vec<Stri
 
 /// A channel's kind as stored.
 pub(super) fn kind_text(kind: &ChannelKind) -> StoreResult<String> {
-    serde_json::to_string(kind)
-        .map_err(|e| anyhow::anyhow!("cannot encode a channel: {e}").into())
+    serde_json::to_string(kind).map_err(|e| anyhow::anyhow!("cannot encode a channel: {e}").into())
 }
 
 /// The columns of [`sql::CHANNEL_COLUMNS`], in order.

@@ -11,8 +11,8 @@
 pub mod accounts;
 pub mod alerts;
 pub mod chain;
-pub mod channels;
 pub mod changes;
+pub mod channels;
 pub mod codec;
 pub mod fields;
 pub mod keys;

@@ -115,9 +115,7 @@ pub fn redact_url(url: &str) -> String {
 
 impl Backend {
     /// One database serving as all five stores.
-    fn of<
-        S: Store + AccountStore + KeyStore + LimitStore + AlertStore + ChannelStore + 'static,
-    >(
+    fn of<S: Store + AccountStore + KeyStore + LimitStore + AlertStore + ChannelStore + 'static>(
         store: S,
     ) -> Self {
         let store = Arc::new(store);

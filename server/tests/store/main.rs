@@ -2,12 +2,14 @@
 //! trait only, with the caller's clock, so any backend can be held to it.
 //! `contract_tests!` instantiates the suite for one backend, and
 //! `account_tests!`, `key_tests!` and `limit_tests!` those of its accounts,
-//! keys and limits; each runs on SQLite and on PostgreSQL.
+//! keys and limits, and `channel_tests!` those of its notification
+//! channels; each runs on SQLite and on PostgreSQL.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod accounts;
+mod channels;
 mod contract;
 mod first_layout;
 mod fresh_database;
@@ -66,7 +68,17 @@ macro_rules! backend_suites {
             crate::contract_tests!(store);
             crate::account_tests!(accounts);
             crate::key_tests!(keys);
+            async fn channels() -> Option<crate::channels::Fresh> {
+                let (store, _dir) = $open().await?;
+                Some(crate::channels::Fresh {
+                    channels: store.clone(),
+                    alerts: store,
+                    _dir,
+                })
+            }
+
             crate::limit_tests!(limits);
+            crate::channel_tests!(channels);
         }
     };
 }

@@ -14,8 +14,8 @@ use super::accounts::write_with;
 use super::errors::Classify;
 use super::{read_with, start_read, PostgresStore};
 use crate::store::alerts::{
-    alert_record, alert_rule, filter_clause, rule_spec, silence, silence_body, sql,
-    AlertColumns, AlertFilter, AlertRecord, AlertStore, AlertWrite, RuleRefused,
+    alert_record, alert_rule, filter_clause, rule_spec, silence, silence_body, sql, AlertColumns,
+    AlertFilter, AlertRecord, AlertStore, AlertWrite, RuleRefused,
 };
 use crate::store::chain::nanos;
 use crate::store::{StoreError, StoreResult};

@@ -140,7 +140,8 @@ impl ChannelStore for PostgresStore {
     }
 
     async fn channels(&self) -> StoreResult<Vec<Channel>> {
-        read_with!(self, |tx| query_channels(tx, "ORDER BY name, id", &[]).await)
+        read_with!(self, |tx| query_channels(tx, "ORDER BY name, id", &[])
+            .await)
     }
 
     async fn channel(&self, id: &str) -> StoreResult<Option<Channel>> {
@@ -192,7 +193,14 @@ impl ChannelStore for PostgresStore {
     async fn delivered(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let at = nanos(at);
         write_with!(self, |tx| {
-            record_attempt(tx, sql::DELIVERED, &[&id, &at], sql::CHANNEL_SUCCESS, &[&at]).await
+            record_attempt(
+                tx,
+                sql::DELIVERED,
+                &[&id, &at],
+                sql::CHANNEL_SUCCESS,
+                &[&at],
+            )
+            .await
         })
     }
 

@@ -11,8 +11,8 @@
 
 mod accounts;
 mod alerts;
-mod channels;
 mod changes;
+mod channels;
 mod errors;
 mod keys;
 mod limits;

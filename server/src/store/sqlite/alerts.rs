@@ -10,9 +10,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use super::errors::Classify;
 use super::SqliteStore;
 use crate::store::alerts::{
-    self, alert_record, alert_rule, filter_clause, rule_spec, silence, silence_body,
-    sqlite_text, sql, AlertColumns, AlertFilter, AlertRecord, AlertStore, AlertWrite,
-    RuleRefused,
+    self, alert_record, alert_rule, filter_clause, rule_spec, silence, silence_body, sql,
+    sqlite_text, AlertColumns, AlertFilter, AlertRecord, AlertStore, AlertWrite, RuleRefused,
 };
 use crate::store::chain::nanos;
 use crate::store::StoreResult;
@@ -62,7 +61,10 @@ fn query_alerts(
 ) -> StoreResult<Vec<AlertRecord>> {
     let rows = conn
         .prepare_cached(&format!("SELECT {} FROM alert {tail}", sql::ALERT_COLUMNS))
-        .and_then(|mut s| s.query_map(params, alert_row)?.collect::<Result<Vec<_>, _>>())
+        .and_then(|mut s| {
+            s.query_map(params, alert_row)?
+                .collect::<Result<Vec<_>, _>>()
+        })
         .doing("cannot read the alerts")?;
     decode_alerts(rows)
 }
@@ -94,28 +96,29 @@ fn write_one(conn: &Connection, write: &AlertWrite, now: i64) -> StoreResult<boo
         } else {
             sql::UPDATE_ALERT
         };
-        conn.prepare_cached(&sqlite_text(statement)).and_then(|mut s| {
-            let columns = params![
-                c.id,
-                c.rule_id,
-                c.host_id,
-                c.subject,
-                c.state,
-                c.since,
-                c.resolved_at,
-                c.observed_at,
-                c.clear_since,
-                c.notified_at,
-                c.body,
-            ];
-            if c.revision == 0 {
-                s.execute(columns)
-            } else {
-                let mut all: Vec<&dyn rusqlite::ToSql> = columns.to_vec();
-                all.push(&c.revision);
-                s.execute(params_from_iter(all))
-            }
-        })
+        conn.prepare_cached(&sqlite_text(statement))
+            .and_then(|mut s| {
+                let columns = params![
+                    c.id,
+                    c.rule_id,
+                    c.host_id,
+                    c.subject,
+                    c.state,
+                    c.since,
+                    c.resolved_at,
+                    c.observed_at,
+                    c.clear_since,
+                    c.notified_at,
+                    c.body,
+                ];
+                if c.revision == 0 {
+                    s.execute(columns)
+                } else {
+                    let mut all: Vec<&dyn rusqlite::ToSql> = columns.to_vec();
+                    all.push(&c.revision);
+                    s.execute(params_from_iter(all))
+                }
+            })
     }
     .doing("cannot store an alert")?
         == 1;
@@ -123,7 +126,12 @@ fn write_one(conn: &Connection, write: &AlertWrite, now: i64) -> StoreResult<boo
         for delivery in &write.deliveries {
             conn.prepare_cached(&sqlite_text(sql::INSERT_DELIVERY))
                 .and_then(|mut s| {
-                    s.execute(params![delivery.id, delivery.channel_id, delivery.body, now])
+                    s.execute(params![
+                        delivery.id,
+                        delivery.channel_id,
+                        delivery.body,
+                        now
+                    ])
                 })
                 .doing("cannot queue a notification")?;
         }
@@ -253,11 +261,7 @@ impl AlertStore for SqliteStore {
     async fn open_alerts(&self, host_id: Option<&str>) -> StoreResult<Vec<AlertRecord>> {
         let host_id = host_id.map(str::to_owned);
         self.read(move |conn| match host_id {
-            Some(host) => query_alerts(
-                conn,
-                "WHERE host_id = ?1 AND state <> 'resolved'",
-                [host],
-            ),
+            Some(host) => query_alerts(conn, "WHERE host_id = ?1 AND state <> 'resolved'", [host]),
             None => query_alerts(conn, "WHERE state <> 'resolved'", []),
         })
         .await
@@ -288,7 +292,12 @@ impl AlertStore for SqliteStore {
         let now = nanos(Utc::now());
         self.blocking(move |inner| {
             inner.write(|w| {
-                w.transaction(|conn| writes.iter().map(|write| write_one(conn, write, now)).collect())
+                w.transaction(|conn| {
+                    writes
+                        .iter()
+                        .map(|write| write_one(conn, write, now))
+                        .collect()
+                })
             })
         })
         .await
@@ -321,7 +330,10 @@ impl AlertStore for SqliteStore {
                     .doing("cannot read the silences")
             })
             .await?;
-        let mut found: Vec<Silence> = bodies.iter().map(|b| silence(b)).collect::<Result<_, _>>()?;
+        let mut found: Vec<Silence> = bodies
+            .iter()
+            .map(|b| silence(b))
+            .collect::<Result<_, _>>()?;
         found.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id)));
         Ok(found)
     }

@@ -12,12 +12,11 @@ use secrecy::{ExposeSecret, SecretString};
 use super::errors::Classify;
 use super::SqliteStore;
 use crate::store::alerts::sqlite_text;
+use crate::store::chain::nanos;
 use crate::store::channels::{
     self, channel, claimed, deliveries_statement, delivery, kind_text, lease_end, sql,
-    ChannelRecord, ChannelRow, ChannelStore, ClaimedDelivery, DeliveryFilter, SecretChange,
-    NEVER,
+    ChannelRecord, ChannelRow, ChannelStore, ClaimedDelivery, DeliveryFilter, SecretChange, NEVER,
 };
-use crate::store::chain::nanos;
 use crate::store::StoreResult;
 
 pub use channels::TABLES;
@@ -47,7 +46,10 @@ fn query_channels(
             "SELECT {} FROM alert_channel {tail}",
             sql::CHANNEL_COLUMNS
         ))
-        .and_then(|mut s| s.query_map(params, channel_row)?.collect::<Result<Vec<_>, _>>())
+        .and_then(|mut s| {
+            s.query_map(params, channel_row)?
+                .collect::<Result<Vec<_>, _>>()
+        })
         .doing("cannot read the channels")?;
     rows.into_iter().map(channel).collect()
 }
@@ -191,7 +193,13 @@ impl ChannelStore for SqliteStore {
                         .prepare_cached(&sqlite_text(&sql::claim("")))
                         .and_then(|mut s| {
                             s.query_map(params![at, until, limit], |r| {
-                                Ok(claimed(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                                Ok(claimed(
+                                    r.get(0)?,
+                                    r.get(1)?,
+                                    r.get(2)?,
+                                    r.get(3)?,
+                                    r.get(4)?,
+                                ))
                             })?
                             .collect::<Result<Vec<_>, _>>()
                         })
@@ -209,7 +217,13 @@ impl ChannelStore for SqliteStore {
         self.blocking(move |inner| {
             inner.write(|w| {
                 w.transaction(|conn| {
-                    record_attempt(conn, sql::DELIVERED, &[&id, &at], sql::CHANNEL_SUCCESS, &[&at])
+                    record_attempt(
+                        conn,
+                        sql::DELIVERED,
+                        &[&id, &at],
+                        sql::CHANNEL_SUCCESS,
+                        &[&at],
+                    )
                 })
             })
         })
