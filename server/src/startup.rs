@@ -86,6 +86,8 @@ pub struct AppState {
     /// The bearer token that reads `GET /metrics` (the `metrics_token`
     /// setting), if one is set; admins' sessions read them either way.
     pub metrics_token: Option<crate::metrics::access::MetricsToken>,
+    /// Alert rules, alerts and silences (and the queue they fill).
+    pub alerts: Arc<dyn crate::store::AlertStore>,
     /// Notification channels and the queue of deliveries to them.
     pub channels: Arc<dyn crate::store::ChannelStore>,
     /// Sends notifications (the queue's worker and the test button).
@@ -285,6 +287,7 @@ impl Application {
                 .metrics_token
                 .as_ref()
                 .map(crate::metrics::access::MetricsToken::new),
+            alerts: backend.alerts,
             channels: backend.channels,
             notifier: Arc::new(crate::notify::Notifier::new()?),
         };

@@ -8,6 +8,7 @@ mod agent_keys;
 mod auth;
 mod binary;
 mod changes;
+mod channels;
 mod data_dir;
 mod end_to_end;
 mod fuzz;
