@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{sample_snapshot, spawn_app_with, TestApp};
 
 /// Every endpoint the API promises, as (method, path).
-const ENDPOINTS: [(&str, &str); 26] = [
+const ENDPOINTS: [(&str, &str); 32] = [
     ("get", "/api/health"),
     ("post", "/api/enroll/"),
     ("post", "/api/enroll-secret/"),
@@ -36,6 +36,12 @@ const ENDPOINTS: [(&str, &str); 26] = [
     ("post", "/api/processes/"),
     ("post", "/api/changes/"),
     ("get", "/metrics"),
+    ("get", "/api/alerts/channels/"),
+    ("post", "/api/alerts/channels/"),
+    ("put", "/api/alerts/channels/{id}"),
+    ("delete", "/api/alerts/channels/{id}"),
+    ("post", "/api/alerts/channels/{id}/test"),
+    ("get", "/api/alerts/deliveries/"),
 ];
 
 async fn document(app: &TestApp) -> Value {
@@ -92,11 +98,27 @@ async fn the_document_lists_exactly_the_routes_served() {
         .unwrap()
         .record
         .id;
+    let doomed_channel = app
+        .client
+        .post(format!("{}/api/alerts/channels/", app.address))
+        .json(&serde_json::json!({"name": "doomed", "kind": {"type": "webhook", "url": "http://127.0.0.1:9/"}}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         for path in promised.iter().map(|(_, p)| p).collect::<BTreeSet<_>>() {
             let real = match path.as_str() {
                 "/api/keys/{id}" => path.replace("{id}", &doomed_key),
                 "/api/hosts/{id}" => path.replace("{id}", "doomed-host"),
+                p if p.starts_with("/api/alerts/channels/{id}") => {
+                    path.replace("{id}", &doomed_channel)
+                }
                 _ => path.replace("{name}", "doomed"),
             };
             let url = format!("{}{real}", app.address);
@@ -543,6 +565,72 @@ async fn real_responses_match_the_documented_schemas() {
     .await;
     check("delete", "/api/hosts/{id}", s, b);
 
+    // Channels, their test button and the deliveries.
+    let hook = serde_json::json!({
+        "name": "hook",
+        "kind": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+        "secret": "k",
+    });
+    let (s, b) = answer(
+        admin
+            .post(url("/api/alerts/channels/"))
+            .json(&hook)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let channel = b["id"].as_str().unwrap().to_owned();
+    check("post", "/api/alerts/channels/", s, b);
+    let bad = serde_json::json!({"name": "x", "kind": {"type": "webhook", "url": "ftp://x/"}});
+    let (s, b) = answer(
+        admin
+            .post(url("/api/alerts/channels/"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("post", "/api/alerts/channels/", s, b);
+    let (s, b) = answer(app.get("/api/alerts/channels/").await).await;
+    check("get", "/api/alerts/channels/", s, b);
+    let path = format!("/api/alerts/channels/{channel}");
+    let (s, b) = answer(admin.put(url(&path)).json(&hook).send().await.unwrap()).await;
+    check("put", "/api/alerts/channels/{id}", s, b);
+    let (s, b) = answer(
+        admin
+            .put(url("/api/alerts/channels/nope"))
+            .json(&hook)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("put", "/api/alerts/channels/{id}", s, b);
+    let (s, b) = answer(
+        admin
+            .post(url(&format!("{path}/test")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("post", "/api/alerts/channels/{id}/test", s, b);
+    let (s, b) = answer(app.get("/api/alerts/deliveries/").await).await;
+    check("get", "/api/alerts/deliveries/", s, b);
+    let (s, b) = answer(app.get("/api/alerts/deliveries/?status=lost").await).await;
+    check("get", "/api/alerts/deliveries/", s, b);
+    let (s, b) = answer(
+        admin
+            .delete(url("/api/alerts/channels/nope"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("delete", "/api/alerts/channels/{id}", s, b);
+
     app.state.store.close().await;
     let (s, b) = answer(app.get("/api/health").await).await;
     check("get", "/api/health", s, b);
@@ -618,6 +706,15 @@ async fn real_responses_match_the_documented_schemas() {
         "delete /api/hosts/{id} 403",
         "delete /api/hosts/{id} 404",
         "get /metrics 401",
+        "post /api/alerts/channels/ 201",
+        "post /api/alerts/channels/ 422",
+        "get /api/alerts/channels/ 200",
+        "put /api/alerts/channels/{id} 200",
+        "put /api/alerts/channels/{id} 404",
+        "post /api/alerts/channels/{id}/test 200",
+        "get /api/alerts/deliveries/ 200",
+        "get /api/alerts/deliveries/ 400",
+        "delete /api/alerts/channels/{id} 404",
     ] {
         assert!(
             checked.iter().any(|c| c == expected),
