@@ -37,25 +37,73 @@ pub enum ChannelKind {
     /// secret, signed: `x-procmon-timestamp` is the Unix time in seconds
     /// and `x-procmon-signature` is `sha256=` and the hex HMAC-SHA256,
     /// keyed with the secret, of `<timestamp>.<body>`.
-    Webhook { url: String },
+    Webhook {
+        #[cfg_attr(
+            feature = "openapi",
+            schema(
+                pattern = r"^https?://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
+                max_length = 2048
+            )
+        )]
+        url: String,
+    },
     /// A Slack incoming webhook: `{"text": …}`.
-    Slack { url: String },
+    Slack {
+        #[cfg_attr(
+            feature = "openapi",
+            schema(
+                pattern = r"^https?://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
+                max_length = 2048
+            )
+        )]
+        url: String,
+    },
     /// A Discord webhook: `{"content": …}`.
-    Discord { url: String },
+    Discord {
+        #[cfg_attr(
+            feature = "openapi",
+            schema(
+                pattern = r"^https?://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
+                max_length = 2048
+            )
+        )]
+        url: String,
+    },
     /// An ntfy topic URL (`https://ntfy.sh/my-topic`): the text as the
     /// body, with `Title`, `Priority` and `Tags` headers; the secret, when
     /// set, is sent as a bearer token.
-    Ntfy { url: String },
+    Ntfy {
+        #[cfg_attr(
+            feature = "openapi",
+            schema(
+                pattern = r"^https?://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
+                max_length = 2048
+            )
+        )]
+        url: String,
+    },
     /// E-mail through an SMTP server; the secret is `username`'s password.
     Email {
+        #[cfg_attr(
+            feature = "openapi",
+            schema(pattern = r"^[A-Za-z0-9.-]+$", max_length = 253)
+        )]
         smtp_host: String,
+        #[cfg_attr(feature = "openapi", schema(minimum = 1))]
         smtp_port: u16,
         security: SmtpSecurity,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         username: Option<String>,
         /// The sender, `name@example.com` or `Name <name@example.com>`.
+        #[cfg_attr(
+            feature = "openapi",
+            schema(
+                pattern = r"^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+            )
+        )]
         from: String,
-        /// The recipients, at least one.
+        /// The recipients, 1 to 50.
+        #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 50))]
         to: Vec<String>,
     },
 }
@@ -79,13 +127,17 @@ impl ChannelKind {
 #[serde(deny_unknown_fields)]
 pub struct ChannelSpec {
     /// What people call it (1 to 200 characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"\S", min_length = 1, max_length = 200)
+    )]
     pub name: String,
     pub kind: ChannelKind,
     /// The webhook's signing key, the SMTP password or the ntfy token.
     /// Never answered back. On a change, leaving it out keeps the secret
     /// set before, and an empty one removes it.
     #[serde(default, skip_serializing)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Password, write_only))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Password, write_only, max_length = 1024))]
     pub secret: Option<SecretString>,
 }
 

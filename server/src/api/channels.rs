@@ -39,6 +39,9 @@ pub struct DeliveriesQuery {
     pub channel: Option<String>,
     /// Only these, comma-separated: `pending`, `failing`, `delivered`,
     /// `given_up`.
+    #[param(
+        pattern = r"^(pending|failing|delivered|given_up)(,(pending|failing|delivered|given_up))*$"
+    )]
     pub status: Option<String>,
     /// Most deliveries in the answer, newest first, 1 to 1000 [default: 100].
     #[param(minimum = 1, maximum = 1000)]
@@ -322,7 +325,10 @@ pub async fn deliveries(
     }
     let mut statuses = Vec::new();
     for word in q.status.iter().flat_map(|s| s.split(',')) {
-        statuses.push(status(word.trim())?);
+        // `?status=` (nothing chosen) lists every status.
+        if !word.trim().is_empty() {
+            statuses.push(status(word.trim())?);
+        }
     }
     let filter = DeliveryFilter {
         channel_id: q.channel.filter(|c| !c.is_empty()),
