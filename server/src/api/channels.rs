@@ -66,8 +66,8 @@ fn for_reader(mut channel: Channel) -> Channel {
         | ChannelKind::Discord { url }
         | ChannelKind::Ntfy { url } => {
             *url = match reqwest::Url::parse(url) {
-                Ok(parsed) => format!("{}/…", parsed.origin().ascii_serialization()),
-                Err(_) => "…".to_owned(),
+                Ok(parsed) => format!("{}/", parsed.origin().ascii_serialization()),
+                Err(_) => "http://invalid/".to_owned(),
             };
         }
         ChannelKind::Email { .. } => {}

@@ -958,6 +958,15 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
                             .parse::<u32>()
                             .is_ok_and(|y| (1678..=2261).contains(&y))
                 })
+            } else if pattern.starts_with("^https?://") {
+                // A channel's URL: the server checks it whole when stored.
+                text.starts_with("http://") || text.starts_with("https://")
+            } else if pattern.starts_with("^[A-Za-z0-9_%+-]+") {
+                // A channel's e-mail address.
+                text.contains('@') && !text.contains(char::is_whitespace)
+            } else if pattern == "^[A-Za-z0-9.-]+$" {
+                text.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
             } else if pattern == "^[A-Za-z0-9._@-]+$" {
                 text.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
