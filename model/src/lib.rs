@@ -13,6 +13,7 @@
 pub mod alerts;
 mod api;
 pub mod changes;
+pub mod channels;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod limits;

@@ -75,6 +75,10 @@ pub enum ApiError {
     UnknownAgentKey(String),
     #[error("{0}")]
     InvalidAgentKey(String),
+    #[error("invalid channel: {0}")]
+    InvalidChannel(String),
+    #[error("no channel {0:?} (see GET /api/alerts/channels/)")]
+    UnknownChannel(String),
     #[error("malformed JSON: {0}")]
     InvalidJson(String),
     #[error("the body does not match the schema: {0}")]
@@ -215,6 +219,8 @@ impl ApiError {
             Self::LastAdmin(_) => (StatusCode::CONFLICT, "last_admin"),
             Self::UnknownAgentKey(_) => (StatusCode::NOT_FOUND, "unknown_key"),
             Self::InvalidAgentKey(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_key_request"),
+            Self::InvalidChannel(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_channel"),
+            Self::UnknownChannel(_) => (StatusCode::NOT_FOUND, "unknown_channel"),
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::SchemaMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch"),
             Self::InvalidSnapshot(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot"),

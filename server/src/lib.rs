@@ -19,6 +19,7 @@ pub mod gzip;
 pub mod host_check;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod private;
 pub mod rate_limit;
 pub mod relay;

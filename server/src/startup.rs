@@ -88,6 +88,10 @@ pub struct AppState {
     pub metrics_token: Option<crate::metrics::access::MetricsToken>,
     /// Alert rules, evaluated against what this server stores.
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// Notification channels and the queue of deliveries to them.
+    pub channels: Arc<dyn crate::store::ChannelStore>,
+    /// Sends notifications (the queue's worker and the test button).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -296,6 +300,8 @@ impl Application {
                 .as_ref()
                 .map(crate::metrics::access::MetricsToken::new),
             alerts,
+            channels: backend.channels,
+            notifier: Arc::new(crate::notify::Notifier::new()?),
         };
         Ok(Self {
             listener,
@@ -388,6 +394,11 @@ impl Application {
             self.state.session_lifetime,
             self.settings.maintenance_every,
         ));
+        let notifications = tokio::spawn(crate::notify::worker::run(
+            Arc::clone(&self.state.channels),
+            Arc::clone(&self.state.notifier),
+            Arc::clone(&self.state.clock),
+        ));
         // On a database other servers share, their snapshots reach this
         // server's viewers too.
         let relay = self
@@ -436,6 +447,7 @@ impl Application {
         retention.abort();
         alerts.abort();
         sessions.abort();
+        notifications.abort();
         if let Some(relay) = relay {
             relay.abort();
         }

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 mod body;
+pub mod channels;
 pub mod enroll;
 pub mod health;
 pub mod history;
@@ -60,6 +61,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::preview))
         .routes(routes!(alerts::silences, alerts::silence))
         .routes(routes!(alerts::end_silence))
+        .routes(routes!(channels::list, channels::create))
+        .routes(routes!(channels::update, channels::delete))
+        .routes(routes!(channels::test))
+        .routes(routes!(channels::deliveries))
         .routes(routes!(health::health))
         .routes(routes!(openapi::serve))
         .routes(routes!(crate::metrics::scrape::scrape))

@@ -34,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "The people who may sign in (admins manage them)"),
         (name = "alerts", description = "Rules that watch processes and hosts, the alerts they raise, silences"),
         (name = "server", description = "The server itself"),
+        (name = "channels", description = "Where alerts are sent, and how each notification's delivery went"),
     )
 )]
 pub struct ApiDoc;

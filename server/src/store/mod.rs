@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod chain;
 pub mod changes;
+pub mod channels;
 pub mod codec;
 pub mod fields;
 pub mod keys;
@@ -27,6 +28,7 @@ pub(crate) mod testing;
 
 pub use accounts::AccountStore;
 pub use alerts::AlertStore;
+pub use channels::ChannelStore;
 pub use keys::KeyStore;
 pub use limits::LimitStore;
 pub use load::LoadPoint;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AccountStore, AlertStore, KeyStore, LimitStore, PostgresStore, SqliteStore, Store};
+use super::{
+    AccountStore, AlertStore, ChannelStore, KeyStore, LimitStore, PostgresStore, SqliteStore, Store,
+};
 
 /// The stores of one database: history, people, agent keys, budgets,
 /// alerts.
@@ -17,6 +19,7 @@ pub struct Backend {
     pub keys: Arc<dyn KeyStore>,
     pub limits: Arc<dyn LimitStore>,
     pub alerts: Arc<dyn AlertStore>,
+    pub channels: Arc<dyn ChannelStore>,
 }
 
 /// Where the database is.
@@ -112,7 +115,7 @@ pub fn redact_url(url: &str) -> String {
 
 impl Backend {
     /// One database serving as all five stores.
-    fn of<S: Store + AccountStore + KeyStore + LimitStore + AlertStore + 'static>(
+    fn of<S: Store + AccountStore + KeyStore + LimitStore + AlertStore + ChannelStore + 'static>(
         store: S,
     ) -> Self {
         let store = Arc::new(store);
@@ -121,7 +124,8 @@ impl Backend {
             accounts: store.clone(),
             keys: store.clone(),
             limits: store.clone(),
-            alerts: store,
+            alerts: store.clone(),
+            channels: store,
         }
     }
 }

@@ -9,6 +9,7 @@ mod alerts;
 mod auth;
 mod binary;
 mod changes;
+mod channels;
 mod data_dir;
 mod end_to_end;
 mod fuzz;

@@ -48,6 +48,12 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/api/alerts/silences/"),
     ("post", "/api/alerts/silences/"),
     ("delete", "/api/alerts/silences/{id}"),
+    ("get", "/api/alerts/channels/"),
+    ("post", "/api/alerts/channels/"),
+    ("put", "/api/alerts/channels/{id}"),
+    ("delete", "/api/alerts/channels/{id}"),
+    ("post", "/api/alerts/channels/{id}/test"),
+    ("get", "/api/alerts/deliveries/"),
 ];
 
 /// A rule, a silence and an alert for the routes that name one: made in
@@ -157,6 +163,19 @@ async fn the_document_lists_exactly_the_routes_served() {
         .record
         .id;
     let (rule, silence, alert) = doomed_alerts(&app).await;
+    let doomed_channel = app
+        .client
+        .post(format!("{}/api/alerts/channels/", app.address))
+        .json(&serde_json::json!({"name": "doomed", "kind": {"type": "webhook", "url": "http://127.0.0.1:9/"}}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         for path in promised.iter().map(|(_, p)| p).collect::<BTreeSet<_>>() {
             let real = match path.as_str() {
@@ -167,6 +186,9 @@ async fn the_document_lists_exactly_the_routes_served() {
                 }
                 "/api/alerts/silences/{id}" => path.replace("{id}", &silence),
                 "/api/alerts/{id}" => path.replace("{id}", &alert),
+                p if p.starts_with("/api/alerts/channels/{id}") => {
+                    path.replace("{id}", &doomed_channel)
+                }
                 _ => path.replace("{name}", "doomed"),
             };
             let url = format!("{}{real}", app.address);
@@ -613,6 +635,72 @@ async fn real_responses_match_the_documented_schemas() {
     .await;
     check("delete", "/api/hosts/{id}", s, b);
 
+    // Channels, their test button and the deliveries.
+    let hook = serde_json::json!({
+        "name": "hook",
+        "kind": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+        "secret": "k",
+    });
+    let (s, b) = answer(
+        admin
+            .post(url("/api/alerts/channels/"))
+            .json(&hook)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let channel = b["id"].as_str().unwrap().to_owned();
+    check("post", "/api/alerts/channels/", s, b);
+    let bad = serde_json::json!({"name": "x", "kind": {"type": "webhook", "url": "ftp://x/"}});
+    let (s, b) = answer(
+        admin
+            .post(url("/api/alerts/channels/"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("post", "/api/alerts/channels/", s, b);
+    let (s, b) = answer(app.get("/api/alerts/channels/").await).await;
+    check("get", "/api/alerts/channels/", s, b);
+    let path = format!("/api/alerts/channels/{channel}");
+    let (s, b) = answer(admin.put(url(&path)).json(&hook).send().await.unwrap()).await;
+    check("put", "/api/alerts/channels/{id}", s, b);
+    let (s, b) = answer(
+        admin
+            .put(url("/api/alerts/channels/nope"))
+            .json(&hook)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("put", "/api/alerts/channels/{id}", s, b);
+    let (s, b) = answer(
+        admin
+            .post(url(&format!("{path}/test")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("post", "/api/alerts/channels/{id}/test", s, b);
+    let (s, b) = answer(app.get("/api/alerts/deliveries/").await).await;
+    check("get", "/api/alerts/deliveries/", s, b);
+    let (s, b) = answer(app.get("/api/alerts/deliveries/?status=lost").await).await;
+    check("get", "/api/alerts/deliveries/", s, b);
+    let (s, b) = answer(
+        admin
+            .delete(url("/api/alerts/channels/nope"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    check("delete", "/api/alerts/channels/{id}", s, b);
+
     app.state.store.close().await;
     let (s, b) = answer(app.get("/api/health").await).await;
     check("get", "/api/health", s, b);
@@ -688,6 +776,15 @@ async fn real_responses_match_the_documented_schemas() {
         "delete /api/hosts/{id} 403",
         "delete /api/hosts/{id} 404",
         "get /metrics 401",
+        "post /api/alerts/channels/ 201",
+        "post /api/alerts/channels/ 422",
+        "get /api/alerts/channels/ 200",
+        "put /api/alerts/channels/{id} 200",
+        "put /api/alerts/channels/{id} 404",
+        "post /api/alerts/channels/{id}/test 200",
+        "get /api/alerts/deliveries/ 200",
+        "get /api/alerts/deliveries/ 400",
+        "delete /api/alerts/channels/{id} 404",
     ] {
         assert!(
             checked.iter().any(|c| c == expected),
@@ -931,6 +1028,15 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
                             .parse::<u32>()
                             .is_ok_and(|y| (1678..=2261).contains(&y))
                 })
+            } else if pattern.starts_with("^https?://") {
+                // A channel's URL: the server checks it whole when stored.
+                text.starts_with("http://") || text.starts_with("https://")
+            } else if pattern.starts_with("^[A-Za-z0-9_%+-]+") {
+                // A channel's e-mail address.
+                text.contains('@') && !text.contains(char::is_whitespace)
+            } else if pattern == "^[A-Za-z0-9.-]+$" {
+                text.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
             } else if pattern == "^[A-Za-z0-9._@-]+$" {
                 text.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))

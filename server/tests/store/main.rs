@@ -1,14 +1,16 @@
 //! The store's contract: every behaviour of `Store`, tested through the
 //! trait only, with the caller's clock, so any backend can be held to it.
 //! `contract_tests!` instantiates the suite for one backend, and
-//! `account_tests!`, `key_tests!`, `limit_tests!` and `alert_tests!` those
-//! of its accounts, keys, limits and alerts; each runs on SQLite and on PostgreSQL.
+//! `account_tests!`, `key_tests!`, `limit_tests!`, `alert_tests!` and
+//! `channel_tests!` those of its accounts, keys, limits, alerts and
+//! notification channels; each runs on SQLite and on PostgreSQL.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod accounts;
 mod alerts;
+mod channels;
 mod contract;
 mod first_layout;
 mod fresh_database;
@@ -72,8 +74,18 @@ macro_rules! backend_suites {
                 Some(crate::alerts::Fresh { alerts, _dir })
             }
 
+            async fn channels() -> Option<crate::channels::Fresh> {
+                let (store, _dir) = $open().await?;
+                Some(crate::channels::Fresh {
+                    channels: store.clone(),
+                    alerts: store,
+                    _dir,
+                })
+            }
+
             crate::limit_tests!(limits);
             crate::alert_tests!(alerts);
+            crate::channel_tests!(channels);
         }
     };
 }

@@ -435,3 +435,35 @@ async fn maintenance_sweeps_full_budgets_and_old_failures() {
         );
     }
 }
+
+/// Two servers claiming notifications from one queue at once, each with
+/// several claims in flight: every delivery goes to exactly one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_never_claim_the_same_notification() {
+    use procmon_server::store::channels::ChannelStore;
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let channel = procmon_server::store::channels::ChannelRecord {
+        id: "w".into(),
+        name: "hook".into(),
+        kind: procmon_model::channels::ChannelKind::Webhook {
+            url: "https://example.com/hook".into(),
+        },
+        secret: None,
+        created_at: start(),
+        updated_at: start(),
+    };
+    a.create_channel(&channel).await.unwrap();
+    crate::channels::queue_many(a.as_ref(), 300).await;
+    let stores: Vec<Arc<dyn ChannelStore>> = vec![
+        a.clone(),
+        b.clone(),
+        a.clone(),
+        b.clone(),
+        a.clone(),
+        b.clone(),
+    ];
+    crate::channels::claim_all_at_once(stores, 300).await;
+}

@@ -12,6 +12,7 @@
 mod accounts;
 mod alerts;
 mod changes;
+mod channels;
 mod errors;
 mod keys;
 mod limits;

@@ -212,6 +212,8 @@ CREATE INDEX sign_in_failure_key ON sign_in_failure (key, at);
 ",
     // Alert rules, alerts, silences and queued notifications.
     crate::store::alerts::TABLES,
+    // Notification channels.
+    crate::store::channels::TABLES,
 ];
 
 /// The kinds of partition, each with the span of time one covers.

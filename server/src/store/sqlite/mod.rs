@@ -7,6 +7,7 @@
 
 mod accounts;
 mod alerts;
+mod channels;
 mod errors;
 mod keys;
 mod legacy;
@@ -751,6 +752,7 @@ fn migrate(conn: Connection, path: &Path) -> anyhow::Result<Connection> {
         .and_then(|()| conn.execute_batch(keys::TABLES))
         .and_then(|()| conn.execute_batch(accounts::TABLES))
         .and_then(|()| conn.execute_batch(alerts::TABLES))
+        .and_then(|()| conn.execute_batch(channels::TABLES))
         .with_context(|| format!("cannot create the tables in {}", path.display()))?;
     if version < 5 {
         schema::to_layout_5(&conn)
