@@ -13,6 +13,9 @@ mod common;
 // The page in time and across the fleet (tests named history_*).
 #[path = "browser/history.rs"]
 mod history;
+// Alerts, rules, silences on the page (tests named alerts_*).
+#[path = "browser/alerts.rs"]
+mod alerts;
 
 use std::collections::BTreeMap;
 use std::future::Future;

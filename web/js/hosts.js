@@ -1,5 +1,6 @@
-// The host list: one button per host with its name, OS, online state, when it
-// was last heard from, and its totals with CPU and memory bars; for an admin,
+// The host list: one button per host with its name, OS, online state, how many
+// alerts fire on it, when it was last heard from, and its totals with CPU and
+// memory bars; for an admin,
 // an offline host also has a button to remove it. A filter box and a sort
 // order sit above it. Items are reused across refreshes and every value from
 // a machine is set as text.
@@ -77,6 +78,7 @@ export function createHostList(list, onSelect, onRemove) {
     const top = part("host-top");
     const fields = {
       name: part("host-name", top),
+      alerts: part("badge badge-alerts", top),
       badge: part("badge", top),
       os: part("host-os"),
       stats: part("host-stats"),
@@ -99,10 +101,11 @@ export function createHostList(list, onSelect, onRemove) {
 
   /**
    * Shows `hosts` (HostSummary[]), marking `selectedId`; `now` is server time
-   * in ms; `canRemove` (an admin) offers to remove offline hosts.
+   * in ms; `canRemove` (an admin) offers to remove offline hosts; `firing`
+   * is a Map of host id to its firing alerts (alert-feed.js firingByHost).
    */
-  function render(hosts, selectedId, now, canRemove) {
-    last = [hosts, selectedId, now, canRemove];
+  function render(hosts, selectedId, now, canRemove, firing = new Map()) {
+    last = [hosts, selectedId, now, canRemove, firing];
     // A fleet of one needs neither filter nor order.
     controls.hidden = hosts.length < 2;
     const needle = filter.value.trim().toLowerCase();
@@ -121,7 +124,7 @@ export function createHostList(list, onSelect, onRemove) {
         item = makeItem(id);
         items.set(id, item);
       }
-      fill(item, summary, id === selectedId, now);
+      fill(item, summary, id === selectedId, now, firing.get(id) ?? []);
       item.remove.hidden = !(canRemove && !summary.online);
       item.remove.setAttribute("aria-label", `Remove ${summary.display_name}`);
       if (item.li !== cursor) list.insertBefore(item.li, cursor);
@@ -138,10 +141,17 @@ export function createHostList(list, onSelect, onRemove) {
   return { render };
 }
 
-function fill({ button, fields }, summary, selected, now) {
+function fill({ button, fields }, summary, selected, now, alerts) {
   const { host } = summary;
   setText(fields.name, summary.display_name);
   button.title = `${summary.display_name} (id ${host.id})`;
+  setText(fields.alerts, alerts.length ? `${alerts.length} firing` : "");
+  fields.alerts.hidden = alerts.length === 0;
+  fields.alerts.title = alerts.map((a) => `${a.severity}: ${a.rule_name}`).join("\n");
+  fields.alerts.dataset.severity = alerts.some((a) => a.severity === "critical")
+    ? "critical"
+    : alerts.some((a) => a.severity === "warning") ? "warning" : "info";
+  button.classList.toggle("alerting", alerts.length > 0);
   setText(fields.badge, summary.online ? "online" : "offline");
   fields.badge.className = `badge ${summary.online ? "badge-online" : "badge-offline"}`;
   setText(fields.os, [host.os_name, host.os_version, host.arch].filter(Boolean).join(" · "));

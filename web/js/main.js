@@ -27,6 +27,9 @@ import { fetchProcessesAt } from "./history-api.js";
 import { createMeters, onLoad } from "./meters.js";
 import { createFleetSearch } from "./search.js";
 import { keepSelectedAboveSheet } from "./sheet.js";
+// Alerts: the panel, and the badges of hosts and processes they fire on.
+import { alertingProcesses, firingByHost } from "./alert-feed.js";
+import { createAlertsPanel } from "./alerts-panel.js";
 
 const POLL_MS = state.pollSeconds * 1000;
 /** How long rows keep their order after the pointer last moved over them. */
@@ -101,6 +104,11 @@ const keysPanel = createKeysPanel({
   rotate: () => rotateEnrollSecret(),
   dismiss: () => update({ shownSecret: null }),
   close: () => update({ keysOpen: false, keysError: "", shownSecret: null }),
+});
+
+const alertsPanel = createAlertsPanel({
+  set: (changes) => update(changes),
+  unauthorized: () => update({ connection: "unauthorized" }),
 });
 
 // ---- actions: the only places that change the state -------------------------
@@ -223,6 +231,10 @@ async function signOut() {
     hostsError: "",
     hosts: [],
     hostsLoaded: false,
+    alerts: [],
+    silences: null,
+    alertRules: null,
+    alertsOpen: false,
     listing: null,
     tree: null,
     selectedKey: null,
@@ -558,10 +570,11 @@ function render() {
   account.render(state);
   usersPanel.render(state);
   keysPanel.render(state);
+  alertsPanel.render(state, now);
 
   $("hosts-pane").classList.toggle("folded", state.hostsFolded);
   $("hosts-toggle").setAttribute("aria-expanded", String(!state.hostsFolded));
-  hostList.render(state.hosts, state.hostId, now, state.session?.role === "admin");
+  hostList.render(state.hosts, state.hostId, now, state.session?.role === "admin", firingByHost(state.alerts));
   $("hosts-error").textContent = state.hostsError;
   $("hosts-empty").hidden = !state.hostsLoaded || state.hosts.length > 0;
 
@@ -656,6 +669,7 @@ function renderTree(tree, match, summary) {
     memoryTotal: summary?.host.memory_total_bytes ?? 0,
     os: summary?.host.os_name ?? "",
     rates: (node) => diskRates(tree, node),
+    alerting: alertingProcesses(state.alerts, state.hostId),
   }, state.selectedKey, changed);
   if (revealNode) {
     treeView.reveal(revealKey);

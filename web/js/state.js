@@ -68,6 +68,17 @@ export const state = {
   at: null,
   /** Start of the span whose changes are marked (ms), or null (hash `since=`). */
   since: null,
+  /** Open alerts (pending and firing) across the fleet, newest first (alert-feed.js). */
+  alerts: [],
+  /** Silences in force or to come, or null until read. */
+  silences: null,
+  /** Why the alerts could not be read. */
+  alertsError: "",
+  /** Whether the alerts panel is open, and its part: "alerts", "rules" or "silences". */
+  alertsOpen: false,
+  alertsTab: "alerts",
+  /** AlertRule[] as last read, or null until read. */
+  alertRules: null,
 };
 
 /**

@@ -114,7 +114,8 @@ export function createTreeView(table, scroller, actions) {
   /**
    * Makes the view show `rows`.
    * @param {object[]} rows      TreeRow list, top to bottom
-   * @param {object} ctx         { tree, chosen: Set of column ids, sort, cpuScale, cpuCount, memoryTotal, os, rates }
+   * @param {object} ctx         { tree, chosen: Set of column ids, sort, cpuScale, cpuCount, memoryTotal, os, rates,
+   *                               alerting: Map of "pid@start ms" to firing alerts }
    * @param {string|null} selected key of the selected process
    * @param {boolean} rowsChanged whether `rows` differs from the last call's
    */
@@ -348,6 +349,21 @@ export function createTreeView(table, scroller, actions) {
       last.searching = searching;
     }
     setText(entry, "name", entry.name, p.name);
+    // Firing alerts on this process (keyed as alert-feed.js processIdentity: pid and start in ms).
+    const alerts = context.alerting?.get(`${p.pid}@${node.startMs}`);
+    const alertText = alerts ? (alerts.length > 1 ? `${alerts.length} alerts` : alerts[0].severity) : "";
+    setText(entry, "alert", entry.alert, alertText);
+    if (last.alertOn !== (alerts != null)) {
+      entry.alert.hidden = !alerts;
+      element.classList.toggle("alerting", alerts != null);
+      last.alertOn = alerts != null;
+    }
+    const alertTitle = alerts ? alerts.map((a) => `Firing, ${a.severity}: ${a.summary}`).join("\n") : "";
+    if (last.alertTitle !== alertTitle) {
+      entry.alert.title = alertTitle;
+      entry.alert.dataset.severity = alerts ? alerts[0].severity : "";
+      last.alertTitle = alertTitle;
+    }
     // A folded row stands for its subtree: its numbers are the subtree's.
     const totals = hasChildren && !expanded ? subtreeTotals(node) : null;
     setText(entry, "folded", entry.folded, totals ? `+${totals.count - 1}` : "");
@@ -478,9 +494,12 @@ function makeRow(body, columns) {
   name.className = "name";
   const folded = document.createElement("span");
   folded.className = "folded-count";
-  nameCell.append(toggle, name, folded);
+  const alert = document.createElement("span");
+  alert.className = "row-alert";
+  alert.hidden = true;
+  nameCell.append(toggle, name, folded, alert);
   body.append(row);
-  const entry = { row, nameCell, toggle, name, folded, cells: {}, last: {}, key: null, highlightSince: 0 };
+  const entry = { row, nameCell, toggle, name, folded, alert, cells: {}, last: {}, key: null, highlightSince: 0 };
   setCells(entry, columns);
   return entry;
 }
