@@ -27,23 +27,25 @@ pub struct HostMatches {
     /// The rules (by index) each process matches; processes matching none
     /// are left out.
     by_pid: HashMap<u32, Vec<u32>>,
-    /// Matching processes per rule; rules with none are left out.
-    counts: HashMap<u32, u32>,
+    /// The pids matching each rule; rules with none are left out.
+    by_rule: HashMap<u32, Vec<u32>>,
+    /// Which rules cover the host, by index.
+    pub covering: Vec<bool>,
 }
 
 impl HostMatches {
     /// Matches every process of `snapshot` (for the rules covering its
     /// host).
     pub fn of(rules: &RuleSet, generation: u64, snapshot: &Snapshot) -> Self {
-        let covering = covering(rules, snapshot);
         let mut matches = Self {
             generation,
             snapshot_id: snapshot.id,
             by_pid: HashMap::new(),
-            counts: HashMap::new(),
+            by_rule: HashMap::new(),
+            covering: covering(rules, snapshot),
         };
         for process in &snapshot.processes {
-            matches.add(rules, &covering, process);
+            matches.add(rules, process);
         }
         matches
     }
@@ -60,12 +62,15 @@ impl HostMatches {
         if self.generation != generation || self.snapshot_id != batch.base_id {
             return false;
         }
-        let covering = covering(rules, snapshot);
+        // A new hostname may change which rules cover the host.
+        if batch.host.is_some() {
+            return false;
+        }
         for pid in &batch.exited {
             self.remove(*pid);
         }
         for process in &batch.started {
-            self.add(rules, &covering, process);
+            self.add(rules, process);
         }
         for update in &batch.changed {
             let facts_moved = update.name.is_some()
@@ -77,7 +82,7 @@ impl HostMatches {
             }
             self.remove(update.pid);
             if let Some(process) = snapshot.processes.iter().find(|p| p.pid == update.pid) {
-                self.add(rules, &covering, process);
+                self.add(rules, process);
             }
         }
         self.snapshot_id = snapshot.id;
@@ -86,37 +91,19 @@ impl HostMatches {
 
     /// How many processes match rule `index`.
     pub fn count(&self, index: usize) -> u32 {
-        self.counts.get(&(index as u32)).copied().unwrap_or(0)
+        self.pids(index).len() as u32
     }
 
     /// The pids matching rule `index`, in pid order.
-    pub fn pids(&self, index: usize) -> Vec<u32> {
-        let index = index as u32;
-        let mut pids: Vec<u32> = self
-            .by_pid
-            .iter()
-            .filter(|(_, rules)| rules.contains(&index))
-            .map(|(pid, _)| *pid)
-            .collect();
-        pids.sort_unstable();
-        pids
+    pub fn pids(&self, index: usize) -> &[u32] {
+        self.by_rule
+            .get(&(index as u32))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
-    /// The pids matching each rule with any, in pid order.
-    pub fn by_rule(&self) -> HashMap<u32, Vec<u32>> {
-        let mut by_rule: HashMap<u32, Vec<u32>> = HashMap::new();
-        for (pid, rules) in &self.by_pid {
-            for index in rules {
-                by_rule.entry(*index).or_default().push(*pid);
-            }
-        }
-        for pids in by_rule.values_mut() {
-            pids.sort_unstable();
-        }
-        by_rule
-    }
-
-    fn add(&mut self, rules: &RuleSet, covering: &[bool], process: &ProcessSample) {
+    fn add(&mut self, rules: &RuleSet, process: &ProcessSample) {
+        let covering = &self.covering;
         let texts = ProcessTexts::of(process);
         let mut matched = Vec::new();
         for index in rules.candidates(&texts) {
@@ -133,7 +120,10 @@ impl HostMatches {
             return;
         }
         for index in &matched {
-            *self.counts.entry(*index).or_default() += 1;
+            let pids = self.by_rule.entry(*index).or_default();
+            if let Err(at) = pids.binary_search(&process.pid) {
+                pids.insert(at, process.pid);
+            }
         }
         self.by_pid.insert(process.pid, matched);
     }
@@ -143,10 +133,12 @@ impl HostMatches {
             return;
         };
         for index in matched {
-            if let Some(count) = self.counts.get_mut(&index) {
-                *count -= 1;
-                if *count == 0 {
-                    self.counts.remove(&index);
+            if let Some(pids) = self.by_rule.get_mut(&index) {
+                if let Ok(at) = pids.binary_search(&pid) {
+                    pids.remove(at);
+                }
+                if pids.is_empty() {
+                    self.by_rule.remove(&index);
                 }
             }
         }
@@ -171,12 +163,8 @@ pub struct Signals(Vec<(u32, u32, bool)>);
 
 impl Signals {
     /// The signals of the host's matches and snapshot now.
-    pub fn of(
-        rules: &RuleSet,
-        covering: &[bool],
-        matches: &HostMatches,
-        snapshot: &Snapshot,
-    ) -> Self {
+    pub fn of(rules: &RuleSet, matches: &HostMatches, snapshot: &Snapshot) -> Self {
+        let covering = &matches.covering;
         let mut signals = Vec::new();
         let mut by_pid: Option<HashMap<u32, &ProcessSample>> = None;
         for (index, compiled) in rules.rules.iter().enumerate() {
@@ -205,7 +193,7 @@ impl Signals {
                         snapshot.processes.iter().map(|p| (p.pid, p)).collect()
                     });
                     let clear = clear_below.unwrap_or(*above);
-                    for pid in matches.pids(index) {
+                    for &pid in matches.pids(index) {
                         let value = by_pid
                             .get(&pid)
                             .and_then(|p| super::observe::process_value(p, *metric));

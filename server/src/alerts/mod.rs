@@ -182,10 +182,6 @@ impl Alerts {
         now: DateTime<Utc>,
     ) -> StoreResult<usize> {
         let rules = self.rules();
-        let covering = matches::covering(&rules, snapshot);
-        if !covering.contains(&true) {
-            return Ok(0);
-        }
         let host_id = &snapshot.host.id;
         let cached = lock(&self.hosts).remove(host_id);
         let advanced = match (cached, batch) {
@@ -199,7 +195,16 @@ impl Alerts {
             Some(c) => (c.matches, Some((c.signals, c.checked))),
             None => (HostMatches::of(&rules, rules.generation, snapshot), None),
         };
-        let signals = Signals::of(&rules, &covering, &matches, snapshot);
+        if !matches.covering.contains(&true) {
+            self.keep(
+                host_id,
+                matches,
+                Signals::default(),
+                std::time::Instant::now(),
+            );
+            return Ok(0);
+        }
+        let signals = Signals::of(&rules, &matches, snapshot);
         let unchanged = previous.as_ref().is_some_and(|(before, checked)| {
             *before == signals && checked.elapsed() < RECHECK_EVERY
         });

@@ -32,7 +32,6 @@ pub fn snapshot(
     }
     let by_pid: HashMap<u32, &ProcessSample> =
         snapshot.processes.iter().map(|p| (p.pid, p)).collect();
-    let by_rule = matches.by_rule();
     let observation = |holds: bool, stays: bool, value: f64, summary: String| Observation {
         host_id: host.id.clone(),
         subject: String::new(),
@@ -49,10 +48,8 @@ pub fn snapshot(
         if !covering[index] {
             continue;
         }
-        let found: Vec<&ProcessSample> = by_rule
-            .get(&(index as u32))
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        let found: Vec<&ProcessSample> = matches
+            .pids(index)
             .iter()
             .filter_map(|pid| by_pid.get(pid).copied())
             .collect();
