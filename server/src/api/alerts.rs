@@ -94,7 +94,26 @@ pub async fn list(
         limit,
     };
     let found = state.alerts.store().alerts(&filter).await?;
-    Ok(Json(found.into_iter().map(|r| r.alert).collect()))
+    let alerts = found.into_iter().map(|r| r.alert).collect();
+    Ok(Json(silenced_now(&state, alerts).await?))
+}
+
+/// The alerts with `silenced_until` as the silences in force now say (a
+/// silence made or ended after an alert last changed counts at once).
+async fn silenced_now(state: &AppState, mut alerts: Vec<Alert>) -> Result<Vec<Alert>, ApiError> {
+    let now = state.clock.now();
+    let silences = state.alerts.store().silences(now).await?;
+    for alert in &mut alerts {
+        alert.silenced_until = match alert.state {
+            AlertState::Resolved => None,
+            _ => silences
+                .iter()
+                .filter(|s| s.covers(&alert.rule_id, &alert.host_id, now))
+                .map(|s| s.until)
+                .max(),
+        };
+    }
+    Ok(alerts)
 }
 
 /// One alert.
@@ -118,7 +137,9 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Alert>, ApiError> {
     match state.alerts.store().alert(&id).await? {
-        Some(record) => Ok(Json(record.alert)),
+        Some(record) => Ok(Json(
+            silenced_now(&state, vec![record.alert]).await?.remove(0),
+        )),
         None => Err(ApiError::UnknownAlert(id)),
     }
 }

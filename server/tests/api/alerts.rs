@@ -474,6 +474,8 @@ async fn a_silence_marks_alerts_and_ends() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
+    // Ended: the alert shows it at once, though it has not changed since.
+    assert_eq!(alerts(&app, "firing").await[0].silenced_until, None);
     let response = app
         .client
         .get(format!("{}/api/alerts/silences/", app.address))

@@ -6,6 +6,7 @@ mod common;
 
 mod agent_keys;
 mod alerts;
+mod alerts_notify;
 mod auth;
 mod binary;
 mod changes;

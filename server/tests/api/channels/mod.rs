@@ -5,7 +5,7 @@
 mod api;
 mod chat;
 mod email;
-mod receiver;
+pub mod receiver;
 mod webhook;
 
 use std::time::Duration;
