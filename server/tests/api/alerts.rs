@@ -38,14 +38,18 @@ fn on_name(kind: &str, name: &str, for_seconds: u64) -> Value {
     })
 }
 
-async fn make_rule(app: &TestApp, rule: &Value) -> AlertRule {
-    let response = app
-        .client
-        .post(format!("{}/api/alerts/rules/", app.address))
-        .json(rule)
+/// `POST path` from the admin's client with `body` as JSON.
+async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}{path}", app.address))
+        .json(body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn make_rule(app: &TestApp, rule: &Value) -> AlertRule {
+    let response = post(&app, "/api/alerts/rules/", &rule).await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
 }
@@ -190,13 +194,7 @@ async fn bad_rules_are_refused_with_what_is_wrong() {
         ),
     ];
     for (rule, expected) in cases {
-        let response = app
-            .client
-            .post(format!("{}/api/alerts/rules/", app.address))
-            .json(&rule)
-            .send()
-            .await
-            .unwrap();
+        let response = post(&app, "/api/alerts/rules/", &rule).await;
         let error = error_of(response, 422).await;
         assert_eq!(error.error, "invalid_rule", "{rule}");
         assert!(
@@ -454,13 +452,7 @@ async fn a_silence_marks_alerts_and_ends() {
             "reason must say why",
         ),
     ] {
-        let response = app
-            .client
-            .post(format!("{}/api/alerts/silences/", app.address))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let response = post(&app, "/api/alerts/silences/", &body).await;
         let error = error_of(response, 422).await;
         assert!(error.message.contains(expected), "{}", error.message);
     }
