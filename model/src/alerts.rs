@@ -132,10 +132,11 @@ pub enum AlertCondition {
 }
 
 /// A rule as made on the page or by API: the body of
-/// `POST /api/alerts/rules/` and `PUT /api/alerts/rules/{id}`.
+/// `POST /api/alerts/rules/` and `PUT /api/alerts/rules/{id}`. (Its own
+/// fields are not closed to others, unlike its condition's: a stored rule
+/// is these fields and its id and version in one object.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
 pub struct AlertRuleSpec {
     /// What people call it (1 to 200 characters).
     pub name: String,

@@ -35,12 +35,14 @@ const MAX_SILENCES: usize = 10_000;
 pub struct AlertQuery {
     /// `open` (pending and firing, the default), `firing`, `pending`,
     /// `resolved` or `all`; several joined by commas.
+    #[param(pattern = "^(open|firing|pending|resolved|all)(,(open|firing|pending|resolved|all))*$")]
     pub state: Option<String>,
     /// Only this host's (its id).
     pub host: Option<String>,
     /// Only this rule's.
     pub rule: Option<String>,
     /// At most this many, newest first (default 500, at most 5000).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<usize>,
 }
 
@@ -177,6 +179,7 @@ pub async fn rules(
     responses(
         (status = 201, description = "Made (version 1)", body = AlertRule),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
         (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 403, description = "Not an admin, or the X-Procmon-Csrf header is missing", body = ErrorBody),
         (status = 422, description = "The rule is not valid (the message says what is wrong), or there are too many rules", body = ErrorBody),
@@ -280,6 +283,7 @@ pub async fn versions(
     responses(
         (status = 200, description = "Changed: the new version", body = AlertRule),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
         (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 403, description = "Not an admin, or the X-Procmon-Csrf header is missing", body = ErrorBody),
         (status = 404, description = "No such rule", body = ErrorBody),
@@ -377,6 +381,7 @@ pub async fn delete(
     responses(
         (status = 200, description = "What the rule matches now and would have fired", body = AlertPreview),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
         (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 403, description = "The X-Procmon-Csrf header is missing", body = ErrorBody),
         (status = 422, description = "The rule is not valid", body = ErrorBody),
@@ -434,6 +439,7 @@ pub async fn silences(
     responses(
         (status = 201, description = "In force (or to come)", body = Silence),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
         (status = 401, description = "Not signed in, or the session has ended", body = ErrorBody),
         (status = 403, description = "Not an admin, or the X-Procmon-Csrf header is missing", body = ErrorBody),
         (status = 404, description = "No such rule or host", body = ErrorBody),
