@@ -40,7 +40,9 @@ pub fn plan_series(
     let points = max_points.clamp(1, MAX_POINTS) as i64;
     let span = to.saturating_sub(from).max(0);
     let finest = (span / points + i64::from(span % points != 0)).max(SECOND);
-    let round_up = |unit: i64| (finest + unit - 1) / unit * unit;
+    // Saturating: a span of nearly the whole range of times (which `?from=`
+    // may ask for) would overflow on the way up.
+    let round_up = |unit: i64| (finest / unit + i64::from(finest % unit != 0)).saturating_mul(unit);
     if span <= RAW_UP_TO && from >= raw_from {
         SeriesPlan {
             resolution: Resolution::Raw,
@@ -105,5 +107,14 @@ mod tests {
             plan_series(0, MINUTE, 1000, SECOND, i64::MIN).resolution,
             Resolution::Minute
         );
+    }
+
+    #[test]
+    fn a_range_as_wide_as_time_itself_is_planned_without_overflow() {
+        // 1726 to 2026 in one point: wider than i64 nanoseconds can span.
+        let plan = plan_series(i64::MIN + 1, i64::MAX - 1, 1, i64::MIN, i64::MIN);
+        assert_eq!(plan.resolution, Resolution::Hour);
+        // One step covering it all, at the largest width there is.
+        assert_eq!(plan.step, i64::MAX);
     }
 }

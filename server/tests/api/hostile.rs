@@ -626,3 +626,25 @@ async fn health_answers_within_100_ms_while_slow_and_idle_clients_are_held() {
     trickle.abort();
     drop(held);
 }
+
+/// Found by the fuzz run: a host series over three centuries in one point
+/// (wider than nanoseconds since 1970 can span) overflowed while planning
+/// its step, and the server answered 500.
+#[tokio::test]
+async fn a_host_series_over_centuries_is_answered() {
+    let app = crate::common::spawn_app().await;
+    let snapshot = crate::common::sample_snapshot("centuries", 3);
+    assert_eq!(app.post_snapshot(&snapshot).await.status(), 201);
+    let response = app
+        .get_with_query(
+            "/api/history/host/",
+            &[
+                ("host", "centuries"),
+                ("from", "1726-11-28T20:40:24Z"),
+                ("to", "2026-12-07T17:16:55Z"),
+                ("points", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
