@@ -50,6 +50,7 @@ pub enum TextMatch {
 /// with spaces; `exe` against the executable's path.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(min_properties = 1))]
 #[serde(deny_unknown_fields)]
 pub struct ProcessMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,27 +139,38 @@ pub enum AlertCondition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertRuleSpec {
-    /// What people call it (1 to 200 characters).
+    /// What people call it (1 to 200 characters, not all blank).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub name: String,
     #[serde(default)]
     pub severity: Severity,
     /// The hosts it applies to, by host id or hostname; none: every host.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub hosts: Vec<String>,
     pub condition: AlertCondition,
     /// How long the condition must hold before the alert fires (until
-    /// then it is pending, and tells nobody).
+    /// then it is pending, and tells nobody). At most 30 days.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 2_592_000))]
     pub for_seconds: u64,
     /// How long the condition must have cleared before a firing alert
-    /// resolves: a process that flaps back within it stays one alert.
+    /// resolves: a process that flaps back within it stays one alert. At
+    /// most 30 days.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 2_592_000))]
     pub clear_seconds: u64,
-    /// While firing, notify again this often; none: once.
+    /// While firing, notify again this often (a minute to 30 days); none:
+    /// once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 60, maximum = 2_592_000))]
     pub repeat_seconds: Option<u64>,
     /// The channels told when it fires and resolves, by id.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub channels: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -280,6 +292,11 @@ pub struct SilenceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<DateTime<Utc>>,
     pub until: DateTime<Utc>,
+    /// Why (1 to 500 characters, not all blank).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 500, pattern = r"\S")
+    )]
     pub reason: String,
 }
 

@@ -35,7 +35,9 @@ const MAX_SILENCES: usize = 10_000;
 pub struct AlertQuery {
     /// `open` (pending and firing, the default), `firing`, `pending`,
     /// `resolved` or `all`; several joined by commas.
-    #[param(pattern = "^(open|firing|pending|resolved|all)(,(open|firing|pending|resolved|all))*$")]
+    #[param(
+        pattern = "^(open|firing|pending|resolved|all)(,(open|firing|pending|resolved|all))*$"
+    )]
     pub state: Option<String>,
     /// Only this host's (its id).
     pub host: Option<String>,

@@ -21,9 +21,12 @@ Times are generated within what the document allows: it gives them as
 `date-time` with a pattern for the years the store can hold (1678 to
 2261); drawn from every year and then filtered, too few pass.
 
-A channel's id (DELETE /api/alerts/channels/{id} and its test button) is
-never one the fuzzer could guess: every other call names a channel made
-for it.
+A channel's or a silence's id (DELETE /api/alerts/channels/{id}, its test
+button, DELETE /api/alerts/silences/{id}) is never one the fuzzer could
+guess: every other call names one made for it. A silence must end after
+now and name a rule and host that exist, which a generated one seldom
+does: every other POST /api/alerts/silences/ ends an hour from now and
+names neither (the rest stays as generated).
 
 And two requests are changed: the fuzzer learns the admin's name from
 GET /api/users/ and, once it has added another admin, removes this one;
@@ -182,8 +185,44 @@ def _channel():
     return made["id"] if status == 201 else None
 
 
+# Calls of DELETE /api/alerts/silences/{id} so far.
+SILENCE_CALLS = [0]
+
+
+def _silence():
+    """A new silence's id, of every alert, for an hour."""
+    until = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    status, _, made = _post(
+        "/api/alerts/silences/",
+        {"until": until, "reason": "fuzzed"},
+        {"Cookie": f"{COOKIE}={SESSION}", "X-Procmon-Csrf": "1"},
+    )
+    return made["id"] if status == 201 else None
+
+
+_silences = [0]
+
+
+@schemathesis.hook("map_body").apply_to(method="POST", path="/api/alerts/silences/")
+def ends_after_now(context, body):
+    if not isinstance(body, dict):
+        return body
+    _silences[0] += 1
+    if _silences[0] % 2:
+        return body
+    body = {k: v for k, v in body.items() if k not in ("rule_id", "host", "starts_at")}
+    body["until"] = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    return body
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    if case.path == "/api/alerts/silences/{id}" and case.method.upper() == "DELETE":
+        SILENCE_CALLS[0] += 1
+        if SILENCE_CALLS[0] % 2 == 0 and case.path_parameters is not None:
+            made = _silence()
+            if made:
+                case.path_parameters["id"] = made
     if case.path.startswith("/api/alerts/channels/{id}") and case.method.upper() in ("DELETE", "POST"):
         # A generated id is never a channel's: half the calls name a real
         # one, so that deleting and testing are reached too.
