@@ -26,7 +26,8 @@ pub fn snapshot(
     taken_at: DateTime<Utc>,
 ) -> Option<Vec<(usize, Vec<Observation>)>> {
     let host = &snapshot.host;
-    let covering = super::matches::covering(rules, snapshot);
+    // The matches know which rules cover the host (they were made for it).
+    let covering = &matches.covering;
     if !covering.contains(&true) {
         return None;
     }
