@@ -201,16 +201,18 @@ def _silence():
     return made["id"] if status == 201 else None
 
 
+# POST /api/alerts/silences/ calls so far.
 _silences = [0]
 
 
-@schemathesis.hook("map_body").apply_to(method="POST", path="/api/alerts/silences/")
-def ends_after_now(context, body):
-    if not isinstance(body, dict):
+def _valid_silence(body):
+    """The generated silence, made one the server can accept: it ends an
+    hour from now, after its start (no schema can say "after now"), and
+    names a host that exists; only one in four keeps its generated rule id
+    (almost never a rule's: 404). A body the generator made invalid on
+    purpose (not an object, `until` not a string) is sent as it is."""
+    if not isinstance(body, dict) or not isinstance(body.get("until"), str):
         return body
-    # Every silence ends after now and after its start (no schema can say
-    # "after now") and names a host that exists; only one in four keeps its
-    # generated rule id (almost never a rule's: 404).
     _silences[0] += 1
     body = dict(body)
     body.pop("starts_at", None)
@@ -224,6 +226,10 @@ def ends_after_now(context, body):
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    # Here, not in a map_body hook: the coverage phase's cases (a silence
+    # that ended in 2000, say) do not pass through map_body.
+    if case.path == "/api/alerts/silences/" and case.method.upper() == "POST":
+        case.body = _valid_silence(case.body)
     if case.path == "/api/alerts/silences/{id}" and case.method.upper() == "DELETE":
         SILENCE_CALLS[0] += 1
         if SILENCE_CALLS[0] % 2 == 0 and case.path_parameters is not None:
