@@ -1,7 +1,7 @@
 //! What the server counts for Prometheus (`GET /metrics`, see [`scrape`]):
 //! deliveries stored and refused, how long ingest and the store's writes
 //! take, agents and viewers connected, history maintenance, and HTTP
-//! answers by status class.
+//! answers by status class; and, in [`alerts`], alerting.
 //!
 //! One [`Metrics`] per server, in `AppState`: its counters, gauges and
 //! histograms are atomics, so recording costs no lock. No label names a
@@ -9,6 +9,7 @@
 //! number of hosts.
 
 pub mod access;
+pub mod alerts;
 pub mod layer;
 pub mod scrape;
 
@@ -115,6 +116,8 @@ pub struct Metrics {
     in_flight: Gauge,
     spool_waiting: Histogram,
     spool_bytes: Histogram,
+    /// Alerts open, rule evaluation and notifications.
+    pub alerts: alerts::AlertMetrics,
 }
 
 impl Default for Metrics {
@@ -238,7 +241,9 @@ impl Metrics {
                 .get_or_create(&StatusClass { status_class })
                 .inc_by(0);
         }
+        let alerts = alerts::AlertMetrics::register(&mut registry);
         Self {
+            alerts,
             registry,
             ingested,
             rejected,

@@ -398,6 +398,7 @@ impl Application {
             Arc::clone(&self.state.channels),
             Arc::clone(&self.state.notifier),
             Arc::clone(&self.state.clock),
+            Arc::clone(&self.state.metrics),
         ));
         // On a database other servers share, their snapshots reach this
         // server's viewers too.

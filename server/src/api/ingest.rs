@@ -354,13 +354,18 @@ fn evaluate_alerts(
     let snapshot = std::sync::Arc::clone(snapshot);
     let batch = batch.map(std::sync::Arc::clone);
     let now = state.clock.now();
+    let metrics = std::sync::Arc::clone(&state.metrics);
     tokio::spawn(async move {
         let taken_at = snapshot.collected_at.min(received_at);
         let alerts = evaluating.alerts();
-        if let Err(e) = alerts
+        let started = std::time::Instant::now();
+        let evaluated = alerts
             .observe(&snapshot, batch.as_deref(), taken_at, now)
-            .await
-        {
+            .await;
+        metrics
+            .alerts
+            .evaluated(evaluated.is_ok(), started.elapsed());
+        if let Err(e) = evaluated {
             tracing::warn!(host = snapshot.host.id, error = %e, "cannot evaluate the alert rules for a snapshot");
         }
     });

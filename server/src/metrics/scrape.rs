@@ -26,7 +26,7 @@ use crate::startup::AppState;
         (status = 200, description = "The metrics, in the Prometheus text format", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
         (status = 401, description = "Neither the metrics token nor an admin's session", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 503, description = "The store cannot say whether the session is an admin's now or which hosts are online, or the server is at its connection limit", body = ErrorBody),
+        (status = 503, description = "The store cannot say whether the session is an admin's now which hosts are online or which alerts are open, or the server is at its connection limit", body = ErrorBody),
     ),
 )]
 pub async fn scrape(
@@ -41,6 +41,9 @@ pub async fn scrape(
         .iter()
         .filter(|host| is_online(host, now))
         .count();
+    let open = state.alerts.store().open_alerts(None).await?;
+    let open: Vec<_> = open.into_iter().map(|record| record.alert).collect();
+    state.metrics.alerts.set_open(&open);
     let text = state.metrics.encode(online);
     Ok((
         [(

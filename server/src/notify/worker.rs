@@ -15,6 +15,8 @@ use tokio::sync::Semaphore;
 
 use super::Notifier;
 use crate::clock::Clock;
+use crate::metrics::alerts::{AlertMetrics, SendOutcome};
+use crate::metrics::Metrics;
 use crate::store::channels::{ChannelStore, ClaimedDelivery};
 
 /// How often the queue is looked at.
@@ -55,7 +57,12 @@ pub fn next_attempt(
 }
 
 /// Claims and sends until aborted.
-pub async fn run(channels: Arc<dyn ChannelStore>, notifier: Arc<Notifier>, clock: Arc<dyn Clock>) {
+pub async fn run(
+    channels: Arc<dyn ChannelStore>,
+    notifier: Arc<Notifier>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut ticks = tokio::time::interval(EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -79,24 +86,34 @@ pub async fn run(channels: Arc<dyn ChannelStore>, notifier: Arc<Notifier>, clock
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
-            let (channels, notifier, clock) = (
+            let (channels, notifier, clock, metrics) = (
                 Arc::clone(&channels),
                 Arc::clone(&notifier),
                 Arc::clone(&clock),
+                Arc::clone(&metrics),
             );
             tokio::spawn(async move {
-                deliver(channels.as_ref(), &notifier, clock.as_ref(), delivery).await;
+                deliver(
+                    channels.as_ref(),
+                    &notifier,
+                    clock.as_ref(),
+                    &metrics.alerts,
+                    delivery,
+                )
+                .await;
                 drop(permit);
             });
         }
     }
 }
 
-/// Sends one claimed delivery and records how it went.
+/// Sends one claimed delivery and records how it went: counted in the
+/// metrics first, so that one the store shows as sent is counted already.
 pub async fn deliver(
     channels: &dyn ChannelStore,
     notifier: &Notifier,
     clock: &dyn Clock,
+    metrics: &AlertMetrics,
     delivery: ClaimedDelivery,
 ) {
     let outcome = attempt(channels, notifier, &delivery).await;
@@ -104,6 +121,7 @@ pub async fn deliver(
     let recorded = match &outcome {
         Ok(()) => {
             tracing::info!(delivery = %delivery.id, channel = %delivery.channel_id, "notification delivered");
+            metrics.sent(SendOutcome::Delivered);
             channels.delivered(&delivery.id, now).await
         }
         Err(Failure { error, retry }) => {
@@ -122,11 +140,12 @@ pub async fn deliver(
                     attempts = failures, "a notification could not be delivered; given up"
                 ),
             }
-            let error = if next.is_some() {
-                error.clone()
+            let (sent, error) = if next.is_some() {
+                (SendOutcome::Retrying, error.clone())
             } else {
-                format!("given up: {error}")
+                (SendOutcome::GivenUp, format!("given up: {error}"))
             };
+            metrics.sent(sent);
             channels.failed(&delivery.id, now, &error, next).await
         }
     };

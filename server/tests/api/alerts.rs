@@ -13,7 +13,7 @@ use procmon_server::store::accounts::Role;
 use serde_json::{json, Value};
 
 use crate::common::{
-    browser_like_client, error_of, spawn_app, spawn_app_with_clock, TestApp, TEST_PASSWORD,
+    browser_like_client, error_of, metric, spawn_app, spawn_app_with_clock, TestApp, TEST_PASSWORD,
     TEST_USER,
 };
 
@@ -49,7 +49,7 @@ async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
 }
 
 async fn make_rule(app: &TestApp, rule: &Value) -> AlertRule {
-    let response = post(&app, "/api/alerts/rules/", &rule).await;
+    let response = post(app, "/api/alerts/rules/", rule).await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
 }
@@ -577,4 +577,48 @@ async fn change_batches_are_evaluated_as_whole_snapshots_are() {
     assert_eq!(app.post_changes(&back).await.status(), 201);
     until(&app, "resolved", "both resolved", |a| a.len() == 2).await;
     assert!(alerts(&app, "open").await.is_empty());
+}
+
+#[tokio::test]
+async fn metrics_count_open_alerts_and_evaluations() {
+    const FIRING: &str = r#"procmon_alerts_open{state="firing",severity="critical"}"#;
+    const PENDING: &str = r#"procmon_alerts_open{state="pending",severity="critical"}"#;
+    const EVALUATED: &str = r#"procmon_alert_evaluations_total{outcome="ok"}"#;
+    let clock = Arc::new(ManualClock::new(t0()));
+    let app = app_at(&clock).await;
+    assert_eq!(metric(&app, FIRING).await, 0.0);
+    make_rule(&app, &on_name("process_absent", "nginx", 10)).await;
+    let base = procmon_model::fixtures::snapshot_at("web-1", 3, t0());
+
+    send(&app, &snapshot(&base, t0(), false)).await;
+    until(&app, "open", "pending", |a| a.len() == 1).await;
+    assert_eq!(metric(&app, PENDING).await, 1.0);
+    assert_eq!(metric(&app, FIRING).await, 0.0);
+
+    clock.set(t0() + TimeDelta::seconds(10));
+    send(&app, &snapshot(&base, t0() + TimeDelta::seconds(10), false)).await;
+    until(&app, "firing", "firing", |a| a.len() == 1).await;
+    assert_eq!(metric(&app, PENDING).await, 0.0);
+    assert_eq!(metric(&app, FIRING).await, 1.0);
+
+    clock.set(t0() + TimeDelta::seconds(20));
+    send(&app, &snapshot(&base, t0() + TimeDelta::seconds(20), true)).await;
+    until(&app, "resolved", "resolved", |a| a.len() == 1).await;
+    assert_eq!(metric(&app, FIRING).await, 0.0);
+    // Each of the three snapshots was evaluated (an alert moved on each),
+    // and none failed. (An evaluation is counted once it has returned,
+    // just after its writes show.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&app, EVALUATED).await < 3.0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&app, EVALUATED).await, 3.0);
+    assert_eq!(
+        metric(&app, r#"procmon_alert_evaluations_total{outcome="error"}"#).await,
+        0.0
+    );
+    assert_eq!(
+        metric(&app, "procmon_alert_evaluation_seconds_count").await,
+        3.0
+    );
 }

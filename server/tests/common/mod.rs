@@ -394,6 +394,22 @@ pub async fn error_of(response: reqwest::Response, status: u16) -> ErrorBody {
     serde_json::from_str(&text).expect("an ErrorBody")
 }
 
+/// The value of the series `series` (name and labels, as written) in the
+/// admin's scrape of `GET /metrics`.
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
 /// A child process that is killed when the test ends, even by a panic.
 pub struct KillOnDrop(pub std::process::Child);
 

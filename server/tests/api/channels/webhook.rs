@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use super::receiver::{Received, Receiver};
 use super::{channel, closed_port, delivery, make_channel, queue, test_button, wait_for};
-use crate::common::{spawn_app, spawn_app_with_clock};
+use crate::common::{metric, spawn_app, spawn_app_with_clock};
 
 const SECRET: &str = "whsec-7f3a9c1e-do-not-show";
 
@@ -222,6 +222,11 @@ async fn an_unreachable_webhook_is_retried_with_backoff_shows_its_error_and_hold
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(delivery(&app, "to-dead").await.attempts, 3);
+    // And /metrics counted each attempt by how it went.
+    for (outcome, count) in [("delivered", 1.0), ("retrying", 2.0), ("given_up", 1.0)] {
+        let series = format!("procmon_alert_notifications_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(metric(&app, &series).await, count, "{series}");
+    }
 }
 
 #[tokio::test]
