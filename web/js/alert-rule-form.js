@@ -6,6 +6,8 @@
 // here is a number field holding what is not a number (the browser would
 // hand it on as empty).
 
+import { el, field, input, select } from "./dom.js";
+
 const KINDS = [
   ["process_absent", "No matching process runs"],
   ["process_present", "A matching process runs"],
@@ -37,50 +39,9 @@ export const HOST_METRICS = [
 ];
 const SEVERITIES = ["info", "warning", "critical"];
 
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
-
-/** A labelled control: <label for> and the control, in one cell of the form's grid. */
-function field(id, label, control, hint = "") {
-  control.id = id;
-  const box = el("div", "rule-field");
-  const text = el("label", null, label);
-  text.htmlFor = id;
-  box.append(text, control);
-  if (hint) {
-    const small = el("small", "rule-hint", hint);
-    small.id = `${id}-hint`;
-    control.setAttribute("aria-describedby", small.id);
-    box.append(small);
-  }
-  return box;
-}
-
-function input(type, attributes = {}) {
-  const e = el("input");
-  e.type = type;
-  e.autocomplete = "off";
-  Object.assign(e, attributes);
-  return e;
-}
-
-function select(options) {
-  const e = el("select");
-  for (const [value, label] of options) {
-    const o = el("option", null, label);
-    o.value = value;
-    e.append(o);
-  }
-  return e;
-}
-
 /**
  * Builds the fields in a <fieldset> (disabled as one for read-only).
- * @returns {{ element, fill(spec), read(): object, setEditable(boolean), focus() }}
+ * @returns {{ element, fill(spec), read(): object, setChannels(channels), setEditable(boolean), focus() }}
  */
 export function createRuleFields() {
   const root = el("fieldset", "rule-fields");
@@ -99,7 +60,6 @@ export function createRuleFields() {
     forSeconds: input("number", { min: 0, step: 1 }),
     clearSeconds: input("number", { min: 0, step: 1 }),
     repeatSeconds: input("number", { min: 60, step: 1, placeholder: "once" }),
-    channels: input("text", { placeholder: "none" }),
     enabled: input("checkbox"),
   };
   c.severity.value = "warning";
@@ -152,14 +112,42 @@ export function createRuleFields() {
     field("rule-for", "For (s)", c.forSeconds, "how long it must hold before it fires"),
     field("rule-clear", "Clear after (s)", c.clearSeconds, "how long it must have cleared before it resolves"),
     field("rule-repeat", "Repeat every (s)", c.repeatSeconds, "while firing; empty: tell once"),
-    field("rule-channels", "Channels", c.channels, "channel ids, comma-separated"),
   );
+  // Whom it tells: a box per channel (under Channels); a chosen channel
+  // that no longer exists stays listed, so saving does not drop it unseen.
+  const channelGroup = el("div", "rule-channels");
+  channelGroup.id = "rule-channels";
+  channelGroup.setAttribute("role", "group");
+  const channelTitle = el("span", "rule-part-title", "Tell");
+  channelTitle.id = "rule-channels-title";
+  channelGroup.setAttribute("aria-labelledby", channelTitle.id);
+  const channelField = el("div", "rule-field rule-channel-field");
+  channelField.append(channelTitle, channelGroup);
+  let chosenChannels = new Set();
+  let knownChannels = [];
+  function channelOption(id, label) {
+    const box = input("checkbox");
+    box.value = id;
+    box.dataset.channel = id;
+    box.checked = chosenChannels.has(id);
+    box.addEventListener("change", () => (box.checked ? chosenChannels.add(id) : chosenChannels.delete(id)));
+    const option = el("label", "rule-channel");
+    option.append(box, document.createTextNode(` ${label}`));
+    return option;
+  }
+  function drawChannels() {
+    const known = new Set(knownChannels.map((ch) => ch.id));
+    const options = knownChannels.map((ch) => channelOption(ch.id, `${ch.name} (${ch.kind.type})`));
+    for (const id of chosenChannels) if (!known.has(id)) options.push(channelOption(id, `${id} (no such channel)`));
+    if (!options.length) options.push(el("small", "rule-hint", "No channels yet: add one under Channels. Until then the alert is only shown."));
+    channelGroup.replaceChildren(...options);
+  }
   const enabled = el("label", "rule-enabled");
   c.enabled.id = "rule-enabled";
   enabled.append(c.enabled, document.createTextNode(" Enabled"));
   timing.append(enabled);
 
-  root.append(legend, general, matcher, count, threshold, timing);
+  root.append(legend, general, matcher, count, threshold, timing, channelField);
 
   function showKind() {
     const kind = c.kind.value;
@@ -193,7 +181,8 @@ export function createRuleFields() {
     c.forSeconds.value = rule.for_seconds ?? 0;
     c.clearSeconds.value = rule.clear_seconds ?? 0;
     c.repeatSeconds.value = rule.repeat_seconds ?? "";
-    c.channels.value = (rule.channels ?? []).join(", ");
+    chosenChannels = new Set(rule.channels ?? []);
+    drawChannels();
     c.enabled.checked = rule.enabled ?? true;
     showKind();
   }
@@ -228,7 +217,7 @@ export function createRuleFields() {
       condition,
       for_seconds: number(c.forSeconds) ?? 0,
       clear_seconds: number(c.clearSeconds) ?? 0,
-      channels: list(c.channels.value),
+      channels: [...chosenChannels],
       enabled: c.enabled.checked,
     };
     const repeat = number(c.repeatSeconds);
@@ -241,6 +230,11 @@ export function createRuleFields() {
     element: root,
     fill,
     read,
+    /** The channels there are to choose from (Channel[]). */
+    setChannels(channels) {
+      knownChannels = channels;
+      drawChannels();
+    },
     setEditable(editable) {
       root.disabled = !editable;
     },

@@ -9,20 +9,8 @@ import { ApiError } from "./api.js";
 import { createRule, deleteRule, fetchRule, fetchRules, previewRule, updateRule } from "./alerts-api.js";
 import { createPreview } from "./alert-preview.js";
 import { createRuleFields } from "./alert-rule-form.js";
+import { button, el } from "./dom.js";
 import { formatDateTime } from "./format.js";
-
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
-const button = (text, id, className = "") => {
-  const b = el("button", className || null, text);
-  b.type = "button";
-  if (id) b.id = id;
-  return b;
-};
 
 /**
  * @param {HTMLElement} root  where the list and editor go
@@ -80,6 +68,7 @@ export function createAlertRules(root, actions) {
   let editing = null;
   let admin = false;
   let loadedFor = null;
+  let channelsShown;
   let previewTicket = 0;
 
   /** Reads the rules into the page's state; whether it could. */
@@ -230,6 +219,10 @@ export function createAlertRules(root, actions) {
       preview.hidden = !admin;
       readOnly.hidden = admin;
       fields.setEditable(admin);
+      if (state.alertChannels !== channelsShown) {
+        channelsShown = state.alertChannels;
+        fields.setChannels(channelsShown ?? []);
+      }
       if (state.alertRules == null || state.alertRules === loadedFor) return;
       loadedFor = state.alertRules;
       empty.hidden = loadedFor.length > 0;

@@ -1,5 +1,5 @@
 // The API's alerts: the alerts raised across the fleet, the rules that raise
-// them, a rule's preview, and silences. Same errors as api.js (a changed
+// them, a rule's preview, silences, and the channels notifications go to. Same errors as api.js (a changed
 // rule is kind "rule_changed", a refused one "invalid_rule").
 
 import { request } from "./api.js";
@@ -54,4 +54,34 @@ export function createSilence(spec) {
 /** DELETE /api/alerts/silences/{id}: ends it now. */
 export function endSilence(silenceId) {
   return request("DELETE", `/api/alerts/silences/${id(silenceId)}`);
+}
+
+/** GET /api/alerts/channels/ -> Channel[], by name (URLs whole for admins only). */
+export function fetchChannels() {
+  return request("GET", "/api/alerts/channels/");
+}
+
+/** POST /api/alerts/channels/ with a ChannelSpec -> Channel. */
+export function createChannel(spec) {
+  return request("POST", "/api/alerts/channels/", spec);
+}
+
+/** PUT /api/alerts/channels/{id} with a ChannelSpec (no secret: keeps it; "": removes it) -> Channel. */
+export function updateChannel(channelId, spec) {
+  return request("PUT", `/api/alerts/channels/${id(channelId)}`, spec);
+}
+
+/** DELETE /api/alerts/channels/{id}: its undelivered notifications are given up. */
+export function deleteChannel(channelId) {
+  return request("DELETE", `/api/alerts/channels/${id(channelId)}`);
+}
+
+/** POST /api/alerts/channels/{id}/test: sends a test notification now -> ChannelTestResult. */
+export function testChannel(channelId) {
+  return request("POST", `/api/alerts/channels/${id(channelId)}/test`);
+}
+
+/** GET /api/alerts/deliveries/?status=… -> Delivery[], newest first. */
+export function fetchDeliveries(statuses, limit = 100) {
+  return request("GET", `/api/alerts/deliveries/?status=${statuses.join(",")}&limit=${limit}`);
 }

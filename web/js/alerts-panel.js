@@ -1,12 +1,14 @@
 // The alerts panel, opened from the header's "Alerts" button (which counts
-// what fires): three parts as tabs, the alerts across the fleet (alerts.js),
-// the rules (alert-rules.js) and the silences (silences.js). It also runs the
+// what fires): four parts as tabs, the alerts across the fleet (alerts.js),
+// the rules (alert-rules.js), the silences (silences.js) and the channels
+// notifications go to, with those not delivered (channels.js). It also runs the
 // feed of open alerts and silences (alert-feed.js) that the host list and the
 // tree's rows read from the page's state too.
 
 import { createAlertFeed, firingByHost, silencedUntil } from "./alert-feed.js";
 import { createAlertRules } from "./alert-rules.js";
 import { createAlertsView } from "./alerts.js";
+import { createChannels } from "./channels.js";
 import { createSilences } from "./silences.js";
 
 const $ = (id) => document.getElementById(id);
@@ -21,6 +23,7 @@ const TABS = [
   ["alerts", "Alerts"],
   ["rules", "Rules"],
   ["silences", "Silences"],
+  ["channels", "Channels"],
 ];
 
 /**
@@ -75,6 +78,7 @@ export function createAlertsPanel(actions) {
     alerts: createAlertsView(parts.alerts.body, shared),
     rules: createAlertRules(parts.rules.body, shared),
     silences: createSilences(parts.silences.body, shared),
+    channels: createChannels(parts.channels.body, shared),
   };
 
   opener.addEventListener("click", () => actions.set({ alertsOpen: !currentState?.alertsOpen }));
@@ -114,9 +118,12 @@ export function createAlertsPanel(actions) {
         shownTab = null;
         return;
       }
-      // The rules list, opened again, is read again: another admin may have changed it.
+      // The rules list, or the channels with their deliveries, opened again, are read again: another
+      // admin may have changed them, and deliveries move.
       if (shownTab !== state.alertsTab && state.alertsTab === "rules" && state.alertRules != null) views.rules.reload();
+      if (shownTab !== state.alertsTab && state.alertsTab === "channels" && state.alertChannels != null) views.channels.reload();
       views.rules.need(state);
+      views.channels.need(state);
       shownTab = state.alertsTab;
       for (const [tab] of TABS) {
         const chosen = tab === state.alertsTab;

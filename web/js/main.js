@@ -234,6 +234,7 @@ async function signOut() {
     alerts: [],
     silences: null,
     alertRules: null,
+    alertChannels: null,
     alertsOpen: false,
     listing: null,
     tree: null,

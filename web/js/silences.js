@@ -5,25 +5,10 @@
 
 import { ApiError, serverNow } from "./api.js";
 import { createSilence, endSilence } from "./alerts-api.js";
+import { el, field } from "./dom.js";
 import { formatDateTime, fromLocalInput, toLocalInput } from "./format.js";
 
 const HOUR_MS = 3600e3;
-
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
-
-function labelled(id, label, control) {
-  control.id = id;
-  const box = el("div", "rule-field");
-  const text = el("label", null, label);
-  text.htmlFor = id;
-  box.append(text, control);
-  return box;
-}
 
 /**
  * @param {HTMLElement} root  where the list and form go
@@ -60,10 +45,10 @@ export function createSilences(root, actions) {
   submit.type = "submit";
   const grid = el("div", "rule-grid");
   grid.append(
-    labelled("silence-rule", "Rule", rule),
-    labelled("silence-host", "Host (id or hostname)", host),
-    labelled("silence-until", "Until (your local time)", until),
-    labelled("silence-reason", "Reason", reason),
+    field("silence-rule", "Rule", rule),
+    field("silence-host", "Host (id or hostname)", host),
+    field("silence-until", "Until (your local time)", until),
+    field("silence-reason", "Reason", reason),
   );
   form.append(el("h3", "rule-form-title", "New silence"), grid, submit);
   const error = el("p", "auth-error");

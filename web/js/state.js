@@ -74,11 +74,13 @@ export const state = {
   silences: null,
   /** Why the alerts could not be read. */
   alertsError: "",
-  /** Whether the alerts panel is open, and its part: "alerts", "rules" or "silences". */
+  /** Whether the alerts panel is open, and its part: "alerts", "rules", "silences" or "channels". */
   alertsOpen: false,
   alertsTab: "alerts",
   /** AlertRule[] as last read, or null until read. */
   alertRules: null,
+  /** Channel[] as last read, or null until read. */
+  alertChannels: null,
 };
 
 /**
