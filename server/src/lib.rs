@@ -13,6 +13,7 @@ pub mod auth;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod drain;
 pub mod embedded;
 pub mod error;
 pub mod gzip;

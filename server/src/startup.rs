@@ -112,6 +112,12 @@ pub fn app(state: AppState) -> Router {
         // JSON is mostly repeated text.
         .layer(RequestDecompressionLayer::new())
         .layer(middleware::from_fn(known_encoding))
+        // A body refused unread is read before the answer goes, so that the
+        // connection closes cleanly and a proxy passes the answer on.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::drain::drain_unread,
+        ))
         .layer(RequestBodyTimeoutLayer::new(state.body_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(

@@ -648,3 +648,34 @@ async fn a_host_series_over_centuries_is_answered() {
         .await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
+
+/// A big body refused before it is read (a wrong key) is read on before
+/// the answer goes: the sender, still sending as a proxy would, gets the
+/// 401 that says what is wrong, not a reset connection (behind nginx: a
+/// 502 that says nothing).
+#[tokio::test]
+async fn a_big_body_with_a_wrong_key_gets_its_401_after_it_is_sent() {
+    let app = spawn_app().await;
+    const LENGTH: usize = 4 * 1024 * 1024;
+    let mut stream = connect(&app).await;
+    let head = format!(
+        "POST /api/processes/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer pmk_wrong.key\r\n\
+         Content-Type: application/json\r\nContent-Length: {LENGTH}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server has the head and could answer now; the body comes later,
+    // in pieces.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let piece = vec![b' '; 64 * 1024];
+    for _ in 0..LENGTH / piece.len() {
+        stream
+            .write_all(&piece)
+            .await
+            .expect("the server reads the body it refused");
+    }
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(closed, "the connection stays open: {response:?}");
+    let (status, error) = parse_error(&response);
+    assert_eq!(status, 401, "{response}");
+    assert_eq!(error.error, "unauthorized", "{response}");
+}
