@@ -5,9 +5,11 @@
 //! is timed from the first batch until every batch is stored and
 //! evaluated; the figure is the batches per second with rules against
 //! without (target: at most 10% slower), with the process's CPU per batch
-//! beside it.
+//! beside it. Then the time from a process exit on this machine to the
+//! webhook arriving, through the embedded agent (see `exit_latency`).
 //!
-//! Run with `cargo bench -p procmon-server --bench alerts`.
+//! Run with `cargo bench -p procmon-server --bench alerts`; `-- exits` runs
+//! the second part alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +29,9 @@ use serde_json::json;
 #[path = "support/report.rs"]
 mod report;
 
+#[path = "support/exit_latency.rs"]
+mod exit_latency;
+
 use report::{ms, Report, Target};
 
 const HOSTS: usize = 50;
@@ -37,6 +42,8 @@ const ROUNDS: usize = 40;
 const RUNS: usize = 3;
 const CLIENTS: usize = 5;
 const RULES: usize = 1_000;
+/// Process exits timed to their webhook.
+const EXITS: usize = 30;
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()
@@ -269,52 +276,103 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
-        println!("procmon alerts bench: {HOSTS} hosts x {PROCESSES} processes, {ROUNDS} change batches each per run, {CLIENTS} clients,");
-        println!("  {RULES} rules (40% service must run, 20% program must not, 15% count, 10% command line contains,");
-        println!("  5% regular expression, 5% process CPU, 5% host); {RUNS} runs of each, alternating; medians.");
-        let fleet = Arc::new(fleet());
-        let mut none = Vec::new();
-        let mut with = Vec::new();
-        for i in 0..RUNS {
-            for rules in [false, true] {
-                let r = run(&fleet, rules).await;
-                println!(
-                    "run {i} {:>10}: {:>6.0} batches/s, {:.3} ms CPU per batch, p99 ingest {:.2} ms, {} alerts open",
-                    if rules { "1000 rules" } else { "no rules" },
-                    r.batches as f64 / r.elapsed.as_secs_f64(),
-                    ms(r.cpu) / r.batches as f64,
-                    ms(report::percentile(&r.latency, 99)),
-                    r.open_alerts,
-                );
-                if rules { with.push(r) } else { none.push(r) }
-            }
-        }
-        let rate = |runs: &[Run]| median(runs.iter().map(|r| r.batches as f64 / r.elapsed.as_secs_f64()).collect());
-        let cpu = |runs: &[Run]| median(runs.iter().map(|r| ms(r.cpu) / r.batches as f64).collect());
-        let p99 = |runs: &[Run]| median(runs.iter().map(|r| ms(report::percentile(&r.latency, 99))).collect());
         let mut report = Report::default();
+        if !std::env::args().any(|a| a == "exits") {
+            ingest_cost(&mut report).await;
+        }
+        println!("procmon alerts bench, part 2: {EXITS} process exits on this machine timed to their webhook.");
+        let (exits, starts) = exit_latency::measure(EXITS).await;
+        let interval = ms(exit_latency::INTERVAL);
         report.add(
-            "1. ingest rate with 1,000 rules / without".into(),
-            rate(&with) / rate(&none),
-            "x",
-            Target::AtLeast(0.9),
-            format!("{:.0} vs {:.0} batches/s", rate(&with), rate(&none)),
-        );
-        report.add(
-            "1. CPU per batch with 1,000 rules / without".into(),
-            cpu(&with) / cpu(&none),
-            "x",
-            Target::AtMost(1.1),
-            format!("{:.3} vs {:.3} ms (server and clients, one process)", cpu(&with), cpu(&none)),
-        );
-        report.add(
-            "1. p99 ingest answer with 1,000 rules".into(),
-            p99(&with),
+            "2. process exit to webhook, median".into(),
+            ms(report::percentile(&exits, 50)),
             "ms",
             Target::None,
-            format!("{:.2} ms without", p99(&none)),
+            format!("{EXITS} exits, agent interval {interval:.0} ms"),
+        );
+        report.add(
+            "2. process exit to webhook, p99".into(),
+            ms(report::percentile(&exits, 99)),
+            "ms",
+            Target::Under(interval + 1000.0),
+            format!("slowest {:.0} ms", ms(*exits.iter().max().unwrap())),
+        );
+        report.add(
+            "2. process start to webhook (resolve), p99".into(),
+            ms(report::percentile(&starts, 99)),
+            "ms",
+            Target::Under(interval + 1000.0),
+            format!("median {:.0} ms", ms(report::percentile(&starts, 50))),
         );
         println!();
         report.print();
     });
+}
+
+/// Part 1: ingest with 1,000 rules against none.
+async fn ingest_cost(report: &mut Report) {
+    println!("procmon alerts bench: {HOSTS} hosts x {PROCESSES} processes, {ROUNDS} change batches each per run, {CLIENTS} clients,");
+    println!("  {RULES} rules (40% service must run, 20% program must not, 15% count, 10% command line contains,");
+    println!("  5% regular expression, 5% process CPU, 5% host); {RUNS} runs of each, alternating; medians.");
+    let fleet = Arc::new(fleet());
+    let mut none = Vec::new();
+    let mut with = Vec::new();
+    for i in 0..RUNS {
+        for rules in [false, true] {
+            let r = run(&fleet, rules).await;
+            println!(
+                "run {i} {:>10}: {:>6.0} batches/s, {:.3} ms CPU per batch, p99 ingest {:.2} ms, {} alerts open",
+                if rules { "1000 rules" } else { "no rules" },
+                r.batches as f64 / r.elapsed.as_secs_f64(),
+                ms(r.cpu) / r.batches as f64,
+                ms(report::percentile(&r.latency, 99)),
+                r.open_alerts,
+            );
+            if rules {
+                with.push(r)
+            } else {
+                none.push(r)
+            }
+        }
+    }
+    let rate = |runs: &[Run]| {
+        median(
+            runs.iter()
+                .map(|r| r.batches as f64 / r.elapsed.as_secs_f64())
+                .collect(),
+        )
+    };
+    let cpu = |runs: &[Run]| median(runs.iter().map(|r| ms(r.cpu) / r.batches as f64).collect());
+    let p99 = |runs: &[Run]| {
+        median(
+            runs.iter()
+                .map(|r| ms(report::percentile(&r.latency, 99)))
+                .collect(),
+        )
+    };
+    report.add(
+        "1. ingest rate with 1,000 rules / without".into(),
+        rate(&with) / rate(&none),
+        "x",
+        Target::AtLeast(0.9),
+        format!("{:.0} vs {:.0} batches/s", rate(&with), rate(&none)),
+    );
+    report.add(
+        "1. CPU per batch with 1,000 rules / without".into(),
+        cpu(&with) / cpu(&none),
+        "x",
+        Target::AtMost(1.1),
+        format!(
+            "{:.3} vs {:.3} ms (server and clients, one process)",
+            cpu(&with),
+            cpu(&none)
+        ),
+    );
+    report.add(
+        "1. p99 ingest answer with 1,000 rules".into(),
+        p99(&with),
+        "ms",
+        Target::None,
+        format!("{:.2} ms without", p99(&none)),
+    );
 }

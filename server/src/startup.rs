@@ -405,6 +405,7 @@ impl Application {
             Arc::clone(&self.state.notifier),
             Arc::clone(&self.state.clock),
             Arc::clone(&self.state.metrics),
+            self.state.alerts.queued(),
         ));
         // On a database other servers share, their snapshots reach this
         // server's viewers too.

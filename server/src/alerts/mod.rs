@@ -59,6 +59,9 @@ pub struct Alerts {
     /// full (a cache: see [`matches`]).
     hosts: std::sync::Mutex<HashMap<String, HostCache>>,
     generations: std::sync::atomic::AtomicU64,
+    /// Told when this server queues notifications, so that its sender
+    /// sends them now rather than at its next look at the queue.
+    queued: Arc<tokio::sync::Notify>,
 }
 
 struct HostCache {
@@ -104,7 +107,14 @@ impl Alerts {
             in_flight: Default::default(),
             hosts: Default::default(),
             generations: Default::default(),
+            queued: Default::default(),
         }
+    }
+
+    /// What is told when this server queues notifications (the sender
+    /// waits on it beside its clock).
+    pub fn queued(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.queued)
     }
 
     /// Counts an evaluation from now until the guard is dropped.
@@ -394,7 +404,11 @@ impl Alerts {
                 deliveries,
             });
         }
+        let queues = writes.iter().any(|w| !w.deliveries.is_empty());
         let applied = self.store.write_alerts(writes).await?;
+        if queues {
+            self.queued.notify_one();
+        }
         Ok(applied.into_iter().filter(|&a| a).count())
     }
 

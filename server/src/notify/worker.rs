@@ -56,18 +56,24 @@ pub fn next_attempt(
     Some(now + chrono::TimeDelta::from_std(retry_delay(failures)).unwrap_or_default())
 }
 
-/// Claims and sends until aborted.
+/// Claims and sends until aborted: every [`EVERY`], and at once when this
+/// server has queued notifications (`queued`), so that one fired here is
+/// not held until the next look.
 pub async fn run(
     channels: Arc<dyn ChannelStore>,
     notifier: Arc<Notifier>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    queued: Arc<tokio::sync::Notify>,
 ) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut ticks = tokio::time::interval(EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = queued.notified() => {}
+        }
         let free = permits.available_permits();
         if free == 0 {
             continue;
