@@ -67,6 +67,7 @@ impl Deliver for StandIn {
         Ok(IngestResponse {
             snapshot_id: delivery.id(),
             stored: true,
+            pending_actions: 0,
         })
     }
 

@@ -15,6 +15,11 @@ pub struct IngestResponse {
     /// False when this id was stored before (a retry); nothing was stored
     /// twice.
     pub stored: bool,
+    /// Actions on this host's processes that wait for the agent to fetch
+    /// them (`GET /api/agent/actions/`); 0 from servers older than this
+    /// field.
+    #[serde(default)]
+    pub pending_actions: u32,
 }
 
 /// One host in `GET /api/hosts/`.
@@ -264,6 +269,11 @@ pub struct EnrollResponse {
     pub key: String,
     /// The host it is bound to.
     pub host_id: String,
+    /// The server's public key for actions (`ed25519:` and base64): the
+    /// agent pins it and trusts only actions it signed. Absent from
+    /// servers older than this field.
+    #[serde(default)]
+    pub action_key: Option<String>,
 }
 
 /// One agent key in `GET /api/keys/`: its record, never the key itself

@@ -10,6 +10,7 @@
 //! [`limits`] says how big a snapshot and each of its fields may be: the
 //! server refuses more, and the agent cuts what it collects to fit.
 
+pub mod actions;
 pub mod alerts;
 mod api;
 pub mod changes;

@@ -333,6 +333,7 @@ async fn deliver_unmetered(
     Ok(IngestResponse {
         snapshot_id,
         stored,
+        pending_actions: 0,
     })
 }
 

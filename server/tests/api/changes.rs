@@ -77,7 +77,8 @@ async fn batches_store_exactly_what_whole_snapshots_store() {
             answer,
             IngestResponse {
                 snapshot_id: pair[1].id,
-                stored: true
+                stored: true,
+                pending_actions: 0,
             }
         );
     }

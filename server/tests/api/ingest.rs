@@ -33,7 +33,8 @@ async fn a_snapshot_is_stored_with_201() {
         body,
         IngestResponse {
             snapshot_id: snapshot.id,
-            stored: true
+            stored: true,
+            pending_actions: 0,
         }
     );
 }
