@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use procmon_model::alerts::{AlertRule, AlertRuleSpec};
+use procmon_model::alerts::AlertRuleSpec;
 use procmon_model::fixtures::SimHost;
 use procmon_server::clock::ManualClock;
 use procmon_server::config::Settings;
@@ -28,6 +28,9 @@ use serde_json::json;
 #[allow(dead_code)]
 #[path = "support/report.rs"]
 mod report;
+
+#[path = "support/rules.rs"]
+mod rules;
 
 #[path = "support/exit_latency.rs"]
 mod exit_latency;
@@ -164,20 +167,7 @@ async fn run(fleet: &Arc<Vec<HostBodies>>, with_rules: bool) -> Run {
     }
     if with_rules {
         for (i, spec) in rules().into_iter().enumerate() {
-            let rule = AlertRule {
-                id: format!("rule-{i:04}"),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-                updated_by: "bench".into(),
-                spec,
-            };
-            state
-                .alerts
-                .store()
-                .create_rule(&rule)
-                .await
-                .expect("a rule");
+            rules::store(&state, format!("rule-{i:04}"), spec, now).await;
         }
         state.alerts.reload(now).await.expect("the rules load");
         assert_eq!(state.alerts.rules().rules.len(), RULES);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use chrono::Utc;
-use procmon_model::alerts::{AlertNotification, AlertRule, AlertState};
+use procmon_model::alerts::{AlertNotification, AlertState};
 use procmon_model::channels::ChannelKind;
 use procmon_server::config::Settings;
 use procmon_server::startup::Application;
@@ -99,20 +99,7 @@ pub async fn measure(samples: usize) -> (Vec<Duration>, Vec<Duration>) {
         "channels": ["hook"],
     }))
     .expect("a valid rule");
-    let rule = AlertRule {
-        id: "latency".into(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        updated_by: "bench".into(),
-        spec,
-    };
-    state
-        .alerts
-        .store()
-        .create_rule(&rule)
-        .await
-        .expect("a rule");
+    super::rules::store(&state, "latency".into(), spec, now).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
         let _ = stopped.await;
