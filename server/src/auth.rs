@@ -1,6 +1,7 @@
 //! Who may call what: agents send snapshots with their host's key; people
-//! sign in and then carry a session cookie, which reads (any role) and
-//! manages users (admins). Reading without a session happens only under
+//! sign in and then carry a session cookie, which reads (any role), acts on
+//! processes (operators and admins) and manages users, keys, rules and
+//! channels (admins). Reading without a session happens only under
 //! the explicit `no_login` setting, which the settings allow on loopback
 //! only.
 
@@ -92,6 +93,25 @@ impl FromRequestParts<AppState> for Admin {
         if signed_in.user.role != Role::Admin {
             return Err(ApiError::Forbidden(format!(
                 "only an admin may do this; {:?} is signed in as a {}",
+                signed_in.user.name, signed_in.user.role
+            )));
+        }
+        Ok(Self(signed_in))
+    }
+}
+
+/// A signed-in person who may act on processes: an operator or an admin.
+#[derive(Debug, Clone)]
+pub struct Operator(pub SignedIn);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let signed_in = SignedIn::from_request_parts(parts, state).await?;
+        if !signed_in.user.role.may_act() {
+            return Err(ApiError::Forbidden(format!(
+                "only an operator or an admin may act on processes; {:?} is signed in as a {}",
                 signed_in.user.name, signed_in.user.role
             )));
         }

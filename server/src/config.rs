@@ -534,6 +534,10 @@ pub enum Command {
     /// Agent keys and the enrollment secret.
     #[command(flatten)]
     Keys(crate::commands::Command),
+    /// Print the public key this server's database signs actions on
+    /// processes with (`ed25519:<base64>`): what an agent that is not
+    /// enrolled pins as its `server_key`.
+    ActionKey,
 }
 
 /// `procmon-server users ...`
@@ -543,7 +547,7 @@ pub enum UsersCommand {
     Add {
         name: String,
         /// What the user may do.
-        #[arg(long, default_value = "viewer", value_parser = ["viewer", "admin"])]
+        #[arg(long, default_value = "viewer", value_parser = ["viewer", "operator", "admin"])]
         role: String,
         /// Read the password from the first line of standard input.
         #[arg(long)]

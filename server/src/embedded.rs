@@ -1,9 +1,13 @@
 //! The server's own agent: it snapshots this machine and hands each
 //! snapshot or change batch to the ingest path in process, with no HTTP
 //! request and no key, through the same checks, store and commit as an
-//! agent's POST.
+//! agent's POST. Actions on this machine's processes reach it the same
+//! way: fetched and reported in process ([`InProcess::fetch_actions`],
+//! [`InProcess::report_action`]), signed with the key it pins
+//! ([`InProcess::action_key`]), exactly as an enrolled agent gets them.
 
 use procmon_agent::{Deliver, Delivery, SendError};
+use procmon_model::actions::{ActionReport, SignedAction};
 use procmon_model::{IngestResponse, SpoolReport};
 
 use crate::api::ingest::{self, Source};
@@ -18,6 +22,41 @@ pub struct InProcess {
 impl InProcess {
     pub fn new(state: AppState) -> Self {
         Self { state }
+    }
+
+    /// The public key this server's database signs actions with
+    /// (`ed25519:<standard base64>`): the key the embedded agent pins, the
+    /// same one `EnrollResponse.action_key` gives enrolled agents and
+    /// `procmon-server action-key` prints.
+    pub fn action_key(&self) -> &str {
+        self.state.action_signer.public_key()
+    }
+
+    /// The actions waiting for this machine's host, each claimed (handed
+    /// out once), as `GET /api/agent/actions/` answers an agent; none
+    /// before the embedded agent has delivered its first snapshot (until
+    /// then the server does not know which host it is).
+    pub async fn fetch_actions(&self) -> Result<Vec<SignedAction>, ApiError> {
+        match self.state.embedded.get() {
+            Some(host_id) => crate::api::actions::claim_for(&self.state, host_id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Records how the action `id` ended, as `POST
+    /// /api/agent/actions/{id}/result` does: `UnknownAgentAction` (404)
+    /// when it is not this host's, `ActionResultRecorded` (409) when it
+    /// has a result already, `InvalidActionReport` (422) for a report an
+    /// agent may not make.
+    pub async fn report_action(
+        &self,
+        id: uuid::Uuid,
+        report: &ActionReport,
+    ) -> Result<(), ApiError> {
+        let Some(host_id) = self.state.embedded.get() else {
+            return Err(ApiError::UnknownAgentAction(id.to_string()));
+        };
+        crate::api::actions::report_for(&self.state, host_id, &id.to_string(), report).await
     }
 }
 

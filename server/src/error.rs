@@ -124,6 +124,23 @@ pub enum ApiError {
     UnknownSilence(String),
     #[error("no alert {0:?} (see GET /api/alerts/)")]
     UnknownAlert(String),
+    #[error("invalid action: {0}")]
+    InvalidAction(String),
+    /// The host's newest snapshot has no process with the pid and start
+    /// time asked for; the message says which it lacks.
+    #[error("{0}")]
+    NoSuchProcess(String),
+    #[error("no action {0:?} (see GET /api/actions/)")]
+    UnknownAction(String),
+    /// An agent's report of an action that is not its host's: the same
+    /// answer as for an id that does not exist, so that an agent learns
+    /// nothing of other hosts' actions.
+    #[error("no action {0:?} for this agent's host")]
+    UnknownAgentAction(String),
+    #[error("action {0} has a result already; a result is recorded once")]
+    ActionResultRecorded(uuid::Uuid),
+    #[error("invalid report: {0}")]
+    InvalidActionReport(String),
     #[error("no such endpoint: {0}")]
     NoRoute(String),
     #[error("method {method} is not allowed on {path}")]
@@ -244,6 +261,13 @@ impl ApiError {
             Self::InvalidSilence(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_silence"),
             Self::UnknownSilence(_) => (StatusCode::NOT_FOUND, "unknown_silence"),
             Self::UnknownAlert(_) => (StatusCode::NOT_FOUND, "unknown_alert"),
+            Self::InvalidAction(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_action"),
+            Self::NoSuchProcess(_) => (StatusCode::CONFLICT, "no_such_process"),
+            Self::UnknownAction(_) | Self::UnknownAgentAction(_) => {
+                (StatusCode::NOT_FOUND, "unknown_action")
+            }
+            Self::ActionResultRecorded(_) => (StatusCode::CONFLICT, "result_already_recorded"),
+            Self::InvalidActionReport(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_report"),
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),

@@ -5,6 +5,7 @@
 //! configuration and runs it, so tests start exactly what users run.
 
 pub mod accounts;
+pub mod actions;
 pub mod addresses;
 pub mod agent_keys;
 pub mod alerts;

@@ -1,7 +1,8 @@
 //! What the server counts for Prometheus (`GET /metrics`, see [`scrape`]):
 //! deliveries stored and refused, how long ingest and the store's writes
 //! take, agents and viewers connected, history maintenance, and HTTP
-//! answers by status class; and, in [`alerts`], alerting.
+//! answers by status class; in [`alerts`], alerting; in [`actions`],
+//! actions on processes.
 //!
 //! One [`Metrics`] per server, in `AppState`: its counters, gauges and
 //! histograms are atomics, so recording costs no lock. No label names a
@@ -9,6 +10,7 @@
 //! number of hosts.
 
 pub mod access;
+pub mod actions;
 pub mod alerts;
 pub mod layer;
 pub mod scrape;
@@ -118,6 +120,8 @@ pub struct Metrics {
     spool_bytes: Histogram,
     /// Alerts open, rule evaluation and notifications.
     pub alerts: alerts::AlertMetrics,
+    /// Actions on processes asked for, and their results.
+    pub actions: actions::ActionMetrics,
 }
 
 impl Default for Metrics {
@@ -242,8 +246,10 @@ impl Metrics {
                 .inc_by(0);
         }
         let alerts = alerts::AlertMetrics::register(&mut registry);
+        let actions = actions::ActionMetrics::register(&mut registry);
         Self {
             alerts,
+            actions,
             registry,
             ingested,
             rejected,

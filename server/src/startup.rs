@@ -92,6 +92,10 @@ pub struct AppState {
     pub channels: Arc<dyn crate::store::ChannelStore>,
     /// Sends notifications (the queue's worker and the test button).
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Actions on processes: the audit log and the agents' queue.
+    pub actions: Arc<dyn crate::store::ActionStore>,
+    /// Signs actions with the database's key, whose public half agents pin.
+    pub action_signer: Arc<crate::actions::ActionSigner>,
 }
 
 /// The whole HTTP surface: `/api/…` and the page at `/`.
@@ -274,6 +278,10 @@ impl Application {
             .reload(Utc::now())
             .await
             .context("cannot read the alert rules")?;
+        let action_signer =
+            crate::actions::ActionSigner::load(backend.actions.as_ref(), Utc::now())
+                .await
+                .context("cannot read or make the key that signs actions on processes")?;
         let state = AppState {
             store: backend.store,
             accounts: backend.accounts,
@@ -308,6 +316,8 @@ impl Application {
             alerts,
             channels: backend.channels,
             notifier: Arc::new(crate::notify::Notifier::new()?),
+            actions: backend.actions,
+            action_signer: Arc::new(action_signer),
         };
         Ok(Self {
             listener,

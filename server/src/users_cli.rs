@@ -1,6 +1,7 @@
 //! `procmon-server users ...` and `procmon-server signin-link`: managing
-//! accounts from the server's own machine. Each opens the database the
-//! server uses (a running server sees the change at once), acts, closes.
+//! accounts from the server's own machine; and `procmon-server action-key`,
+//! the key actions are signed with. Each opens the database the server
+//! uses (a running server sees the change at once), acts, closes.
 
 use std::io::BufRead;
 
@@ -53,7 +54,7 @@ async fn act(command: Command, settings: &Settings, backend: &Backend) -> anyhow
             password_stdin,
         }) => {
             accounts::check_name(&name)?;
-            let role = Role::parse(&role).context("the role is viewer or admin")?;
+            let role = Role::parse(&role).context("the role is viewer, operator or admin")?;
             let password = read_password(password_stdin, &format!("Password for {name}: "))?;
             accounts::add_user(store, &name, role, Some(password), now).await?;
             println!("added {name} ({role})");
@@ -92,6 +93,14 @@ async fn act(command: Command, settings: &Settings, backend: &Backend) -> anyhow
                 };
                 println!("{}\t{}{password}", user.name, user.role);
             }
+        }
+        Command::ActionKey => {
+            let signer = crate::actions::ActionSigner::load(backend.actions.as_ref(), now).await?;
+            println!("{}", signer.public_key());
+            eprintln!(
+                "the key this database's servers sign actions with; an agent that is not \
+                 enrolled pins it as server_key in its [actions] settings"
+            );
         }
         Command::Keys(command) => {
             let keys = crate::agent_keys::AgentKeys::new(backend.keys.clone());

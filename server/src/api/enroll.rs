@@ -72,7 +72,7 @@ pub async fn enroll(
             key_id: new.record.id,
             key: new.key.expose_secret().to_owned(),
             host_id: host_id.to_owned(),
-            action_key: None,
+            action_key: Some(state.action_signer.public_key().to_owned()),
         }),
     ))
 }

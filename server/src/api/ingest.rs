@@ -325,6 +325,8 @@ async fn deliver_unmetered(
             }
         }
     };
+    // Counting the host's waiting actions needs no turn of its own.
+    drop(live);
     tracing::debug!(
         stored,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -333,7 +335,7 @@ async fn deliver_unmetered(
     Ok(IngestResponse {
         snapshot_id,
         stored,
-        pending_actions: 0,
+        pending_actions: super::actions::pending_for(state, &host_id).await,
     })
 }
 

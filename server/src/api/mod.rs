@@ -1,6 +1,7 @@
 //! The HTTP API under `/api`, and `GET /metrics`. Routes are registered together with their
 //! OpenAPI description, so the document cannot miss one.
 
+pub mod actions;
 pub mod alerts;
 mod body;
 pub mod channels;
@@ -65,6 +66,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(channels::update, channels::delete))
         .routes(routes!(channels::test))
         .routes(routes!(channels::deliveries))
+        .routes(routes!(actions::list, actions::create))
+        .routes(routes!(actions::get))
+        .routes(routes!(actions::agent_fetch))
+        .routes(routes!(actions::agent_report))
         .routes(routes!(health::health))
         .routes(routes!(openapi::serve))
         .routes(routes!(crate::metrics::scrape::scrape))

@@ -35,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         (name = "alerts", description = "Rules that watch processes and hosts, the alerts they raise, silences"),
         (name = "server", description = "The server itself"),
         (name = "channels", description = "Where alerts are sent, and how each notification's delivery went"),
+        (name = "actions", description = "Acting on a process (operators and admins ask, the host's agent fetches, acts and reports), and the audit log of every action"),
     )
 )]
 pub struct ApiDoc;

@@ -151,6 +151,10 @@ pub fn state(document: &mut Document) {
         storable_time(object(property(components, schema, field)));
     }
 
+    // A key's host, as stored: as a snapshot's host id.
+    let key_host = object(property(components, "NewAgentKey", "host_id"));
+    key_host.pattern = Some(HOST_ID.to_owned());
+
     let name = object(property(components, "NewUser", "name"));
     name.min_length = Some(1);
     name.max_length = Some(crate::accounts::MAX_NAME);
@@ -160,7 +164,29 @@ pub fn state(document: &mut Document) {
         password.min_length = Some(*crate::accounts::PASSWORD_BYTES.start());
         at_most_bytes(password, *crate::accounts::PASSWORD_BYTES.end());
     }
+    actions(components);
     parameters(document);
+}
+
+/// What `POST /api/actions/` and an agent's report are held to: a host id
+/// as stored, a start time the store can hold, a reason of 1 to 500
+/// characters, a message of at most 1000 (characters, as JSON Schema
+/// counts them, and as the server does).
+fn actions(components: &mut Components) {
+    use procmon_model::actions::{MAX_REASON_CHARS, MAX_REPORT_CHARS};
+    let host = object(property(components, "ActionRequest", "host_id"));
+    host.min_length = Some(1);
+    host.pattern = Some(HOST_ID.to_owned());
+    at_most_bytes(host, MAX_HOST_FIELD);
+    storable_time(object(property(components, "ActionRequest", "started_at")));
+    let reason = object(property(components, "ActionRequest", "reason"));
+    reason.min_length = Some(1);
+    reason.max_length = Some(MAX_REASON_CHARS);
+    reason.description = Some(format!(
+        "{} Not all spaces.",
+        reason.description.as_deref().unwrap_or_default()
+    ));
+    object(property(components, "ActionReport", "message")).max_length = Some(MAX_REPORT_CHARS);
 }
 
 /// What the handlers require of their parameters beyond a type: times the

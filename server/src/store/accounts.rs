@@ -16,26 +16,34 @@ use super::StoreResult;
 pub enum Role {
     /// Reads hosts, processes and history.
     Viewer,
-    /// Reads, and manages users.
+    /// Reads as a viewer does, and may act on processes (end, kill,
+    /// suspend, resume, lower priority); manages nothing.
+    Operator,
+    /// Reads, acts, and manages users, keys, rules and channels.
     Admin,
 }
 
 impl Role {
+    /// Every role, from the least allowed.
+    pub const ALL: [Role; 3] = [Self::Viewer, Self::Operator, Self::Admin];
+
     /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Viewer => "viewer",
+            Self::Operator => "operator",
             Self::Admin => "admin",
         }
     }
 
     /// The role named `text`, if any.
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "viewer" => Some(Self::Viewer),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+
+    /// Whether the role may act on processes.
+    pub fn may_act(self) -> bool {
+        matches!(self, Self::Operator | Self::Admin)
     }
 }
 

@@ -9,6 +9,7 @@
 //! cost of a write follows what changed, not how many processes there are.
 
 pub mod accounts;
+pub mod actions;
 pub mod alerts;
 pub mod chain;
 pub mod changes;
@@ -27,6 +28,7 @@ mod sqlite;
 pub(crate) mod testing;
 
 pub use accounts::AccountStore;
+pub use actions::ActionStore;
 pub use alerts::AlertStore;
 pub use channels::ChannelStore;
 pub use keys::KeyStore;

@@ -1,5 +1,5 @@
 //! The one place that turns a database URL into a store: everything above
-//! it holds the five traits only, whichever backend answers them.
+//! it holds the store traits only, whichever backend answers them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,11 +7,12 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    AccountStore, AlertStore, ChannelStore, KeyStore, LimitStore, PostgresStore, SqliteStore, Store,
+    AccountStore, ActionStore, AlertStore, ChannelStore, KeyStore, LimitStore, PostgresStore,
+    SqliteStore, Store,
 };
 
 /// The stores of one database: history, people, agent keys, budgets,
-/// alerts.
+/// alerts, channels, actions on processes.
 #[derive(Clone)]
 pub struct Backend {
     pub store: Arc<dyn Store>,
@@ -20,6 +21,7 @@ pub struct Backend {
     pub limits: Arc<dyn LimitStore>,
     pub alerts: Arc<dyn AlertStore>,
     pub channels: Arc<dyn ChannelStore>,
+    pub actions: Arc<dyn ActionStore>,
 }
 
 /// Where the database is.
@@ -114,10 +116,11 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Backend {
-    /// One database serving as all five stores.
-    fn of<S: Store + AccountStore + KeyStore + LimitStore + AlertStore + ChannelStore + 'static>(
-        store: S,
-    ) -> Self {
+    /// One database serving as every store.
+    fn of<S>(store: S) -> Self
+    where
+        S: Store + AccountStore + KeyStore + LimitStore + AlertStore + ChannelStore + ActionStore,
+    {
         let store = Arc::new(store);
         Self {
             store: store.clone(),
@@ -125,7 +128,8 @@ impl Backend {
             keys: store.clone(),
             limits: store.clone(),
             alerts: store.clone(),
-            channels: store,
+            channels: store.clone(),
+            actions: store,
         }
     }
 }

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod actions;
 mod agent_keys;
 mod alerts;
 mod alerts_notify;

@@ -54,6 +54,11 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("delete", "/api/alerts/channels/{id}"),
     ("post", "/api/alerts/channels/{id}/test"),
     ("get", "/api/alerts/deliveries/"),
+    ("get", "/api/actions/"),
+    ("post", "/api/actions/"),
+    ("get", "/api/actions/{id}"),
+    ("get", "/api/agent/actions/"),
+    ("post", "/api/agent/actions/{id}/result"),
 ];
 
 /// A rule, a silence and an alert for the routes that name one: made in
@@ -148,12 +153,8 @@ async fn the_document_lists_exactly_the_routes_served() {
         "doomed-pass-1",
     )
     .await;
-    assert_eq!(
-        app.post_snapshot(&sample_snapshot("doomed-host", 1))
-            .await
-            .status(),
-        201
-    );
+    let doomed_snapshot = sample_snapshot("doomed-host", 1);
+    assert_eq!(app.post_snapshot(&doomed_snapshot).await.status(), 201);
     let doomed_key = app
         .state
         .agent_keys
@@ -163,6 +164,23 @@ async fn the_document_lists_exactly_the_routes_served() {
         .record
         .id;
     let (rule, silence, alert) = doomed_alerts(&app).await;
+    let doomed_process = &doomed_snapshot.processes[0];
+    let doomed_action = app
+        .client
+        .post(format!("{}/api/actions/", app.address))
+        .json(&serde_json::json!({
+            "host_id": "doomed-host", "pid": doomed_process.pid,
+            "started_at": doomed_process.start_time, "kind": "terminate", "reason": "doomed",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let doomed_channel = app
         .client
         .post(format!("{}/api/alerts/channels/", app.address))
@@ -186,6 +204,7 @@ async fn the_document_lists_exactly_the_routes_served() {
                 }
                 "/api/alerts/silences/{id}" => path.replace("{id}", &silence),
                 "/api/alerts/{id}" => path.replace("{id}", &alert),
+                p if p.contains("actions/{id}") => path.replace("{id}", &doomed_action),
                 p if p.starts_with("/api/alerts/channels/{id}") => {
                     path.replace("{id}", &doomed_channel)
                 }

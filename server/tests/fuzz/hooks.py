@@ -11,6 +11,9 @@ not know:
   would make every other generated host id a 403. So each is sent with the
   key of the host it names, got the way an agent gets it: POST
   /api/enroll/ with the enrollment secret.
+- GET /api/agent/actions/ and POST /api/agent/actions/{id}/result: an
+  agent's own, with the key of the seeded host (enrolled as above), whose
+  actions the other hooks make.
 - DELETE /api/session/: signing out ends the session it is sent with, so
   each call ends a spare session of the admin's, made by the test. (Not
   one signed in for here: the fuzzer's failed sign-ins soon throttle this
@@ -41,6 +44,14 @@ as its base, which a generated batch never names: every one would be a
 made relative to the latest snapshot of a host the test seeded for it
 (BATCH_HOST): its base id, its host, and no pids that host lacks; the rest
 (started processes, load, times) stays as generated.
+
+An action names a process by its pid and start time exactly as its
+host's newest snapshot has them, which a generated one never does (404 for
+the host, 409 for the process): every other POST /api/actions/ is aimed at
+a process of the seeded host, keeping the generated kind and reason. And an
+action's id is never one the fuzzer could guess: every other GET
+/api/actions/{id}, and every other result reported, names an action made
+for it (on the seeded host, whose key the agent's calls carry).
 
 What the fuzzer's own admin requests change, the hooks follow, as a real
 agent would: a new enrollment secret (POST /api/enroll-secret/) is the one
@@ -122,20 +133,40 @@ class HostKey:
 
     keys = {}
 
-    def get(self, case, context):
-        host_id = _host_id(case.body)
-        if not isinstance(host_id, str):
-            # Not a snapshot at all (negative data): no host to hold a key.
-            return None
-        if host_id not in self.keys:
+    @classmethod
+    def key_for(cls, host_id):
+        if host_id not in cls.keys:
             status, _, answer = _post(
                 "/api/enroll/",
                 {"enroll_secret": ENROLL_SECRET[0], "host_id": host_id, "hostname": "fuzz"},
             )
             # An id the server refuses to enroll (422) is refused as a
             # snapshot's host too; the snapshot goes without a key.
-            self.keys[host_id] = answer["key"] if status == 201 else None
-        return self.keys[host_id]
+            cls.keys[host_id] = answer["key"] if status == 201 else None
+        return cls.keys[host_id]
+
+    def get(self, case, context):
+        host_id = _host_id(case.body)
+        if not isinstance(host_id, str):
+            # Not a snapshot at all (negative data): no host to hold a key.
+            return None
+        return self.key_for(host_id)
+
+    def set(self, case, data, context):
+        if data is not None:
+            case.headers = case.headers or {}
+            case.headers["Authorization"] = f"Bearer {data}"
+
+
+AGENT_ACTION_PATHS = "^/api/agent/actions/"
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(path_regex=AGENT_ACTION_PATHS)
+class SeededAgentKey:
+    """The seeded host's key, for its agent's fetches and reports."""
+
+    def get(self, case, context):
+        return HostKey.key_for(SEEDED_HOST)
 
     def set(self, case, data, context):
         if data is not None:
@@ -158,7 +189,7 @@ class SpareSession:
 
 @schemathesis.auth(refresh_interval=None).skip_for(method="POST", path_regex=AGENT_PATHS).skip_for(
     method="DELETE", path="/api/session/"
-)
+).skip_for(path_regex=AGENT_ACTION_PATHS)
 class AdminSession:
     """The admin's session, for every other operation."""
 
@@ -224,12 +255,73 @@ def _valid_silence(body):
     return body
 
 
+# Calls so far of POST /api/actions/, GET /api/actions/{id} and the
+# agent's POST /api/agent/actions/{id}/result.
+ACTION_CALLS = {"create": 0, "get": 0, "report": 0}
+
+
+def _seeded_process():
+    """A process of the seeded host's newest snapshot: (pid, start time)."""
+    listing = _get(f"/api/processes/?host={SEEDED_HOST}")
+    if not listing or not listing["processes"]:
+        return None
+    process = listing["processes"][0]
+    return process["pid"], process["start_time"]
+
+
+def _action():
+    """A new action's id, on a process of the seeded host."""
+    process = _seeded_process()
+    if process is None:
+        return None
+    status, _, made = _post(
+        "/api/actions/",
+        {
+            "host_id": SEEDED_HOST,
+            "pid": process[0],
+            "started_at": process[1],
+            "kind": "terminate",
+            "reason": "fuzzed",
+        },
+        {"Cookie": f"{COOKIE}={SESSION}", "X-Procmon-Csrf": "1"},
+    )
+    return made["id"] if status == 201 else None
+
+
+def _every_other(name):
+    ACTION_CALLS[name] += 1
+    return ACTION_CALLS[name] % 2 == 0
+
+
+def _real_actions(case):
+    method = case.method.upper()
+    if case.path == "/api/actions/" and method == "POST":
+        body = case.body
+        if isinstance(body, dict) and isinstance(body.get("reason"), str) and _every_other("create"):
+            process = _seeded_process()
+            if process is not None:
+                case.body = {**body, "host_id": SEEDED_HOST, "pid": process[0], "started_at": process[1]}
+    named = {"/api/actions/{id}": "get", "/api/agent/actions/{id}/result": "report"}.get(case.path)
+    if named and case.path_parameters is not None and _every_other(named):
+        made = _action()
+        if made:
+            case.path_parameters["id"] = made
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    _real_actions(case)
     # Here, not in a map_body hook: the coverage phase's cases (a silence
     # that ended in 2000, say) do not pass through map_body.
     if case.path == "/api/alerts/silences/" and case.method.upper() == "POST":
         case.body = _valid_silence(case.body)
+    if case.path == "/api/changes/" and case.method.upper() == "POST":
+        body = against_a_real_base(case.body)
+        if body is not case.body:
+            # The key was given for the host the generated batch named.
+            case.body = body
+            case.headers = case.headers or {}
+            case.headers["Authorization"] = f"Bearer {HostKey.key_for(BATCH_HOST)}"
     if case.path == "/api/alerts/silences/{id}" and case.method.upper() == "DELETE":
         SILENCE_CALLS[0] += 1
         if SILENCE_CALLS[0] % 2 == 0 and case.path_parameters is not None:
@@ -281,8 +373,11 @@ def unique_pids(context, body):
 _batches = [0]
 
 
-@schemathesis.hook("map_body").apply_to(method="POST", path="/api/changes/")
-def against_a_real_base(context, body):
+def against_a_real_base(body):
+    """Every other batch, made relative to the latest snapshot of
+    BATCH_HOST (in before_call, as silences are: the coverage phase's
+    batches do not pass through map_body, and all of them refused made a
+    warning)."""
     if not isinstance(body, dict):
         return body
     _batches[0] += 1
@@ -302,7 +397,9 @@ def against_a_real_base(context, body):
     started, seen = [], set()
     for p in body.get("started") or []:
         pid = p.get("pid") if isinstance(p, dict) else None
-        if pid not in pids and repr(pid) not in seen:
+        # (A pid of another type is the coverage phase's negative data.)
+        in_base = isinstance(pid, int) and pid in pids
+        if not in_base and repr(pid) not in seen:
             seen.add(repr(pid))
             started.append(p)
     body["started"] = started

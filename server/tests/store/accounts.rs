@@ -19,6 +19,7 @@ macro_rules! account_tests {
     ($fresh:ident) => {
         $crate::account_tests!(@each $fresh,
             a_user_is_created_once_and_reads_back,
+            every_role_is_stored_and_reads_back,
             a_password_is_set_only_for_a_known_user,
             removing_a_user_ends_their_sessions_and_links,
             users_are_listed_by_name,
@@ -101,6 +102,15 @@ pub async fn a_user_is_created_once_and_reads_back(fresh: Fresh) {
         None,
         "names compare exactly"
     );
+}
+
+pub async fn every_role_is_stored_and_reads_back(fresh: Fresh) {
+    let a = &fresh.accounts;
+    for role in Role::ALL {
+        let name = format!("user-{role}");
+        assert!(a.create_user(&user(&name, role)).await.unwrap());
+        assert_eq!(a.find_user(&name).await.unwrap().unwrap().role, role);
+    }
 }
 
 pub async fn a_password_is_set_only_for_a_known_user(fresh: Fresh) {

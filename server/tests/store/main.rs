@@ -1,14 +1,16 @@
 //! The store's contract: every behaviour of `Store`, tested through the
 //! trait only, with the caller's clock, so any backend can be held to it.
 //! `contract_tests!` instantiates the suite for one backend, and
-//! `account_tests!`, `key_tests!`, `limit_tests!`, `alert_tests!` and
-//! `channel_tests!` those of its accounts, keys, limits, alerts and
-//! notification channels; each runs on SQLite and on PostgreSQL.
+//! `account_tests!`, `key_tests!`, `limit_tests!`, `alert_tests!`,
+//! `channel_tests!` and `action_tests!` those of its accounts, keys,
+//! limits, alerts, notification channels and actions on processes; each
+//! runs on SQLite and on PostgreSQL.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod accounts;
+mod actions;
 mod alerts;
 mod channels;
 mod contract;
@@ -16,6 +18,7 @@ mod first_layout;
 mod fresh_database;
 mod keys;
 mod layout4;
+mod layout5;
 mod limits;
 mod postgres_only;
 
@@ -83,9 +86,15 @@ macro_rules! backend_suites {
                 })
             }
 
+            async fn actions() -> Option<crate::actions::Fresh> {
+                let (actions, _dir) = $open().await?;
+                Some(crate::actions::Fresh { actions, _dir })
+            }
+
             crate::limit_tests!(limits);
             crate::alert_tests!(alerts);
             crate::channel_tests!(channels);
+            crate::action_tests!(actions);
         }
     };
 }

@@ -467,3 +467,33 @@ async fn two_servers_never_claim_the_same_notification() {
     ];
     crate::channels::claim_all_at_once(stores, 300).await;
 }
+
+/// Two servers starting at once on a new database make one signing key
+/// between them, so agents pinned to either trust both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_starting_at_once_sign_with_one_key() {
+    use procmon_server::store::ActionStore;
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let (from_a, from_b) = tokio::join!(
+        a.signing_seed(&[0xaa; 32], start()),
+        b.signing_seed(&[0xbb; 32], start())
+    );
+    let (from_a, from_b) = (from_a.unwrap(), from_b.unwrap());
+    assert_eq!(from_a, from_b);
+    assert!(from_a == [0xaa; 32] || from_a == [0xbb; 32]);
+}
+
+/// Two servers handing out one host's actions at once: each goes to the
+/// agent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_hand_each_action_out_once() {
+    use procmon_server::store::ActionStore;
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    crate::actions::insert_many(&a, 90).await;
+    let (a, b): (Arc<dyn ActionStore>, Arc<dyn ActionStore>) = (Arc::new(a), Arc::new(b));
+    crate::actions::claim_all_at_once(vec![a.clone(), b.clone(), a, b], 90).await;
+}

@@ -10,6 +10,7 @@
 //! not built in yet.
 
 mod accounts;
+mod actions;
 mod alerts;
 mod changes;
 mod channels;

@@ -214,6 +214,15 @@ CREATE INDEX sign_in_failure_key ON sign_in_failure (key, at);
     crate::store::alerts::TABLES,
     // Notification channels.
     crate::store::channels::TABLES,
+    // Operators: people who may act on processes, between viewers and
+    // admins. (The column's CHECK got its name from PostgreSQL.)
+    "
+ALTER TABLE account DROP CONSTRAINT account_role_check;
+ALTER TABLE account ADD CONSTRAINT account_role_check
+    CHECK (role IN ('viewer', 'operator', 'admin'));
+",
+    // Actions on processes: the audit log, the agents' queue, the key.
+    crate::store::actions::TABLES,
 ];
 
 /// The kinds of partition, each with the span of time one covers.

@@ -18,7 +18,7 @@ use crate::store::{StoreError, StoreResult};
 pub const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS account (
     name TEXT PRIMARY KEY NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
     created_at INTEGER NOT NULL,
     -- argon2 in PHC form; NULL until a password is set
     password_hash TEXT

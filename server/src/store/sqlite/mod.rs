@@ -6,6 +6,7 @@
 //! runs on tokio's blocking pool, never on the async threads.
 
 mod accounts;
+mod actions;
 mod alerts;
 mod channels;
 mod errors;
@@ -753,10 +754,15 @@ fn migrate(conn: Connection, path: &Path) -> anyhow::Result<Connection> {
         .and_then(|()| conn.execute_batch(accounts::TABLES))
         .and_then(|()| conn.execute_batch(alerts::TABLES))
         .and_then(|()| conn.execute_batch(channels::TABLES))
+        .and_then(|()| conn.execute_batch(actions::TABLES))
         .with_context(|| format!("cannot create the tables in {}", path.display()))?;
     if version < 5 {
         schema::to_layout_5(&conn)
             .with_context(|| format!("cannot bring {} to layout 5", path.display()))?;
+    }
+    if version < 6 {
+        schema::to_layout_6(&conn)
+            .with_context(|| format!("cannot bring {} to layout 6", path.display()))?;
     }
     conn.pragma_update(None, "user_version", schema::VERSION)?;
     Ok(conn)

@@ -24,7 +24,7 @@ pub const HOUR: i64 = 60 * MINUTE;
 pub const DAY: i64 = 24 * HOUR;
 
 /// Version of this layout, kept in SQLite's `user_version`.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// The tables that are not blocks.
 pub const BASE: &str = "
@@ -267,6 +267,34 @@ pub fn to_layout_5(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch("UPDATE host SET first_taken = first_seen WHERE first_taken IS NULL")
         .doing("cannot find the hosts' oldest snapshots")?;
     add_load_columns(conn, &raw)
+}
+
+/// Layout 5 to 6: accounts may be operators. SQLite cannot change a
+/// CHECK constraint in place, so the table is made anew under its name
+/// (as `accounts::TABLES` makes it now) and its rows copied over, in one
+/// transaction.
+pub fn to_layout_6(conn: &Connection) -> StoreResult<()> {
+    let made: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'account'",
+            [],
+            |row| row.get(0),
+        )
+        .doing("cannot read the account table's layout")?;
+    if made.contains("'operator'") {
+        return Ok(());
+    }
+    conn.execute_batch(&format!(
+        "BEGIN;
+         ALTER TABLE account RENAME TO account_before_6;
+         {}
+         INSERT INTO account (name, role, created_at, password_hash)
+             SELECT name, role, created_at, password_hash FROM account_before_6;
+         DROP TABLE account_before_6;
+         COMMIT;",
+        super::accounts::TABLES
+    ))
+    .doing("cannot let accounts be operators")
 }
 
 fn add_load_columns(conn: &Connection, raw: &[Block]) -> StoreResult<()> {
