@@ -14,8 +14,10 @@ use crate::config::Overrides;
 /// working directory, or --config), then the environment variables
 /// PROCMON_AGENT_SERVER_URL, PROCMON_AGENT_ENROLL_SECRET,
 /// PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE, PROCMON_AGENT_INTERVAL,
-/// PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE, PROCMON_AGENT_SPOOL_DIR
-/// and PROCMON_AGENT_SPOOL_MAX_MB, then these flags.
+/// PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE, PROCMON_AGENT_SPOOL_DIR,
+/// PROCMON_AGENT_SPOOL_MAX_MB, PROCMON_AGENT_ACTIONS_ENABLED,
+/// PROCMON_AGENT_ACTIONS_ALLOW and PROCMON_AGENT_ACTIONS_SERVER_KEY, then
+/// these flags.
 #[derive(Debug, Parser)]
 #[command(name = "procmon-agent", version)]
 pub struct Cli {
@@ -69,6 +71,23 @@ pub struct Cli {
     #[arg(long, value_name = "MIB")]
     pub spool_max_mb: Option<String>,
 
+    /// Act on this machine's processes when the server asks (true or
+    /// false) [default: false].
+    #[arg(long, value_name = "BOOL")]
+    pub actions_enabled: Option<String>,
+
+    /// The actions allowed, separated by commas, of terminate, kill,
+    /// suspend, resume and lower_priority [default: all but
+    /// lower_priority].
+    #[arg(long, value_name = "KINDS")]
+    pub actions_allow: Option<String>,
+
+    /// The server key to trust actions from (ed25519:..., as
+    /// `procmon-server action-key` prints it) [default: the one saved at
+    /// enrollment].
+    #[arg(long, value_name = "KEY")]
+    pub actions_server_key: Option<String>,
+
     /// Take one snapshot, send it and exit (non-zero if it was not stored).
     #[arg(long)]
     pub once: bool,
@@ -115,6 +134,9 @@ impl Cli {
             ca_file: self.ca_file.clone(),
             spool_dir: self.spool_dir.clone(),
             spool_max_mb: self.spool_max_mb.clone(),
+            actions_enabled: self.actions_enabled.clone(),
+            actions_allow: self.actions_allow.clone(),
+            actions_server_key: self.actions_server_key.clone(),
         }
     }
 }

@@ -9,6 +9,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
+use procmon_model::actions::ActionKind;
+
+use crate::actions::{saved_key_file, ActionOptions, ActionSettings, PinnedKey, ServerKey};
 use crate::tls::{CaFile, ServerTrust};
 
 /// Where the agent sends when nothing says otherwise: a server on this
@@ -51,9 +54,12 @@ const MIB: u64 = 1024 * 1024;
 pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment variables PROCMON_AGENT_SERVER_URL,
 # PROCMON_AGENT_ENROLL_SECRET, PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE,
 # PROCMON_AGENT_INTERVAL, PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE,
-# PROCMON_AGENT_SPOOL_DIR and PROCMON_AGENT_SPOOL_MAX_MB override these, and
-# the flags --server-url, --enroll-secret, --api-key, --key-file, --interval,
-# --full-every, --ca-file, --spool-dir and --spool-max-mb override both.
+# PROCMON_AGENT_SPOOL_DIR, PROCMON_AGENT_SPOOL_MAX_MB,
+# PROCMON_AGENT_ACTIONS_ENABLED, PROCMON_AGENT_ACTIONS_ALLOW and
+# PROCMON_AGENT_ACTIONS_SERVER_KEY override these, and the flags
+# --server-url, --enroll-secret, --api-key, --key-file, --interval,
+# --full-every, --ca-file, --spool-dir, --spool-max-mb, --actions-enabled,
+# --actions-allow and --actions-server-key override both.
 
 # The procmon server to send snapshots to. Or several that share one
 # database, as a list: ["https://a:8000", "https://b:8000"] (in the
@@ -92,6 +98,18 @@ full_every = "10m"
 # The most the waiting snapshots may take on disk, in MiB; past it the
 # oldest are dropped.
 # spool_max_mb = 64
+
+# Acting on this machine's processes when an operator asks on the page.
+# Off unless enabled. Each action is signed by the server and checked
+# against its key, which enrollment saves beside the key file.
+# [actions]
+# enabled = true
+# What may be done: terminate, kill, suspend, resume (these four unless
+# set) and lower_priority (only when listed).
+# allow = ["terminate", "kill", "suspend", "resume"]
+# The server's key, as `procmon-server action-key` prints it: for an agent
+# given api_key rather than enrolled (set here, it wins over the saved one).
+# server_key = "ed25519:..."
 "#;
 
 /// What the running agent needs: where to send, with which key, how often.
@@ -116,6 +134,8 @@ pub struct AgentConfig {
     pub spool_dir: PathBuf,
     /// The most the spool may hold on disk.
     pub spool_max_bytes: NonZeroU64,
+    /// Whether and how the agent acts on processes ([`crate::actions`]).
+    pub actions: ActionOptions,
 }
 
 /// Where the agent's key comes from. Never printed.
@@ -147,6 +167,7 @@ impl AgentConfig {
             trust: ServerTrust::default(),
             spool_dir: PathBuf::from(SPOOL_DIR_NAME),
             spool_max_bytes: default_spool_max_bytes(),
+            actions: ActionOptions::default(),
         }
     }
 }
@@ -218,8 +239,35 @@ struct Layer {
     /// Whole MiB; see [`Settings::spool_max_bytes`]. A number in the
     /// file, text from the environment and flags, so that its error can
     /// name where it came from.
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "as_text")]
     spool_max_mb: Option<String>,
+    /// The `[actions]` table.
+    actions: Option<ActionsLayer>,
+}
+
+/// `[actions]` as a layer sets it (the environment and flags as text).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionsLayer {
+    /// See [`ActionSettings::enabled`]: true or false.
+    #[serde(default, deserialize_with = "as_text")]
+    enabled: Option<String>,
+    /// See [`ActionSettings::allow`].
+    allow: Option<NameList>,
+    /// See [`Settings::server_key`].
+    server_key: Option<String>,
+}
+
+/// A list of names as a layer gives it: a TOML array, or text separated
+/// by commas.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of action kinds, such as [\"terminate\", \"kill\"]"
+)]
+enum NameList {
+    Text(String),
+    List(Vec<String>),
 }
 
 /// What the command line sets (highest priority); `None` = not given.
@@ -246,6 +294,13 @@ pub struct Overrides {
     pub spool_dir: Option<PathBuf>,
     /// `--spool-max-mb`, unparsed so its error can name the flag.
     pub spool_max_mb: Option<String>,
+    /// `--actions-enabled` (true or false), unparsed so its error can
+    /// name the flag.
+    pub actions_enabled: Option<String>,
+    /// `--actions-allow`: kinds separated by commas.
+    pub actions_allow: Option<String>,
+    /// `--actions-server-key`.
+    pub actions_server_key: Option<String>,
 }
 
 /// The settings after every layer, before a key is required (printing a
@@ -274,6 +329,11 @@ pub struct Settings {
     /// The most the spool may hold on disk (`spool_max_mb`, 64 MiB unless
     /// set); past it the oldest snapshots are dropped.
     pub spool_max_bytes: NonZeroU64,
+    /// `[actions]`: off unless enabled, and what is allowed.
+    pub actions: ActionSettings,
+    /// `server_key` of `[actions]`: the server key to trust actions from,
+    /// pinned; when unset, the one enrollment saved beside the key file.
+    pub server_key: Option<ServerKey>,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -314,6 +374,8 @@ impl Settings {
             // file (below), wherever that ends up.
             spool_dir: PathBuf::new(),
             spool_max_bytes: default_spool_max_bytes(),
+            actions: ActionSettings::default(),
+            server_key: None,
             file: file.clone(),
         };
         if let Some(path) = &file {
@@ -333,7 +395,12 @@ impl Settings {
                 ..layer
             };
             settings.apply(
-                |key| format!("the config file {}, key {key}", path.display()),
+                |key| match key.strip_prefix("actions_") {
+                    Some(key) => {
+                        format!("the config file {}, key {key} of [actions]", path.display())
+                    }
+                    None => format!("the config file {}, key {key}", path.display()),
+                },
                 layer,
             )?;
         }
@@ -354,6 +421,11 @@ impl Settings {
                 ca_file: env("PROCMON_AGENT_CA_FILE").map(PathBuf::from),
                 spool_dir: env("PROCMON_AGENT_SPOOL_DIR").map(PathBuf::from),
                 spool_max_mb: env("PROCMON_AGENT_SPOOL_MAX_MB"),
+                actions: Some(ActionsLayer {
+                    enabled: env("PROCMON_AGENT_ACTIONS_ENABLED"),
+                    allow: env("PROCMON_AGENT_ACTIONS_ALLOW").map(NameList::Text),
+                    server_key: env("PROCMON_AGENT_ACTIONS_SERVER_KEY"),
+                }),
             },
         )?;
         settings.apply(
@@ -368,6 +440,11 @@ impl Settings {
                 ca_file: flags.ca_file.clone(),
                 spool_dir: flags.spool_dir.clone(),
                 spool_max_mb: flags.spool_max_mb.clone(),
+                actions: Some(ActionsLayer {
+                    enabled: flags.actions_enabled.clone(),
+                    allow: flags.actions_allow.clone().map(NameList::Text),
+                    server_key: flags.actions_server_key.clone(),
+                }),
             },
         )?;
         if settings.spool_dir.as_os_str().is_empty() {
@@ -408,6 +485,27 @@ impl Settings {
         if let Some(text) = layer.spool_max_mb {
             self.spool_max_bytes = parse_spool_max_mb(&origin("spool_max_mb"), &text)?;
         }
+        let actions = layer.actions.unwrap_or_default();
+        if let Some(text) = actions.enabled {
+            self.actions.enabled = parse_switch(&origin("actions_enabled"), &text)?;
+        }
+        if let Some(names) = actions.allow {
+            if let Some(allow) = parse_allow(&origin("actions_allow"), names)? {
+                self.actions.allow = allow;
+            }
+        }
+        // Empty, as in the default file, is "not set".
+        if let Some(text) = actions.server_key.filter(|t| !t.trim().is_empty()) {
+            self.server_key =
+                Some(
+                    ServerKey::parse(&text).map_err(|reason| ConfigError::BadValue {
+                        origin: origin("actions_server_key"),
+                        key: "server key",
+                        value: text.clone(),
+                        reason,
+                    })?,
+                );
+        }
         Ok(())
     }
 
@@ -416,6 +514,7 @@ impl Settings {
     /// certificates when one is set (read now, so that a bad file stops the
     /// agent at start, named).
     pub fn into_agent_config(self) -> Result<AgentConfig, ConfigError> {
+        let saved_action_key = saved_key_file(&self.key_file);
         let key = match (self.api_key, self.enroll_secret) {
             (Some(key), _) => AgentKey::Given(key),
             (None, Some(secret)) => AgentKey::Enroll {
@@ -444,9 +543,14 @@ impl Settings {
             ),
             None => ServerTrust::PublicCas,
         };
+        let actions = ActionOptions {
+            settings: self.actions,
+            pinned: PinnedKey::new(self.server_key, Some(saved_action_key)),
+        };
         Ok(AgentConfig {
             server_urls: self.server_urls,
             return_after: DEFAULT_RETURN_AFTER,
+            actions,
             key,
             interval: self.interval,
             full_every: self.full_every,
@@ -590,9 +694,9 @@ fn default_spool_max_bytes() -> NonZeroU64 {
     NonZeroU64::new(DEFAULT_SPOOL_MAX_MB * MIB).expect("not zero")
 }
 
-/// A number in the file, as the text the other layers give, so that what
-/// is wrong with it (negative, a fraction) is said as for them.
-fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+/// A value in the file (a number, a boolean) as the text the other layers
+/// give, so that what is wrong with it is said as for them.
+fn as_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     Ok(
         Option::<toml::Value>::deserialize(deserializer)?.map(|value| match value {
             toml::Value::String(text) => text,
@@ -618,4 +722,43 @@ fn parse_spool_max_mb(origin: &str, text: &str) -> Result<NonZeroU64, ConfigErro
         )));
     }
     Ok(NonZeroU64::new(mb * MIB).expect("at least 1 MiB"))
+}
+
+fn parse_switch(origin: &str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::BadValue {
+            origin: origin.to_owned(),
+            key: "switch",
+            value: text.to_owned(),
+            reason: "write true or false".to_owned(),
+        }),
+    }
+}
+
+/// The kinds `names` lists, each once; `None` for empty text (not set). A
+/// name that is no kind is refused, naming it and the kinds there are.
+fn parse_allow(origin: &str, names: NameList) -> Result<Option<Vec<ActionKind>>, ConfigError> {
+    let names: Vec<String> = match names {
+        NameList::Text(text) if text.trim().is_empty() => return Ok(None),
+        NameList::Text(text) => text.split(',').map(|n| n.trim().to_owned()).collect(),
+        NameList::List(list) => list,
+    };
+    let mut allow = Vec::new();
+    for name in names {
+        let Some(kind) = ActionKind::parse(name.trim()) else {
+            let kinds: Vec<&str> = ActionKind::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(ConfigError::BadValue {
+                origin: origin.to_owned(),
+                key: "action kind",
+                value: name,
+                reason: format!("the kinds are {}", kinds.join(", ")),
+            });
+        };
+        if !allow.contains(&kind) {
+            allow.push(kind);
+        }
+    }
+    Ok(Some(allow))
 }

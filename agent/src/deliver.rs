@@ -8,8 +8,11 @@
 //! for the agent the server runs itself.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use procmon_model::{ChangeBatch, IngestResponse, Snapshot, SpoolReport};
+
+use crate::actions::ActionLink;
 
 /// zstd level for snapshots: its default, which makes a 1,000-process
 /// snapshot's JSON (about half a megabyte, mostly repeated text) some forty
@@ -57,6 +60,14 @@ pub trait Deliver: Send {
     /// tell the server (see [`procmon_model::SpoolReport`]), whose metrics
     /// show the fleet's backlog from them.
     fn spool_is(&mut self, report: SpoolReport);
+
+    /// How to fetch the actions an answer said wait
+    /// ([`IngestResponse::pending_actions`]) and report their results, if
+    /// this way of delivering has one ([`crate::actions::pull`]); none
+    /// unless it says otherwise.
+    fn action_link(&mut self) -> Option<Arc<dyn ActionLink>> {
+        None
+    }
 }
 
 /// Why a snapshot was not delivered. Each message says what to check.

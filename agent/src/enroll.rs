@@ -11,6 +11,7 @@ use procmon_model::{EnrollRequest, EnrollResponse, HostInfo};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::actions::{saved_key_file, ServerKey};
 use crate::config::AgentKey;
 use crate::send::{answer_body, endpoint, explain, http_client, parse_server_url, server_message};
 use crate::tls::ServerTrust;
@@ -44,6 +45,11 @@ pub fn read_key_file(path: &Path) -> std::io::Result<SecretString> {
 /// created private to this user; an existing one is the config file's,
 /// which holds other things (on Windows, the .exe), and is left as it is.
 fn write_key_file(path: &Path, key: &SecretString) -> std::io::Result<()> {
+    write_private(path, key.expose_secret())
+}
+
+/// Writes `text` and a newline to `path` as [`write_key_file`] says.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let context = |what: String| {
         move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
     };
@@ -52,16 +58,53 @@ fn write_key_file(path: &Path, key: &SecretString) -> std::io::Result<()> {
             crate::private::dir(dir).map_err(context(format!("its folder {}", dir.display())))?;
         }
     }
-    let temporary = path.with_extension("key.new");
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
     let _ = std::fs::remove_file(&temporary);
     let in_temporary = || context(format!("the file {} written first", temporary.display()));
     let mut file = crate::private::create_new_file(&temporary).map_err(in_temporary())?;
-    file.write_all(format!("{}\n", key.expose_secret()).as_bytes())
+    file.write_all(format!("{text}\n").as_bytes())
         .map_err(in_temporary())?;
     file.sync_all().map_err(in_temporary())?;
     drop(file);
     std::fs::rename(&temporary, path)
         .map_err(context(format!("renaming {} to it", temporary.display())))
+}
+
+/// Keeps the server's action key (`action_key` of its enrollment answer)
+/// beside the agent's key, where [`crate::actions::PinnedKey`] reads it;
+/// says so when it is not the key the config pins. A server that gave no
+/// key leaves none: a key kept from an earlier enrollment no longer
+/// stands for this server.
+fn save_action_key(key_file: &Path, given: Option<&str>, configured: Option<&ServerKey>) {
+    let path = saved_key_file(key_file);
+    let Some(text) = given else {
+        if std::fs::remove_file(&path).is_ok() {
+            tracing::info!(file = %path.display(), "the server gave no action key; the one saved before is removed");
+        }
+        return;
+    };
+    let key = match ServerKey::parse(text) {
+        Ok(key) => key,
+        Err(reason) => {
+            tracing::warn!("the server's action key {text:?} cannot be used ({reason}); actions from it are refused");
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
+    };
+    match write_private(&path, &key.to_string()) {
+        Ok(()) => {
+            tracing::info!(key = %key, file = %path.display(), "saved the server's action key")
+        }
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            "cannot keep the server's action key ({e}); actions are refused unless server_key is set"
+        ),
+    }
+    if let Some(configured) = configured {
+        crate::actions::key::warn_if_differs(configured, &key, &path);
+    }
 }
 
 /// Asks the server at `server_url` for a key of `host`.
@@ -116,6 +159,8 @@ pub struct Credentials {
     trust: ServerTrust,
     /// One per server, in the list's order; empty until there is a key.
     senders: Vec<Sender>,
+    /// `server_key` of the config, to warn when enrollment gives another.
+    configured_action_key: Option<ServerKey>,
 }
 
 impl Credentials {
@@ -144,6 +189,7 @@ impl Credentials {
             key,
             trust,
             senders: Vec::new(),
+            configured_action_key: None,
         };
         let known = match &credentials.key {
             AgentKey::Given(key) => Some(key.clone()),
@@ -153,6 +199,19 @@ impl Credentials {
             credentials.senders = credentials.senders_with(&key)?;
         }
         Ok(credentials)
+    }
+
+    /// The same, told the action key the config pins (`server_key`), if
+    /// any, so that enrolling with a server whose key differs is said.
+    pub fn with_configured_action_key(mut self, key: Option<ServerKey>) -> Self {
+        self.configured_action_key = key;
+        self
+    }
+
+    /// The senders as they are, without enrolling: empty until there is a
+    /// key.
+    pub fn ready_senders(&self) -> &[Sender] {
+        &self.senders
     }
 
     fn senders_with(&self, key: &SecretString) -> Result<Vec<Sender>, SendError> {
@@ -199,6 +258,11 @@ impl Credentials {
                 server = %server_url,
                 "enrolled: this machine has its own key now"
             );
+            save_action_key(
+                key_file,
+                enrolled.action_key.as_deref(),
+                self.configured_action_key.as_ref(),
+            );
             self.senders = self.senders_with(&key)?;
         }
         Ok(&self.senders)
@@ -228,5 +292,35 @@ impl Credentials {
             AgentKey::Enroll { key_file, .. } => Some(key_file.clone()),
             AgentKey::Given(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> ServerKey {
+        ServerKey::from_verifying_key(
+            ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key(),
+        )
+    }
+
+    #[test]
+    fn the_servers_action_key_is_saved_beside_the_agent_key_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("procmon-agent.key");
+        let saved = saved_key_file(&key_file);
+        save_action_key(&key_file, Some(&key(1).to_string()), Some(&key(2)));
+        assert_eq!(
+            std::fs::read_to_string(&saved).unwrap(),
+            format!("{}\n", key(1))
+        );
+        // A key the agent cannot use is not kept, nor the one before it.
+        save_action_key(&key_file, Some("ed25519:AAAA"), None);
+        assert!(!saved.exists());
+        save_action_key(&key_file, Some(&key(1).to_string()), None);
+        // A server that gives none: the one kept no longer stands.
+        save_action_key(&key_file, None, None);
+        assert!(!saved.exists());
     }
 }

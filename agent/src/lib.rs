@@ -12,10 +12,14 @@
 //! - [`failover`] says which of several servers sharing one database gets
 //!   the next delivery: the first, the next while one is not usable, and
 //!   the first again once it answers.
+//! - [`actions`] acts on a process when the server asks (signed, checked
+//!   against the pinned server key and the local config), fetched in a
+//!   task of its own after an ingest answer says actions wait.
 //! - [`spool::Spool`] keeps what could not be sent on disk until the server
 //!   has it, and [`retry`] says when to try again. The spool and the key
 //!   file are private to the agent's user (`private`).
 
+pub mod actions;
 pub mod bench;
 pub mod collect;
 pub mod deliver;
@@ -43,7 +47,7 @@ pub mod windows;
 
 pub use collect::Collector;
 pub use deliver::{Deliver, Delivery, SendError};
-pub use run::{run_with, Link, Pace, Sent, DEFAULT_FULL_EVERY, STOP_GRACE};
+pub use run::{run_with, run_with_actions, Link, Pace, Sent, DEFAULT_FULL_EVERY, STOP_GRACE};
 
 #[cfg(feature = "http")]
 pub use config::{AgentConfig, AgentKey};

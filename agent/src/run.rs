@@ -24,6 +24,8 @@ use procmon_model::changes::{apply, diff};
 use procmon_model::{ChangeBatch, IngestResponse, Snapshot, SpoolReport};
 use tokio::time::MissedTickBehavior;
 
+use crate::actions::pull::Actions;
+use crate::actions::ActionOptions;
 use crate::deliver::{compressed_json, Deliver, Delivery, SendError};
 use crate::retry::{classify, Backoff, Verdict};
 use crate::spool::{Kind, Spool, SpoolError};
@@ -47,9 +49,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let credentials =
-        crate::enroll::Credentials::new(&config.server_urls, config.key.clone(), config.trust)?;
+        crate::enroll::Credentials::new(&config.server_urls, config.key.clone(), config.trust)?
+            .with_configured_action_key(config.actions.pinned.configured());
     let outbox = crate::send::HttpOutbox::new(credentials, config.return_after);
     tracing::info!(servers = %outbox.server_urls().join(", "), "sending to");
+    log_actions(&config.actions);
     // Without a spool the agent still runs; what it cannot send is lost,
     // and it says so.
     let spool = match Spool::open(
@@ -69,9 +73,29 @@ pub async fn run(
             full_every: config.full_every,
         },
         spool,
+        config.actions,
         shutdown,
     )
     .await
+}
+
+/// Says at start whether the agent acts on processes, and with which key.
+#[cfg(feature = "http")]
+fn log_actions(actions: &ActionOptions) {
+    let settings = &actions.settings;
+    if !settings.enabled {
+        tracing::info!(
+            "actions on processes: not enabled ([actions] enabled = true turns them on)"
+        );
+        return;
+    }
+    let allow: Vec<&str> = settings.allow.iter().map(|k| k.as_str()).collect();
+    actions.pinned.warn_if_saved_differs();
+    tracing::info!(
+        allow = %allow.join(", "),
+        server_key = %actions.pinned.describe(),
+        "actions on processes: enabled"
+    );
 }
 
 /// How often the loop takes a snapshot, and sends one in full.
@@ -92,15 +116,28 @@ pub async fn run_with(
     pace: Pace,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    run_spooled(outbox, pace, None, shutdown).await
+    run_spooled(outbox, pace, None, ActionOptions::default(), shutdown).await
 }
 
-/// As [`run_with`], keeping what cannot be sent in `spool` (when given)
-/// until it can.
+/// As [`run_with`], acting on processes as `actions` says when an answer
+/// says actions wait and `outbox` has a way to fetch them
+/// ([`Deliver::action_link`]).
+pub async fn run_with_actions(
+    outbox: impl Deliver,
+    pace: Pace,
+    actions: ActionOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_spooled(outbox, pace, None, actions, shutdown).await
+}
+
+/// As [`run_with_actions`], keeping what cannot be sent in `spool` (when
+/// given) until it can.
 pub async fn run_spooled(
     mut outbox: impl Deliver,
     pace: Pace,
     spool: Option<Spool>,
+    actions: ActionOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Reading every process takes a while and blocks, so it runs on the
@@ -110,6 +147,9 @@ pub async fn run_spooled(
         .context("the process collector could not start")?;
     let collector = Arc::new(Mutex::new(collector));
     let mut sending = Sending::new(Link::new(pace.full_every), spool);
+    // Its own task, so that fetching and carrying out actions never holds
+    // up a snapshot.
+    let actions = Actions::start(actions);
     tracing::info!(
         interval = %humantime::format_duration(pace.interval),
         full_every = %humantime::format_duration(pace.full_every),
@@ -126,27 +166,37 @@ pub async fn run_spooled(
             () = &mut shutdown => break,
             _ = ticks.tick() => {}
         }
-        let cycle = collect_and_send(&collector, &mut sending, &mut outbox, pace.interval);
-        tokio::pin!(cycle);
-        let result = tokio::select! {
-            result = &mut cycle => result,
-            () = &mut shutdown => {
-                tracing::info!(
-                    "stopping: finishing the snapshot in flight (at most {} s)",
-                    STOP_GRACE.as_secs()
-                );
-                match tokio::time::timeout(STOP_GRACE, &mut cycle).await {
-                    Ok(result) => log_failure(result),
-                    Err(_) => tracing::warn!(
-                        "stopping: the snapshot in flight was abandoned after {} s",
+        let result = {
+            let cycle = collect_and_send(&collector, &mut sending, &mut outbox, pace.interval);
+            tokio::pin!(cycle);
+            tokio::select! {
+                result = &mut cycle => result,
+                () = &mut shutdown => {
+                    tracing::info!(
+                        "stopping: finishing the snapshot in flight (at most {} s)",
                         STOP_GRACE.as_secs()
-                    ),
+                    );
+                    match tokio::time::timeout(STOP_GRACE, &mut cycle).await {
+                        Ok(result) => log_failure(result.map(drop)),
+                        Err(_) => tracing::warn!(
+                            "stopping: the snapshot in flight was abandoned after {} s",
+                            STOP_GRACE.as_secs()
+                        ),
+                    }
+                    break;
                 }
-                break;
             }
         };
-        log_failure(result);
+        match result {
+            Ok(Some(host_id)) => match outbox.action_link() {
+                Some(link) => actions.nudge(link, host_id),
+                None => tracing::debug!("actions wait, but this agent has no way to fetch them"),
+            },
+            Ok(None) => {}
+            Err(error) => log_failure(Err(error)),
+        }
     }
+    actions.stop();
     tracing::info!("procmon agent stopped");
     Ok(())
 }
@@ -254,14 +304,15 @@ impl Link {
     }
 }
 
-/// One cycle; logs the send's outcome in one line. Errors only when the
+/// One cycle; logs the send's outcome in one line. The host's id when the
+/// server's answer says actions wait for it. Errors only when the
 /// collector itself failed.
 async fn collect_and_send(
     collector: &Arc<Mutex<Collector>>,
     sending: &mut Sending,
     outbox: &mut impl Deliver,
     interval: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let collector = Arc::clone(collector);
     let collect_started = Instant::now();
     let snapshot = tokio::task::spawn_blocking(move || {
@@ -277,6 +328,7 @@ async fn collect_and_send(
     let id = snapshot.id.simple().to_string();
     let short_id = &id[..8];
     let processes = snapshot.processes.len();
+    let host_id = snapshot.host.id.clone();
     let send_started = Instant::now();
     let outcome = sending.send(outbox, snapshot).await;
     let send_ms = send_started.elapsed().as_millis();
@@ -323,7 +375,7 @@ async fn collect_and_send(
             "{error}"
         ),
     }
-    Ok(())
+    Ok((sending.pending_actions > 0).then_some(host_id))
 }
 
 /// How one cycle's snapshot went.
@@ -361,6 +413,8 @@ pub struct Sending {
     not_before: Option<Instant>,
     /// Why the last try failed, for the log while the agent waits.
     last_error: String,
+    /// What the last answer of this cycle said of actions waiting.
+    pending_actions: u32,
 }
 
 impl Sending {
@@ -373,6 +427,7 @@ impl Sending {
             backoff: Backoff::new(),
             not_before: None,
             last_error: String::new(),
+            pending_actions: 0,
         }
     }
 
@@ -403,9 +458,13 @@ impl Sending {
     }
 
     async fn send(&mut self, outbox: &mut impl Deliver, snapshot: Snapshot) -> Cycle {
+        self.pending_actions = 0;
         let Some(spool) = self.spool.as_ref() else {
             return match self.link.send(outbox, snapshot).await {
-                Ok(sent) => Cycle::Sent(sent),
+                Ok(sent) => {
+                    self.pending_actions = sent.answer.pending_actions;
+                    Cycle::Sent(sent)
+                }
                 Err(e) => Cycle::Failed(e),
             };
         };
@@ -413,6 +472,7 @@ impl Sending {
             self.tell_spool(outbox);
             match self.link.send(outbox, snapshot.clone()).await {
                 Ok(sent) => {
+                    self.pending_actions = sent.answer.pending_actions;
                     self.backoff.reset();
                     self.not_before = None;
                     // What is spooled next starts from a whole snapshot,
@@ -546,7 +606,8 @@ impl Sending {
     ) -> Result<(), SendError> {
         match message {
             Message::Whole(snapshot) => {
-                outbox.deliver(Delivery::Full(&snapshot)).await?;
+                let answer = outbox.deliver(Delivery::Full(&snapshot)).await?;
+                self.pending_actions = answer.pending_actions;
                 self.link.acknowledged(snapshot.clone(), true);
                 self.sent_from_spool = Some(snapshot);
             }
@@ -557,11 +618,12 @@ impl Sending {
                     .filter(|base| base.id == batch.base_id)
                     .and_then(|base| apply(base, &batch).ok());
                 match outbox.deliver(Delivery::Batch(&batch)).await {
-                    Ok(_) => {}
+                    Ok(answer) => self.pending_actions = answer.pending_actions,
                     Err(SendError::BaseUnknown { message }) => match &made {
                         Some(whole) => {
                             tracing::info!("the server lacks the base ({message}): sending in full");
-                            outbox.deliver(Delivery::Full(whole)).await?;
+                            let answer = outbox.deliver(Delivery::Full(whole)).await?;
+                            self.pending_actions = answer.pending_actions;
                         }
                         None => {
                             return Err(SendError::Rejected {

@@ -1,6 +1,7 @@
 //! Delivering snapshots to the server over HTTP: `POST /api/processes/`
 //! (whole) and `POST /api/changes/` (change batches).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use procmon_model::{
@@ -11,6 +12,8 @@ use reqwest::{StatusCode, Url};
 use rustls::{CertificateError, InvalidMessage};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::actions::http::HttpActions;
+use crate::actions::ActionLink;
 pub use crate::deliver::{compressed_json, SendError};
 use crate::deliver::{Deliver, Delivery};
 use crate::enroll::Credentials;
@@ -69,6 +72,26 @@ impl Sender {
             changes_url,
             api_key,
         })
+    }
+
+    /// A request with this machine's key to `path` under the server's URL
+    /// (the agent's endpoints besides ingest: actions), and that URL.
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> (Url, reqwest::RequestBuilder) {
+        let url = endpoint(&self.server_url, path);
+        let request = self
+            .client
+            .request(method, url.clone())
+            .bearer_auth(self.api_key.expose_secret());
+        (url, request)
+    }
+
+    /// The server's base URL.
+    pub(crate) fn server_url(&self) -> &Url {
+        &self.server_url
     }
 
     /// The URL snapshots are posted to.
@@ -253,6 +276,17 @@ impl Deliver for HttpOutbox {
     fn spool_is(&mut self, report: SpoolReport) {
         self.spool = Some(report);
     }
+
+    /// The same senders (client and key) as the snapshots, in the order
+    /// their failover tries the servers now.
+    fn action_link(&mut self) -> Option<Arc<dyn ActionLink>> {
+        let senders = self.credentials.ready_senders();
+        if senders.is_empty() {
+            return None;
+        }
+        let order = self.servers.order(Instant::now());
+        Some(Arc::new(HttpActions::new(senders.to_vec(), order)))
+    }
 }
 
 /// Delivers to the servers in the order `servers` says, each at most once,
@@ -294,17 +328,27 @@ async fn fail_over(
 /// when the server compressed it) and refused once it is larger than
 /// [`MAX_ANSWER_BYTES`].
 pub(crate) async fn answer_body(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     server_url: &Url,
     url: &Url,
 ) -> Result<Vec<u8>, SendError> {
+    answer_body_within(response, server_url, url, MAX_ANSWER_BYTES).await
+}
+
+/// As [`answer_body`], refused once larger than `limit` bytes.
+pub(crate) async fn answer_body_within(
+    mut response: reqwest::Response,
+    server_url: &Url,
+    url: &Url,
+    limit: usize,
+) -> Result<Vec<u8>, SendError> {
     let too_large = || SendError::AnswerTooLarge {
         url: url.to_string(),
-        limit: MAX_ANSWER_BYTES,
+        limit,
     };
     if response
         .content_length()
-        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+        .is_some_and(|length| length > limit as u64)
     {
         return Err(too_large());
     }
@@ -314,7 +358,7 @@ pub(crate) async fn answer_body(
         .await
         .map_err(|e| explain(server_url, url, &e))?
     {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);

@@ -564,3 +564,165 @@ fn a_server_url_without_its_scheme_says_to_add_http() {
          (e.g. http://127.0.0.1:8000)"
     );
 }
+
+/// A server key as `procmon-server action-key` prints it.
+fn server_key(seed: u8) -> String {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+    procmon_agent::actions::ServerKey::from_verifying_key(key).to_string()
+}
+
+#[test]
+fn actions_are_off_unless_enabled_and_allow_four_kinds_by_default() {
+    use procmon_model::actions::ActionKind;
+    let settings = Settings::load_with_env(&Overrides::default(), env(&[])).unwrap();
+    assert!(!settings.actions.enabled);
+    assert_eq!(
+        settings.actions.allow,
+        [
+            ActionKind::Terminate,
+            ActionKind::Kill,
+            ActionKind::Suspend,
+            ActionKind::Resume
+        ]
+    );
+    assert_eq!(settings.server_key, None);
+}
+
+#[test]
+fn action_settings_are_layered_file_environment_flags() {
+    use procmon_model::actions::ActionKind;
+    let key_1 = server_key(1);
+    let (_dir, path) = file(&format!(
+        "api_key = \"k\"\n[actions]\nenabled = true\nallow = [\"kill\", \"lower_priority\"]\n\
+         server_key = \"{key_1}\"\n"
+    ));
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    assert!(settings.actions.enabled);
+    assert_eq!(
+        settings.actions.allow,
+        [ActionKind::Kill, ActionKind::LowerPriority]
+    );
+    assert_eq!(settings.server_key.unwrap().to_string(), key_1);
+
+    let key_2 = server_key(2);
+    let environment = env(&[
+        ("PROCMON_AGENT_ACTIONS_ENABLED", "false"),
+        ("PROCMON_AGENT_ACTIONS_ALLOW", "suspend, resume"),
+        ("PROCMON_AGENT_ACTIONS_SERVER_KEY", &key_2),
+    ]);
+    let settings = Settings::load_with_env(&with_file(&path), &environment).unwrap();
+    assert!(!settings.actions.enabled);
+    assert_eq!(
+        settings.actions.allow,
+        [ActionKind::Suspend, ActionKind::Resume]
+    );
+    assert_eq!(settings.server_key.unwrap().to_string(), key_2);
+
+    let flags = Overrides {
+        actions_enabled: Some("true".into()),
+        actions_allow: Some("terminate".into()),
+        ..with_file(&path)
+    };
+    let settings = Settings::load_with_env(&flags, &environment).unwrap();
+    assert!(settings.actions.enabled);
+    assert_eq!(settings.actions.allow, [ActionKind::Terminate]);
+
+    // They reach the agent's config, with the saved key beside the key file.
+    let config = settings.into_agent_config().unwrap();
+    assert!(config.actions.settings.enabled);
+    assert_eq!(
+        config.actions.pinned.configured().unwrap().to_string(),
+        key_2
+    );
+}
+
+#[test]
+fn an_unknown_action_kind_is_named_with_the_kinds_there_are() {
+    let (_dir, path) = file("[actions]\nenabled = true\nallow = [\"kill\", \"reboot\"]\n");
+    let error = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        format!(
+            "the config file {}, key allow of [actions]: \"reboot\" is not a valid action kind: \
+             the kinds are terminate, kill, suspend, resume, lower_priority",
+            path.display()
+        )
+    );
+    let error = Settings::load_with_env(
+        &Overrides::default(),
+        env(&[("PROCMON_AGENT_ACTIONS_ALLOW", "kill,nap")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with(
+            "the environment variable PROCMON_AGENT_ACTIONS_ALLOW: \"nap\" is not a valid action kind"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_malformed_server_key_or_switch_says_where_and_what_is_wrong() {
+    let (_dir, path) = file("[actions]\nserver_key = \"ed25519:AAAA\"\n");
+    let error = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("key server_key of [actions]: \"ed25519:AAAA\" is not a valid server key: it holds 3 bytes"),
+        "{error}"
+    );
+    let flags = Overrides {
+        actions_server_key: Some("AAAA".into()),
+        ..Overrides::default()
+    };
+    let error = Settings::load_with_env(&flags, env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("the flag --actions-server-key: \"AAAA\" is not a valid server key: it must start with ed25519:"),
+        "{error}"
+    );
+    let error = Settings::load_with_env(
+        &Overrides::default(),
+        env(&[("PROCMON_AGENT_ACTIONS_ENABLED", "yes")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        error,
+        "the environment variable PROCMON_AGENT_ACTIONS_ENABLED: \"yes\" is not a valid switch: \
+         write true or false"
+    );
+    let (_dir, path) = file("[actions]\nenabled = 1\n");
+    let error = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("\"1\" is not a valid switch"), "{error}");
+    let (_dir, path) = file("[actions]\nenable = true\n");
+    let error = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown field `enable`"), "{error}");
+}
+
+#[test]
+fn the_command_line_sets_the_actions() {
+    use clap::Parser;
+    let cli = procmon_agent::cli::Cli::try_parse_from([
+        "procmon-agent",
+        "--actions-enabled",
+        "true",
+        "--actions-allow",
+        "kill",
+        "--actions-server-key",
+        "ed25519:x",
+    ])
+    .unwrap();
+    let overrides = cli.overrides();
+    assert_eq!(overrides.actions_enabled.as_deref(), Some("true"));
+    assert_eq!(overrides.actions_allow.as_deref(), Some("kill"));
+    assert_eq!(overrides.actions_server_key.as_deref(), Some("ed25519:x"));
+}

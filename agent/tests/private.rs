@@ -238,8 +238,15 @@ async fn an_enrolled_key_and_its_new_folder_are_private() {
     credentials.senders(&host).await.unwrap();
 
     assert_eq!(mode(&folder), 0o700);
-    assert_eq!(files_in(&folder), vec![key_file.clone()]);
+    // Beside the key, the server's action key, saved as privately: only
+    // this user may replace the key actions are trusted by.
+    let action_key = procmon_agent::actions::saved_key_file(&key_file);
+    assert_eq!(
+        files_in(&folder),
+        vec![action_key.clone(), key_file.clone()]
+    );
     assert_eq!(mode(&key_file), 0o600);
+    assert_eq!(mode(&action_key), 0o600);
     let kept = read_key_file(&key_file).unwrap();
     assert!(kept.expose_secret().starts_with("pmk_"));
     server.stop().await;

@@ -74,6 +74,9 @@ mod sysinfo_table;
 
 #[cfg(any(target_os = "linux", windows))]
 use self::platform::ProcessTable;
+/// For actions: a process's start time exactly as snapshots give it.
+#[cfg(target_os = "linux")]
+pub(crate) use self::platform::{identify, Identity};
 #[cfg(not(any(target_os = "linux", windows)))]
 use self::sysinfo_table::ProcessTable;
 

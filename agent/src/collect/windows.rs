@@ -14,21 +14,8 @@ use procmon_model::{ProcessSample, ProcessStatus};
 use super::cpu::CpuMeter;
 use crate::windows::owner::AccountNames;
 use crate::windows::process_facts::{self, ProcessFacts};
-use crate::windows::process_table::{KernelProcessTable, TableEntry};
+use crate::windows::process_table::{filetime_to_utc, KernelProcessTable, TableEntry};
 use crate::windows::{privilege, registry};
-
-/// A FILETIME (100 ns units since 1601-01-01 UTC) as a UTC time; `None`
-/// for 0, which the table gives the System and Idle processes.
-fn filetime_to_utc(filetime: i64) -> Option<DateTime<Utc>> {
-    const UNIX_EPOCH_AS_FILETIME: i64 = 116_444_736_000_000_000;
-    let since_unix = filetime
-        .checked_sub(UNIX_EPOCH_AS_FILETIME)
-        .filter(|_| filetime > 0)?;
-    DateTime::from_timestamp(
-        since_unix.div_euclid(10_000_000),
-        (since_unix.rem_euclid(10_000_000) * 100) as u32,
-    )
-}
 
 const CRYPTOGRAPHY_KEY: &str = r"SOFTWARE\Microsoft\Cryptography";
 const CURRENT_VERSION_KEY: &str = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion";
@@ -293,12 +280,5 @@ mod tests {
             spinner.cpu_percent > 5.0 && spinner.cpu_percent <= 100.0 * cores + 10.0,
             "{spinner:?}"
         );
-    }
-
-    #[test]
-    fn filetime_converts_to_utc() {
-        let utc = filetime_to_utc(133_485_408_000_000_000).unwrap();
-        assert_eq!(utc.to_rfc3339(), "2024-01-01T00:00:00+00:00");
-        assert_eq!(filetime_to_utc(0), None);
     }
 }

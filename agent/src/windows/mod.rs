@@ -2,6 +2,7 @@
 //! double-click start, the log file beside the .exe, running as a Windows
 //! service, and the access lists that keep the agent's files private.
 
+pub mod actions;
 #[cfg(feature = "http")]
 pub mod console;
 pub(crate) mod cpu_times;

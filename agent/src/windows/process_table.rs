@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use windows_sys::Wdk::System::SystemInformation::{
     NtQuerySystemInformation, SystemProcessInformation,
 };
@@ -95,6 +97,22 @@ const _: () = assert!(
     std::mem::offset_of!(RawEntry, private_page_count)
         == std::mem::offset_of!(SYSTEM_PROCESS_INFORMATION, PrivatePageCount)
 );
+
+/// A FILETIME (100 ns units since 1601-01-01 UTC) as a UTC time; `None`
+/// for 0, which the table gives the System and Idle processes. What the
+/// collector reports as a process's start time, and what an action's start
+/// time is checked against (`super::actions`): one conversion for both, so
+/// they agree to the 100 ns.
+pub fn filetime_to_utc(filetime: i64) -> Option<DateTime<Utc>> {
+    const UNIX_EPOCH_AS_FILETIME: i64 = 116_444_736_000_000_000;
+    let since_unix = filetime
+        .checked_sub(UNIX_EPOCH_AS_FILETIME)
+        .filter(|_| filetime > 0)?;
+    DateTime::from_timestamp(
+        since_unix.div_euclid(10_000_000),
+        (since_unix.rem_euclid(10_000_000) * 100) as u32,
+    )
+}
 
 /// Reads the table; keeps its buffer between readings, so a steady machine
 /// costs one system call and no reallocation per reading.
@@ -210,5 +228,17 @@ impl TableEntry {
             read_bytes: ticks(raw.read_transfer_count),
             written_bytes: ticks(raw.write_transfer_count),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filetime_converts_to_utc() {
+        let utc = filetime_to_utc(133_485_408_000_000_000).unwrap();
+        assert_eq!(utc.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+        assert_eq!(filetime_to_utc(0), None);
     }
 }

@@ -33,45 +33,36 @@ fn windows_target_installed() -> bool {
     crate::common::installed_or_skip(installed, &format!("the Rust target {WINDOWS_TARGET}"))
 }
 
-/// `procmon-agent.exe`, release-built once per test run. Its own target
-/// directory (under the workspace's) keeps this build off the lock that
-/// the running `cargo test` may hold.
+/// `procmon-agent.exe`, release-built once per test run.
 pub fn agent_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join("target"))
-            .join("wine-test");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let started = Instant::now();
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "procmon-agent",
-                "--target",
-                WINDOWS_TARGET,
-            ])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(workspace)
-            .status()
-            .expect("run cargo build for the Windows target");
-        assert!(
-            status.success(),
-            "building procmon-agent.exe failed: {status}"
-        );
-        eprintln!("built procmon-agent.exe in {:.0?}", started.elapsed());
-        target_dir
-            .join(WINDOWS_TARGET)
-            .join("release")
-            .join("procmon-agent.exe")
-    })
+    EXE.get_or_init(|| release_build(&["-p", "procmon-agent"], "procmon-agent.exe"))
+}
+
+/// `cargo build --release --locked --target x86_64-pc-windows-gnu <args>`,
+/// and the path of the `exe` it builds (relative to the release folder).
+/// Its own target directory (under the workspace's) keeps this build off
+/// the lock that the running `cargo test` may hold.
+pub fn release_build(args: &[&str], exe: &str) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("wine-test");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let started = Instant::now();
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--locked", "--target", WINDOWS_TARGET])
+        .args(args)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .current_dir(workspace)
+        .status()
+        .expect("run cargo build for the Windows target");
+    assert!(status.success(), "building {exe} failed: {status}");
+    eprintln!("built {exe} in {:.0?}", started.elapsed());
+    target_dir.join(WINDOWS_TARGET).join("release").join(exe)
 }
 
 /// A Wine prefix of its own, and a folder (`app`) holding the agent .exe

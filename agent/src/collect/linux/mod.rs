@@ -6,9 +6,88 @@ mod stat;
 mod table;
 
 use std::fs;
+use std::io;
 use std::path::Path;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
 
 pub(super) use table::ProcessTable;
+
+/// Turns `stat`'s start field (clock ticks after boot) into the start time
+/// a snapshot gives, for the process table and for actions alike, so that
+/// an action's start time is compared with the very value the snapshot
+/// sent.
+pub(crate) struct StartClock {
+    /// Read once for the life of the agent: the kernel recomputes `btime`
+    /// from the wall clock, so reading it again could move every start
+    /// time, and with it every process's identity, by a second.
+    boot_time_secs: u64,
+    ticks_per_sec: u64,
+}
+
+impl StartClock {
+    /// The one clock of this process.
+    pub(crate) fn get() -> &'static StartClock {
+        static CLOCK: OnceLock<StartClock> = OnceLock::new();
+        CLOCK.get_or_init(|| StartClock {
+            boot_time_secs: sysinfo::System::boot_time().unwrap_or(0),
+            ticks_per_sec: clock_ticks_per_sec(),
+        })
+    }
+
+    /// Whole seconds, as sysinfo gave them before: the start names the
+    /// process on the server, so it must not move.
+    pub(crate) fn start_time(&self, start_ticks: u64) -> DateTime<Utc> {
+        super::from_unix_secs(self.boot_time_secs + start_ticks / self.ticks_per_sec)
+    }
+}
+
+/// Clock ticks per second of `stat`'s times. Linux has used 100 everywhere
+/// for decades; only a failed call would give something else.
+pub(crate) fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// What names a process, and what says whether it is the kernel's, from
+/// one read of its `stat`, as the process table reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// As [`procmon_model::ProcessSample::start_time`] gives it.
+    pub(crate) start_time: DateTime<Utc>,
+    /// 0 for the processes the kernel starts itself.
+    pub(crate) parent_pid: u32,
+    /// A kernel thread (`PF_KTHREAD`).
+    pub(crate) kernel_thread: bool,
+    /// `stat`'s state letter: `R`, `S`, `T`, `Z`...
+    pub(crate) state: u8,
+    /// The kernel's name for it (`comm`).
+    pub(crate) name: String,
+}
+
+/// Reads `/proc/<pid>/stat` once. `NotFound` when no process has the pid.
+pub(crate) fn identify(pid: u32) -> io::Result<Identity> {
+    let data = fs::read(format!("/proc/{pid}/stat")).map_err(|e| match e.raw_os_error() {
+        // A process that exits between open and read.
+        Some(libc::ESRCH) => io::Error::from(io::ErrorKind::NotFound),
+        _ => e,
+    })?;
+    let stat = stat::parse(&data).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat is not a stat line"),
+        )
+    })?;
+    Ok(Identity {
+        start_time: StartClock::get().start_time(stat.start_ticks),
+        parent_pid: stat.parent_pid,
+        kernel_thread: stat.kernel_thread,
+        state: stat.state,
+        name: String::from_utf8_lossy(stat.comm).into_owned(),
+    })
+}
 
 /// The machine id that systemd (or dbus, on older systems) creates at
 /// install time.

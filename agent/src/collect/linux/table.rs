@@ -34,8 +34,9 @@ use procmon_model::ProcessSample;
 use sysinfo::{CpuRefreshKind, System, Uid};
 
 use super::stat::{self, Stat};
+use super::StartClock;
 use crate::collect::users::UserNames;
-use crate::collect::{from_unix_secs, full_name, status_of};
+use crate::collect::{full_name, status_of};
 
 /// Descriptors left for everything else the agent opens (its sockets, log,
 /// and the files read here once) when deciding how many `stat` files to
@@ -49,10 +50,8 @@ pub(in crate::collect) struct ProcessTable {
     recheck: Duration,
     clock_ticks_per_sec: u64,
     page_size: u64,
-    /// Read once: the kernel recomputes `btime` from the wall clock, so
-    /// reading it again could move every start time, and with it every
-    /// process's identity, by a second.
-    boot_time_secs: u64,
+    /// Start times, as actions compute them too.
+    start_clock: &'static StartClock,
     max_cpu_percent: f32,
     /// How many `stat` files may be kept open; past it, a process's `stat`
     /// is opened, read and closed each cycle.
@@ -125,23 +124,16 @@ impl ProcessTable {
 
     fn with_fd_budget(recheck: Duration, fd_budget: usize) -> Self {
         // SAFETY: sysconf only reads a configuration value.
-        let (ticks, page) = unsafe {
-            (
-                libc::sysconf(libc::_SC_CLK_TCK),
-                libc::sysconf(libc::_SC_PAGESIZE),
-            )
-        };
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         // SAFETY: as above.
         let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1);
         ProcessTable {
             entries: HashMap::new(),
             users: UserNames::new(),
             recheck,
-            // Linux has used 100 everywhere for decades; only a failed call
-            // would give something else.
-            clock_ticks_per_sec: u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100),
+            clock_ticks_per_sec: super::clock_ticks_per_sec(),
             page_size: u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096),
-            boot_time_secs: System::boot_time().unwrap_or(0),
+            start_clock: StartClock::get(),
             max_cpu_percent: cpus as f32 * 100.0,
             fd_budget,
             fds_kept: 0,
@@ -296,11 +288,7 @@ impl ProcessTable {
             exe: entry.exe.clone(),
             cmd: entry.cmd.clone(),
             user: entry.user.clone(),
-            // Whole seconds, as sysinfo gave them before: the start names
-            // the process on the server, so it must not move.
-            start_time: from_unix_secs(
-                self.boot_time_secs + stat.start_ticks / self.clock_ticks_per_sec,
-            ),
+            start_time: self.start_clock.start_time(stat.start_ticks),
             status: status_of(sysinfo::ProcessStatus::from(stat.state)),
             cpu_percent: cpu,
             memory_rss_bytes: stat.rss_pages.saturating_mul(self.page_size),
