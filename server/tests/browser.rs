@@ -16,6 +16,9 @@ mod history;
 // Alerts, rules, silences on the page (tests named alerts_*).
 #[path = "browser/alerts.rs"]
 mod alerts;
+// Acting on a process, and the actions log (tests named actions_*).
+#[path = "browser/actions.rs"]
+mod actions;
 
 use std::collections::BTreeMap;
 use std::future::Future;

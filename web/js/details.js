@@ -21,6 +21,7 @@ const FIELDS = [
 /**
  * @param {HTMLElement} pane
  * @param {object} actions  { select(key), close() }
+ * @returns {{ render(node, process, tree, now), actionsBox: HTMLElement }}
  */
 export function createDetails(pane, actions) {
   const heading = document.createElement("h2");
@@ -48,7 +49,10 @@ export function createDetails(pane, actions) {
   const header = document.createElement("div");
   header.className = "details-header";
   header.append(heading, close);
-  pane.append(header, note, list);
+  // What may be done to the process (actions.js fills it), above its facts.
+  const actionsBox = document.createElement("div");
+  actionsBox.className = "details-actions";
+  pane.append(header, note, actionsBox, list);
   pane.setAttribute("aria-labelledby", heading.id);
 
   values.parent.addEventListener("click", (event) => {
@@ -88,7 +92,7 @@ export function createDetails(pane, actions) {
     set(values.cmd, p.cmd?.length ? formatCommandLine(p.cmd) : "not readable");
   }
 
-  return { render };
+  return { render, actionsBox };
 }
 
 // The tree's parent when it has one; otherwise why the reported parent pid

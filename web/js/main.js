@@ -30,6 +30,9 @@ import { keepSelectedAboveSheet } from "./sheet.js";
 // Alerts: the panel, and the badges of hosts and processes they fire on.
 import { alertingProcesses, firingByHost } from "./alert-feed.js";
 import { createAlertsPanel } from "./alerts-panel.js";
+// Process actions: the buttons in the details, and the actions log.
+import { createProcessActions } from "./actions.js";
+import { createAuditLog } from "./audit.js";
 
 const POLL_MS = state.pollSeconds * 1000;
 /** How long rows keep their order after the pointer last moved over them. */
@@ -109,6 +112,14 @@ const keysPanel = createKeysPanel({
 const alertsPanel = createAlertsPanel({
   set: (changes) => update(changes),
   unauthorized: () => update({ connection: "unauthorized" }),
+});
+const auditLog = createAuditLog($("actions-panel"), $("actions-open"), {
+  set: (changes) => update(changes),
+  unauthorized: () => update({ connection: "unauthorized" }),
+});
+const processActions = createProcessActions(details.actionsBox, {
+  unauthorized: () => update({ connection: "unauthorized" }),
+  changed: () => auditLog.refresh(),
 });
 
 // ---- actions: the only places that change the state -------------------------
@@ -236,6 +247,9 @@ async function signOut() {
     alertRules: null,
     alertChannels: null,
     alertsOpen: false,
+    actionsOpen: false,
+    actionsLog: null,
+    actionsError: "",
     listing: null,
     tree: null,
     selectedKey: null,
@@ -572,6 +586,7 @@ function render() {
   usersPanel.render(state);
   keysPanel.render(state);
   alertsPanel.render(state, now);
+  auditLog.render(state, summary, now);
 
   $("hosts-pane").classList.toggle("folded", state.hostsFolded);
   $("hosts-toggle").setAttribute("aria-expanded", String(!state.hostsFolded));
@@ -592,6 +607,7 @@ function render() {
 
   const node = state.selectedKey && tree ? tree.nodes.get(state.selectedKey) ?? null : null;
   details.render(node, state.selectedProcess, tree, now);
+  processActions.render(state, node, summary);
   document.body.classList.toggle("with-details", state.selectedProcess != null);
 
   // history: time control, meters, charts; the selected row above a phone's sheet.

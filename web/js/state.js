@@ -81,6 +81,13 @@ export const state = {
   alertRules: null,
   /** Channel[] as last read, or null until read. */
   alertChannels: null,
+  /** Whether the actions log is open, and narrowed to the host shown. */
+  actionsOpen: false,
+  actionsHostOnly: false,
+  /** The actions log as last read: { hostId (the filter, or null), entries: ActionEntry[] }, or null. */
+  actionsLog: null,
+  /** Why the actions log could not be read. */
+  actionsError: "",
 };
 
 /**
