@@ -7,6 +7,7 @@
 //! capitals) and, with dashes, its flag in [`Cli`]. The layering itself
 //! (figment) is in `layers.rs`.
 
+use procmon_model::actions::ActionKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,7 +50,7 @@ pub struct Settings {
     /// Host names (besides the listen address, localhost, IP addresses and
     /// this machine's name) that requests may name in their `Host` header,
     /// e.g. the name of a reverse proxy in front.
-    #[serde(deserialize_with = "values::host_names")]
+    #[serde(deserialize_with = "values::comma_list")]
     pub allowed_hosts: Vec<String>,
     /// A session unused this long ends.
     #[serde(with = "humantime_serde")]
@@ -78,6 +79,13 @@ pub struct Settings {
     /// How often the embedded agent takes a snapshot.
     #[serde(with = "humantime_serde")]
     pub embedded_agent_interval: Duration,
+    /// What the embedded agent may do to this machine's processes when an
+    /// operator asks (`terminate`, `kill`, `suspend`, `resume`,
+    /// `lower_priority`); none, so it does nothing, unless listed: the
+    /// owner of this machine turns actions on, as an agent's `[actions]`
+    /// does for its own.
+    #[serde(deserialize_with = "values::comma_list")]
+    pub embedded_agent_actions: Vec<String>,
     /// Longest time a client may take to send a request head; also how long
     /// an idle keep-alive connection stays open.
     #[serde(with = "humantime_serde")]
@@ -135,6 +143,7 @@ impl Settings {
             body_limit: 32 * 1024 * 1024,
             embedded_agent: true,
             embedded_agent_interval: Duration::from_secs(2),
+            embedded_agent_actions: Vec::new(),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
@@ -190,6 +199,23 @@ impl Settings {
         layers::merge(cli, &env)?.checked()
     }
 
+    /// The kinds of action `embedded_agent_actions` allows (none: actions
+    /// are off), or which entry is not one.
+    pub fn embedded_agent_kinds(&self) -> anyhow::Result<Vec<ActionKind>> {
+        self.embedded_agent_actions
+            .iter()
+            .map(|name| {
+                ActionKind::parse(name).ok_or_else(|| {
+                    let kinds: Vec<&str> = ActionKind::ALL.iter().map(|k| k.as_str()).collect();
+                    anyhow::anyhow!(
+                        "embedded_agent_actions entry {name:?} is not an action: the actions are {}",
+                        kinds.join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// The settings, or what is out of range in them.
     pub fn checked(self) -> anyhow::Result<Self> {
         crate::tls::files(self.tls_cert.as_deref(), self.tls_key.as_deref())?;
@@ -222,6 +248,7 @@ impl Settings {
              connect; listen on 127.0.0.1 (or [::1]), or sign in",
             self.listen
         );
+        self.embedded_agent_kinds()?;
         for name in &self.allowed_hosts {
             anyhow::ensure!(
                 !name.is_empty() && !name.contains([':', '/', ' ']),
@@ -437,6 +464,12 @@ pub struct Cli {
         serialize_with = "values::as_text"
     )]
     pub embedded_agent_interval: Option<humantime::Duration>,
+    /// What the embedded agent may do to this machine's processes when an
+    /// operator asks, comma-separated: terminate, kill, suspend, resume,
+    /// lower_priority [default: none, so actions are off].
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub embedded_agent_actions: Vec<String>,
     /// Longest time to send a request head, and to keep an idle connection
     /// open [default: 10s].
     #[arg(long)]

@@ -6,6 +6,10 @@
 //! [`InProcess::report_action`]), signed with the key it pins
 //! ([`InProcess::action_key`]), exactly as an enrolled agent gets them.
 
+use std::sync::Arc;
+
+use procmon_agent::actions::pull::BoxFuture;
+use procmon_agent::actions::{ActionLink, LinkError};
 use procmon_agent::{Deliver, Delivery, SendError};
 use procmon_model::actions::{ActionReport, SignedAction};
 use procmon_model::{IngestResponse, SpoolReport};
@@ -88,5 +92,45 @@ impl Deliver for InProcess {
     /// theirs.
     fn spool_is(&mut self, report: SpoolReport) {
         self.state.metrics.agent_spool(report);
+    }
+
+    /// Always a link: whether to act is the agent's own check (off unless
+    /// `embedded_agent_actions` lists kinds), so an action asked of this
+    /// machine while they are off is answered "disabled", not left
+    /// unanswered.
+    fn action_link(&mut self) -> Option<Arc<dyn ActionLink>> {
+        Some(Arc::new(InProcess::new(self.state.clone())))
+    }
+}
+
+/// What the HTTP link would have answered, so the agent treats an
+/// in-process refusal (404, 409, 422) as final exactly as it treats a
+/// server's.
+fn link_error(error: ApiError) -> LinkError {
+    LinkError::Answered {
+        url: "this server, in process".to_owned(),
+        status: error.status_and_kind().0.as_u16(),
+        message: error.to_string(),
+    }
+}
+
+impl ActionLink for InProcess {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<serde_json::Value>, LinkError>> {
+        Box::pin(async move {
+            let actions = self.fetch_actions().await.map_err(link_error)?;
+            actions
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()
+                .map_err(|e| LinkError::NoAnswer(format!("cannot encode an action: {e}")))
+        })
+    }
+
+    fn report<'a>(
+        &'a self,
+        id: uuid::Uuid,
+        report: &'a ActionReport,
+    ) -> BoxFuture<'a, Result<(), LinkError>> {
+        Box::pin(async move { self.report_action(id, report).await.map_err(link_error) })
     }
 }

@@ -430,10 +430,16 @@ impl Application {
                 full_every: procmon_agent::DEFAULT_FULL_EVERY,
             };
             let outbox = crate::embedded::InProcess::new(self.state.clone());
+            let actions = embedded_actions(&self.settings, outbox.action_key());
             let mut stopped = stopped.clone();
-            tokio::spawn(procmon_agent::run_with(outbox, pace, async move {
-                let _ = stopped.wait_for(|&s| s).await;
-            }))
+            tokio::spawn(procmon_agent::run_with_actions(
+                outbox,
+                pace,
+                actions,
+                async move {
+                    let _ = stopped.wait_for(|&s| s).await;
+                },
+            ))
         });
 
         let store = Arc::clone(&self.state.store);
@@ -515,5 +521,31 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+/// What the embedded agent may do to this machine's processes: the kinds
+/// `embedded_agent_actions` lists (checked when the settings were), with
+/// this database's own key pinned, as enrollment pins it for an agent.
+fn embedded_actions(
+    settings: &Settings,
+    action_key: &str,
+) -> procmon_agent::actions::ActionOptions {
+    use procmon_agent::actions::{ActionOptions, ActionSettings, PinnedKey, ServerKey};
+    let allow = settings.embedded_agent_kinds().unwrap_or_default();
+    let pinned = match ServerKey::parse(action_key) {
+        Ok(key) => PinnedKey::given(key),
+        Err(e) => {
+            // Without it every action is refused ("no pinned key"), saying so.
+            tracing::error!("the embedded agent cannot pin this server's action key: {e}");
+            PinnedKey::default()
+        }
+    };
+    ActionOptions {
+        settings: ActionSettings {
+            enabled: !allow.is_empty(),
+            allow,
+        },
+        pinned,
     }
 }

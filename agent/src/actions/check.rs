@@ -103,7 +103,7 @@ impl Checker {
             return Err(Refused::new(
                 Code::Disabled,
                 "actions are not enabled on this agent: its config has no `enabled = true` in \
-                 [actions]",
+                 [actions] (a server's own agent: no `embedded_agent_actions`)",
             ));
         }
         if !self.settings.allow.contains(&action.kind) {

@@ -437,6 +437,7 @@ fn every_flag_lands_on_a_setting() {
         "--body-limit=100000",
         "--no-agent",
         "--embedded-agent-interval=1s",
+        "--embedded-agent-actions=terminate,suspend",
         "--header-timeout=2s",
         "--body-timeout=3s",
         "--request-timeout=4s",
@@ -457,7 +458,40 @@ fn every_flag_lands_on_a_setting() {
     assert_eq!(settings.shutdown_grace, Duration::from_secs(6));
     assert_eq!(settings.ingest_burst, 8);
     assert!(settings.no_login && !settings.embedded_agent);
+    assert_eq!(
+        settings.embedded_agent_kinds().unwrap(),
+        [ActionKind::Terminate, ActionKind::Suspend]
+    );
     let keys = layers::setting_keys();
-    assert_eq!(keys.len(), 23, "{keys:?}");
+    assert_eq!(keys.len(), 24, "{keys:?}");
     assert!(!keys.contains(&"maintenance_every"), "{keys:?}");
+}
+
+/// Actions of the server's own agent: none unless listed, from the file,
+/// the environment or a flag; a name that is not an action is refused,
+/// naming it and the actions there are.
+#[test]
+fn the_embedded_agents_actions_are_off_unless_listed_and_checked() {
+    let none = Settings::from_cli_and_env(&Cli::default(), env_of(&[])).unwrap();
+    assert!(none.embedded_agent_kinds().unwrap().is_empty());
+
+    let (_file, cli) = cli_with_file("embedded_agent_actions = [\"kill\"]\n");
+    let file = Settings::from_cli_and_env(&cli, env_of(&[])).unwrap();
+    assert_eq!(file.embedded_agent_kinds().unwrap(), [ActionKind::Kill]);
+    let env = env_of(&[("PROCMON_EMBEDDED_AGENT_ACTIONS", "resume, lower_priority")]);
+    let over_file = Settings::from_cli_and_env(&cli, env).unwrap();
+    assert_eq!(
+        over_file.embedded_agent_kinds().unwrap(),
+        [ActionKind::Resume, ActionKind::LowerPriority]
+    );
+
+    let (_file, cli) = cli_with_file("embedded_agent_actions = \"terminate,reboot\"\n");
+    let error = Settings::from_cli_and_env(&cli, env_of(&[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "embedded_agent_actions entry \"reboot\" is not an action: the actions are terminate, \
+         kill, suspend, resume, lower_priority"
+    );
 }

@@ -35,14 +35,15 @@ pub fn secret<'de, D: Deserializer<'de>>(
     Ok(Some(SecretString::from(text)))
 }
 
-/// A list of host names: a list in the file, or one text with the names
-/// separated by commas (the environment, or the file for short).
-pub fn host_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+/// A list of names (host names, action kinds): a list in the file, or one
+/// text with the names separated by commas (the environment, or the file
+/// for short).
+pub fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     struct Names;
     impl<'de> Visitor<'de> for Names {
         type Value = Vec<String>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a list of host names, or host names separated by commas")
+            f.write_str("a list of names, or names separated by commas")
         }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<String>, E> {
             Ok(text

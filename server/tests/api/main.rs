@@ -5,6 +5,7 @@
 mod common;
 
 mod actions;
+mod actions_embedded;
 mod agent_keys;
 mod alerts;
 mod alerts_notify;
