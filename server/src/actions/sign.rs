@@ -97,23 +97,13 @@ fn nonce() -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
-    /// What an agent checks: the signature against the pinned key.
+    /// What an agent checks, with the agent's own code: the signature
+    /// against the pinned key.
     fn verifies(public: &str, action: &SignedAction) -> bool {
-        let key: [u8; 32] = STANDARD
-            .decode(public.strip_prefix(KEY_PREFIX).unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let signature: [u8; 64] = STANDARD
-            .decode(&action.signature)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        VerifyingKey::from_bytes(&key)
-            .unwrap()
-            .verify(&action.signing_bytes(), &Signature::from_bytes(&signature))
+        procmon_agent::actions::ServerKey::parse(public)
+            .expect("a public key in its published form")
+            .verify(&action.signing_bytes(), &action.signature)
             .is_ok()
     }
 

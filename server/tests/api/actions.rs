@@ -7,10 +7,7 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use chrono::{Duration, Utc};
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use procmon_model::actions::{
     ActionEntry, ActionOutcome, ActionResultCode, SignedAction, ACTION_LIFETIME_SECS, KEY_PREFIX,
 };
@@ -95,19 +92,9 @@ async fn entry(app: &TestApp, id: impl std::fmt::Display) -> ActionEntry {
 /// Whether `action` is signed by the key `public` (`ed25519:<base64>`),
 /// checked as an agent checks it.
 fn verifies(public: &str, action: &SignedAction) -> bool {
-    let key: [u8; 32] = STANDARD
-        .decode(public.strip_prefix(KEY_PREFIX).expect("ed25519:"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let signature: [u8; 64] = STANDARD
-        .decode(&action.signature)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    VerifyingKey::from_bytes(&key)
-        .unwrap()
-        .verify(&action.signing_bytes(), &Signature::from_bytes(&signature))
+    procmon_agent::actions::ServerKey::parse(public)
+        .expect("a public key in its published form")
+        .verify(&action.signing_bytes(), &action.signature)
         .is_ok()
 }
 
