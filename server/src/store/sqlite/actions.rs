@@ -22,38 +22,13 @@ use crate::store::StoreResult;
 pub use crate::store::actions::TABLES;
 
 fn signed_row(r: &Row<'_>) -> rusqlite::Result<SignedRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
+    // rusqlite reads a tuple column by column, in the statement's order.
+    SignedRow::try_from(r)
 }
 
 fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-        r.get(13)?,
-        r.get(14)?,
-        r.get(15)?,
-    ))
+    // rusqlite reads a tuple column by column, in the statement's order.
+    EntryRow::try_from(r)
 }
 
 #[async_trait]

@@ -261,20 +261,8 @@ impl ChannelStore for SqliteStore {
             .read(move |conn| {
                 conn.prepare_cached(&sqlite_text(&statement))
                     .and_then(|mut s| {
-                        s.query_map(params_from_iter(values), |r| {
-                            Ok((
-                                r.get(0)?,
-                                r.get(1)?,
-                                r.get(2)?,
-                                r.get(3)?,
-                                r.get(4)?,
-                                r.get(5)?,
-                                r.get(6)?,
-                                r.get(7)?,
-                                r.get(8)?,
-                            ))
-                        })?
-                        .collect::<Result<Vec<_>, _>>()
+                        s.query_map(params_from_iter(values), |r| r.try_into())?
+                            .collect::<Result<Vec<_>, _>>()
                     })
                     .doing("cannot read the deliveries")
             })
