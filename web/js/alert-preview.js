@@ -3,14 +3,8 @@
 // when it would have fired over the last day of history, each firing a link
 // to the host's tree at that moment. Every text is set as text.
 
+import { el, table as makeTable } from "./dom.js";
 import { formatBytes, formatDateTime, formatDuration } from "./format.js";
-
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
 
 /** Processes named per host; the rest are counted. */
 const NAMED = 8;
@@ -52,11 +46,7 @@ function drawn(preview, spec) {
   if (preview.now.length === 0) {
     parts.push(el("p", "empty", "No host is in the rule's scope."));
   } else {
-    const table = el("table", "users-table preview-now");
-    const head = el("tr");
-    for (const title of ["Host", "Condition", "Value", "Matching processes"]) head.append(el("th", null, title));
-    table.append(el("thead"), el("tbody"));
-    table.tHead.append(head);
+    const table = makeTable("users-table preview-now", ["Host", "Condition", "Value", "Matching processes"]);
     for (const host of preview.now) {
       const tr = el("tr");
       tr.dataset.hostId = host.host_id;

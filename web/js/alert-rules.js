@@ -5,7 +5,7 @@
 // see the rules read-only. The server's reasons for refusing a rule are
 // shown beside the form as it gave them.
 
-import { ApiError } from "./api.js";
+import { ApiError, showFailure } from "./api.js";
 import { createRule, deleteRule, fetchRule, fetchRules, previewRule, updateRule } from "./alerts-api.js";
 import { createPreview } from "./alert-preview.js";
 import { createRuleFields } from "./alert-rule-form.js";
@@ -78,15 +78,9 @@ export function createAlertRules(root, actions) {
       listError.textContent = "";
       return true;
     } catch (e) {
-      failed(e, listError);
+      showFailure(e, listError, actions);
       return false;
     }
-  }
-
-  function failed(e, where) {
-    if (!(e instanceof ApiError)) throw e;
-    if (e.kind === "unauthorized") actions.unauthorized();
-    where.textContent = e.message;
   }
 
   function showError(message, conflict = false) {
@@ -194,7 +188,7 @@ export function createAlertRules(root, actions) {
       await load();
       actions.changed();
     } catch (e) {
-      failed(e, listError);
+      showFailure(e, listError, actions);
     }
   });
 

@@ -10,15 +10,9 @@ import { createAlertRules } from "./alert-rules.js";
 import { createAlertsView } from "./alerts.js";
 import { createChannels } from "./channels.js";
 import { createSilences } from "./silences.js";
+import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
-
 const TABS = [
   ["alerts", "Alerts"],
   ["rules", "Rules"],

@@ -9,18 +9,12 @@ import { ApiError, serverNow } from "./api.js";
 import { createSilence, fetchAlerts } from "./alerts-api.js";
 import { alertLink, silencedUntil } from "./alert-feed.js";
 import { formatAgo, formatDateTime } from "./format.js";
+import { el } from "./dom.js";
 
 const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
 /** Resolved alerts listed. */
 const RESOLVED_SHOWN = 50;
 const HOUR_MS = 3600e3;
-
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
 
 /**
  * @param {HTMLElement} root  where the view goes

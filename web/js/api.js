@@ -14,6 +14,17 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Shows why a request failed in `where` (and the sign-in form, through
+ * `actions.unauthorized`, when the session ended); anything but an
+ * ApiError is a bug and is thrown on.
+ */
+export function showFailure(e, where, actions) {
+  if (!(e instanceof ApiError)) throw e;
+  if (e.kind === "unauthorized") actions.unauthorized();
+  where.textContent = e.message;
+}
+
 // Difference between the server's clock and this browser's, from the Date
 // header, so "3 s ago" is measured on the clock that stamped last_seen.
 let clockOffsetMs = 0;

@@ -8,7 +8,7 @@
 import { ApiError } from "./api.js";
 import { FINAL, codeLabel, kindLabel, outcomeLabel } from "./action-kinds.js";
 import { LOG_LIMIT, fetchActions } from "./actions-api.js";
-import { button, el, input } from "./dom.js";
+import { button, el, input, table as makeTable } from "./dom.js";
 import { formatAgo, formatDateTime } from "./format.js";
 
 /** How often the open log is read again: soon while an action waits, else now and then. */
@@ -43,11 +43,7 @@ export function createAuditLog(panel, opener, actions) {
   bar.append(onlyLabel, refresh, status);
 
   const scroll = el("div", "audit-scroll");
-  const table = el("table", "users-table audit-table");
-  table.append(el("thead"), el("tbody"));
-  const headRow = el("tr");
-  for (const title of COLUMNS) headRow.append(el("th", null, title));
-  table.tHead.append(headRow);
+  const table = makeTable("users-table audit-table", COLUMNS);
   const rows = table.tBodies[0];
   rows.id = "actions-rows";
   scroll.append(table);

@@ -6,9 +6,9 @@
 // error, so that a receiver that stopped answering shows here before anyone
 // misses an alert. Viewers see channels with their URLs cut to the host.
 
-import { ApiError } from "./api.js";
+import { ApiError, showFailure } from "./api.js";
 import { createChannel, deleteChannel, fetchChannels, fetchDeliveries, testChannel, updateChannel } from "./alerts-api.js";
-import { button, el, field, input, select } from "./dom.js";
+import { button, el, field, input, select, table as makeTable } from "./dom.js";
 import { formatDateTime } from "./format.js";
 
 const KINDS = [
@@ -49,11 +49,7 @@ export function createChannels(root, actions) {
   status.id = "channels-status";
   status.setAttribute("role", "status");
   bar.append(add, status);
-  const table = el("table", "users-table channels-table");
-  const head = el("tr");
-  for (const title of ["Name", "Kind", "Sends to", "Lately", ""]) head.append(el("th", null, title));
-  table.append(el("thead"), el("tbody"));
-  table.tHead.append(head);
+  const table = makeTable("users-table channels-table", ["Name", "Kind", "Sends to", "Lately", ""]);
   const rows = table.tBodies[0];
   rows.id = "channels-rows";
   const empty = el("p", "empty", "No channels yet: alerts are shown here and on the page, and nobody is told.");
@@ -68,11 +64,8 @@ export function createChannels(root, actions) {
   const deliveriesTitle = el("h3", "alerts-title", "Not delivered");
   deliveriesTitle.id = "deliveries-title";
   const refresh = button("Refresh", "deliveries-refresh", "quiet");
-  const deliveriesTable = el("table", "users-table deliveries-table");
-  const deliveriesHead = el("tr");
-  for (const title of ["Queued", "Channel", "Notification", "Status", "Attempts", "Next try", "Error"]) deliveriesHead.append(el("th", null, title));
-  deliveriesTable.append(el("thead"), el("tbody"));
-  deliveriesTable.tHead.append(deliveriesHead);
+  const deliveriesTable = makeTable("users-table deliveries-table",
+    ["Queued", "Channel", "Notification", "Status", "Attempts", "Next try", "Error"]);
   const deliveryRows = deliveriesTable.tBodies[0];
   deliveryRows.id = "deliveries-rows";
   const deliveriesEmpty = el("p", "empty", "Every notification was delivered.");
@@ -93,15 +86,9 @@ export function createChannels(root, actions) {
       listError.textContent = "";
       return true;
     } catch (e) {
-      failed(e, listError);
+      showFailure(e, listError, actions);
       return false;
     }
-  }
-
-  function failed(e, where) {
-    if (!(e instanceof ApiError)) throw e;
-    if (e.kind === "unauthorized") actions.unauthorized();
-    where.textContent = e.message;
   }
 
   function showDeliveries(list) {
@@ -140,7 +127,7 @@ export function createChannels(root, actions) {
           : `Test failed: ${answer.error}`;
       } catch (e) {
         result.textContent = "";
-        failed(e, listError);
+        showFailure(e, listError, actions);
       } finally {
         action.disabled = false;
       }
@@ -153,7 +140,7 @@ export function createChannels(root, actions) {
       status.textContent = `Deleted “${channel.name}”.`;
       await load();
     } catch (e) {
-      failed(e, listError);
+      showFailure(e, listError, actions);
     }
   });
 

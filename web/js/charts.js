@@ -9,6 +9,7 @@ import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { fetchProcessSeries } from "./history-api.js";
 import { ApiError } from "./api.js";
 import { formatBytes, formatCpu, formatDateTime, zoneName } from "./format.js";
+import { el } from "./dom.js";
 
 export const RANGES = [
   ["15m", "15 min", 15 * 60e3],
@@ -23,13 +24,6 @@ const CHARTS = [
   { metric: "cpu_percent", title: "CPU %", format: (v) => formatCpu(v), color: "#f59e0b" },
   { metric: "memory_rss_bytes", title: "Memory (resident)", format: formatBytes, color: "#2563eb" },
 ];
-
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
 
 /** Reads a CSS custom property of the page (the theme's colours). */
 function cssVar(name, fallback) {

@@ -9,6 +9,16 @@ export function el(tag, className, text) {
   return e;
 }
 
+/** A <table> of class `className` with a head row of `headings` and an empty body (`table.tBodies[0]`). */
+export function table(className, headings) {
+  const t = el("table", className);
+  const head = el("tr");
+  for (const title of headings) head.append(el("th", null, title));
+  t.append(el("thead"), el("tbody"));
+  t.tHead.append(head);
+  return t;
+}
+
 /** A button that submits nothing, with an id when given. */
 export function button(text, id, className = "") {
   const b = el("button", className || null, text);

@@ -8,6 +8,7 @@
 import { fetchChanges } from "./history-api.js";
 import { ApiError } from "./api.js";
 import { formatCommandLine, formatDateTime, formatTime, fromLocalInput, toLocalInput } from "./format.js";
+import { el } from "./dom.js";
 
 /** Spans offered for "changes in the last …", in ms. */
 const SPANS = [
@@ -21,13 +22,6 @@ const SPANS = [
 ];
 /** How often changes up to "now" are asked again while live. */
 const LIVE_CHANGES_MS = 10_000;
-
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
 
 /**
  * @param {HTMLElement} root   the time bar's container (#timebar)

@@ -11,6 +11,7 @@ import { ApiError } from "./api.js";
 import { createSparkline } from "./charts.js";
 import { fetchHostSeries, fetchLoad } from "./history-api.js";
 import { formatBytes, formatDuration, formatPercent, formatTime } from "./format.js";
+import { el } from "./dom.js";
 
 const HOUR_MS = 3600e3;
 const POLL_MS = 5000;
@@ -25,13 +26,6 @@ const METERS = [
   ["uptime", "Uptime", null],
   ["processes", "Processes", "#16a34a"],
 ];
-
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
 
 let active = null;
 

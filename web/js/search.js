@@ -5,13 +5,7 @@
 import { ApiError } from "./api.js";
 import { fetchSearch } from "./history-api.js";
 import { formatBytes, formatCommandLine, formatCpu, formatDateTime, fromLocalInput } from "./format.js";
-
-const el = (tag, className, text) => {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text != null) e.textContent = text;
-  return e;
-};
+import { el } from "./dom.js";
 
 /**
  * @param {HTMLElement} panel  the panel's container (#fleet-search)

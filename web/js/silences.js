@@ -3,9 +3,9 @@
 // by host, or both, until a time, with a reason (admins). Alerts a silence
 // covers are still raised and shown, marked; nobody is told of them.
 
-import { ApiError, serverNow } from "./api.js";
+import { serverNow, showFailure } from "./api.js";
 import { createSilence, endSilence } from "./alerts-api.js";
-import { el, field } from "./dom.js";
+import { el, field, table as makeTable } from "./dom.js";
 import { formatDateTime, fromLocalInput, toLocalInput } from "./format.js";
 
 const HOUR_MS = 3600e3;
@@ -16,11 +16,7 @@ const HOUR_MS = 3600e3;
  * @returns {{ render(state, now) }}
  */
 export function createSilences(root, actions) {
-  const table = el("table", "users-table silences-table");
-  const head = el("tr");
-  for (const title of ["Rule", "Host", "From", "Until", "Reason", "By", ""]) head.append(el("th", null, title));
-  table.append(el("thead"), el("tbody"));
-  table.tHead.append(head);
+  const table = makeTable("users-table silences-table", ["Rule", "Host", "From", "Until", "Reason", "By", ""]);
   const rows = table.tBodies[0];
   rows.id = "silences-rows";
   const empty = el("p", "empty", "No silence is in force or to come.");
@@ -79,7 +75,7 @@ export function createSilences(root, actions) {
       until.value = toLocalInput(serverNow() + HOUR_MS);
       actions.changed();
     } catch (e) {
-      failed(e);
+      showFailure(e, error, actions);
     } finally {
       submit.disabled = false;
     }
@@ -92,15 +88,9 @@ export function createSilences(root, actions) {
       error.textContent = "";
       actions.changed();
     } catch (e) {
-      failed(e);
+      showFailure(e, error, actions);
     }
   });
-
-  function failed(e) {
-    if (!(e instanceof ApiError)) throw e;
-    if (e.kind === "unauthorized") actions.unauthorized();
-    error.textContent = e.message;
-  }
 
   return {
     render(state, now) {
