@@ -171,15 +171,22 @@ pub(super) mod sql {
 
     /// Claims what is due: `$1` now, `$2` the lease's end, `$3` the limit.
     /// `lock` is PostgreSQL's row locking (SQLite has none, nor needs it).
+    /// The rows are picked once, in a materialized query: inside
+    /// `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`
+    /// PostgreSQL may run the subquery again and claim past the limit (the
+    /// actions' claim met it). The outer condition is checked again on a
+    /// row another claim changed meanwhile.
     pub fn claim(lock: &str) -> String {
         format!(
-            "UPDATE alert_delivery SET claimed_until = $2
-             WHERE id IN (
+            "WITH picked AS MATERIALIZED (
                  SELECT id FROM alert_delivery
                  WHERE delivered_at IS NULL AND next_attempt_at <= $1
                    AND (claimed_until IS NULL OR claimed_until <= $1)
                  ORDER BY next_attempt_at, id
                  LIMIT $3 {lock})
+             UPDATE alert_delivery SET claimed_until = $2
+             WHERE id IN (SELECT id FROM picked) AND delivered_at IS NULL
+               AND (claimed_until IS NULL OR claimed_until <= $1)
              RETURNING id, channel_id, body, created_at, attempts"
         )
     }

@@ -310,6 +310,7 @@ pub async fn claim_all_at_once(stores: Vec<Arc<dyn ActionStore>>, expected: usiz
             let mut got = Vec::new();
             loop {
                 let claimed = store.claim_actions("host-a", now, 3).await.expect("claim");
+                assert!(claimed.len() <= 3, "a claim of 3 got {}", claimed.len());
                 if claimed.is_empty() {
                     return got;
                 }

@@ -434,6 +434,7 @@ pub async fn claim_all_at_once(stores: Vec<Arc<dyn ChannelStore>>, expected: usi
             let mut got = Vec::new();
             loop {
                 let claimed = store.claim_due(now, LEASE, 3).await.expect("claim_due");
+                assert!(claimed.len() <= 3, "a claim of 3 got {}", claimed.len());
                 if claimed.is_empty() {
                     return got;
                 }
