@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use procmon_model::alerts::{AlertNotification, AlertState, Silence};
 use procmon_model::{ChangeBatch, Snapshot};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use self::matches::{HostMatches, Signals};
 
@@ -260,10 +260,17 @@ impl Alerts {
         taken_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<usize> {
-        let Some(seen) = observe::snapshot(rules, matches, snapshot, taken_at) else {
+        if !matches.covering.contains(&true) {
+            return Ok(0);
+        }
+        let open = self.store.open_alerts(Some(&snapshot.host.id)).await?;
+        let open_rules: HashSet<&str> = open.iter().map(|a| a.alert.rule_id.as_str()).collect();
+        let wanted = observe::Wanted::Changes {
+            open_rules: &open_rules,
+        };
+        let Some(seen) = observe::snapshot(rules, matches, snapshot, taken_at, wanted) else {
             return Ok(0);
         };
-        let open = self.store.open_alerts(Some(&snapshot.host.id)).await?;
         let mut steps = Vec::new();
         for (index, observations) in seen {
             let compiled = &rules.rules[index];

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use procmon_model::alerts::{AlertCondition, AlertProcess, HostMetric, ProcessMetric};
 use procmon_model::{ProcessSample, Snapshot};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::matches::HostMatches;
 use super::rules::RuleSet;
@@ -17,6 +17,18 @@ use crate::store::{HostMeters, HostRecord};
 /// Processes named in a summary, at most.
 const NAMED: usize = 3;
 
+/// Which observations [`snapshot`] makes.
+#[derive(Clone, Copy)]
+pub enum Wanted<'a> {
+    /// Every one: a preview shows each value.
+    All,
+    /// Those that can change an alert: what holds, and all of a rule that
+    /// has an alert open on the host (these rule ids). Of other rules, an
+    /// observation that does not hold changes nothing, and making it (its
+    /// summary above all) was most of what 1,000 rules cost a batch.
+    Changes { open_rules: &'a HashSet<&'a str> },
+}
+
 /// The observations of each rule covering the snapshot's host, by the
 /// rule's index in `rules`; none when no rule covers it.
 pub fn snapshot(
@@ -24,6 +36,7 @@ pub fn snapshot(
     matches: &HostMatches,
     snapshot: &Snapshot,
     taken_at: DateTime<Utc>,
+    wanted: Wanted<'_>,
 ) -> Option<Vec<(usize, Vec<Observation>)>> {
     let host = &snapshot.host;
     // The matches know which rules cover the host (they were made for it).
@@ -57,6 +70,13 @@ pub fn snapshot(
         let found = &found;
         let count = found.len() as u32;
         let what = &compiled.rule.spec.name;
+        let all = match wanted {
+            Wanted::All => true,
+            Wanted::Changes { open_rules } => open_rules.contains(compiled.rule.id.as_str()),
+        };
+        if !all && count_holds(&compiled.rule.spec.condition, count) == Some(false) {
+            continue;
+        }
         let observations = match &compiled.rule.spec.condition {
             AlertCondition::ProcessAbsent { .. } => {
                 let holds = count_holds(&compiled.rule.spec.condition, count) == Some(true);
@@ -109,7 +129,7 @@ pub fn snapshot(
                 found
                     .iter()
                     .filter_map(|p| process_value(p, *metric).map(|v| (p, v)))
-                    .filter(|(_, v)| *v > clear)
+                    .filter(|(_, v)| *v > if all { clear } else { *above })
                     .map(|(p, value)| Observation {
                         subject: process_subject(p.pid, p.start_time),
                         process: Some(AlertProcess {
@@ -139,7 +159,7 @@ pub fn snapshot(
                 clear_below,
                 ..
             } => match host_value(snapshot, *metric) {
-                Some(value) => vec![observation(
+                Some(value) if all || value > *above => vec![observation(
                     value > *above,
                     value > clear_below.unwrap_or(*above),
                     value,
@@ -150,9 +170,10 @@ pub fn snapshot(
                         show_host(*metric, *above)
                     ),
                 )],
-                None => Vec::new(),
+                _ => Vec::new(),
             },
-            // A host that sends is not offline.
+            // A host that sends is not offline: only an open alert hears it.
+            AlertCondition::HostOffline if !all => continue,
             AlertCondition::HostOffline => vec![observation(
                 false,
                 false,

@@ -148,8 +148,14 @@ async fn now_on(
             processes,
         };
         let matches = super::matches::HostMatches::of(rules, rules.generation, &snapshot);
-        let seen =
-            observe::snapshot(rules, &matches, &snapshot, host.newest_taken_at).unwrap_or_default();
+        let seen = observe::snapshot(
+            rules,
+            &matches,
+            &snapshot,
+            host.newest_taken_at,
+            observe::Wanted::All,
+        )
+        .unwrap_or_default();
         let observations: Vec<&Observation> = seen.iter().flat_map(|(_, o)| o).collect();
         (
             observations.iter().any(|o| o.holds),
