@@ -149,17 +149,23 @@ async fn another_server_takes_over_maintenance_when_the_leader_dies() {
         "a pass ran beside the leader's"
     );
 
-    // The leader dies: its session ends, and the lock with it.
+    // The leader dies: its session ends, and the lock with it. Only once
+    // the backend has exited: pg_terminate_backend alone just signals it,
+    // and a pass started before it is gone still finds the lock held (the
+    // test failed so, once in a fresh-clone run). With a timeout (ms) it
+    // waits for the exit, and says whether it came.
     let pid: i32 = leader
         .query_one("SELECT pg_backend_pid()", &[])
         .await
         .unwrap()
         .get(0);
     let admin = crate::common::postgres::connect(&url).await;
-    admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+    let ended: bool = admin
+        .query_one("SELECT pg_terminate_backend($1, 10000)", &[&pid])
         .await
-        .unwrap();
+        .unwrap()
+        .get(0);
+    assert!(ended, "the leader's backend did not exit within 10 s");
     let taken_over = b.maintain(now, Retention::default()).await.unwrap();
     assert!(
         taken_over.minute_rollups >= 3,
