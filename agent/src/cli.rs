@@ -15,7 +15,8 @@ use crate::config::Overrides;
 /// PROCMON_AGENT_SERVER_URL, PROCMON_AGENT_ENROLL_SECRET,
 /// PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE, PROCMON_AGENT_INTERVAL,
 /// PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE, PROCMON_AGENT_SPOOL_DIR,
-/// PROCMON_AGENT_SPOOL_MAX_MB, PROCMON_AGENT_ACTIONS_ENABLED,
+/// PROCMON_AGENT_SPOOL_MAX_MB, PROCMON_AGENT_LABELS,
+/// PROCMON_AGENT_ACTIONS_ENABLED,
 /// PROCMON_AGENT_ACTIONS_ALLOW and PROCMON_AGENT_ACTIONS_SERVER_KEY, then
 /// these flags.
 #[derive(Debug, Parser)]
@@ -70,6 +71,11 @@ pub struct Cli {
     /// oldest are dropped [default: 64].
     #[arg(long, value_name = "MIB")]
     pub spool_max_mb: Option<String>,
+
+    /// Labels for this host, separated by commas, e.g. "prod,role=db":
+    /// alert rules can apply to the hosts carrying them.
+    #[arg(long, value_name = "LABELS")]
+    pub labels: Option<String>,
 
     /// Act on this machine's processes when the server asks (true or
     /// false) [default: false].
@@ -134,6 +140,7 @@ impl Cli {
             ca_file: self.ca_file.clone(),
             spool_dir: self.spool_dir.clone(),
             spool_max_mb: self.spool_max_mb.clone(),
+            labels: self.labels.clone(),
             actions_enabled: self.actions_enabled.clone(),
             actions_allow: self.actions_allow.clone(),
             actions_server_key: self.actions_server_key.clone(),

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
 use procmon_model::actions::ActionKind;
+use procmon_model::limits::{check_label, MAX_LABELS};
 
 use crate::actions::{saved_key_file, ActionOptions, ActionSettings, PinnedKey, ServerKey};
 use crate::tls::{CaFile, ServerTrust};
@@ -54,12 +55,12 @@ const MIB: u64 = 1024 * 1024;
 pub const DEFAULT_FILE_TEXT: &str = r#"# procmon agent settings. Environment variables PROCMON_AGENT_SERVER_URL,
 # PROCMON_AGENT_ENROLL_SECRET, PROCMON_AGENT_API_KEY, PROCMON_AGENT_KEY_FILE,
 # PROCMON_AGENT_INTERVAL, PROCMON_AGENT_FULL_EVERY, PROCMON_AGENT_CA_FILE,
-# PROCMON_AGENT_SPOOL_DIR, PROCMON_AGENT_SPOOL_MAX_MB,
+# PROCMON_AGENT_SPOOL_DIR, PROCMON_AGENT_SPOOL_MAX_MB, PROCMON_AGENT_LABELS,
 # PROCMON_AGENT_ACTIONS_ENABLED, PROCMON_AGENT_ACTIONS_ALLOW and
 # PROCMON_AGENT_ACTIONS_SERVER_KEY override these, and the flags
 # --server-url, --enroll-secret, --api-key, --key-file, --interval,
-# --full-every, --ca-file, --spool-dir, --spool-max-mb, --actions-enabled,
-# --actions-allow and --actions-server-key override both.
+# --full-every, --ca-file, --spool-dir, --spool-max-mb, --labels,
+# --actions-enabled, --actions-allow and --actions-server-key override both.
 
 # The procmon server to send snapshots to. Or several that share one
 # database, as a list: ["https://a:8000", "https://b:8000"] (in the
@@ -99,6 +100,11 @@ full_every = "10m"
 # oldest are dropped.
 # spool_max_mb = 64
 
+# Labels for this host, such as "prod" or "role=db": alert rules can apply
+# to the hosts carrying them. At most 32, each 1 to 64 letters, digits and
+# _ . : = / - (in the environment and flags: separated by commas).
+# labels = ["prod", "role=db"]
+
 # Acting on this machine's processes when an operator asks on the page.
 # Off unless enabled. Each action is signed by the server and checked
 # against its key, which enrollment saves beside the key file.
@@ -136,6 +142,8 @@ pub struct AgentConfig {
     pub spool_max_bytes: NonZeroU64,
     /// Whether and how the agent acts on processes ([`crate::actions`]).
     pub actions: ActionOptions,
+    /// The host's labels, sent with its facts (`HostInfo::labels`).
+    pub labels: Vec<String>,
 }
 
 /// Where the agent's key comes from. Never printed.
@@ -168,6 +176,7 @@ impl AgentConfig {
             spool_dir: PathBuf::from(SPOOL_DIR_NAME),
             spool_max_bytes: default_spool_max_bytes(),
             actions: ActionOptions::default(),
+            labels: Vec::new(),
         }
     }
 }
@@ -241,6 +250,8 @@ struct Layer {
     /// name where it came from.
     #[serde(default, deserialize_with = "as_text")]
     spool_max_mb: Option<String>,
+    /// See [`Settings::labels`].
+    labels: Option<LabelList>,
     /// The `[actions]` table.
     actions: Option<ActionsLayer>,
 }
@@ -270,6 +281,18 @@ enum NameList {
     List(Vec<String>),
 }
 
+/// `labels` as a layer gives it: a TOML array, or text separated by
+/// commas.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of labels, such as [\"prod\", \"role=db\"]"
+)]
+enum LabelList {
+    Text(String),
+    List(Vec<String>),
+}
+
 /// What the command line sets (highest priority); `None` = not given.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -294,6 +317,8 @@ pub struct Overrides {
     pub spool_dir: Option<PathBuf>,
     /// `--spool-max-mb`, unparsed so its error can name the flag.
     pub spool_max_mb: Option<String>,
+    /// `--labels`: labels separated by commas.
+    pub labels: Option<String>,
     /// `--actions-enabled` (true or false), unparsed so its error can
     /// name the flag.
     pub actions_enabled: Option<String>,
@@ -329,6 +354,9 @@ pub struct Settings {
     /// The most the spool may hold on disk (`spool_max_mb`, 64 MiB unless
     /// set); past it the oldest snapshots are dropped.
     pub spool_max_bytes: NonZeroU64,
+    /// The host's labels (none unless set), each once, in the order given;
+    /// the layer that sets them replaces the list, not adds to it.
+    pub labels: Vec<String>,
     /// `[actions]`: off unless enabled, and what is allowed.
     pub actions: ActionSettings,
     /// `server_key` of `[actions]`: the server key to trust actions from,
@@ -374,6 +402,7 @@ impl Settings {
             // file (below), wherever that ends up.
             spool_dir: PathBuf::new(),
             spool_max_bytes: default_spool_max_bytes(),
+            labels: Vec::new(),
             actions: ActionSettings::default(),
             server_key: None,
             file: file.clone(),
@@ -421,6 +450,7 @@ impl Settings {
                 ca_file: env("PROCMON_AGENT_CA_FILE").map(PathBuf::from),
                 spool_dir: env("PROCMON_AGENT_SPOOL_DIR").map(PathBuf::from),
                 spool_max_mb: env("PROCMON_AGENT_SPOOL_MAX_MB"),
+                labels: env("PROCMON_AGENT_LABELS").map(LabelList::Text),
                 actions: Some(ActionsLayer {
                     enabled: env("PROCMON_AGENT_ACTIONS_ENABLED"),
                     allow: env("PROCMON_AGENT_ACTIONS_ALLOW").map(NameList::Text),
@@ -440,6 +470,7 @@ impl Settings {
                 ca_file: flags.ca_file.clone(),
                 spool_dir: flags.spool_dir.clone(),
                 spool_max_mb: flags.spool_max_mb.clone(),
+                labels: flags.labels.clone().map(LabelList::Text),
                 actions: Some(ActionsLayer {
                     enabled: flags.actions_enabled.clone(),
                     allow: flags.actions_allow.clone().map(NameList::Text),
@@ -484,6 +515,11 @@ impl Settings {
         }
         if let Some(text) = layer.spool_max_mb {
             self.spool_max_bytes = parse_spool_max_mb(&origin("spool_max_mb"), &text)?;
+        }
+        if let Some(labels) = layer.labels {
+            if let Some(labels) = parse_labels(&origin("labels"), labels)? {
+                self.labels = labels;
+            }
         }
         let actions = layer.actions.unwrap_or_default();
         if let Some(text) = actions.enabled {
@@ -557,6 +593,7 @@ impl Settings {
             trust,
             spool_dir: self.spool_dir,
             spool_max_bytes: self.spool_max_bytes,
+            labels: self.labels,
         })
     }
 }
@@ -761,4 +798,45 @@ fn parse_allow(origin: &str, names: NameList) -> Result<Option<Vec<ActionKind>>,
         }
     }
     Ok(Some(allow))
+}
+
+/// The labels `labels` lists, each once; `None` for empty text (not set).
+/// Empty pieces of text ("prod,,db", a trailing comma) are skipped; a
+/// label the server would refuse is refused here, named, so the agent
+/// does not start only to have every snapshot refused.
+fn parse_labels(origin: &str, labels: LabelList) -> Result<Option<Vec<String>>, ConfigError> {
+    let given: Vec<String> = match labels {
+        LabelList::Text(text) if text.trim().is_empty() => return Ok(None),
+        LabelList::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|label| !label.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        LabelList::List(list) => list,
+    };
+    let mut labels: Vec<String> = Vec::new();
+    for label in given {
+        check_label(&label).map_err(|reason| ConfigError::BadValue {
+            origin: origin.to_owned(),
+            key: "label",
+            value: label.clone(),
+            reason,
+        })?;
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    if labels.len() > MAX_LABELS {
+        return Err(ConfigError::BadValue {
+            origin: origin.to_owned(),
+            key: "labels",
+            value: labels.join(","),
+            reason: format!(
+                "there are {} labels; a host may carry at most {MAX_LABELS}",
+                labels.len()
+            ),
+        });
+    }
+    Ok(Some(labels))
 }

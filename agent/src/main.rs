@@ -48,7 +48,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let settings = Settings::load(&cli.overrides())?;
     if cli.print {
-        let snapshot = Collector::new().snapshot(settings.interval);
+        let snapshot = Collector::new()
+            .with_labels(settings.labels.clone())
+            .snapshot(settings.interval);
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
         return Ok(());
     }
@@ -64,7 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config.trust.clone(),
         )?;
         let mut outbox = HttpOutbox::new(credentials, config.return_after);
-        let snapshot = Collector::new().snapshot(config.interval);
+        let snapshot = Collector::new()
+            .with_labels(config.labels.clone())
+            .snapshot(config.interval);
         let answer = runtime.block_on(outbox.deliver(Delivery::Full(&snapshot)))?;
         tracing::info!(
             snapshot = %answer.snapshot_id,

@@ -74,6 +74,7 @@ pub async fn run(
         },
         spool,
         config.actions,
+        config.labels,
         shutdown,
     )
     .await
@@ -116,7 +117,15 @@ pub async fn run_with(
     pace: Pace,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    run_spooled(outbox, pace, None, ActionOptions::default(), shutdown).await
+    run_spooled(
+        outbox,
+        pace,
+        None,
+        ActionOptions::default(),
+        Vec::new(),
+        shutdown,
+    )
+    .await
 }
 
 /// As [`run_with`], acting on processes as `actions` says when an answer
@@ -128,21 +137,22 @@ pub async fn run_with_actions(
     actions: ActionOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    run_spooled(outbox, pace, None, actions, shutdown).await
+    run_spooled(outbox, pace, None, actions, Vec::new(), shutdown).await
 }
 
 /// As [`run_with_actions`], keeping what cannot be sent in `spool` (when
-/// given) until it can.
+/// given) until it can, the snapshots carrying `labels` as the host's.
 pub async fn run_spooled(
     mut outbox: impl Deliver,
     pace: Pace,
     spool: Option<Spool>,
     actions: ActionOptions,
+    labels: Vec<String>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Reading every process takes a while and blocks, so it runs on the
     // blocking pool; the collector moves there and back through the mutex.
-    let collector = tokio::task::spawn_blocking(Collector::new)
+    let collector = tokio::task::spawn_blocking(|| Collector::new().with_labels(labels))
         .await
         .context("the process collector could not start")?;
     let collector = Arc::new(Mutex::new(collector));

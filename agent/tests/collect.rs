@@ -49,6 +49,16 @@ fn spawn(program: &str, args: &[&str]) -> Reaped {
 }
 
 #[test]
+fn the_host_carries_the_labels_it_was_given() {
+    let labels = vec!["prod".to_owned(), "role=db".to_owned()];
+    let snapshot = Collector::new()
+        .with_labels(labels.clone())
+        .snapshot(INTERVAL);
+    assert_eq!(snapshot.host.labels, labels);
+    assert!(Collector::new().snapshot(INTERVAL).host.labels.is_empty());
+}
+
+#[test]
 fn finds_this_process_with_its_parent_name_and_figures() {
     let snapshot = Collector::new().snapshot(INTERVAL);
     let me = find(&snapshot, std::process::id());

@@ -726,3 +726,77 @@ fn the_command_line_sets_the_actions() {
     assert_eq!(overrides.actions_allow.as_deref(), Some("kill"));
     assert_eq!(overrides.actions_server_key.as_deref(), Some("ed25519:x"));
 }
+
+#[test]
+fn labels_are_layered_file_environment_flags_and_reach_the_agent_config() {
+    let (_dir, path) = file("api_key = \"k\"\nlabels = [\"prod\", \"role=db\", \"prod\"]\n");
+    let settings = Settings::load_with_env(&with_file(&path), env(&[])).unwrap();
+    // Each once, in the order given.
+    assert_eq!(settings.labels, ["prod", "role=db"]);
+
+    let environment = env(&[("PROCMON_AGENT_LABELS", " staging , dc/eu-1,")]);
+    let settings = Settings::load_with_env(&with_file(&path), &environment).unwrap();
+    assert_eq!(settings.labels, ["staging", "dc/eu-1"]);
+
+    let flags = Overrides {
+        labels: Some("edge".into()),
+        ..with_file(&path)
+    };
+    let settings = Settings::load_with_env(&flags, &environment).unwrap();
+    assert_eq!(settings.labels, ["edge"]);
+    assert_eq!(settings.into_agent_config().unwrap().labels, ["edge"]);
+
+    // Empty text sets nothing; without any layer there are none.
+    let settings =
+        Settings::load_with_env(&with_file(&path), env(&[("PROCMON_AGENT_LABELS", " ")])).unwrap();
+    assert_eq!(settings.labels, ["prod", "role=db"]);
+    let settings = Settings::load_with_env(&Overrides::default(), env(&[])).unwrap();
+    assert!(settings.labels.is_empty());
+}
+
+#[test]
+fn a_bad_label_is_refused_naming_it_and_where_it_came_from() {
+    let (_dir, path) = file("labels = [\"prod\", \"two words\"]\n");
+    let error = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        format!(
+            "the config file {}, key labels: \"two words\" is not a valid label: ' ' cannot be \
+             in a label: use letters, digits and _ . : = / -",
+            path.display()
+        )
+    );
+    let long = "x".repeat(65);
+    let error = Settings::load_with_env(
+        &Overrides::default(),
+        env(&[("PROCMON_AGENT_LABELS", &format!("prod,{long}"))]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with(&format!(
+            "the environment variable PROCMON_AGENT_LABELS: \"{long}\" is not a valid label: \
+             it is 65 bytes long"
+        )),
+        "{error}"
+    );
+    let many: Vec<String> = (0..33).map(|i| format!("l{i}")).collect();
+    let flags = Overrides {
+        labels: Some(many.join(",")),
+        ..Overrides::default()
+    };
+    let error = Settings::load_with_env(&flags, env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("the flag --labels: ") && error.contains("at most 32"),
+        "{error}"
+    );
+    let (_dir, path) = file("labels = 7\n");
+    let error = Settings::load_with_env(&with_file(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("a list of labels"), "{error}");
+}

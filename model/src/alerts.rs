@@ -151,6 +151,13 @@ pub struct AlertRuleSpec {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub hosts: Vec<String>,
+    /// Only hosts carrying every one of these labels
+    /// ([`HostInfo::labels`](crate::HostInfo::labels), compared ignoring
+    /// case); with `hosts` too, a host must be named and carry them. None:
+    /// labels do not matter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
+    pub host_labels: Vec<String>,
     pub condition: AlertCondition,
     /// How long the condition must hold before the alert fires (until
     /// then it is pending, and tells nobody). At most 30 days.
@@ -272,6 +279,16 @@ pub struct Alert {
     /// When a silence covers it, until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silenced_until: Option<DateTime<Utc>>,
+    /// It fired while its rule, host and process were flapping: firing at
+    /// least 4 times within an hour, counting this one (the server's
+    /// `FLAP_FIRINGS` and `FLAP_WINDOW`). A flapping alert is raised,
+    /// fired and resolved as any, but tells nobody: channels hear once
+    /// that it flaps (a `firing` notification with this true), and once
+    /// more, with this false, in the state it is in when it settles (fewer
+    /// than 4 firings within the last hour). The newest alert loses the
+    /// flag when it settles; older ones keep it, as history.
+    #[serde(default)]
+    pub flapping: bool,
 }
 
 /// A silence: no notification for the alerts it covers until `until`

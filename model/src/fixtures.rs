@@ -23,6 +23,7 @@ pub fn host(host_id: &str, now: DateTime<Utc>) -> HostInfo {
         memory_total_bytes: 8 << 30,
         boot_time: now - Duration::hours(5),
         agent_version: "0.1.0".into(),
+        labels: Vec::new(),
     }
 }
 

@@ -24,6 +24,17 @@ pub const MAX_PROCESSES: usize = 200_000;
 /// Longest host id, hostname and other host facts, in bytes.
 pub const MAX_HOST_FIELD: usize = 256;
 
+/// Most labels one host may carry ([`crate::HostInfo::labels`]).
+pub const MAX_LABELS: usize = 32;
+
+/// Longest host label, in bytes (a label is ASCII, so also characters).
+pub const MAX_LABEL: usize = 64;
+
+/// What a host label is, as a regular expression: 1 to [`MAX_LABEL`] of
+/// letters, digits and `_ . : = / -` (so `prod`, `role=db`, `dc/eu-1`).
+/// No spaces or commas: labels are written as a comma-separated list.
+pub const LABEL_PATTERN: &str = "^[A-Za-z0-9_.:=/-]{1,64}$";
+
 /// Longest process name and user name, in bytes.
 pub const MAX_NAME: usize = 1024;
 
@@ -64,6 +75,30 @@ pub const MAX_INTERVAL: Duration = Duration::from_millis(*INTERVAL_MS.end());
 /// of all its arguments together.
 pub fn cmd_bytes(cmd: &[String]) -> usize {
     cmd.iter().map(String::len).sum()
+}
+
+/// `Ok` when `label` is a host label as [`LABEL_PATTERN`] says, else why
+/// not (without naming it: the caller says where it came from).
+pub fn check_label(label: &str) -> Result<(), String> {
+    if label.is_empty() {
+        return Err("a label cannot be empty".to_owned());
+    }
+    if label.len() > MAX_LABEL {
+        return Err(format!(
+            "it is {} bytes long, more than the {MAX_LABEL} a label may have",
+            label.len()
+        ));
+    }
+    match label.chars().find(|&c| !is_label_char(c)) {
+        Some(c) => Err(format!(
+            "{c:?} cannot be in a label: use letters, digits and _ . : = / -"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn is_label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_.:=/-".contains(c)
 }
 
 /// Whether `time` can be stored: times are kept as nanoseconds since 1970
@@ -215,9 +250,58 @@ pub(crate) fn deserialize_cores<'de, D: Deserializer<'de>>(
     )
 }
 
+/// Reads a host's labels: no more than [`MAX_LABELS`], refused as soon as
+/// the next begins (what each may be is checked with the rest of the host).
+pub(crate) fn deserialize_labels<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    read_list(
+        deserializer,
+        MAX_LABELS,
+        "labels one host may carry",
+        |_: &String| Ok(()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_is_short_plain_ascii_as_its_pattern_says() {
+        for good in [
+            "prod",
+            "role=db",
+            "dc/eu-1",
+            "a",
+            "v1.2_x:y",
+            &"x".repeat(MAX_LABEL),
+        ] {
+            assert_eq!(check_label(good), Ok(()), "{good}");
+        }
+        let error = check_label("").unwrap_err();
+        assert!(error.contains("empty"), "{error}");
+        let error = check_label(&"x".repeat(MAX_LABEL + 1)).unwrap_err();
+        assert!(error.contains("65 bytes"), "{error}");
+        for (bad, shown) in [("a b", "' '"), ("a,b", "','"), ("prod\u{e9}", "'\u{e9}'")] {
+            let error = check_label(bad).unwrap_err();
+            assert!(error.contains(shown), "{bad}: {error}");
+        }
+        // The pattern the schema states says the same.
+        assert!(LABEL_PATTERN.ends_with(&format!("{{1,{MAX_LABEL}}}$")));
+    }
+
+    #[test]
+    fn too_many_labels_are_refused_while_reading() {
+        let labels = |n: usize| format!("[{}]", vec!["\"a\""; n].join(","));
+        let read = |json: &str| {
+            deserialize_labels(&mut serde_json::Deserializer::from_str(json))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read(&labels(MAX_LABELS)).unwrap().len(), MAX_LABELS);
+        let error = read(&labels(MAX_LABELS + 1)).unwrap_err();
+        assert!(error.contains("more than the 32 labels"), "{error}");
+    }
 
     #[test]
     fn a_command_line_counts_the_bytes_of_all_its_arguments() {

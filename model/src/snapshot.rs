@@ -60,6 +60,17 @@ pub struct HostInfo {
     pub boot_time: DateTime<Utc>,
     /// Version of the procmon agent that took the snapshot.
     pub agent_version: String,
+    /// Labels the agent's settings give the host, such as `prod` or
+    /// `role=db`, for alert rules to pick hosts by. At most
+    /// [`MAX_LABELS`](crate::limits::MAX_LABELS), each as
+    /// [`LABEL_PATTERN`](crate::limits::LABEL_PATTERN) says. Absent when
+    /// there are none, and from agents older than this field.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::limits::deserialize_labels"
+    )]
+    pub labels: Vec<String>,
 }
 
 /// How busy a host is at one moment: what its meters on the page show.
@@ -195,5 +206,34 @@ impl ProcessStatus {
             "dead" => Self::Dead,
             _ => Self::Unknown,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fixtures;
+
+    /// Older agents send no labels, and a host without any is sent as
+    /// they send it: the field is absent, not an empty list.
+    #[test]
+    fn labels_absent_on_the_wire_are_none_and_none_are_not_sent() {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let bare = fixtures::host("host-1", now);
+        let json = serde_json::to_value(&bare).unwrap();
+        assert!(json.get("labels").is_none(), "{json}");
+        let read: super::HostInfo = serde_json::from_value(json).unwrap();
+        assert_eq!(read, bare);
+        assert!(read.labels.is_empty());
+
+        let labelled = super::HostInfo {
+            labels: vec!["prod".into(), "role=db".into()],
+            ..bare
+        };
+        let json = serde_json::to_value(&labelled).unwrap();
+        assert_eq!(json["labels"], serde_json::json!(["prod", "role=db"]));
+        assert_eq!(
+            serde_json::from_value::<super::HostInfo>(json).unwrap(),
+            labelled
+        );
     }
 }

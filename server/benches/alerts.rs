@@ -9,7 +9,7 @@
 //! webhook arriving, through the embedded agent (see `exit_latency`).
 //!
 //! Run with `cargo bench -p procmon-server --bench alerts`; `-- exits` runs
-//! the second part alone.
+//! the second part alone, `-- ingest` the first.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -269,6 +269,10 @@ fn main() {
         let mut report = Report::default();
         if !std::env::args().any(|a| a == "exits") {
             ingest_cost(&mut report).await;
+        }
+        if std::env::args().any(|a| a == "ingest") {
+            report.print();
+            return;
         }
         println!("procmon alerts bench, part 2: {EXITS} process exits on this machine timed to their webhook.");
         let (exits, starts) = exit_latency::measure(EXITS).await;

@@ -57,6 +57,7 @@ export function createRuleFields() {
     above: input("number", { step: "any" }),
     clearBelow: input("number", { step: "any" }),
     hosts: input("text", { placeholder: "every host" }),
+    hostLabels: input("text", { placeholder: "any labels", spellcheck: false }),
     forSeconds: input("number", { min: 0, step: 1 }),
     clearSeconds: input("number", { min: 0, step: 1 }),
     repeatSeconds: input("number", { min: 60, step: 1, placeholder: "once" }),
@@ -109,6 +110,7 @@ export function createRuleFields() {
   const timing = el("div", "rule-grid");
   timing.append(
     field("rule-hosts", "Hosts", c.hosts, "ids or hostnames, comma-separated; empty: every host"),
+    field("rule-host-labels", "Host labels", c.hostLabels, "comma-separated; only hosts carrying every one (and named above, if any are)"),
     field("rule-for", "For (s)", c.forSeconds, "how long it must hold before it fires"),
     field("rule-clear", "Clear after (s)", c.clearSeconds, "how long it must have cleared before it resolves"),
     field("rule-repeat", "Repeat every (s)", c.repeatSeconds, "while firing; empty: tell once"),
@@ -178,6 +180,7 @@ export function createRuleFields() {
     c.above.value = condition.above ?? "";
     c.clearBelow.value = condition.clear_below ?? "";
     c.hosts.value = (rule.hosts ?? []).join(", ");
+    c.hostLabels.value = (rule.host_labels ?? []).join(", ");
     c.forSeconds.value = rule.for_seconds ?? 0;
     c.clearSeconds.value = rule.clear_seconds ?? 0;
     c.repeatSeconds.value = rule.repeat_seconds ?? "";
@@ -220,6 +223,9 @@ export function createRuleFields() {
       channels: [...chosenChannels],
       enabled: c.enabled.checked,
     };
+    // Left out when empty, as the server leaves it out of a stored rule.
+    const hostLabels = list(c.hostLabels.value);
+    if (hostLabels.length) spec.host_labels = hostLabels;
     const repeat = number(c.repeatSeconds);
     if (repeat != null) spec.repeat_seconds = repeat;
     return spec;

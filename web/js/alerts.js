@@ -181,6 +181,7 @@ function makeItem(id) {
     host: el("span", "alert-host"),
     process: el("span", "alert-process"),
     silenced: el("span", "alert-silenced"),
+    flapping: el("span", "alert-flapping", "flapping"),
     summary: el("p", "alert-summary"),
     when: el("span", "alert-when"),
     open: el("a", "alert-open"),
@@ -188,7 +189,8 @@ function makeItem(id) {
   };
   fields.silence.type = "button";
   fields.silence.dataset.silence = id;
-  line.append(fields.severity, fields.rule, fields.host, fields.process, fields.silenced);
+  fields.flapping.title = "Fired again and again within the hour: channels were told once, and are told again when it settles";
+  line.append(fields.severity, fields.rule, fields.host, fields.process, fields.silenced, fields.flapping);
   const foot = el("div", "alert-foot");
   foot.append(fields.when, fields.open, fields.silence);
   li.append(line, fields.summary, foot);
@@ -210,6 +212,7 @@ function fill({ li, fields }, alert, state, now, admin) {
   li.classList.toggle("silenced", until != null);
   setText(fields.silenced, until != null ? `silenced until ${formatDateTime(new Date(until))}` : "");
   fields.silenced.hidden = until == null;
+  fields.flapping.hidden = !alert.flapping;
   setText(fields.summary, alert.summary);
   setText(fields.when, whenText(alert, now));
   const at = alert.fired_at ?? alert.since;

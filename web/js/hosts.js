@@ -1,6 +1,6 @@
-// The host list: one button per host with its name, OS, online state, how many
-// alerts fire on it, when it was last heard from, and its totals with CPU and
-// memory bars; for an admin,
+// The host list: one button per host with its name, OS, labels, online state,
+// how many alerts fire on it, when it was last heard from, and its totals with
+// CPU and memory bars; for an admin,
 // an offline host also has a button to remove it. A filter box and a sort
 // order sit above it. Items are reused across refreshes and every value from
 // a machine is set as text.
@@ -34,7 +34,7 @@ export function createHostList(list, onSelect, onRemove) {
   filter.type = "search";
   filter.id = "host-filter";
   filter.placeholder = "Filter hosts";
-  filter.setAttribute("aria-label", "Filter hosts by name, OS or id");
+  filter.setAttribute("aria-label", "Filter hosts by name, OS, label or id");
   filter.autocomplete = "off";
   filter.spellcheck = false;
   const sort = document.createElement("select");
@@ -81,6 +81,7 @@ export function createHostList(list, onSelect, onRemove) {
       alerts: part("badge badge-alerts", top),
       badge: part("badge", top),
       os: part("host-os"),
+      labels: part("host-labels"),
       stats: part("host-stats"),
       bars: part("host-bars"),
       seen: part("host-seen"),
@@ -110,7 +111,7 @@ export function createHostList(list, onSelect, onRemove) {
     controls.hidden = hosts.length < 2;
     const needle = filter.value.trim().toLowerCase();
     const shown = hosts
-      .filter((s) => !needle || [s.display_name, s.host.id, s.host.os_name, s.host.os_version]
+      .filter((s) => !needle || [s.display_name, s.host.id, s.host.os_name, s.host.os_version, ...(s.host.labels ?? [])]
         .some((t) => String(t ?? "").toLowerCase().includes(needle)))
       .sort(SORTS[sort.value][1]);
     list.dataset.shown = String(shown.length);
@@ -155,6 +156,7 @@ function fill({ button, fields }, summary, selected, now, alerts) {
   setText(fields.badge, summary.online ? "online" : "offline");
   fields.badge.className = `badge ${summary.online ? "badge-online" : "badge-offline"}`;
   setText(fields.os, [host.os_name, host.os_version, host.arch].filter(Boolean).join(" · "));
+  labels(fields.labels, host.labels ?? []);
 
   // The total is in "100 = one core" units; per machine it reads better as a share.
   const cpu = cpuShare(summary);
@@ -172,6 +174,21 @@ function fill({ button, fields }, summary, selected, now, alerts) {
   fields.seen.title = formatDateTime(seenAt);
   button.setAttribute("aria-current", selected ? "true" : "false");
   button.classList.toggle("offline", !summary.online);
+}
+
+/** The host's labels as chips; redrawn only when they changed. */
+function labels(element, given) {
+  const text = given.join(",");
+  element.hidden = given.length === 0;
+  if (element.dataset.labels === text) return;
+  element.dataset.labels = text;
+  element.setAttribute("aria-label", `labels: ${given.join(", ")}`);
+  element.replaceChildren(...given.map((label) => {
+    const chip = document.createElement("span");
+    chip.className = "host-label";
+    chip.textContent = label;
+    return chip;
+  }));
 }
 
 function bar(element, percent, label) {

@@ -6,10 +6,10 @@ use sysinfo::{MemoryRefreshKind, System};
 use super::{from_unix_secs, platform};
 
 /// Reads the host's facts; `id` is the host id read once at start (see
-/// [`platform::host_id`]). Only memory is refreshed in `system`: the global
+/// [`platform::host_id`]), `labels` those the settings give. Only memory is refreshed in `system`: the global
 /// CPU refresh is avoided on purpose, since on Windows it needs the PDH
 /// counters, which Wine lacks.
-pub(super) fn read(system: &mut System, id: String) -> HostInfo {
+pub(super) fn read(system: &mut System, id: String, labels: &[String]) -> HostInfo {
     system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
     let (os_name, os_version) = platform::os_name_and_version();
     // sysinfo learns the CPUs while measuring process CPU %; the standard
@@ -29,5 +29,6 @@ pub(super) fn read(system: &mut System, id: String) -> HostInfo {
         memory_total_bytes: system.total_memory(),
         boot_time: from_unix_secs(System::boot_time().unwrap_or(0)),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        labels: labels.to_vec(),
     }
 }

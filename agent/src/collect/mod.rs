@@ -159,7 +159,7 @@ impl Collector {
         // Read once: the id names this machine for as long as the agent
         // runs, and a made-up one that could not be saved would otherwise
         // be made up anew at every refresh.
-        let host = host::read(&mut system, platform::host_id());
+        let host = host::read(&mut system, platform::host_id(), &[]);
         Collector {
             system,
             processes,
@@ -169,6 +169,14 @@ impl Collector {
             cut_log: CutLog::default(),
             load: load::LoadMeter::new(),
         }
+    }
+
+    /// The same collector, its snapshots carrying `labels` as the host's
+    /// (`HostInfo::labels`). They are sent as given: the settings check
+    /// them against the server's limits (`procmon_model::limits::check_label`).
+    pub fn with_labels(mut self, labels: Vec<String>) -> Collector {
+        self.host.labels = labels;
+        self
     }
 
     /// Takes one snapshot of every process, fitted within the server's
@@ -187,7 +195,7 @@ impl Collector {
         let collected_at = Utc::now();
 
         if self.host_read_at.elapsed() >= HOST_REFRESH {
-            self.host = host::read(&mut self.system, self.host.id.clone());
+            self.host = host::read(&mut self.system, self.host.id.clone(), &self.host.labels);
             self.host_read_at = Instant::now();
         }
 

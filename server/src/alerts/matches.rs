@@ -150,7 +150,10 @@ pub fn covering(rules: &RuleSet, snapshot: &Snapshot) -> Vec<bool> {
     rules
         .rules
         .iter()
-        .map(|r| r.covers(&snapshot.host.id, &snapshot.host.hostname))
+        .map(|r| {
+            let host = &snapshot.host;
+            r.covers(&host.id, &host.hostname, &host.labels)
+        })
         .collect()
 }
 

@@ -9,6 +9,7 @@
 //! that reach the same transition race on the alert's revision in the
 //! store, and one wins, so the channels hear of it once.
 
+pub mod flap;
 pub mod matches;
 pub mod observe;
 pub mod preview;
@@ -303,7 +304,7 @@ impl Alerts {
 
     /// Looks at the clock: host-offline rules, and alerts no snapshot
     /// moves (a `for` run out, a clearing that has lasted, a repeat due, a
-    /// silence over); how many alerts changed.
+    /// silence over, a flap settled); how many alerts changed.
     pub async fn tick(&self, now: DateTime<Utc>) -> StoreResult<usize> {
         lock(&self.hosts).retain(|_, c| c.checked.elapsed() < CACHE_KEPT);
         let rules = self.rules();
@@ -354,12 +355,14 @@ impl Alerts {
                 steps.push((step, compiled));
             }
         }
-        self.apply(steps, now).await
+        let changed = self.apply(steps, now).await?;
+        Ok(changed + self.settle_flaps(&rules, now).await?)
     }
 
     /// Stores the steps, each with its notifications unless a silence
-    /// holds; how many were applied (the others lost a race with another
-    /// server, which applied its own).
+    /// holds or the alert flaps (see [`flap`]: it is still raised and
+    /// stored, as a silenced one is); how many were applied (the others
+    /// lost a race with another server, which applied its own).
     async fn apply(&self, steps: Vec<(Step, &Compiled)>, now: DateTime<Utc>) -> StoreResult<usize> {
         if steps.is_empty() {
             return Ok(0);
@@ -367,11 +370,13 @@ impl Alerts {
         let silences = read(&self.silences);
         let page = read(&self.page_url);
         let mut writes = Vec::with_capacity(steps.len());
-        for (step, compiled) in steps {
+        for (mut step, compiled) in steps {
+            self.damp(&mut step).await?;
             let Step {
                 mut record,
                 forget,
                 tell,
+                fired: _,
             } = step;
             let silenced_until =
                 self.silence(&silences, &compiled.rule.id, &record.alert.host_id, now);

@@ -227,7 +227,7 @@ pub fn offline(
         }
         for host in hosts
             .iter()
-            .filter(|h| compiled.covers(&h.info.id, &h.info.hostname))
+            .filter(|h| compiled.covers(&h.info.id, &h.info.hostname, &h.info.labels))
         {
             let holds = !crate::api::hosts::is_online(host, now);
             let quiet = (now - host.last_seen).num_seconds().max(0);

@@ -64,7 +64,7 @@ pub async fn preview(
         .hosts()
         .await?
         .into_iter()
-        .filter(|h| compiled.covers(&h.info.id, &h.info.hostname))
+        .filter(|h| compiled.covers(&h.info.id, &h.info.hostname, &h.info.labels))
         .collect();
     hosts.sort_by(|a, b| a.info.hostname.cmp(&b.info.hostname));
     let mut partial = hosts.len() > MAX_HOSTS;

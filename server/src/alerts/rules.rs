@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use procmon_model::alerts::{AlertCondition, AlertRule, AlertRuleSpec, ProcessMatch, TextMatch};
+use procmon_model::limits::{check_label, MAX_LABELS};
 use procmon_model::{ProcessFacts, ProcessSample};
 
 /// The most rules the store keeps: each is matched against every snapshot.
@@ -189,13 +190,22 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    /// Whether the rule applies to the host with this id and hostname.
-    pub fn covers(&self, host_id: &str, hostname: &str) -> bool {
-        self.hosts.is_empty()
+    /// Whether the rule applies to the host with this id, hostname and
+    /// labels: one it names (or any, when it names none) that carries
+    /// every label the rule asks for, ignoring case as names are.
+    pub fn covers(&self, host_id: &str, hostname: &str, labels: &[String]) -> bool {
+        let named = self.hosts.is_empty()
             || self
                 .hosts
                 .iter()
-                .any(|h| h.eq_ignore_ascii_case(host_id) || h.eq_ignore_ascii_case(hostname))
+                .any(|h| h.eq_ignore_ascii_case(host_id) || h.eq_ignore_ascii_case(hostname));
+        named
+            && self
+                .rule
+                .spec
+                .host_labels
+                .iter()
+                .all(|wanted| labels.iter().any(|l| l.eq_ignore_ascii_case(wanted)))
     }
 }
 
@@ -232,6 +242,15 @@ pub fn check(spec: &AlertRuleSpec) -> Result<Option<Matcher>, String> {
                 "{what} has an entry {bad:?} that is empty or too long"
             ));
         }
+    }
+    if spec.host_labels.len() > MAX_LABELS {
+        return Err(format!(
+            "host_labels names {} labels; a host carries at most {MAX_LABELS}",
+            spec.host_labels.len()
+        ));
+    }
+    for label in &spec.host_labels {
+        check_label(label).map_err(|why| format!("host_labels has {label:?}: {why}"))?;
     }
     for (what, seconds) in [
         ("for_seconds", Some(spec.for_seconds)),
@@ -332,5 +351,85 @@ impl RuleSet {
     pub fn candidates<'s>(&'s self, p: &ProcessTexts<'_>) -> impl Iterator<Item = usize> + 's {
         let named = self.by_name.get(p.name()).map(Vec::as_slice).unwrap_or(&[]);
         named.iter().chain(self.scanned.iter()).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procmon_model::alerts::Severity;
+
+    fn spec(hosts: &[&str], host_labels: &[&str]) -> AlertRuleSpec {
+        AlertRuleSpec {
+            name: "nginx absent".into(),
+            severity: Severity::Warning,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            host_labels: host_labels.iter().map(|l| l.to_string()).collect(),
+            condition: AlertCondition::HostOffline,
+            for_seconds: 0,
+            clear_seconds: 0,
+            repeat_seconds: None,
+            channels: vec![],
+            enabled: true,
+        }
+    }
+
+    fn compiled(hosts: &[&str], host_labels: &[&str]) -> Compiled {
+        let rule = AlertRule {
+            id: "r".into(),
+            version: 1,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+            updated_by: "admin".into(),
+            spec: spec(hosts, host_labels),
+        };
+        let mut set = RuleSet::new(vec![rule]);
+        assert_eq!(set.rules.len(), 1, "the rule compiles");
+        set.rules.remove(0)
+    }
+
+    fn labels(labels: &[&str]) -> Vec<String> {
+        labels.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn a_rule_on_labels_covers_only_hosts_carrying_every_one() {
+        let rule = compiled(&[], &["prod", "role=db"]);
+        assert!(rule.covers("h1", "db1", &labels(&["role=db", "edge", "prod"])));
+        // Compared ignoring case, as host names are.
+        assert!(rule.covers("h1", "db1", &labels(&["PROD", "Role=DB"])));
+        assert!(!rule.covers("h1", "db1", &labels(&["prod"])));
+        assert!(!rule.covers("h1", "db1", &[]));
+        // A label is whole: "prod" is not "production".
+        assert!(!rule.covers("h1", "db1", &labels(&["production", "role=db"])));
+    }
+
+    #[test]
+    fn with_hosts_too_a_host_must_be_named_and_carry_the_labels() {
+        let rule = compiled(&["db1"], &["prod"]);
+        assert!(rule.covers("h1", "db1", &labels(&["prod"])));
+        assert!(!rule.covers("h1", "db1", &labels(&["staging"])));
+        assert!(!rule.covers("h2", "db2", &labels(&["prod"])));
+        // Without labels asked for, names alone decide; without either,
+        // every host is covered.
+        assert!(compiled(&["h2"], &[]).covers("h2", "db2", &[]));
+        assert!(!compiled(&["h2"], &[]).covers("h1", "db1", &labels(&["prod"])));
+        assert!(compiled(&[], &[]).covers("any", "host", &[]));
+    }
+
+    #[test]
+    fn a_bad_host_label_is_refused_naming_the_field_and_label() {
+        let error = check(&spec(&[], &["prod", "two words"])).unwrap_err();
+        assert!(
+            error.starts_with("host_labels has \"two words\": ' ' cannot be in a label"),
+            "{error}"
+        );
+        let error = check(&spec(&[], &[""])).unwrap_err();
+        assert!(error.starts_with("host_labels has \"\""), "{error}");
+        let many: Vec<String> = (0..=MAX_LABELS).map(|i| format!("l{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let error = check(&spec(&[], &many)).unwrap_err();
+        assert!(error.contains("host_labels names 33 labels"), "{error}");
+        assert!(check(&spec(&[], &["prod", "role=db"])).is_ok());
     }
 }

@@ -42,8 +42,12 @@ pub struct Step {
     pub record: AlertRecord,
     /// Forget it (a pending alert that cleared).
     pub forget: bool,
-    /// Tell the rule's channels (unless a silence holds: see [`silenced`]).
+    /// Tell the rule's channels (unless a silence holds, or the alert
+    /// flaps: see [`super::flap`]).
     pub tell: Option<Tell>,
+    /// This step is the firing itself (pending to firing): it counts
+    /// toward flapping.
+    pub fired: bool,
 }
 
 fn seconds(s: u64) -> TimeDelta {
@@ -78,6 +82,7 @@ pub fn after_observation(
                     value: seen.value,
                     summary: seen.summary.clone(),
                     silenced_until: None,
+                    flapping: false,
                 },
                 subject: seen.subject.clone(),
                 revision: 0,
@@ -92,6 +97,7 @@ pub fn after_observation(
             Some(Step {
                 record,
                 forget: false,
+                fired: tell.is_some(),
                 tell,
             })
         }
@@ -108,6 +114,7 @@ pub fn after_observation(
                             record,
                             forget: false,
                             tell: Some(Tell::Firing { repeat: false }),
+                            fired: true,
                         }
                     })
                 }
@@ -115,6 +122,7 @@ pub fn after_observation(
                     record,
                     forget: true,
                     tell: None,
+                    fired: false,
                 }),
                 (AlertState::Firing, true) => {
                     let cleared_before = open.clear_since.is_some();
@@ -126,6 +134,7 @@ pub fn after_observation(
                             record,
                             forget: false,
                             tell: repeat.then_some(Tell::Firing { repeat: true }),
+                            fired: false,
                         }
                     })
                 }
@@ -140,6 +149,7 @@ pub fn after_observation(
                             record,
                             forget: false,
                             tell: None,
+                            fired: false,
                         })
                     } else {
                         None
@@ -155,7 +165,8 @@ pub fn after_observation(
 /// online (so what was last observed still stands): a pending alert whose
 /// `for` has run out fires, a firing one whose clearing has lasted the
 /// rule's `clear_seconds` resolves, a repeat falls due, and one that fired
-/// under a silence now over is told.
+/// under a silence now over is told (unless it flaps: it is told when it
+/// settles, see [`super::flap`]).
 pub fn after_time(
     rule: &AlertRule,
     open: &AlertRecord,
@@ -171,20 +182,23 @@ pub fn after_time(
                 record,
                 forget: false,
                 tell: Some(Tell::Firing { repeat: false }),
+                fired: true,
             })
         }
         AlertState::Firing => match open.clear_since {
             Some(since) if now - since >= seconds(spec.clear_seconds) => Some(resolve(record, now)),
             Some(_) => None,
-            None if open.notified_at.is_none() && !silenced => Some(Step {
+            None if open.notified_at.is_none() && !silenced && !open.alert.flapping => Some(Step {
                 record,
                 forget: false,
                 tell: Some(Tell::Firing { repeat: false }),
+                fired: false,
             }),
             None if repeat_due(rule, open, now) => Some(Step {
                 record,
                 forget: false,
                 tell: Some(Tell::Firing { repeat: true }),
+                fired: false,
             }),
             None => None,
         },
@@ -192,7 +206,12 @@ pub fn after_time(
     }
 }
 
+/// Whether a repeat is due; never while the alert flaps (nothing it says
+/// is told then, and an untold repeat would stay due at every look).
 fn repeat_due(rule: &AlertRule, open: &AlertRecord, now: DateTime<Utc>) -> bool {
+    if open.alert.flapping {
+        return false;
+    }
     match (rule.spec.repeat_seconds, open.notified_at) {
         (Some(every), Some(told)) => now - told >= seconds(every),
         _ => false,
@@ -222,15 +241,16 @@ fn resolve(mut record: AlertRecord, at: DateTime<Utc>) -> Step {
         record,
         forget: false,
         tell,
+        fired: false,
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use procmon_model::alerts::{AlertCondition, AlertRuleSpec, ProcessMatch, Severity, TextMatch};
 
-    fn rule(for_seconds: u64, clear_seconds: u64, repeat: Option<u64>) -> AlertRule {
+    pub(super) fn rule(for_seconds: u64, clear_seconds: u64, repeat: Option<u64>) -> AlertRule {
         AlertRule {
             id: "r".into(),
             version: 1,
@@ -241,6 +261,7 @@ mod tests {
                 name: "nginx absent".into(),
                 severity: Severity::Critical,
                 hosts: vec![],
+                host_labels: vec![],
                 condition: AlertCondition::ProcessAbsent {
                     process: ProcessMatch {
                         name: Some(TextMatch::Equals("nginx".into())),
@@ -256,11 +277,11 @@ mod tests {
         }
     }
 
-    fn t(s: i64) -> DateTime<Utc> {
+    pub(super) fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
     }
 
-    fn seen(holds: bool, at: i64) -> Observation {
+    pub(super) fn seen(holds: bool, at: i64) -> Observation {
         Observation {
             host_id: "h".into(),
             subject: String::new(),
@@ -393,5 +414,207 @@ mod tests {
         let resolved = after_observation(&r, Some(&record), &seen(false, 5), t(5)).unwrap();
         assert_eq!(resolved.record.alert.state, AlertState::Resolved);
         assert_eq!(resolved.tell, None);
+    }
+}
+
+/// Flap damping ([`super::flap`]) over the steps, with a store of every
+/// alert kept, as `apply` and the timer use it.
+#[cfg(test)]
+mod flapping {
+    use super::tests::{rule, seen, t};
+    use super::*;
+    use crate::alerts::flap::{self, FLAP_FIRINGS, FLAP_WINDOW};
+    use crate::store::alerts::FlapHistory;
+
+    /// Every alert stored, with the store's flapping mark beside it.
+    #[derive(Default)]
+    struct Kept {
+        alerts: Vec<(AlertRecord, bool)>,
+        /// What was told: the state, and whether the alert said it flaps.
+        told: Vec<(AlertState, bool)>,
+    }
+
+    impl Kept {
+        fn history(&self, since: DateTime<Utc>) -> FlapHistory {
+            FlapHistory {
+                firings: self
+                    .alerts
+                    .iter()
+                    .filter(|(a, _)| a.alert.fired_at.is_some_and(|f| f >= since))
+                    .count() as u32,
+                flapping: self.alerts.iter().any(|(_, mark)| *mark),
+            }
+        }
+
+        fn open(&self) -> Option<&AlertRecord> {
+            self.alerts
+                .iter()
+                .map(|(a, _)| a)
+                .find(|a| a.alert.state != AlertState::Resolved)
+        }
+
+        /// As `Alerts::apply` (damped, told, stored) with no silence.
+        fn apply(&mut self, mut step: Step, now: DateTime<Utc>) {
+            let history = step
+                .fired
+                .then(|| self.history(step.record.alert.fired_at.unwrap() - FLAP_WINDOW));
+            flap::damp(&mut step, history);
+            let mut record = step.record;
+            if let Some(tell) = step.tell {
+                if matches!(tell, Tell::Firing { .. }) {
+                    record.notified_at = Some(now);
+                }
+                self.told.push((
+                    match tell {
+                        Tell::Firing { .. } => AlertState::Firing,
+                        Tell::Resolved => AlertState::Resolved,
+                    },
+                    record.alert.flapping,
+                ));
+            }
+            record.revision += 1;
+            if record.alert.state == AlertState::Firing {
+                // The store's TAKE_FLAP_MARK.
+                for (a, mark) in &mut self.alerts {
+                    if a.alert.id != record.alert.id {
+                        *mark = false;
+                    }
+                }
+            }
+            self.alerts.retain(|(a, _)| a.alert.id != record.alert.id);
+            if !step.forget {
+                let mark = record.alert.flapping;
+                self.alerts.push((record, mark));
+            }
+        }
+
+        fn observe(&mut self, r: &AlertRule, holds: bool, at: i64) {
+            let open = self.open().cloned();
+            if let Some(step) = after_observation(r, open.as_ref(), &seen(holds, at), t(at)) {
+                self.apply(step, t(at));
+            }
+        }
+
+        /// As the timer's `settle_flaps`.
+        fn tick(&mut self, now: i64) {
+            let marked: Vec<AlertRecord> = self
+                .alerts
+                .iter()
+                .filter(|(_, mark)| *mark)
+                .map(|(a, _)| a.clone())
+                .collect();
+            for record in marked {
+                if flap::settles(self.history(t(now) - FLAP_WINDOW)) {
+                    self.apply(flap::settle(record), t(now));
+                }
+            }
+        }
+
+        /// `n` cycles of down for a minute, up again, every 6 minutes from
+        /// `from`.
+        fn cycles(&mut self, r: &AlertRule, from: i64, n: i64) {
+            for i in 0..n {
+                let at = from + i * 360;
+                self.observe(r, true, at);
+                self.tick(at + 1);
+                self.observe(r, false, at + 60);
+                self.tick(at + 61);
+            }
+        }
+    }
+
+    const FIRING: (AlertState, bool) = (AlertState::Firing, false);
+    const RESOLVED: (AlertState, bool) = (AlertState::Resolved, false);
+    const FLAPS: (AlertState, bool) = (AlertState::Firing, true);
+
+    #[test]
+    fn three_cycles_tell_each_the_fourth_tells_it_flaps_then_silence_until_a_quiet_hour() {
+        assert_eq!(FLAP_FIRINGS, 4, "the cycles below are counted for 4");
+        let r = rule(0, 0, None);
+        let mut kept = Kept::default();
+        kept.cycles(&r, 0, 3);
+        assert_eq!(
+            kept.told,
+            [FIRING, RESOLVED, FIRING, RESOLVED, FIRING, RESOLVED]
+        );
+        kept.cycles(&r, 3 * 360, 1);
+        assert_eq!(
+            kept.told[6..],
+            [FLAPS],
+            "the 4th firing tells it flaps, once"
+        );
+        kept.cycles(&r, 4 * 360, 6);
+        assert_eq!(
+            kept.told.len(),
+            7,
+            "cycles 5 to 10 tell nothing: {:?}",
+            kept.told
+        );
+        // Every alert is kept, fired and resolved, the 4th to 10th flapping.
+        assert_eq!(kept.alerts.len(), 10);
+        assert!(kept
+            .alerts
+            .iter()
+            .all(|(a, _)| a.alert.state == AlertState::Resolved));
+        assert_eq!(
+            kept.alerts.iter().filter(|(a, _)| a.alert.flapping).count(),
+            7
+        );
+        // The 10th fired at 3240; three firings (2520, 2880, 3240) are left
+        // in the window only once 2160's leaves it.
+        kept.tick(5760);
+        assert_eq!(kept.told.len(), 7, "still 4 firings within the hour");
+        kept.tick(5761);
+        assert_eq!(kept.told[7..], [RESOLVED], "settled: told once, as it is");
+        let (last, mark) = kept.alerts.last().unwrap();
+        assert!(!last.alert.flapping && !mark);
+        kept.tick(3240 + 60 + 3600);
+        assert_eq!(kept.told.len(), 8, "settled once");
+        // Settled: the next cycle is told as usual.
+        kept.cycles(&r, 7000, 1);
+        assert_eq!(kept.told[8..], [FIRING, RESOLVED]);
+    }
+
+    #[test]
+    fn a_flap_that_settles_while_firing_tells_it_fires_and_its_resolve_later() {
+        let r = rule(0, 0, None);
+        let mut kept = Kept::default();
+        kept.cycles(&r, 0, 4);
+        assert_eq!(kept.told.last(), Some(&FLAPS));
+        // Down for good from 1440: the 5th firing, silent.
+        kept.observe(&r, true, 1440);
+        assert_eq!(kept.told.len(), 7);
+        // 360 leaves the window after 3960 (720, 1080, 1440 left): it
+        // settles firing, told so.
+        kept.tick(3960);
+        assert_eq!(kept.told.len(), 7);
+        kept.tick(3961);
+        assert_eq!(kept.told[7..], [FIRING]);
+        kept.observe(&r, false, 4700);
+        assert_eq!(
+            kept.told[8..],
+            [RESOLVED],
+            "told it fired, so told it resolved"
+        );
+    }
+
+    #[test]
+    fn a_flapping_alert_is_not_told_late_nor_repeated_by_the_clock() {
+        let r = rule(0, 0, Some(60));
+        let mut kept = Kept::default();
+        kept.cycles(&r, 0, 4);
+        kept.observe(&r, true, 1440);
+        let open = kept.open().cloned().unwrap();
+        assert!(open.alert.flapping && open.notified_at.is_none());
+        // Unflapping, an alert nobody was told of is told by the clock.
+        assert!(after_time(&r, &open, t(1500), false).is_none());
+        let mut told_of = open.clone();
+        told_of.notified_at = Some(t(1440));
+        assert!(after_time(&r, &told_of, t(1600), false).is_none());
+        told_of.alert.flapping = false;
+        assert_eq!(
+            after_time(&r, &told_of, t(1600), false).unwrap().tell,
+            Some(Tell::Firing { repeat: true })
+        );
     }
 }

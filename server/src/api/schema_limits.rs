@@ -10,8 +10,8 @@
 //! beyond ASCII reaches sooner.
 
 use procmon_model::limits::{
-    INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CORES, MAX_CPU_PERCENT, MAX_HOST_FIELD, MAX_NAME,
-    MAX_PATH, MAX_PROCESSES,
+    INTERVAL_MS, LABEL_PATTERN, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CORES, MAX_CPU_PERCENT,
+    MAX_HOST_FIELD, MAX_LABEL, MAX_LABELS, MAX_NAME, MAX_PATH, MAX_PROCESSES,
 };
 use procmon_model::WIRE_VERSION;
 use utoipa::openapi::path::ParameterIn;
@@ -88,6 +88,9 @@ pub fn state(document: &mut Document) {
             MAX_HOST_FIELD,
         );
     }
+
+    labels(array(property(components, "HostInfo", "labels")));
+    labels(array(property(components, "AlertRuleSpec", "host_labels")));
 
     for (field, limit) in [("name", MAX_NAME), ("user", MAX_NAME), ("exe", MAX_PATH)] {
         at_most_bytes(object(property(components, "ProcessSample", field)), limit);
@@ -166,6 +169,20 @@ pub fn state(document: &mut Document) {
     }
     actions(components);
     parameters(document);
+}
+
+/// A list of host labels: at most [`MAX_LABELS`], each as
+/// [`LABEL_PATTERN`] says.
+fn labels(list: &mut utoipa::openapi::schema::Array) {
+    list.max_items = Some(MAX_LABELS);
+    if let ArrayItems::RefOrSchema(item) = &mut list.items {
+        if let RefOr::T(item) = item.as_mut() {
+            let label = object(item);
+            label.min_length = Some(1);
+            label.max_length = Some(MAX_LABEL);
+            label.pattern = Some(LABEL_PATTERN.to_owned());
+        }
+    }
 }
 
 /// What `POST /api/actions/` and an agent's report are held to: a host id

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 // The limits live in the model crate, shared with the agent, which cuts
 // what it collects to fit them.
 use procmon_model::limits::{
-    cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CORES,
-    MAX_CPU_PERCENT, MAX_HOST_FIELD, MAX_NAME, MAX_PATH, MAX_PROCESSES, MAX_SNAPSHOT_CMD_ARGS,
+    check_label, cmd_bytes, is_storable_time, INTERVAL_MS, MAX_CMD_ARGS, MAX_CMD_BYTES, MAX_CORES,
+    MAX_CPU_PERCENT, MAX_HOST_FIELD, MAX_LABELS, MAX_NAME, MAX_PATH, MAX_PROCESSES,
+    MAX_SNAPSHOT_CMD_ARGS,
 };
 use procmon_model::{ChangeBatch, HostInfo, HostLoad, ProcessSample, Snapshot, WIRE_VERSION};
 
@@ -116,7 +117,25 @@ fn host(prefix: &str, host: &HostInfo) -> Result<(), String> {
     ] {
         at_most(|| format!("{prefix}.{field}"), value, MAX_HOST_FIELD)?;
     }
+    labels(&format!("{prefix}.labels"), &host.labels)?;
     storable_time(|| format!("{prefix}.boot_time"), host.boot_time)
+}
+
+/// A host's labels (reading already refused more than [`MAX_LABELS`];
+/// checked again for a snapshot made in process). Rules pick hosts by
+/// them, and the store keeps them joined by commas, so each must be as
+/// [`check_label`] says.
+pub fn labels(field: &str, labels: &[String]) -> Result<(), String> {
+    if labels.len() > MAX_LABELS {
+        return Err(format!(
+            "{field} has {} labels, more than the {MAX_LABELS} allowed",
+            labels.len()
+        ));
+    }
+    for (i, label) in labels.iter().enumerate() {
+        check_label(label).map_err(|why| format!("{field}[{i}] {label:?} is refused: {why}"))?;
+    }
+    Ok(())
 }
 
 /// A host's load: each number finite, none negative, each core's use a
@@ -344,6 +363,18 @@ mod tests {
             .contains("processes[0] (pid 1).cmd has 4097 arguments"));
 
         let mut s = snapshot(&[1]);
+        s.host.labels = vec!["prod".into(), "no spaces".into()];
+        assert!(validate(&s)
+            .unwrap_err()
+            .contains("host.labels[1] \"no spaces\" is refused: ' ' cannot be in a label"));
+        s.host.labels = (0..=MAX_LABELS).map(|i| format!("l{i}")).collect();
+        assert!(validate(&s)
+            .unwrap_err()
+            .contains("host.labels has 33 labels"));
+        s.host.labels = vec!["prod".into(), "role=db".into()];
+        assert_eq!(validate(&s), Ok(()));
+
+        let mut s = snapshot(&[1]);
         s.interval_ms = 0;
         assert!(validate(&s).unwrap_err().contains("interval_ms"));
 
@@ -399,6 +430,12 @@ mod tests {
             b.host = Some(host);
         });
         assert!(error.contains("host.kernel"), "{error}");
+        let error = refused(&|b| {
+            let mut host = base.host.clone();
+            host.labels = vec![String::new()];
+            b.host = Some(host);
+        });
+        assert!(error.contains("host.labels[0] \"\" is refused"), "{error}");
         let error = refused(&|b| b.host_id = String::new());
         assert!(error.contains("host_id is empty"), "{error}");
     }

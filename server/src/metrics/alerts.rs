@@ -186,6 +186,7 @@ mod tests {
             value: 0.0,
             summary: String::new(),
             silenced_until: None,
+            flapping: false,
         }
     }
 

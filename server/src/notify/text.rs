@@ -9,6 +9,8 @@ use procmon_model::alerts::{Alert, AlertNotification, AlertState, Severity};
 pub fn title(n: &AlertNotification) -> String {
     let state = match (n.state, n.repeat) {
         (AlertState::Resolved, _) => "RESOLVED",
+        // The one notice a flapping alert sends until it settles.
+        _ if n.alert.flapping => "FLAPPING",
         (_, true) => "STILL FIRING",
         _ => "FIRING",
     };
@@ -62,6 +64,24 @@ pub fn test_notification(channel_name: &str, link: &str) -> AlertNotification {
                 "A test of the channel {channel_name:?} from procmon: if you read this, it works."
             ),
             silenced_until: None,
+            flapping: false,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_title_says_firing_repeated_flapping_or_resolved() {
+        let mut n = test_notification("hook", "");
+        assert_eq!(title(&n), "[FIRING] info: Test notification");
+        n.repeat = true;
+        assert_eq!(title(&n), "[STILL FIRING] info: Test notification");
+        n.alert.flapping = true;
+        assert_eq!(title(&n), "[FLAPPING] info: Test notification");
+        n.state = AlertState::Resolved;
+        assert_eq!(title(&n), "[RESOLVED] info: Test notification");
     }
 }

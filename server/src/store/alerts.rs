@@ -59,6 +59,17 @@ pub struct AlertWrite {
     pub deliveries: Vec<QueuedDelivery>,
 }
 
+/// How one rule, host and subject has fired lately: what flap damping
+/// (`alerts::flap`) decides by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlapHistory {
+    /// Its alerts that fired at or after the time asked about.
+    pub firings: u32,
+    /// Whether it is flapping: its newest fired alert is marked so and has
+    /// not settled.
+    pub flapping: bool,
+}
+
 /// Which alerts to list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertFilter {
@@ -113,6 +124,22 @@ pub trait AlertStore: Send + Sync + 'static {
     /// transaction with the deliveries of those applied; for each write,
     /// whether it was applied.
     async fn write_alerts(&self, writes: Vec<AlertWrite>) -> StoreResult<Vec<bool>>;
+
+    /// How the alerts of `rule_id` on `host_id` about `subject` fired at or
+    /// after `since`, and whether they are flapping. Counts every alert
+    /// kept, resolved ones too (they are kept for history's retention).
+    async fn flap_history(
+        &self,
+        rule_id: &str,
+        host_id: &str,
+        subject: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<FlapHistory>;
+
+    /// The alerts marked flapping that may settle: the newest fired alert
+    /// of each rule, host and subject that flaps, unless one of the same is
+    /// pending (its firing, or its forgetting, decides first).
+    async fn flapping_alerts(&self) -> StoreResult<Vec<AlertRecord>>;
 
     /// Forgets resolved alerts resolved before `before`; how many.
     async fn forget_resolved(&self, before: DateTime<Utc>) -> StoreResult<u64>;
@@ -194,6 +221,21 @@ CREATE INDEX IF NOT EXISTS alert_delivery_due ON alert_delivery (next_attempt_at
     WHERE delivered_at IS NULL;
 ";
 
+/// What flap damping adds to [`TABLES`], in both backends, to tables made
+/// before it (SQLite runs it once the alert table lacks `fired_at`;
+/// PostgreSQL as a migration). `fired_at` is the alert's, for counting
+/// firings within a window; `flapping` is 1 on the one alert of a rule,
+/// host and subject that flaps and has not settled (the newest fired): a
+/// newer firing takes the mark over, settling clears it. (An alert's JSON
+/// keeps its own `flapping`: whether it fired while flapping.)
+pub const FLAP_COLUMNS: &str = "
+ALTER TABLE alert ADD COLUMN fired_at BIGINT;
+ALTER TABLE alert ADD COLUMN flapping BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS alert_fired ON alert (rule_id, host_id, subject, fired_at);
+CREATE INDEX IF NOT EXISTS alert_flapping ON alert (rule_id, host_id, subject)
+    WHERE flapping <> 0;
+";
+
 /// The statements both backends run, written with PostgreSQL's `$n`
 /// (SQLite reads them as `?n`, see [`sqlite_text`]).
 pub(super) mod sql {
@@ -210,15 +252,32 @@ pub(super) mod sql {
     pub const RULE_VERSION: &str = "SELECT version FROM alert_rule WHERE id = $1";
     pub const INSERT_ALERT: &str = "INSERT INTO alert
         (id, rule_id, host_id, subject, state, since, resolved_at, observed_at,
-         clear_since, notified_at, body, revision)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)
+         clear_since, notified_at, body, fired_at, flapping, revision)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1)
         ON CONFLICT DO NOTHING";
-    /// As [`INSERT_ALERT`], with `$12` the revision it replaces.
+    /// As [`INSERT_ALERT`], with `$14` the revision it replaces.
     pub const UPDATE_ALERT: &str = "UPDATE alert
         SET state = $5, since = $6, resolved_at = $7, observed_at = $8,
-            clear_since = $9, notified_at = $10, body = $11, revision = revision + 1
+            clear_since = $9, notified_at = $10, body = $11, fired_at = $12,
+            flapping = $13, revision = revision + 1
         WHERE id = $1 AND rule_id = $2 AND host_id = $3 AND subject = $4
-          AND revision = $12 AND observed_at <= $8";
+          AND revision = $14 AND observed_at <= $8";
+    /// Once alert `$4` fired, the flapping mark is its own (or gone, if it
+    /// does not flap): older alerts of its rule, host and subject lose it.
+    pub const TAKE_FLAP_MARK: &str = "UPDATE alert SET flapping = 0
+        WHERE rule_id = $1 AND host_id = $2 AND subject = $3 AND id <> $4 AND flapping <> 0";
+    /// [`super::FlapHistory`]: firings at or after `$4`, and the mark.
+    pub const FLAP_HISTORY: &str = "SELECT
+            coalesce(sum(CASE WHEN fired_at >= $4 THEN 1 ELSE 0 END), 0),
+            coalesce(max(flapping), 0)
+        FROM alert
+        WHERE rule_id = $1 AND host_id = $2 AND subject = $3
+          AND (fired_at >= $4 OR flapping <> 0)";
+    /// The `WHERE` of [`super::AlertStore::flapping_alerts`].
+    pub const FLAPPING_ALERTS: &str = "WHERE flapping <> 0 AND NOT EXISTS (
+            SELECT 1 FROM alert pending
+            WHERE pending.rule_id = alert.rule_id AND pending.host_id = alert.host_id
+              AND pending.subject = alert.subject AND pending.state = 'pending')";
     pub const FORGET_ALERT: &str =
         "DELETE FROM alert WHERE id = $1 AND revision = $2 AND observed_at <= $3";
     pub const INSERT_DELIVERY: &str = "INSERT INTO alert_delivery
@@ -231,8 +290,8 @@ pub(super) fn sqlite_text(statement: &str) -> String {
 }
 
 /// The columns of one alert, as both backends bind them in
-/// [`sql::INSERT_ALERT`] and [`sql::UPDATE_ALERT`] (`$1` to `$11` in the
-/// order of the fields, then `revision` as `$12`).
+/// [`sql::INSERT_ALERT`] and [`sql::UPDATE_ALERT`] (`$1` to `$13` in the
+/// order of the fields, then `revision` as `$14`).
 pub(super) struct AlertColumns {
     pub id: String,
     pub rule_id: String,
@@ -245,6 +304,9 @@ pub(super) struct AlertColumns {
     pub clear_since: Option<i64>,
     pub notified_at: Option<i64>,
     pub body: String,
+    pub fired_at: Option<i64>,
+    /// 1 when the alert carries the flapping mark (see [`FLAP_COLUMNS`]).
+    pub flapping: i64,
     pub revision: i64,
 }
 
@@ -266,6 +328,8 @@ impl AlertColumns {
             notified_at: record.notified_at.map(nanos),
             body: serde_json::to_string(alert)
                 .map_err(|e| anyhow::anyhow!("cannot encode an alert: {e}"))?,
+            fired_at: alert.fired_at.map(nanos),
+            flapping: i64::from(alert.flapping),
         })
     }
 }

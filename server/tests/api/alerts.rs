@@ -622,3 +622,72 @@ async fn metrics_count_open_alerts_and_evaluations() {
         3.0
     );
 }
+
+#[tokio::test]
+async fn a_rule_on_host_labels_fires_only_on_hosts_carrying_them() {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let app = app_at(&clock).await;
+    let mut on_prod = on_name("process_absent", "nginx", 0);
+    on_prod["name"] = json!("nginx absent on prod");
+    on_prod["host_labels"] = json!(["prod"]);
+    let on_prod = make_rule(&app, &on_prod).await;
+    assert_eq!(on_prod.spec.host_labels, ["prod"]);
+    // The same rule on every host: once it fires on a host, that host's
+    // snapshot has been evaluated, so what the labelled rule did not
+    // raise there it will not.
+    let everywhere = make_rule(&app, &on_name("process_absent", "nginx", 0)).await;
+
+    let mut prod = procmon_model::fixtures::snapshot_at("web-1", 3, t0());
+    prod.host.labels = vec!["prod".into(), "role=web".into()];
+    let mut staging = procmon_model::fixtures::snapshot_at("web-2", 3, t0());
+    staging.host.labels = vec!["staging".into()];
+    let bare = procmon_model::fixtures::snapshot_at("web-3", 3, t0());
+    for base in [&staging, &bare, &prod] {
+        send(&app, &snapshot(base, t0(), false)).await;
+    }
+    let firing = until(&app, "firing", "four alerts", |a| a.len() == 4).await;
+    let hosts_of = |rule: &AlertRule| {
+        let mut hosts: Vec<&str> = firing
+            .iter()
+            .filter(|a| a.rule_id == rule.id)
+            .map(|a| a.host_id.as_str())
+            .collect();
+        hosts.sort();
+        hosts
+    };
+    assert_eq!(hosts_of(&everywhere), ["web-1", "web-2", "web-3"]);
+    assert_eq!(hosts_of(&on_prod), ["web-1"]);
+
+    // The hosts list says what each carries, and the preview scopes by
+    // the stored labels as evaluation does.
+    let hosts: Value = app.get_hosts().await.json().await.unwrap();
+    let labels_of = |id: &str| {
+        hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"]["id"] == id)
+            .map(|h| h["host"]["labels"].clone())
+    };
+    assert_eq!(labels_of("web-1"), Some(json!(["prod", "role=web"])));
+    assert_eq!(
+        labels_of("web-3"),
+        Some(Value::Null),
+        "none sent, none shown"
+    );
+    let response = post(&app, "/api/alerts/preview/", &json!(on_prod.spec)).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let preview: AlertPreview = response.json().await.unwrap();
+    let previewed: Vec<&str> = preview.now.iter().map(|h| h.host_id.as_str()).collect();
+    assert_eq!(previewed, ["web-1"]);
+
+    // A label no host could carry is refused, named.
+    let mut bad = on_name("process_absent", "nginx", 0);
+    bad["host_labels"] = json!(["prod", "two words"]);
+    let error = error_of(post(&app, "/api/alerts/rules/", &bad).await, 422).await;
+    assert!(
+        error.message.contains("host_labels has \"two words\""),
+        "{}",
+        error.message
+    );
+}

@@ -201,3 +201,127 @@ async fn two_servers_tell_each_transition_once() {
     assert_eq!(both[1].state, AlertState::Resolved);
     assert_ne!(both[0].id, both[1].id);
 }
+
+/// A process that stops and is started again every 6 minutes, 10 times in
+/// an hour of the server's (manual) clock, with a `for` shorter than its
+/// absence: the first 3 times are told as ever, the 4th tells once that it
+/// flaps, the others tell nothing, and a quiet hour tells once that it is
+/// resolved: 8 notifications, not 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_flapping_for_an_hour_is_told_once_that_it_flaps_and_once_that_it_settled() {
+    use chrono::{DateTime, TimeDelta, Utc};
+    use procmon_model::alerts::Alert;
+    use procmon_server::alerts::flap::FLAP_FIRINGS;
+    use procmon_server::clock::ManualClock;
+    use std::sync::Arc;
+
+    assert_eq!(FLAP_FIRINGS, 4, "the counts below are for 4");
+    let t0: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+    let at = |s: i64| t0 + TimeDelta::seconds(s);
+    let clock = Arc::new(ManualClock::new(t0));
+    let app = crate::common::spawn_app_with_clock(Some(Arc::clone(&clock)), |_| {}).await;
+    let receiver = Receiver::start().await;
+    let channel = webhook(&app, &receiver).await;
+    make_rule(
+        &app,
+        json!({ "name": "nginx gone", "channels": [channel], "for_seconds": 10,
+                "condition": { "kind": "process_absent", "process": { "name": { "equals": "nginx" } } } }),
+    )
+    .await;
+    let base = procmon_model::fixtures::snapshot_at("web-1", 3, t0);
+    let send = |s: i64, nginx: bool| {
+        let mut snapshot = base.clone();
+        snapshot.id = uuid::Uuid::new_v4();
+        snapshot.collected_at = at(s);
+        if nginx {
+            let mut p = procmon_model::fixtures::process(100, t0);
+            p.name = "nginx".into();
+            snapshot.processes.push(p);
+        }
+        clock.set(at(s));
+        let app = &app;
+        async move {
+            let response = app.post_snapshot(&snapshot).await;
+            assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        }
+    };
+    let open = || async {
+        let alerts: Vec<Alert> = app
+            .get("/api/alerts/?state=open")
+            .await
+            .json()
+            .await
+            .unwrap();
+        alerts
+    };
+    let until = |what: &'static str, done: fn(&[Alert]) -> bool| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = open().await;
+            if done(&found) {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never {what}: {found:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+
+    for cycle in 0..10 {
+        let from = cycle * 360;
+        send(from, false).await;
+        until("pending", |a| {
+            a.len() == 1 && a[0].state == AlertState::Pending
+        })
+        .await;
+        send(from + 10, false).await;
+        let firing = until("firing", |a| {
+            a.len() == 1 && a[0].state == AlertState::Firing
+        })
+        .await;
+        // From the 4th firing within the hour on, the page sees it flap.
+        assert_eq!(firing[0].flapping, cycle >= 3, "cycle {}", cycle + 1);
+        send(from + 60, true).await;
+        until("resolved", |a| a.is_empty()).await;
+    }
+    let flapped = exactly(&receiver, 7, Duration::from_secs(15)).await;
+    let kinds = |got: &[AlertNotification]| {
+        let count = |state, flapping| {
+            got.iter()
+                .filter(|n| n.state == state && n.alert.flapping == flapping)
+                .count()
+        };
+        (
+            count(AlertState::Firing, false),
+            count(AlertState::Resolved, false),
+            count(AlertState::Firing, true),
+        )
+    };
+    assert_eq!(kinds(&flapped), (3, 3, 1), "{flapped:#?}");
+    // Every flap is still an alert of its own, fired and resolved.
+    let all: Vec<Alert> = app
+        .get("/api/alerts/?state=resolved")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    assert_eq!(all.iter().filter(|a| a.flapping).count(), 7);
+
+    // Quiet: the 10th fired at 3250. Within the hour up to 5770 there are
+    // still 4 firings (2170 to 3250), so it does not settle yet...
+    clock.set(at(5770));
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(receiver.received().len(), 7, "settled too soon");
+    // ... and an hour after the last, told once, as it is: resolved.
+    clock.set(at(3250 + 3600));
+    let settled = exactly(&receiver, 8, Duration::from_secs(15)).await;
+    assert_eq!(kinds(&settled), (3, 4, 1), "{settled:#?}");
+    let last = settled
+        .iter()
+        .find(|n| n.state == AlertState::Resolved && n.alert.id == all[0].id)
+        .expect("the settling tells of the newest alert");
+    assert!(!last.alert.flapping);
+}

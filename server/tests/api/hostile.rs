@@ -679,3 +679,49 @@ async fn a_big_body_with_a_wrong_key_gets_its_401_after_it_is_sent() {
     assert_eq!(status, 401, "{response}");
     assert_eq!(error.error, "unauthorized", "{response}");
 }
+
+#[tokio::test]
+async fn a_bad_host_label_is_a_422_naming_it_and_stores_nothing() {
+    let app = spawn_app().await;
+    let long = "x".repeat(65);
+    let many: Vec<String> = (0..33).map(|i| format!("l{i}")).collect();
+    let cases: [(Value, &str); 5] = [
+        (
+            json!(["prod", "two words"]),
+            "host.labels[1] \"two words\" is refused",
+        ),
+        (json!([""]), "host.labels[0] \"\" is refused"),
+        (json!(["prod,db"]), "host.labels[0] \"prod,db\""),
+        (json!([long]), "is 65 bytes long"),
+        // Refused while being read, before the rest is allocated.
+        (json!(many), "host.labels"),
+    ];
+    for (labels, named) in &cases {
+        let mut body = serde_json::to_value(sample_snapshot("host-a", 2)).unwrap();
+        body["host"]["labels"] = labels.clone();
+        let response = app
+            .post_raw(
+                body.to_string(),
+                Some("application/json"),
+                Some(&app.key_for("host-a").await),
+            )
+            .await;
+        let status = response.status();
+        let error: ErrorBody = response.json().await.unwrap();
+        assert_eq!(status, 422, "{labels}: {error:?}");
+        assert!(
+            error.message.contains(named),
+            "{labels}: {:?} does not name {named:?}",
+            error.message
+        );
+    }
+    assert_eq!(
+        app.stored_snapshots().await,
+        0,
+        "a refused snapshot was stored"
+    );
+    // Good labels are taken.
+    let mut good = sample_snapshot("host-a", 2);
+    good.host.labels = vec!["prod".into(), "role=db".into(), "dc/eu-1".into()];
+    assert_eq!(app.post_snapshot(&good).await.status(), 201);
+}

@@ -841,6 +841,16 @@ async fn the_document_states_every_limit_the_server_enforces() {
         let description = host[field]["description"].as_str().unwrap();
         assert!(description.contains("256 bytes of UTF-8"), "{description}");
     }
+    // Labels, on a host and in a rule alike.
+    for labels in [
+        &host["labels"],
+        &schemas["AlertRuleSpec"]["properties"]["host_labels"],
+    ] {
+        assert_eq!(labels["maxItems"], MAX_LABELS, "{labels:#}");
+        assert_eq!(labels["items"]["minLength"], 1, "{labels:#}");
+        assert_eq!(labels["items"]["maxLength"], MAX_LABEL, "{labels:#}");
+        assert_eq!(labels["items"]["pattern"], LABEL_PATTERN, "{labels:#}");
+    }
     // Exactly three load averages: serde refuses any other count.
     let load = &schemas["HostLoad"]["properties"];
     assert_eq!(

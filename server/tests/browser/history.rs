@@ -65,6 +65,7 @@ fn host_info(id: &str, hostname: &str, boot: DateTime<Utc>) -> HostInfo {
         memory_total_bytes: 16 << 30,
         boot_time: boot,
         agent_version: "test".into(),
+        labels: Vec::new(),
     }
 }
 

@@ -33,6 +33,8 @@ macro_rules! alert_tests {
             a_resolved_alert_is_history_and_another_may_open,
             alerts_are_listed_by_state_host_and_rule_newest_first,
             silences_are_kept_until_they_end,
+            firings_are_counted_per_rule_host_and_subject_from_a_time,
+            the_flapping_mark_is_the_newest_firings_until_it_settles,
         );
     };
     (@each $fresh:ident, $($name:ident),* $(,)?) => {
@@ -65,6 +67,7 @@ fn rule(id: &str, version: u32, name: &str) -> AlertRule {
             name: name.into(),
             severity: Severity::Warning,
             hosts: vec![],
+            host_labels: vec![],
             condition: AlertCondition::ProcessAbsent {
                 process: ProcessMatch {
                     name: Some(TextMatch::Equals("nginx".into())),
@@ -97,6 +100,7 @@ fn new_alert(rule: &str, host: &str, subject: &str, since: i64) -> AlertRecord {
             value: 0.0,
             summary: "nginx absent".into(),
             silenced_until: None,
+            flapping: false,
         },
         subject: subject.into(),
         revision: 0,
@@ -416,4 +420,130 @@ pub async fn silences_are_kept_until_they_end(fresh: Fresh) {
     assert!(store.delete_silence("later").await.unwrap());
     assert!(!store.delete_silence("later").await.unwrap());
     assert!(store.silences(at(60)).await.unwrap().is_empty());
+}
+
+/// An alert of `rule` on `host` about `subject` raised at `fired - 1`,
+/// fired at `fired` (flapping or not) and resolved at `fired + 1`: as
+/// stored, revision 3.
+async fn fired_and_resolved(
+    store: &dyn AlertStore,
+    (rule, host, subject): (&str, &str, &str),
+    fired: i64,
+    flapping: bool,
+) -> AlertRecord {
+    let pending = new_alert(rule, host, subject, fired - 1);
+    let mut firing = moved(&pending, 1, AlertState::Firing, fired);
+    firing.alert.flapping = flapping;
+    let resolved = moved(&firing, 2, AlertState::Resolved, fired + 1);
+    for step in [pending, firing, resolved.clone()] {
+        assert_eq!(store.write_alerts(vec![write(step)]).await.unwrap(), [true]);
+    }
+    AlertRecord {
+        revision: 3,
+        ..resolved
+    }
+}
+
+pub async fn firings_are_counted_per_rule_host_and_subject_from_a_time(fresh: Fresh) {
+    let store = fresh.alerts.as_ref();
+    let key = ("a", "h", "");
+    for fired in [10, 20, 30] {
+        fired_and_resolved(store, key, fired, false).await;
+    }
+    // Others' firings: another rule, host, subject.
+    fired_and_resolved(store, ("b", "h", ""), 25, false).await;
+    fired_and_resolved(store, ("a", "h2", ""), 25, false).await;
+    fired_and_resolved(store, ("a", "h", "7@1"), 25, false).await;
+    // Open and firing counts; pending has not fired.
+    let open_one = new_alert("a", "h", "", 39);
+    store
+        .write_alerts(vec![write(open_one.clone())])
+        .await
+        .unwrap();
+    let count = |since: i64| async move {
+        store
+            .flap_history("a", "h", "", at(since))
+            .await
+            .expect("the store counts")
+    };
+    assert_eq!(count(0).await.firings, 3);
+    assert_eq!(count(20).await.firings, 2, "from the time given, on");
+    assert_eq!(count(31).await.firings, 0, "a pending alert has not fired");
+    store
+        .write_alerts(vec![write(moved(&open_one, 1, AlertState::Firing, 40))])
+        .await
+        .unwrap();
+    assert_eq!(count(0).await.firings, 4);
+    assert_eq!(count(40).await.firings, 1);
+    assert!(!count(0).await.flapping);
+    let none = store.flap_history("c", "h", "", at(0)).await.unwrap();
+    assert_eq!(none, Default::default());
+    // Forgotten history no longer counts.
+    store.forget_resolved(at(25)).await.unwrap();
+    assert_eq!(count(0).await.firings, 2);
+}
+
+pub async fn the_flapping_mark_is_the_newest_firings_until_it_settles(fresh: Fresh) {
+    let store = fresh.alerts.as_ref();
+    let key = ("a", "h", "");
+    let ids = |found: Vec<AlertRecord>| -> Vec<String> {
+        found.into_iter().map(|a| a.alert.id).collect()
+    };
+    let flapping = || async {
+        store
+            .flap_history("a", "h", "", at(0))
+            .await
+            .unwrap()
+            .flapping
+    };
+    fired_and_resolved(store, key, 10, false).await;
+    let first = fired_and_resolved(store, key, 20, true).await;
+    // Another rule, host and subject that does not flap.
+    fired_and_resolved(store, ("b", "h", ""), 20, false).await;
+    assert!(flapping().await);
+    assert_eq!(
+        ids(store.flapping_alerts().await.unwrap()),
+        [first.alert.id.as_str()]
+    );
+
+    // A new alert pending: its firing or forgetting decides first.
+    let second = new_alert("a", "h", "", 30);
+    store
+        .write_alerts(vec![write(second.clone())])
+        .await
+        .unwrap();
+    assert!(store.flapping_alerts().await.unwrap().is_empty());
+    assert!(flapping().await, "still flapping while pending");
+
+    // It fires, flapping: the mark is its own now.
+    let mut firing = moved(&second, 1, AlertState::Firing, 31);
+    firing.alert.flapping = true;
+    store
+        .write_alerts(vec![write(firing.clone())])
+        .await
+        .unwrap();
+    let marked = store.flapping_alerts().await.unwrap();
+    assert_eq!(ids(marked.clone()), [second.alert.id.as_str()]);
+    assert!(marked[0].alert.flapping);
+    assert_eq!(marked[0].revision, 2);
+    // The first keeps, as history, that it fired while flapping.
+    let kept = store.alert(&first.alert.id).await.unwrap().unwrap();
+    assert!(kept.alert.flapping);
+    assert_eq!(kept.revision, first.revision, "its revision is not moved");
+
+    // Settled: no mark anywhere, and the settling is a compare-and-swap.
+    let mut settled = firing.clone();
+    settled.revision = 2;
+    settled.alert.flapping = false;
+    let mut stale = settled.clone();
+    stale.revision = 1;
+    assert_eq!(
+        store
+            .write_alerts(vec![write(stale), write(settled)])
+            .await
+            .unwrap(),
+        [false, true]
+    );
+    assert!(store.flapping_alerts().await.unwrap().is_empty());
+    assert!(!flapping().await);
 }

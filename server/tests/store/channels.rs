@@ -89,6 +89,7 @@ fn notification(id: &str, alert_id: &str) -> AlertNotification {
             value: 0.0,
             summary: format!("alert {alert_id}"),
             silenced_until: None,
+            flapping: false,
         },
     }
 }

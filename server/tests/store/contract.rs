@@ -39,6 +39,7 @@ macro_rules! contract_tests {
             racing_batches_on_one_base_store_exactly_one,
             a_snapshot_reads_back_by_its_id_while_it_is_kept,
             load_points_are_each_snapshots_for_an_hour,
+            hosts_carry_the_labels_of_their_newest_snapshot_or_batch,
         );
     };
     (@each $fresh:ident, $($name:ident),* $(,)?) => {
@@ -1175,4 +1176,67 @@ pub async fn load_points_are_each_snapshots_for_an_hour(fresh: Fresh) {
         .await
         .unwrap();
     assert!(gone.is_empty());
+}
+
+/// A host's labels are those of its newest snapshot by the time it was
+/// taken, whether it came whole or as a batch carrying the host's facts; a
+/// batch without them leaves them, and a late, older snapshot changes
+/// nothing.
+pub async fn hosts_carry_the_labels_of_their_newest_snapshot_or_batch(fresh: Fresh) {
+    let store = fresh.store.as_ref();
+    let labels_of = |hosts: &[procmon_server::store::HostRecord], id: &str| {
+        hosts
+            .iter()
+            .find(|h| h.info.id == id)
+            .map(|h| h.info.labels.clone())
+            .unwrap_or_else(|| panic!("no host {id}"))
+    };
+    let later = |s: &Snapshot, seconds: i64| {
+        let mut next = s.clone();
+        next.id = uuid::Uuid::new_v4();
+        next.collected_at = s.collected_at + Duration::seconds(seconds);
+        next
+    };
+    let mut first = snapshot_at("host-a", 3, start());
+    first.host.labels = vec!["prod".into(), "role=db".into()];
+    ingest(store, &first, first.collected_at).await;
+    let bare = snapshot_at("host-b", 3, start());
+    ingest(store, &bare, bare.collected_at).await;
+    let hosts = store.hosts().await.unwrap();
+    assert_eq!(labels_of(&hosts, "host-a"), ["prod", "role=db"]);
+    assert!(labels_of(&hosts, "host-b").is_empty());
+
+    let mut older = later(&first, -30);
+    older.host.labels = vec!["old".into()];
+    ingest(store, &older, first.collected_at + Duration::seconds(1)).await;
+    let host = store.host("host-a").await.unwrap().unwrap();
+    assert_eq!(host.info.labels, ["prod", "role=db"], "a late snapshot");
+
+    let mut relabelled = later(&first, 2);
+    relabelled.host.labels = vec!["staging".into()];
+    let received = relabelled.collected_at;
+    assert!(matches!(
+        ingest_batch(store, &first, &relabelled, received).await,
+        ChangeOutcome::Stored(_)
+    ));
+    assert_eq!(
+        labels_of(&store.hosts().await.unwrap(), "host-a"),
+        ["staging"]
+    );
+    let quiet = later(&relabelled, 2);
+    let batch = procmon_model::changes::diff(&relabelled, &quiet);
+    assert!(batch.host.is_none(), "the facts did not change");
+    assert!(matches!(
+        ingest_batch(store, &relabelled, &quiet, quiet.collected_at).await,
+        ChangeOutcome::Stored(_)
+    ));
+    assert_eq!(
+        labels_of(&store.hosts().await.unwrap(), "host-a"),
+        ["staging"]
+    );
+
+    let mut unlabelled = later(&quiet, 2);
+    unlabelled.host.labels.clear();
+    ingest(store, &unlabelled, unlabelled.collected_at).await;
+    assert!(labels_of(&store.hosts().await.unwrap(), "host-a").is_empty());
 }

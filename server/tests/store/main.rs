@@ -19,6 +19,7 @@ mod fresh_database;
 mod keys;
 mod layout4;
 mod layout5;
+mod layout6;
 mod limits;
 mod postgres_only;
 

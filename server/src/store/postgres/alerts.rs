@@ -15,7 +15,7 @@ use super::errors::Classify;
 use super::{read_with, start_read, PostgresStore};
 use crate::store::alerts::{
     alert_record, alert_rule, filter_clause, rule_spec, silence, silence_body, sql, AlertColumns,
-    AlertFilter, AlertRecord, AlertStore, AlertWrite, RuleRefused,
+    AlertFilter, AlertRecord, AlertStore, AlertWrite, FlapHistory, RuleRefused,
 };
 use crate::store::chain::nanos;
 use crate::store::{StoreError, StoreResult};
@@ -67,6 +67,8 @@ async fn write_one(tx: &Transaction<'_>, write: &AlertWrite, now: i64) -> StoreR
             &c.clear_since,
             &c.notified_at,
             &c.body,
+            &c.fired_at,
+            &c.flapping,
         ];
         if c.revision == 0 {
             tx.execute(sql::INSERT_ALERT, &columns).await
@@ -77,6 +79,14 @@ async fn write_one(tx: &Transaction<'_>, write: &AlertWrite, now: i64) -> StoreR
     }
     .doing("cannot store an alert")?
         == 1;
+    if applied && !write.forget && c.state == "firing" {
+        tx.execute(
+            sql::TAKE_FLAP_MARK,
+            &[&c.rule_id, &c.host_id, &c.subject, &c.id],
+        )
+        .await
+        .doing("cannot move an alert's flapping mark")?;
+    }
     if applied {
         for delivery in &write.deliveries {
             tx.execute(
@@ -263,6 +273,44 @@ impl AlertStore for PostgresStore {
                 applied.push(write_one(tx, write, now).await?);
             }
             Ok(applied)
+        })
+    }
+
+    async fn flap_history(
+        &self,
+        rule_id: &str,
+        host_id: &str,
+        subject: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<FlapHistory> {
+        let since = nanos(since);
+        let (firings, flapping): (i64, i64) = read_with!(self, |tx| {
+            let row = tx
+                .query_one(sql::FLAP_HISTORY, &[&rule_id, &host_id, &subject, &since])
+                .await
+                .doing("cannot count an alert's firings")?;
+            Ok::<_, StoreError>((row.get(0), row.get(1)))
+        })?;
+        Ok(FlapHistory {
+            firings: u32::try_from(firings).unwrap_or(u32::MAX),
+            flapping: flapping != 0,
+        })
+    }
+
+    async fn flapping_alerts(&self) -> StoreResult<Vec<AlertRecord>> {
+        read_with!(self, |tx| {
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT {} FROM alert {}",
+                        sql::ALERT_COLUMNS,
+                        sql::FLAPPING_ALERTS
+                    ),
+                    &[],
+                )
+                .await
+                .doing("cannot read the flapping alerts")?;
+            alerts_of(&rows)
         })
     }
 

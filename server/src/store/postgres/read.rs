@@ -83,7 +83,7 @@ pub struct HostRow {
 pub const HOST_COLUMNS: &str = "key, id, hostname, os_name, os_version, kernel, arch, cpu_count,
     memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen, taken_at,
     process_count, cpu_percent_total, memory_rss_total_bytes, minute_done, hour_done,
-    first_taken";
+    first_taken, labels";
 
 pub fn host_row(row: &Row) -> HostRow {
     let time = |i| DateTime::from_timestamp_nanos(row.get::<_, i64>(i));
@@ -101,6 +101,7 @@ pub fn host_row(row: &Row) -> HostRow {
                 memory_total_bytes: row.get::<_, i64>(8) as u64,
                 boot_time: time(9),
                 agent_version: row.get(10),
+                labels: row.get(21),
             },
             interval_ms: row.get::<_, i64>(11) as u64,
             first_seen: time(12),

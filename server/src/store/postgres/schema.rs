@@ -223,6 +223,12 @@ ALTER TABLE account ADD CONSTRAINT account_role_check
 ",
     // Actions on processes: the audit log, the agents' queue, the key.
     crate::store::actions::TABLES,
+    // Host labels: the newest snapshot's (none until a host's next one).
+    "
+ALTER TABLE host ADD COLUMN labels text[] NOT NULL DEFAULT '{}';
+",
+    // Flap damping: when each alert fired, and which one flaps.
+    crate::store::alerts::FLAP_COLUMNS,
 ];
 
 /// The kinds of partition, each with the span of time one covers.

@@ -412,13 +412,14 @@ async fn insert_host(
             "INSERT INTO host (id, hostname, os_name, os_version, kernel, arch, cpu_count,
              memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen,
              taken_at, first_taken, newest_id, process_count, cpu_percent_total,
-             memory_rss_total_bytes, minute_done, hour_done)
+             memory_rss_total_bytes, minute_done, hour_done, labels)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13, $14, $15,
-             $16, $17, $18, $19)
+             $16, $17, $18, $19, $20)
          ON CONFLICT (id) DO NOTHING",
         )
         .await?,
-        &HostRow::of(snapshot, received, taken, &totals).params(&[&snapshot.host.id], &[]),
+        &HostRow::of(snapshot, received, taken, &totals)
+            .params(&[&snapshot.host.id], &[&snapshot.host.labels]),
     )
     .await
     .doing("cannot store the host")
@@ -452,6 +453,7 @@ async fn update_host(
              boot_time = CASE WHEN $13 >= taken_at THEN $9 ELSE boot_time END,
              agent_version = CASE WHEN $13 >= taken_at THEN $10 ELSE agent_version END,
              interval_ms = CASE WHEN $13 >= taken_at THEN $11 ELSE interval_ms END,
+             labels = CASE WHEN $13 >= taken_at THEN $24 ELSE labels END,
              newest_id = CASE WHEN $13 >= taken_at THEN $14 ELSE newest_id END,
              process_count = CASE WHEN $13 >= taken_at THEN $15 ELSE process_count END,
              cpu_percent_total = CASE WHEN $13 >= taken_at THEN $16 ELSE cpu_percent_total END,
@@ -472,7 +474,13 @@ async fn update_host(
         .await?,
         &HostRow::of(snapshot, received, taken, totals).params(
             &[&key],
-            &[&chain.key, &chain.head, &chain.length, &chain.taken],
+            &[
+                &chain.key,
+                &chain.head,
+                &chain.length,
+                &chain.taken,
+                &snapshot.host.labels,
+            ],
         ),
     )
     .await

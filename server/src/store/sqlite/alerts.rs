@@ -11,12 +11,31 @@ use super::errors::Classify;
 use super::SqliteStore;
 use crate::store::alerts::{
     self, alert_record, alert_rule, filter_clause, rule_spec, silence, silence_body, sql,
-    sqlite_text, AlertColumns, AlertFilter, AlertRecord, AlertStore, AlertWrite, RuleRefused,
+    sqlite_text, AlertColumns, AlertFilter, AlertRecord, AlertStore, AlertWrite, FlapHistory,
+    RuleRefused,
 };
 use crate::store::chain::nanos;
 use crate::store::StoreResult;
 
 pub use alerts::TABLES;
+
+/// Gives an alert table made before flap damping its columns
+/// ([`alerts::FLAP_COLUMNS`]), in one transaction; nothing when it has
+/// them. Run at every open, after [`TABLES`].
+pub fn add_flap_columns(conn: &Connection) -> StoreResult<()> {
+    let has: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('alert') WHERE name = 'fired_at'",
+            [],
+            |row| row.get(0),
+        )
+        .doing("cannot read the alert table's columns")?;
+    if has > 0 {
+        return Ok(());
+    }
+    conn.execute_batch(&format!("BEGIN; {} COMMIT;", alerts::FLAP_COLUMNS))
+        .doing("cannot add flap damping's columns to the alert table")
+}
 
 fn rule_row(row: &Row<'_>) -> rusqlite::Result<(String, i64, i64, i64, String, String)> {
     Ok((
@@ -110,6 +129,8 @@ fn write_one(conn: &Connection, write: &AlertWrite, now: i64) -> StoreResult<boo
                     c.clear_since,
                     c.notified_at,
                     c.body,
+                    c.fired_at,
+                    c.flapping,
                 ];
                 if c.revision == 0 {
                     s.execute(columns)
@@ -122,6 +143,11 @@ fn write_one(conn: &Connection, write: &AlertWrite, now: i64) -> StoreResult<boo
     }
     .doing("cannot store an alert")?
         == 1;
+    if applied && !write.forget && c.state == "firing" {
+        conn.prepare_cached(&sqlite_text(sql::TAKE_FLAP_MARK))
+            .and_then(|mut s| s.execute(params![c.rule_id, c.host_id, c.subject, c.id]))
+            .doing("cannot move an alert's flapping mark")?;
+    }
     if applied {
         for delivery in &write.deliveries {
             conn.prepare_cached(&sqlite_text(sql::INSERT_DELIVERY))
@@ -301,6 +327,36 @@ impl AlertStore for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn flap_history(
+        &self,
+        rule_id: &str,
+        host_id: &str,
+        subject: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<FlapHistory> {
+        let key = [rule_id.to_owned(), host_id.to_owned(), subject.to_owned()];
+        let (firings, flapping): (i64, i64) = self
+            .read(move |conn| {
+                conn.prepare_cached(&sqlite_text(sql::FLAP_HISTORY))
+                    .and_then(|mut s| {
+                        s.query_row(params![key[0], key[1], key[2], nanos(since)], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                    })
+                    .doing("cannot count an alert's firings")
+            })
+            .await?;
+        Ok(FlapHistory {
+            firings: u32::try_from(firings).unwrap_or(u32::MAX),
+            flapping: flapping != 0,
+        })
+    }
+
+    async fn flapping_alerts(&self) -> StoreResult<Vec<AlertRecord>> {
+        self.read(|conn| query_alerts(conn, sql::FLAPPING_ALERTS, []))
+            .await
     }
 
     async fn forget_resolved(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -103,6 +103,8 @@ fn old_hosts(conn: &Connection) -> anyhow::Result<Vec<HostInfo>> {
                 memory_total_bytes: r.get::<_, i64>(7)? as u64,
                 boot_time: DateTime::from_timestamp_nanos(r.get(8)?),
                 agent_version: r.get(9)?,
+                // The first layout knew no labels.
+                labels: Vec::new(),
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -764,6 +764,13 @@ fn migrate(conn: Connection, path: &Path) -> anyhow::Result<Connection> {
         schema::to_layout_6(&conn)
             .with_context(|| format!("cannot bring {} to layout 6", path.display()))?;
     }
+    if version < 7 {
+        schema::to_layout_7(&conn)
+            .with_context(|| format!("cannot bring {} to layout 7", path.display()))?;
+    }
+    // Not a layout of its own: any layout's alert table may lack them.
+    alerts::add_flap_columns(&conn)
+        .with_context(|| format!("cannot add flap damping to {}", path.display()))?;
     conn.pragma_update(None, "user_version", schema::VERSION)?;
     Ok(conn)
 }

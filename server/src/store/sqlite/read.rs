@@ -75,7 +75,21 @@ pub struct HostRow {
 const HOST_COLUMNS: &str = "key, id, hostname, os_name, os_version, kernel, arch, cpu_count,
     memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen, taken_at,
     process_count, cpu_percent_total, memory_rss_total_bytes, minute_done, hour_done,
-    coalesce(first_taken, first_seen)";
+    coalesce(first_taken, first_seen), labels";
+
+/// A host's labels as the `labels` column keeps them: joined by commas,
+/// which no label holds (ingest refuses one that does).
+pub fn labels_text(labels: &[String]) -> String {
+    labels.join(",")
+}
+
+/// The inverse of [`labels_text`].
+fn labels_of(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|label| !label.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 fn host_row(row: &Row<'_>) -> rusqlite::Result<HostRow> {
     let time = |i| row.get::<_, i64>(i).map(DateTime::from_timestamp_nanos);
@@ -93,6 +107,7 @@ fn host_row(row: &Row<'_>) -> rusqlite::Result<HostRow> {
                 memory_total_bytes: row.get::<_, i64>(8)? as u64,
                 boot_time: time(9)?,
                 agent_version: row.get(10)?,
+                labels: labels_of(&row.get::<_, String>(21)?),
             },
             interval_ms: row.get::<_, i64>(11)? as u64,
             first_seen: time(12)?,

@@ -24,13 +24,15 @@ pub const HOUR: i64 = 60 * MINUTE;
 pub const DAY: i64 = 24 * HOUR;
 
 /// Version of this layout, kept in SQLite's `user_version`.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// The tables that are not blocks.
 pub const BASE: &str = "
 -- A host's first_taken: its oldest snapshot by the time it was taken (an
 -- agent's spool can hold snapshots taken before the server first heard of
--- it). Last, as layout 4's table gets it by ALTER TABLE.
+-- it). Last, as layout 4's table gets it by ALTER TABLE; and labels after
+-- it, as layout 6's table gets them: the newest snapshot's, separated by
+-- commas (no label holds one), empty for none.
 CREATE TABLE IF NOT EXISTS host (
     key INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -56,7 +58,8 @@ CREATE TABLE IF NOT EXISTS host (
     -- Roll-ups are complete before these times.
     minute_done INTEGER NOT NULL,
     hour_done INTEGER NOT NULL,
-    first_taken INTEGER
+    first_taken INTEGER,
+    labels TEXT NOT NULL DEFAULT ''
 ) STRICT;
 
 -- Display names are made unique among hosts that share a hostname.
@@ -295,6 +298,15 @@ pub fn to_layout_6(conn: &Connection) -> StoreResult<()> {
         super::accounts::TABLES
     ))
     .doing("cannot let accounts be operators")
+}
+
+/// Layout 6 to 7: hosts carry labels (none until their next snapshot).
+pub fn to_layout_7(conn: &Connection) -> StoreResult<()> {
+    if has_column(conn, "host", "labels")? {
+        return Ok(());
+    }
+    conn.execute_batch("ALTER TABLE host ADD COLUMN labels TEXT NOT NULL DEFAULT ''")
+        .doing("cannot add labels to the host table")
 }
 
 fn add_load_columns(conn: &Connection, raw: &[Block]) -> StoreResult<()> {

@@ -441,9 +441,9 @@ fn upsert_host(
         "INSERT INTO host (id, hostname, os_name, os_version, kernel, arch, cpu_count,
              memory_total_bytes, boot_time, agent_version, interval_ms, first_seen, last_seen,
              taken_at, process_count, cpu_percent_total, memory_rss_total_bytes,
-             minute_done, hour_done, first_taken)
+             minute_done, hour_done, first_taken, labels)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16,
-             ?17, ?18, ?13)
+             ?17, ?18, ?13, ?19)
          ON CONFLICT (id) DO UPDATE SET
              hostname = iif(excluded.taken_at >= taken_at, excluded.hostname, hostname),
              os_name = iif(excluded.taken_at >= taken_at, excluded.os_name, os_name),
@@ -457,6 +457,7 @@ fn upsert_host(
              agent_version = iif(excluded.taken_at >= taken_at,
                  excluded.agent_version, agent_version),
              interval_ms = iif(excluded.taken_at >= taken_at, excluded.interval_ms, interval_ms),
+             labels = iif(excluded.taken_at >= taken_at, excluded.labels, labels),
              process_count = iif(excluded.taken_at >= taken_at,
                  excluded.process_count, process_count),
              cpu_percent_total = iif(excluded.taken_at >= taken_at,
@@ -492,6 +493,7 @@ fn upsert_host(
                 int(totals.memory_rss_bytes),
                 taken - taken.rem_euclid(HOUR),
                 taken - taken.rem_euclid(DAY),
+                super::read::labels_text(&h.labels),
             ],
             |row| row.get(0),
         )

@@ -114,6 +114,7 @@ pub fn notification(id: &str, alert_id: &str) -> AlertNotification {
             value: 0.0,
             summary: format!("no nginx runs on host-a ({alert_id})"),
             silenced_until: None,
+            flapping: false,
         },
     }
 }
