@@ -1,5 +1,5 @@
 // Signing in, and the password prompt after a one-time link: two small
-// forms above the tree. They only show the state; main.js does the work.
+// forms above the tree. They only show the state; session.js does the work.
 
 const $ = (id) => document.getElementById(id);
 

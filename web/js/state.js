@@ -91,6 +91,42 @@ export const state = {
 };
 
 /**
+ * What the controllers keep between calls beside the state: marks for the
+ * next render, timers, and the rows' cache. Set by plain assignment, never
+ * through update(): none of it is shown by itself, so changing it alone
+ * asks for no render (and the renderer changes some of it as it draws).
+ */
+export const bookkeeping = {
+  /**
+   * A process to open the way to and scroll into view at the next render
+   * that has it (a link with a process in its hash waits for the tree to
+   * arrive).
+   */
+  revealKey: null,
+  /** Counts changes to what is folded, so the rows are listed again after one. */
+  collapsedVersion: 0,
+  /** Rows keep their order until then (Date.now() ms): the pointer is over them. */
+  frozenUntil: 0,
+  /** The timer that sorts the rows again once they thaw. */
+  thawTimer: 0,
+  /** The rows of the last render, and what they were listed for ({ tree, key }). */
+  rows: [],
+  rowsFor: null,
+  /** When the last pushed batch arrived (performance.now()), for measuring; 0 once drawn. */
+  pushedAt: 0,
+  /** Settles the promise the meters wait for, once the first rows are painted. */
+  treePainted: () => {},
+  /** history: `host|time` of the past listing shown (asked once per time). */
+  pastShown: null,
+  /** The host list's next poll, whether one is under way, and whether to ask again after it. */
+  pollTimer: null,
+  polling: false,
+  pollAgain: false,
+  /** The timer that takes exited processes out of the tree. */
+  expiryTimer: 0,
+};
+
+/**
  * The view's preferences: { flat, columns: [ids], cpuScale: "core" |
  * "machine", hideKernel }, from localStorage when saved there.
  */
