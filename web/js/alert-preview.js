@@ -25,6 +25,8 @@ export function createPreview(root) {
     show(preview, spec) {
       root.hidden = false;
       root.replaceChildren(...drawn(preview, spec));
+      // Below the form, past the panel's fold: brought up to be read.
+      root.scrollIntoView({ block: "nearest" });
     },
     clear() {
       root.hidden = true;

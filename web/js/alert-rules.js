@@ -86,6 +86,35 @@ export function createAlertRules(root, actions) {
   function showError(message, conflict = false) {
     errorText.textContent = message;
     reload.hidden = !conflict;
+    // The form is taller than the panel: the reason must not stay below its fold.
+    if (message) error.scrollIntoView({ block: "nearest" });
+  }
+
+  /**
+   * Saving was refused because the rule moved on since `edited` was opened:
+   * says so in plain words, naming who saved which version when (read
+   * now; the server's own words if that read fails), and offers theirs.
+   */
+  async function showConflict(edited, e) {
+    let newest = null;
+    // The list shows the rule's new version too.
+    load();
+    try {
+      newest = await fetchRule(edited.id);
+    } catch (readError) {
+      if (!(readError instanceof ApiError)) throw readError;
+    }
+    // The editor moved on (closed, or another rule opened) while asking.
+    if (editing !== edited) return;
+    const theirs = newest
+      ? ` (${newest.updated_by} saved version ${newest.version} at ${formatDateTime(new Date(newest.updated_at))})`
+      : "";
+    const why = newest ? "" : ` ${e.message}`;
+    showError(
+      `Not saved: someone else changed this rule since you opened version ${edited.version}${theirs}. ` +
+        `Saving yours would undo their change. Load their version, then make your change again.${why}`,
+      true,
+    );
   }
 
   function open(rule) {
@@ -127,8 +156,9 @@ export function createAlertRules(root, actions) {
     const spec = readSpec();
     if (!spec) return;
     save.disabled = true;
+    const edited = editing;
     try {
-      const saved = editing ? await updateRule(editing.id, editing.version, spec) : await createRule(spec);
+      const saved = edited ? await updateRule(edited.id, edited.version, spec) : await createRule(spec);
       close();
       status.textContent = `Saved “${saved.name}” (version ${saved.version}).`;
       await load();
@@ -136,8 +166,8 @@ export function createAlertRules(root, actions) {
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       if (e.kind === "unauthorized") actions.unauthorized();
-      const conflict = e.kind === "rule_changed";
-      showError(conflict ? `Someone else changed this rule since you opened it: ${e.message}` : e.message, conflict);
+      if (e.kind === "rule_changed") await showConflict(edited, e);
+      else showError(e.message);
     } finally {
       save.disabled = false;
     }
